@@ -1,0 +1,14 @@
+//! Core of AmanarCarbon: the ports every context talks to (table, queue, blobs, clock), the key
+//! design of the single table and the typed message contracts. No SDK appears here.
+
+pub mod blobs;
+pub mod clock;
+pub mod keys;
+pub mod messages;
+pub mod queue;
+pub mod table;
+
+pub use blobs::{Blob, BlobError, Blobs, Bucket, PresignedRequest, UploadPolicy};
+pub use clock::{Clock, ManualClock, SystemClock, new_id};
+pub use queue::{JobError, JobHandler, Queue, QueueError, QueueName, Received};
+pub use table::{Condition, Cursor, Index, Item, Key, Page, Query, SortKey, Table, TableError, Update, WriteOp};

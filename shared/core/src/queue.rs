@@ -1,0 +1,208 @@
+//! The Queue port: at-least-once message queues with visibility timeouts, delays and dead letters,
+//! plus the one batch-processing routine every consumer (Lambda or local poller) goes through.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+/// The product's queues. Each has a dead-letter queue that receives a message after
+/// [`QueueName::max_receive_count`] failed deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueName {
+    /// Background jobs: canaries, imports, exports, reports.
+    Jobs,
+    /// Dead letters of `Jobs`.
+    JobsDlq,
+    /// Object-created events of the uploads bucket (only the local runtime queues these; in AWS,
+    /// S3 invokes the verifier directly and retries it itself).
+    Uploads,
+    /// Dead letters of `Uploads`.
+    UploadsDlq,
+}
+
+impl QueueName {
+    pub const ALL: [QueueName; 4] = [QueueName::Jobs, QueueName::JobsDlq, QueueName::Uploads, QueueName::UploadsDlq];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::Jobs => "jobs",
+            QueueName::JobsDlq => "jobs-dlq",
+            QueueName::Uploads => "uploads",
+            QueueName::UploadsDlq => "uploads-dlq",
+        }
+    }
+
+    /// Where a message goes after too many failed deliveries; `None` for dead-letter queues.
+    pub fn dead_letter_queue(self) -> Option<QueueName> {
+        match self {
+            QueueName::Jobs => Some(QueueName::JobsDlq),
+            QueueName::Uploads => Some(QueueName::UploadsDlq),
+            QueueName::JobsDlq | QueueName::UploadsDlq => None,
+        }
+    }
+
+    /// Deliveries after which a message is moved to the dead-letter queue (SQS `maxReceiveCount`).
+    pub fn max_receive_count(self) -> u32 {
+        5
+    }
+}
+
+impl std::fmt::Display for QueueName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A message received from a queue. It stays invisible to other consumers until its visibility
+/// timeout ends, and comes back unless deleted with its receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub id: String,
+    pub body: String,
+    /// Handle for [`Queue::delete`] and [`Queue::change_visibility`] of this delivery.
+    pub receipt: String,
+    /// How many times the message has been delivered, this delivery included.
+    pub receive_count: u32,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum QueueError {
+    /// The receipt belongs to an earlier delivery or the message is gone.
+    #[error("unknown or stale receipt")]
+    StaleReceipt,
+    #[error("invalid queue request: {0}")]
+    Invalid(String),
+    #[error("queue backend failed: {0}")]
+    Backend(String),
+}
+
+/// Longest delay a message may be sent with (as in SQS).
+pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+/// Largest message body (as in SQS).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Most messages one receive returns (as in SQS).
+pub const MAX_RECEIVE: usize = 10;
+
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// Sends a message that becomes visible after `delay` (at most [`MAX_DELAY`]). Returns its id.
+    async fn send(&self, queue: QueueName, body: &str, delay: Duration) -> Result<String, QueueError>;
+
+    /// Receives up to `max` visible messages (at most [`MAX_RECEIVE`]), hiding each for `visibility`.
+    /// Waits up to `wait` for one to arrive when none is visible. Messages delivered more than the
+    /// queue's maximum are moved to its dead-letter queue instead of being returned.
+    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration, wait: Duration)
+    -> Result<Vec<Received>, QueueError>;
+
+    /// Deletes a delivered message: the consumer is done with it.
+    async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError>;
+
+    /// Makes a delivered message visible again after `visibility` (retry with backoff).
+    async fn change_visibility(&self, queue: QueueName, receipt: &str, visibility: Duration) -> Result<(), QueueError>;
+}
+
+/// Checks what both adapters refuse before sending.
+pub fn validate_send(body: &str, delay: Duration) -> Result<(), QueueError> {
+    if body.is_empty() {
+        return Err(QueueError::Invalid("a message body cannot be empty".into()));
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(QueueError::Invalid(format!("a message body holds at most {MAX_BODY_BYTES} bytes")));
+    }
+    if delay > MAX_DELAY {
+        return Err(QueueError::Invalid("a message can be delayed by at most 15 minutes".into()));
+    }
+    Ok(())
+}
+
+/// What a consumer decides about one message.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another try later (a dependency failed, a race was lost).
+    #[error("retry: {0}")]
+    Retry(String),
+    /// Can never succeed (malformed or unknown message): goes straight towards the dead-letter queue.
+    #[error("poison: {0}")]
+    Poison(String),
+}
+
+/// A consumer of one queue's messages. Handlers must be idempotent: queues deliver at least once.
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    async fn handle(&self, message: &Received) -> Result<(), JobError>;
+}
+
+/// Backoff before the next delivery of a message that failed `receive_count` times:
+/// `base * 2^(n-1)`, capped at 15 minutes.
+pub fn retry_backoff(base: Duration, receive_count: u32) -> Duration {
+    let factor = 1u32 << receive_count.saturating_sub(1).min(16);
+    base.saturating_mul(factor).min(MAX_DELAY)
+}
+
+/// Outcome of a batch: the ids of the messages that failed (Lambda's partial batch response).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub failed: Vec<String>,
+}
+
+/// Processes a batch of deliveries: deletes each message that succeeded, schedules the others for a
+/// retry with backoff, and sends poison messages towards the dead-letter queue by making them visible
+/// again at once until the queue's receive limit moves them. Used by both the Lambda SQS handler and
+/// the local poller, so retries behave the same on both faces.
+pub async fn process_batch(
+    queue: &dyn Queue,
+    name: QueueName,
+    handler: &dyn JobHandler,
+    messages: Vec<Received>,
+    backoff_base: Duration,
+) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
+    for message in messages {
+        let span = tracing::info_span!("message", queue = %name, message_id = %message.id, receive_count = message.receive_count);
+        match handler.handle(&message).instrument(span).await {
+            Ok(()) => {
+                if let Err(error) = queue.delete(name, &message.receipt).await {
+                    // Not deleting only means another (idempotent) delivery later.
+                    tracing::warn!(queue = %name, message_id = %message.id, %error, "could not delete a processed message");
+                }
+            }
+            Err(error) => {
+                let delay = match &error {
+                    JobError::Retry(_) => retry_backoff(backoff_base, message.receive_count),
+                    JobError::Poison(_) => Duration::ZERO,
+                };
+                tracing::warn!(queue = %name, message_id = %message.id, receive_count = message.receive_count, %error, "message failed");
+                if let Err(error) = queue.change_visibility(name, &message.receipt, delay).await {
+                    tracing::warn!(queue = %name, message_id = %message.id, %error, "could not reschedule a failed message");
+                }
+                outcome.failed.push(message.id);
+            }
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_delivery_and_is_capped() {
+        let base = Duration::from_secs(2);
+        assert_eq!(retry_backoff(base, 1), Duration::from_secs(2));
+        assert_eq!(retry_backoff(base, 2), Duration::from_secs(4));
+        assert_eq!(retry_backoff(base, 4), Duration::from_secs(16));
+        assert_eq!(retry_backoff(base, 40), MAX_DELAY);
+    }
+
+    #[test]
+    fn oversized_or_overdelayed_messages_are_refused() {
+        assert!(validate_send("x", Duration::ZERO).is_ok());
+        assert!(validate_send("", Duration::ZERO).is_err());
+        assert!(validate_send(&"x".repeat(MAX_BODY_BYTES + 1), Duration::ZERO).is_err());
+        assert!(validate_send("x", MAX_DELAY + Duration::from_secs(1)).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Table port on Amazon DynamoDB (aws-sdk-dynamodb, items via serde_dynamo)

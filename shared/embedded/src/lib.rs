@@ -1,0 +1,38 @@
+//! Embedded adapters for the local runtime: everything lives under one data directory, durable and
+//! safe under concurrency, with no network and no AWS account.
+
+mod blobs;
+mod queue;
+mod table;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use blobs::{LocalBlobs, ROUTE_PREFIX as BLOB_ROUTE_PREFIX, Signature, SignedAccess};
+pub use queue::RedbQueue;
+pub use table::RedbTable;
+
+/// Failure to open or initialise the embedded database.
+#[derive(Debug, thiserror::Error)]
+#[error("embedded database: {0}")]
+pub struct StoreError(String);
+
+macro_rules! store_error_from {
+    ($($t:ty),*) => {$(impl From<$t> for StoreError { fn from(e: $t) -> Self { StoreError(e.to_string()) } })*};
+}
+store_error_from!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::CommitError, std::io::Error);
+
+/// The database file of the local runtime, shared by the table and the queues.
+pub struct EmbeddedStore {
+    pub table: RedbTable,
+    pub queue: RedbQueue,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `<data_dir>/amanar.redb`. Only one process may hold it at a time.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let db = Arc::new(redb::Database::create(data_dir.join("amanar.redb"))?);
+        Ok(Self { table: RedbTable::new(db.clone())?, queue: RedbQueue::new(db)? })
+    }
+}

@@ -1,0 +1,276 @@
+//! `RedbQueue`: the Queue port on the same redb database as the table, so queued work survives a
+//! restart and a crash loses nothing committed.
+//!
+//! Layout: `queue_messages` maps `queue 0x00 id` to the message state; `queue_ready` indexes every
+//! message by `queue 0x00 visible_at_ms(be u64) id`, so a receive reads the due messages in order.
+//! Receipts are `id.delivery`, so a receipt from an earlier delivery cannot delete a redelivered
+//! message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use amanar_core::queue::{self, MAX_RECEIVE, Queue, QueueError, QueueName, Received};
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::StoreError;
+
+const MESSAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue_messages");
+const READY: TableDefinition<&[u8], ()> = TableDefinition::new("queue_ready");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredMessage {
+    body: String,
+    receive_count: u32,
+    visible_at_ms: u64,
+    sent_at_ms: u64,
+}
+
+/// The Queue port backed by redb.
+#[derive(Clone)]
+pub struct RedbQueue {
+    db: Arc<Database>,
+    /// Wakes long-polling receivers when a message is sent.
+    sent: Arc<Notify>,
+}
+
+fn now_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis().max(0) as u64
+}
+
+fn message_key(queue: QueueName, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(queue.as_str().len() + 1 + id.len());
+    key.extend_from_slice(queue.as_str().as_bytes());
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn ready_key(queue: QueueName, visible_at_ms: u64, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(queue.as_str().len() + 9 + id.len());
+    key.extend_from_slice(queue.as_str().as_bytes());
+    key.push(0);
+    key.extend_from_slice(&visible_at_ms.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn storage<E: std::fmt::Display>(error: E) -> QueueError {
+    QueueError::Backend(error.to_string())
+}
+
+fn parse_receipt(receipt: &str) -> Result<(&str, u32), QueueError> {
+    let (id, delivery) = receipt.rsplit_once('.').ok_or(QueueError::StaleReceipt)?;
+    let delivery = delivery.parse().map_err(|_| QueueError::StaleReceipt)?;
+    Ok((id, delivery))
+}
+
+type Tables<'t> = (redb::Table<'t, &'static [u8], &'static [u8]>, redb::Table<'t, &'static [u8], ()>);
+
+fn load(messages: &redb::Table<'_, &'static [u8], &'static [u8]>, key: &[u8]) -> Result<Option<StoredMessage>, QueueError> {
+    match messages.get(key).map_err(storage)? {
+        Some(value) => serde_json::from_slice(value.value()).map(Some).map_err(storage),
+        None => Ok(None),
+    }
+}
+
+fn save(tables: &mut Tables<'_>, queue: QueueName, id: &str, message: &StoredMessage) -> Result<(), QueueError> {
+    let bytes = serde_json::to_vec(message).map_err(storage)?;
+    tables.0.insert(message_key(queue, id).as_slice(), bytes.as_slice()).map_err(storage)?;
+    tables.1.insert(ready_key(queue, message.visible_at_ms, id).as_slice(), ()).map_err(storage)?;
+    Ok(())
+}
+
+fn unschedule(tables: &mut Tables<'_>, queue: QueueName, id: &str, message: &StoredMessage) -> Result<(), QueueError> {
+    tables.1.remove(ready_key(queue, message.visible_at_ms, id).as_slice()).map_err(storage)?;
+    Ok(())
+}
+
+impl RedbQueue {
+    pub(crate) fn new(db: Arc<Database>) -> Result<Self, StoreError> {
+        let txn = db.begin_write()?;
+        txn.open_table(MESSAGES)?;
+        txn.open_table(READY)?;
+        txn.commit()?;
+        Ok(Self { db, sent: Arc::new(Notify::new()) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db)).await.map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
+    }
+
+    /// Updates one delivered message under its receipt.
+    async fn with_delivery(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        change: impl FnOnce(&mut Tables<'_>, &str, StoredMessage) -> Result<(), QueueError> + Send + 'static,
+    ) -> Result<(), QueueError> {
+        let (id, delivery) = parse_receipt(receipt)?;
+        let id = id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(storage)?;
+            {
+                let mut tables = (txn.open_table(MESSAGES).map_err(storage)?, txn.open_table(READY).map_err(storage)?);
+                let message = load(&tables.0, &message_key(queue, &id))?.ok_or(QueueError::StaleReceipt)?;
+                if message.receive_count != delivery {
+                    return Err(QueueError::StaleReceipt);
+                }
+                unschedule(&mut tables, queue, &id, &message)?;
+                change(&mut tables, &id, message)?;
+            }
+            txn.commit().map_err(storage)
+        })
+        .await
+    }
+
+    /// One receive attempt without waiting.
+    async fn receive_now(&self, queue: QueueName, max: usize, visibility: Duration) -> Result<(Vec<Received>, Option<u64>), QueueError> {
+        self.blocking(move |db| {
+            let now = now_ms();
+            let txn = db.begin_write().map_err(storage)?;
+            let mut received = Vec::new();
+            let next_due;
+            {
+                let mut tables = (txn.open_table(MESSAGES).map_err(storage)?, txn.open_table(READY).map_err(storage)?);
+                let prefix = message_key(queue, "");
+                let mut due = Vec::new();
+                let mut next = None;
+                for entry in tables.1.range(prefix.as_slice()..).map_err(storage)? {
+                    let (key, _) = entry.map_err(storage)?;
+                    let key = key.value();
+                    if !key.starts_with(&prefix) {
+                        break;
+                    }
+                    let rest = &key[prefix.len()..];
+                    let visible_at = u64::from_be_bytes(rest[..8].try_into().expect("ready keys hold a timestamp"));
+                    if visible_at > now || due.len() == max {
+                        next = Some(visible_at);
+                        break;
+                    }
+                    due.push((visible_at, String::from_utf8_lossy(&rest[8..]).into_owned()));
+                }
+                next_due = next;
+                for (_, id) in due {
+                    let Some(mut message) = load(&tables.0, &message_key(queue, &id))? else { continue };
+                    unschedule(&mut tables, queue, &id, &message)?;
+                    if let Some(dlq) = queue.dead_letter_queue().filter(|_| message.receive_count >= queue.max_receive_count()) {
+                        // Delivered too often: moves to the dead-letter queue instead of being delivered.
+                        tables.0.remove(message_key(queue, &id).as_slice()).map_err(storage)?;
+                        message.receive_count = 0;
+                        message.visible_at_ms = now;
+                        save(&mut tables, dlq, &id, &message)?;
+                        tracing::warn!(queue = %queue, message_id = %id, "message moved to the dead-letter queue");
+                        continue;
+                    }
+                    message.receive_count += 1;
+                    message.visible_at_ms = now + visibility.as_millis() as u64;
+                    save(&mut tables, queue, &id, &message)?;
+                    received.push(Received {
+                        receipt: format!("{id}.{}", message.receive_count),
+                        id,
+                        body: message.body,
+                        receive_count: message.receive_count,
+                    });
+                }
+            }
+            txn.commit().map_err(storage)?;
+            Ok((received, next_due))
+        })
+        .await
+    }
+
+    /// Number of messages in a queue, visible or not (operations and tests).
+    pub async fn depth(&self, queue: QueueName) -> Result<usize, QueueError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(storage)?;
+            let messages = txn.open_table(MESSAGES).map_err(storage)?;
+            let prefix = message_key(queue, "");
+            let mut count = 0;
+            for entry in messages.range(prefix.as_slice()..).map_err(storage)? {
+                let (key, _) = entry.map_err(storage)?;
+                if !key.value().starts_with(&prefix) {
+                    break;
+                }
+                count += 1;
+            }
+            Ok(count)
+        })
+        .await
+    }
+}
+
+use redb::ReadableDatabase as _;
+
+#[async_trait]
+impl Queue for RedbQueue {
+    async fn send(&self, queue: QueueName, body: &str, delay: Duration) -> Result<String, QueueError> {
+        queue::validate_send(body, delay)?;
+        let id = ulid::Ulid::new().to_string();
+        let now = now_ms();
+        let message = StoredMessage { body: body.to_owned(), receive_count: 0, visible_at_ms: now + delay.as_millis() as u64, sent_at_ms: now };
+        let message_id = id.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(storage)?;
+            {
+                let mut tables = (txn.open_table(MESSAGES).map_err(storage)?, txn.open_table(READY).map_err(storage)?);
+                save(&mut tables, queue, &message_id, &message)?;
+            }
+            txn.commit().map_err(storage)
+        })
+        .await?;
+        self.sent.notify_waiters();
+        Ok(id)
+    }
+
+    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration, wait: Duration) -> Result<Vec<Received>, QueueError> {
+        if max == 0 || max > MAX_RECEIVE {
+            return Err(QueueError::Invalid(format!("receive takes 1 to {MAX_RECEIVE} messages")));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.sent.notified();
+            let (received, next_due) = self.receive_now(queue, max, visibility).await?;
+            let now = tokio::time::Instant::now();
+            if !received.is_empty() || now >= deadline {
+                return Ok(received);
+            }
+            let mut until = deadline;
+            if let Some(due) = next_due {
+                let in_ms = due.saturating_sub(now_ms());
+                until = until.min(now + Duration::from_millis(in_ms.max(1)));
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+
+    async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
+        self.with_delivery(queue, receipt, move |tables, id, _| {
+            tables.0.remove(message_key(queue, id).as_slice()).map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change_visibility(&self, queue: QueueName, receipt: &str, visibility: Duration) -> Result<(), QueueError> {
+        if visibility > Duration::from_secs(12 * 3600) {
+            return Err(QueueError::Invalid("visibility timeout is at most 12 hours".into()));
+        }
+        self.with_delivery(queue, receipt, move |tables, id, mut message| {
+            message.visible_at_ms = now_ms() + visibility.as_millis() as u64;
+            save(tables, queue, id, &message)
+        })
+        .await?;
+        self.sent.notify_waiters();
+        Ok(())
+    }
+}

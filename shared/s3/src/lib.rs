@@ -1,0 +1,1 @@
+//! Blobs port on Amazon S3 with presigned URLs

@@ -1,0 +1,1 @@
+//! Queue port on Amazon SQS

@@ -1,0 +1,30 @@
+//! Test support: conformance suites that every adapter of a port must pass, and helpers for tests
+//! that talk to the emulators started by the test command.
+
+pub mod blobs;
+pub mod queue;
+pub mod table;
+
+/// A fresh namespace for one test case, so cases can share a table or bucket.
+pub fn namespace() -> String {
+    format!("t{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// Endpoint of the AWS emulator (moto server) that the test command started. Tests that need it
+/// fail loudly without it rather than being skipped.
+pub fn aws_endpoint() -> String {
+    std::env::var("AMANAR_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("AMANAR_TEST_AWS_ENDPOINT is not set: run the tests with ./infra/test.sh, which starts moto server")
+    })
+}
+
+/// AWS SDK configuration aimed at the emulator, with dummy credentials; nothing is read from or
+/// written to the process environment.
+pub async fn emulator_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(aws_endpoint())
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(aws_credential_types::Credentials::new("testing", "testing", None, None, "emulator"))
+        .load()
+        .await
+}

@@ -1,0 +1,1 @@
+//! End-to-end journeys live in `tests/`; this library is empty.
