@@ -1,0 +1,146 @@
+//! Extractors whose rejections are problem documents: `Json` (with the path of the offending field)
+//! and `Query`.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::problem::{ApiError, FieldError};
+
+/// JSON body in, JSON body out. Refuses other content types (415), oversized bodies (413), broken
+/// JSON (400) and JSON of the wrong shape (422, naming the field).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses JSON, telling syntax errors (400) from shape errors (422 with the field path).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => value,
+        Err(error) => {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let field = if path == "." { String::new() } else { path };
+                    ApiError::Validation(vec![FieldError::new(field, data_message(&inner))])
+                }
+                _ => ApiError::BadRequest(format!("the body is not valid JSON: {inner}")),
+            });
+        }
+    };
+    deserializer.end().map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// serde's message without its " at line 1 column 9" suffix (the field path says where).
+fn data_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !is_json(content_type) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("the body could not be read".into())
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Query-string parameters; a malformed or mistyped one is a 422 naming the parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(Query).map_err(|error| {
+            let field = error.path().to_string();
+            ApiError::Validation(vec![FieldError::new(if field == "." { String::new() } else { field }, error.into_inner().to_string())])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Order {
+        quantity: u32,
+        items: Vec<Line>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Line {
+        amount: String,
+    }
+
+    fn errors(result: Result<Order, ApiError>) -> Vec<FieldError> {
+        match result {
+            Err(ApiError::Validation(errors)) => errors,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_mistyped_nested_field_is_named_by_its_path() {
+        let errors = errors(parse_json(br#"{"quantity": 1, "items": [{"amount": "1"}, {"amount": 2}]}"#));
+        assert_eq!(errors[0].field, "items[1].amount");
+        assert!(errors[0].message.starts_with("invalid type: integer `2`"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_validation_errors() {
+        assert!(errors(parse_json(br#"{"quantity": 1, "items": [], "extra": 1}"#))[0].message.contains("unknown field `extra`"));
+        assert!(errors(parse_json(br#"{"items": []}"#))[0].message.contains("missing field `quantity`"));
+    }
+
+    #[test]
+    fn broken_json_and_trailing_garbage_are_bad_requests() {
+        assert!(matches!(parse_json::<Order>(br#"{"quantity": "#), Err(ApiError::BadRequest(_))));
+        assert!(matches!(parse_json::<Order>(br#"{"quantity": 1, "items": []} x"#), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/merge-patch+json"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json(""));
+    }
+}

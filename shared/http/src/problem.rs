@@ -1,0 +1,202 @@
+//! The one error type of the HTTP API and its single mapping to RFC 9457 `application/problem+json`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::request_id;
+
+/// Base of every problem `type` URI; each problem's page documents what it means and what to do.
+pub const PROBLEM_BASE: &str = "https://docs.amanarcarbon.com/problems/";
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Path of the field, such as `items[3].amount`; empty for the body as a whole.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// URI identifying the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Id of the request, also in the `X-Request-Id` header and in the logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Everything a handler can answer besides success. Variants are decisions a client can act on;
+/// `Unexpected` carries context for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("forbidden ({slug}): {detail}")]
+    Forbidden { slug: &'static str, detail: String },
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict ({slug}): {detail}")]
+    Conflict { slug: &'static str, detail: String },
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    #[error("unexpected: {0}")]
+    Unexpected(String),
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn unexpected(context: impl std::fmt::Display) -> Self {
+        ApiError::Unexpected(context.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem document a client sees. Server-side details never leave the process.
+    pub fn to_problem(&self) -> Problem {
+        let (slug, title, detail, errors): (&str, &str, String, Vec<FieldError>) = match self {
+            ApiError::BadRequest(detail) => ("bad-request", "Malformed request", detail.clone(), vec![]),
+            ApiError::Unauthenticated => {
+                ("unauthenticated", "Authentication required", "Send a valid access token or API key.".into(), vec![])
+            }
+            ApiError::Forbidden { slug, detail } => (slug, "Forbidden", detail.clone(), vec![]),
+            ApiError::NotFound => ("not-found", "Not found", "No resource exists at this path.".into(), vec![]),
+            ApiError::MethodNotAllowed => {
+                ("method-not-allowed", "Method not allowed", "This resource does not accept this method.".into(), vec![])
+            }
+            ApiError::Conflict { slug, detail } => (slug, "Conflict", detail.clone(), vec![]),
+            ApiError::PayloadTooLarge => ("payload-too-large", "Payload too large", "The request body is too large.".into(), vec![]),
+            ApiError::UnsupportedMediaType => (
+                "unsupported-media-type",
+                "Unsupported media type",
+                "Send the body as application/json.".into(),
+                vec![],
+            ),
+            ApiError::Validation(errors) => {
+                ("validation", "Validation failed", "One or more fields are invalid.".into(), errors.clone())
+            }
+            ApiError::RateLimited { retry_after_secs } => (
+                "rate-limited",
+                "Too many requests",
+                format!("Slow down: retry after {retry_after_secs} seconds."),
+                vec![],
+            ),
+            ApiError::Unavailable(_) => (
+                "unavailable",
+                "Service unavailable",
+                "A dependency is temporarily unavailable; retry shortly.".into(),
+                vec![],
+            ),
+            ApiError::Unexpected(_) => (
+                "internal",
+                "Internal error",
+                "Something went wrong on our side. Quote the request id if you contact support.".into(),
+                vec![],
+            ),
+        };
+        Problem {
+            kind: format!("{PROBLEM_BASE}{slug}"),
+            title: title.into(),
+            status: self.status().as_u16(),
+            detail,
+            request_id: request_id::current(),
+            errors,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Unexpected(context) | ApiError::Unavailable(context) => {
+                tracing::error!(error = %context, status = self.status().as_u16(), "request failed");
+            }
+            _ => tracing::debug!(error = %self, "request refused"),
+        }
+        let problem = self.to_problem();
+        let mut response = (self.status(), serde_json::to_vec(&problem).unwrap_or_default()).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match self {
+            ApiError::RateLimited { retry_after_secs } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ApiError::Unavailable(_) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<amanar_core::TableError> for ApiError {
+    fn from(error: amanar_core::TableError) -> Self {
+        use amanar_core::TableError;
+        match error {
+            TableError::InvalidCursor => ApiError::Validation(vec![FieldError::new(
+                "cursor",
+                "is not a cursor this list returned; start again without it",
+            )]),
+            TableError::Throttled | TableError::TransactionConflict => ApiError::Unavailable(error.to_string()),
+            other => ApiError::Unexpected(other.to_string()),
+        }
+    }
+}
+
+impl From<amanar_core::QueueError> for ApiError {
+    fn from(error: amanar_core::QueueError) -> Self {
+        ApiError::Unexpected(error.to_string())
+    }
+}
+
+impl From<amanar_core::BlobError> for ApiError {
+    fn from(error: amanar_core::BlobError) -> Self {
+        ApiError::Unexpected(error.to_string())
+    }
+}
