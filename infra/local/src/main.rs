@@ -1,1 +1,67 @@
-fn main() {}
+//! `amanar-local`: the whole platform in one process on embedded defaults.
+
+use std::path::PathBuf;
+
+use amanar_app::{Config, Face};
+use clap::Parser;
+
+/// Runs every AmanarCarbon endpoint, job, trigger and schedule locally, with durable data and no
+/// network. Every other setting is an AMANAR_* environment variable (see the README).
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Directory holding all data (created if missing).
+    #[arg(long, env = "AMANAR_DATA_DIR", default_value = ".amanar")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "AMANAR_ADDR", default_value = "127.0.0.1:3000")]
+    addr: std::net::SocketAddr,
+}
+
+async fn terminated() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = interrupt => {}, _ = terminate.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let mut config = match Config::from_env(Face::Local) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("amanar-local: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    // Flags win over the environment; the public URL follows the address unless set explicitly.
+    if let amanar_app::config::BlobBackend::Local { public_url } = &mut config.blobs {
+        if std::env::var(amanar_app::config::vars::PUBLIC_URL).is_err() {
+            *public_url = format!("http://{}", args.addr);
+        }
+    }
+    config.data_dir = args.data_dir;
+    config.addr = args.addr;
+    amanar_http::telemetry::init(config.json_logs);
+    let mut running = match amanar_local::start(config).await {
+        Ok(running) => running,
+        Err(error) => {
+            eprintln!("amanar-local: {error}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    println!("amanar-local listening on http://{} (API docs at http://{}/docs)", running.addr, running.addr);
+    tokio::select! {
+        _ = terminated() => {
+            tracing::info!("shutting down");
+            running.shutdown().await;
+            std::process::ExitCode::SUCCESS
+        }
+        _ = running.wait_stopped() => std::process::ExitCode::from(1),
+    }
+}

@@ -12,3 +12,14 @@ pub use blobs::{Blob, BlobError, Blobs, Bucket, PresignedRequest, UploadPolicy};
 pub use clock::{Clock, ManualClock, SystemClock, new_id};
 pub use queue::{JobError, JobHandler, Queue, QueueError, QueueName, Received};
 pub use table::{Condition, Cursor, Index, Item, Key, Page, Query, SortKey, Table, TableError, Update, WriteOp};
+
+use std::sync::Arc;
+
+/// The ports every context may use, built once per process and shared.
+#[derive(Clone)]
+pub struct Ports {
+    pub table: Arc<dyn Table>,
+    pub queue: Arc<dyn Queue>,
+    pub blobs: Arc<dyn Blobs>,
+    pub clock: Arc<dyn Clock>,
+}

@@ -148,21 +148,32 @@ pub struct BatchOutcome {
     pub failed: Vec<String>,
 }
 
-/// Processes a batch of deliveries: deletes each message that succeeded, schedules the others for a
-/// retry with backoff, and sends poison messages towards the dead-letter queue by making them visible
-/// again at once until the queue's receive limit moves them. Used by both the Lambda SQS handler and
-/// the local poller, so retries behave the same on both faces.
+/// Who deletes the messages a batch processed successfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The poller does (local runtime).
+    Delete,
+    /// The Lambda SQS event source does, for every message not reported as failed.
+    ReportToLambda,
+}
+
+/// Processes a batch of deliveries: completes each message that succeeded, schedules the others for
+/// a retry with backoff, and sends poison messages towards the dead-letter queue by making them
+/// visible again at once until the queue's receive limit moves them. Used by both the Lambda SQS
+/// handler and the local poller, so retries behave the same on both faces.
 pub async fn process_batch(
     queue: &dyn Queue,
     name: QueueName,
     handler: &dyn JobHandler,
     messages: Vec<Received>,
     backoff_base: Duration,
+    completion: Completion,
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
     for message in messages {
         let span = tracing::info_span!("message", queue = %name, message_id = %message.id, receive_count = message.receive_count);
         match handler.handle(&message).instrument(span).await {
+            Ok(()) if completion == Completion::ReportToLambda => {}
             Ok(()) => {
                 if let Err(error) = queue.delete(name, &message.receipt).await {
                     // Not deleting only means another (idempotent) delivery later.

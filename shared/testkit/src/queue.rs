@@ -114,7 +114,7 @@ pub async fn a_batch_deletes_what_succeeded_and_retries_what_failed(queue: Arc<d
     }
     let failed_id = batch.iter().find(|m| m.body == "fail-1").unwrap().id.clone();
     let handler = Picky(AtomicUsize::new(0));
-    let outcome = queue::process_batch(&*queue, QueueName::Jobs, &handler, batch, Duration::from_secs(1)).await;
+    let outcome = queue::process_batch(&*queue, QueueName::Jobs, &handler, batch, Duration::from_secs(1), queue::Completion::Delete).await;
     assert_eq!(outcome.failed, vec![failed_id]);
     let retried = receive_one(&*queue, QueueName::Jobs, HIDE, Duration::from_secs(5)).await.expect("the failed one comes back");
     assert_eq!((retried.body.as_str(), retried.receive_count), ("fail-1", 2));

@@ -1,0 +1,194 @@
+//! The local runtime: one process serving every HTTP function at its API Gateway path, polling every
+//! queue with its consumer, serving and verifying signed blob URLs (with the upload trigger), and
+//! running the schedules. All data lives under the data directory and survives restarts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amanar_app::config::Config;
+use amanar_app::{Wired, jobs, routes};
+use amanar_core::messages::UploadEvent;
+use amanar_core::queue::{self, Completion};
+use amanar_core::{Blobs, Bucket, JobHandler, Ports, QueueName};
+use amanar_embedded::{LocalBlobs, Signature, SignedAccess};
+use amanar_http::ApiError;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How long a message stays hidden while a local consumer works on it.
+const VISIBILITY: Duration = Duration::from_secs(60);
+/// How long an idle poller waits for a message before checking for shutdown.
+const POLL_WAIT: Duration = Duration::from_secs(1);
+
+/// A started runtime. Dropping it does not stop it: call [`Running::shutdown`].
+pub struct Running {
+    pub addr: SocketAddr,
+    pub wired: Wired,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets in-flight requests and jobs finish, and waits for every task.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while let Some(result) = self.tasks.join_next().await {
+            if let Err(error) = result {
+                tracing::error!(%error, "a runtime task failed");
+            }
+        }
+    }
+
+    /// Waits until a task ends on its own (the server failing), which should not happen.
+    pub async fn wait_stopped(&mut self) {
+        self.tasks.join_next().await;
+    }
+
+    pub fn ports(&self) -> &Ports {
+        &self.wired.ports
+    }
+}
+
+#[derive(Clone)]
+struct BlobRoutes {
+    blobs: LocalBlobs,
+    ports: Ports,
+}
+
+/// Serves `PUT`/`GET /_local/blobs/{bucket}/{key}` for URLs signed by [`LocalBlobs`]. A verified
+/// upload into `uploads/quarantine/` queues an object-created event, as S3 would notify the
+/// verifier in AWS.
+fn blob_routes(blobs: LocalBlobs, ports: Ports) -> Router {
+    async fn download(
+        State(routes): State<BlobRoutes>,
+        Path((bucket, key)): Path<(String, String)>,
+        Query(signature): Query<Signature>,
+    ) -> Result<Response, ApiError> {
+        let bucket = Bucket::parse(&bucket).ok_or(ApiError::NotFound)?;
+        match routes.blobs.verify("GET", bucket, &key, &signature, routes.ports.clock.now()) {
+            Some(SignedAccess::Download) => {}
+            _ => return Err(ApiError::Forbidden { slug: "bad-signature", detail: "The URL is not validly signed or has expired.".into() }),
+        }
+        let blob = routes.blobs.get(bucket, &key).await?.ok_or(ApiError::NotFound)?;
+        Ok(([(header::CONTENT_TYPE, blob.content_type)], blob.bytes).into_response())
+    }
+
+    async fn upload(
+        State(routes): State<BlobRoutes>,
+        Path((bucket, key)): Path<(String, String)>,
+        Query(signature): Query<Signature>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<StatusCode, ApiError> {
+        let bucket = Bucket::parse(&bucket).ok_or(ApiError::NotFound)?;
+        let Some(SignedAccess::Upload { content_type, content_length }) = routes.blobs.verify("PUT", bucket, &key, &signature, routes.ports.clock.now()) else {
+            return Err(ApiError::Forbidden { slug: "bad-signature", detail: "The URL is not validly signed or has expired.".into() });
+        };
+        let sent_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if sent_type != content_type {
+            return Err(ApiError::Forbidden { slug: "bad-signature", detail: format!("This URL accepts Content-Type {content_type} only.") });
+        }
+        if body.len() as u64 != content_length {
+            return Err(ApiError::Forbidden { slug: "bad-signature", detail: format!("This URL accepts exactly {content_length} bytes.") });
+        }
+        routes.blobs.put(bucket, &key, body, &content_type).await?;
+        if bucket == Bucket::Uploads && key.starts_with("quarantine/") {
+            let event = UploadEvent::ObjectCreated { key, size: content_length };
+            routes.ports.queue.send(QueueName::Uploads, &event.to_body(), Duration::ZERO).await?;
+        }
+        Ok(StatusCode::OK)
+    }
+
+    Router::new()
+        .route(&format!("{}/{{bucket}}/{{*key}}", amanar_embedded::BLOB_ROUTE_PREFIX), get(download).put(upload))
+        .layer(axum::extract::DefaultBodyLimit::max(amanar_core::blobs::MAX_UPLOAD_BYTES as usize))
+        .with_state(BlobRoutes { blobs, ports })
+}
+
+/// Polls one queue until shutdown, handing each batch to its consumer.
+async fn poll(ports: Ports, name: QueueName, handler: Arc<dyn JobHandler>, retry_base: Duration, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let received = tokio::select! {
+            received = ports.queue.receive(name, 10, VISIBILITY, POLL_WAIT) => received,
+            _ = stop.changed() => break,
+        };
+        match received {
+            Ok(messages) if messages.is_empty() => {}
+            Ok(messages) => {
+                queue::process_batch(&*ports.queue, name, &*handler, messages, retry_base, Completion::Delete).await;
+            }
+            Err(error) => {
+                tracing::error!(queue = %name, %error, "receive failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Runs the housekeeping schedule until shutdown: once at start, then at every interval.
+async fn schedule(ports: Ports, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(error) = amanar_platform::housekeeping(&ports).await {
+                    tracing::error!(%error, "housekeeping failed");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Wiring(#[from] amanar_app::wiring::WiringError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Starts the runtime: binds the address (port 0 picks a free one), then serves, polls and schedules
+/// in background tasks.
+pub async fn start(mut config: Config) -> Result<Running, StartError> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await.map_err(|source| StartError::Listen { addr: config.addr, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.addr, source })?;
+    // Signed URLs must point at the address actually bound (port 0 in tests).
+    if let amanar_app::config::BlobBackend::Local { public_url } = &mut config.blobs {
+        if public_url.ends_with(":0") {
+            *public_url = format!("http://{addr}");
+        }
+    }
+    let wired = amanar_app::wire(&config).await?;
+    let ports = wired.ports.clone();
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    let mut app = routes::api_router(ports.clone());
+    if let Some(blobs) = &wired.local_blobs {
+        app = app.merge(blob_routes(blobs.clone(), ports.clone()));
+    }
+    let mut server_stop = stopped.clone();
+    tasks.spawn(async move {
+        let shutdown = async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(%error, "HTTP server failed");
+        }
+    });
+    for (name, handler) in jobs::consumers(&ports) {
+        tasks.spawn(poll(ports.clone(), name, handler, config.retry_base, stopped.clone()));
+    }
+    tasks.spawn(schedule(ports.clone(), config.housekeeping_every, stopped.clone()));
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "amanar-local started");
+    Ok(Running { addr, wired, stop, tasks })
+}

@@ -1,0 +1,210 @@
+//! Typed configuration, read once at start from the environment. A missing or malformed variable
+//! fails start-up with its name. Each port picks its adapter independently, so the local runtime can
+//! run against AWS emulators and a Lambda against nothing but AWS.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use amanar_core::{Bucket, QueueName};
+
+/// Which face the process is: the defaults differ (embedded adapters locally, AWS in Lambda).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    Local,
+    Lambda,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableBackend {
+    Embedded,
+    Dynamo { table_name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueBackend {
+    Embedded,
+    Sqs { urls: HashMap<QueueName, String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobBackend {
+    /// Files under the data directory, with URLs signed for and served by the local runtime.
+    Local { public_url: String },
+    S3 { buckets: HashMap<Bucket, String>, force_path_style: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub face: Face,
+    pub data_dir: PathBuf,
+    pub addr: SocketAddr,
+    pub table: TableBackend,
+    pub queue: QueueBackend,
+    pub blobs: BlobBackend,
+    /// How often the housekeeping job runs in the local runtime (EventBridge decides in AWS).
+    pub housekeeping_every: Duration,
+    /// First retry delay of a failed message (doubles per attempt).
+    pub retry_base: Duration,
+    /// Log as JSON lines (always in Lambda) or compact text.
+    pub json_logs: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("configuration: {variable} {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { variable, problem: problem.into() }
+}
+
+/// Environment variable names, in one place (the README lists them).
+pub mod vars {
+    pub const DATA_DIR: &str = "AMANAR_DATA_DIR";
+    pub const ADDR: &str = "AMANAR_ADDR";
+    pub const PUBLIC_URL: &str = "AMANAR_PUBLIC_URL";
+    pub const TABLE_BACKEND: &str = "AMANAR_TABLE_BACKEND";
+    pub const TABLE_NAME: &str = "AMANAR_TABLE_NAME";
+    pub const QUEUE_BACKEND: &str = "AMANAR_QUEUE_BACKEND";
+    pub const QUEUE_URL_JOBS: &str = "AMANAR_QUEUE_URL_JOBS";
+    pub const QUEUE_URL_JOBS_DLQ: &str = "AMANAR_QUEUE_URL_JOBS_DLQ";
+    pub const QUEUE_URL_UPLOADS: &str = "AMANAR_QUEUE_URL_UPLOADS";
+    pub const QUEUE_URL_UPLOADS_DLQ: &str = "AMANAR_QUEUE_URL_UPLOADS_DLQ";
+    pub const BLOB_BACKEND: &str = "AMANAR_BLOB_BACKEND";
+    pub const UPLOADS_BUCKET: &str = "AMANAR_UPLOADS_BUCKET";
+    pub const EXPORTS_BUCKET: &str = "AMANAR_EXPORTS_BUCKET";
+    pub const S3_FORCE_PATH_STYLE: &str = "AMANAR_S3_FORCE_PATH_STYLE";
+    pub const HOUSEKEEPING_SECS: &str = "AMANAR_HOUSEKEEPING_SECS";
+    pub const RETRY_BASE_MS: &str = "AMANAR_RETRY_BASE_MS";
+    pub const LOG_FORMAT: &str = "AMANAR_LOG_FORMAT";
+}
+
+fn queue_url_var(queue: QueueName) -> &'static str {
+    match queue {
+        QueueName::Jobs => vars::QUEUE_URL_JOBS,
+        QueueName::JobsDlq => vars::QUEUE_URL_JOBS_DLQ,
+        QueueName::Uploads => vars::QUEUE_URL_UPLOADS,
+        QueueName::UploadsDlq => vars::QUEUE_URL_UPLOADS_DLQ,
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env(face: Face) -> Result<Self, ConfigError> {
+        Self::from_lookup(face, |name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (tests pass a map).
+    pub fn from_lookup(face: Face, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or_else(|| error(name, "is required"));
+        let choice = |name: &'static str, local: &'static str, aws: &'static str| -> Result<bool, ConfigError> {
+            match get(name).as_deref() {
+                None => Ok(face == Face::Lambda),
+                Some(v) if v == local => Ok(false),
+                Some(v) if v == aws => Ok(true),
+                Some(v) => Err(error(name, format!("must be {local} or {aws}, not {v:?}"))),
+            }
+        };
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            get(name).map(|v| v.parse().map_err(|_| error(name, format!("must be a whole number, not {v:?}")))).unwrap_or(Ok(default))
+        };
+
+        let data_dir = PathBuf::from(get(vars::DATA_DIR).unwrap_or_else(|| ".amanar".into()));
+        let addr_text = get(vars::ADDR).unwrap_or_else(|| "127.0.0.1:3000".into());
+        let addr: SocketAddr = addr_text.parse().map_err(|_| error(vars::ADDR, format!("must be host:port, not {addr_text:?}")))?;
+
+        let table = if choice(vars::TABLE_BACKEND, "embedded", "dynamodb")? {
+            TableBackend::Dynamo { table_name: required(vars::TABLE_NAME)? }
+        } else {
+            TableBackend::Embedded
+        };
+        let queue = if choice(vars::QUEUE_BACKEND, "embedded", "sqs")? {
+            let mut urls = HashMap::new();
+            for queue in QueueName::ALL {
+                if let Some(url) = get(queue_url_var(queue)) {
+                    urls.insert(queue, url);
+                }
+            }
+            if !urls.contains_key(&QueueName::Jobs) {
+                return Err(error(vars::QUEUE_URL_JOBS, "is required with the sqs queue backend"));
+            }
+            QueueBackend::Sqs { urls }
+        } else {
+            QueueBackend::Embedded
+        };
+        let blobs = if choice(vars::BLOB_BACKEND, "local", "s3")? {
+            let buckets = HashMap::from([(Bucket::Uploads, required(vars::UPLOADS_BUCKET)?), (Bucket::Exports, required(vars::EXPORTS_BUCKET)?)]);
+            let force_path_style = matches!(get(vars::S3_FORCE_PATH_STYLE).as_deref(), Some("true" | "1"));
+            BlobBackend::S3 { buckets, force_path_style }
+        } else {
+            let public_url = get(vars::PUBLIC_URL).unwrap_or_else(|| format!("http://{addr}"));
+            BlobBackend::Local { public_url }
+        };
+        let json_logs = match get(vars::LOG_FORMAT).as_deref() {
+            None => face == Face::Lambda,
+            Some("json") => true,
+            Some("text") => false,
+            Some(other) => return Err(error(vars::LOG_FORMAT, format!("must be json or text, not {other:?}"))),
+        };
+        Ok(Config {
+            face,
+            data_dir,
+            addr,
+            table,
+            queue,
+            blobs,
+            housekeeping_every: Duration::from_secs(number(vars::HOUSEKEEPING_SECS, 300)?.max(1)),
+            retry_base: Duration::from_millis(number(vars::RETRY_BASE_MS, 2000)?),
+            json_logs,
+        })
+    }
+
+    /// Whether any port uses the embedded database (so the data directory must be opened).
+    pub fn uses_embedded_store(&self) -> bool {
+        self.table == TableBackend::Embedded || self.queue == QueueBackend::Embedded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(face: Face, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(face, |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn the_local_face_needs_no_configuration_at_all() {
+        let config = config(Face::Local, &[]).unwrap();
+        assert_eq!((config.table, config.queue), (TableBackend::Embedded, QueueBackend::Embedded));
+        assert_eq!(config.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.blobs, BlobBackend::Local { public_url: "http://127.0.0.1:3000".into() });
+    }
+
+    #[test]
+    fn a_lambda_without_its_table_name_fails_naming_the_variable() {
+        let error = config(Face::Lambda, &[]).unwrap_err();
+        assert_eq!(error.variable, vars::TABLE_NAME);
+        assert_eq!(error.to_string(), "configuration: AMANAR_TABLE_NAME is required");
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        assert_eq!(config(Face::Local, &[(vars::ADDR, "nope")]).unwrap_err().variable, vars::ADDR);
+        assert_eq!(config(Face::Local, &[(vars::TABLE_BACKEND, "postgres")]).unwrap_err().variable, vars::TABLE_BACKEND);
+        assert_eq!(config(Face::Local, &[(vars::HOUSEKEEPING_SECS, "soon")]).unwrap_err().variable, vars::HOUSEKEEPING_SECS);
+    }
+
+    #[test]
+    fn any_port_can_switch_to_its_aws_adapter() {
+        let config = config(Face::Local, &[(vars::QUEUE_BACKEND, "sqs"), (vars::QUEUE_URL_JOBS, "http://q/jobs")]).unwrap();
+        assert_eq!(config.table, TableBackend::Embedded);
+        assert_eq!(config.queue, QueueBackend::Sqs { urls: HashMap::from([(QueueName::Jobs, "http://q/jobs".to_owned())]) });
+    }
+}

@@ -1,0 +1,219 @@
+//! Checked uploads: a client uploads a file straight to the uploads bucket with a presigned URL; the
+//! object-created event runs [`verify`], which checks size, type (magic bytes) and checksum, then moves
+//! the file from `quarantine/` to `accepted/` or `rejected/` and records the outcome. Project documents
+//! and activity imports are built on this.
+//!
+//! Crash safety: the file is copied to its destination first, the record is switched from `pending`
+//! with a condition, and the quarantined copy is deleted last, so a retry after any crash finishes
+//! the job and a duplicate event changes nothing.
+
+use std::time::Duration;
+
+use amanar_core::blobs::{Bucket, PresignedRequest, UploadPolicy};
+use amanar_core::table::{Condition, Index, Query, TableError, Update, WriteOp, items};
+use amanar_core::{JobError, Ports, keys, new_id};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+/// Largest file accepted.
+pub const MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
+/// How long a presigned upload URL stays valid.
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+const QUARANTINE: &str = "quarantine/";
+
+/// File types accepted, with the magic bytes that prove them.
+const ACCEPTED_TYPES: [(&str, &[u8]); 4] =
+    [("application/pdf", b"%PDF-"), ("image/png", b"\x89PNG\r\n\x1a\n"), ("image/jpeg", b"\xff\xd8\xff"), ("text/csv", b"")];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadStatus {
+    Pending,
+    Accepted,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Upload {
+    pub id: String,
+    pub owner: String,
+    /// What the file is for, e.g. `project_document` or `activity_import`.
+    pub purpose: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Hex SHA-256 the client declared, checked when given.
+    pub sha256: Option<String>,
+    pub status: UploadStatus,
+    /// Why the file was rejected.
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
+impl Upload {
+    /// Where the file is while it waits to be checked.
+    pub fn quarantine_key(&self) -> String {
+        format!("{QUARANTINE}{}", self.id)
+    }
+
+    /// Where the file is once checked.
+    pub fn object_key(&self) -> String {
+        match self.status {
+            UploadStatus::Pending => self.quarantine_key(),
+            UploadStatus::Accepted => format!("accepted/{}", self.id),
+            UploadStatus::Rejected => format!("rejected/{}", self.id),
+        }
+    }
+}
+
+/// What a client declares before uploading.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub owner: String,
+    pub purpose: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error(transparent)]
+    Blob(#[from] amanar_core::BlobError),
+}
+
+impl From<UploadError> for amanar_http::ApiError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::Invalid { field, message } => amanar_http::ApiError::validation(field, message),
+            UploadError::Table(e) => e.into(),
+            UploadError::Blob(e) => e.into(),
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> UploadError {
+    UploadError::Invalid { field, message: message.into() }
+}
+
+fn record_item(upload: &Upload) -> Result<amanar_core::Item, TableError> {
+    let mut item = items::with_key(&keys::upload(&upload.id), upload)?;
+    item.insert("gsi1pk".into(), keys::uploads_of_owner(&upload.owner).into());
+    item.insert("gsi1sk".into(), format!("UPLOAD#{}", upload.id).into());
+    Ok(item)
+}
+
+/// Records a pending upload and returns the URL the client uploads the file to.
+pub async fn create(ports: &Ports, new: NewUpload) -> Result<(Upload, PresignedRequest), UploadError> {
+    if !ACCEPTED_TYPES.iter().any(|(t, _)| *t == new.content_type) {
+        let accepted: Vec<&str> = ACCEPTED_TYPES.iter().map(|(t, _)| *t).collect();
+        return Err(invalid("contentType", format!("must be one of {}", accepted.join(", "))));
+    }
+    if new.size == 0 || new.size > MAX_UPLOAD_BYTES {
+        return Err(invalid("size", format!("must be between 1 and {MAX_UPLOAD_BYTES} bytes")));
+    }
+    if new.filename.trim().is_empty() || new.filename.chars().count() > 255 || new.filename.chars().any(char::is_control) {
+        return Err(invalid("filename", "must be 1 to 255 printable characters"));
+    }
+    if let Some(sum) = &new.sha256 {
+        if sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("sha256", "must be 64 hexadecimal characters"));
+        }
+    }
+    let upload = Upload {
+        id: new_id("upl"),
+        owner: new.owner,
+        purpose: new.purpose,
+        filename: new.filename,
+        content_type: new.content_type,
+        size: new.size,
+        sha256: new.sha256.map(|s| s.to_ascii_lowercase()),
+        status: UploadStatus::Pending,
+        reason: None,
+        created_at: ports.clock.now(),
+        checked_at: None,
+    };
+    ports.table.write(vec![WriteOp::put(record_item(&upload)?).when(Condition::NotExists)]).await?;
+    let policy = UploadPolicy { content_type: upload.content_type.clone(), content_length: upload.size, expires_in: UPLOAD_URL_TTL };
+    let url = ports.blobs.presign_upload(Bucket::Uploads, &upload.quarantine_key(), &policy).await?;
+    Ok((upload, url))
+}
+
+pub async fn get(ports: &Ports, upload_id: &str) -> Result<Option<Upload>, TableError> {
+    ports.table.get(&keys::upload(upload_id)).await?.map(items::parse).transpose()
+}
+
+/// Uploads of one owner, oldest first.
+pub async fn list_of_owner(ports: &Ports, owner: &str, limit: usize) -> Result<Vec<Upload>, TableError> {
+    let page = ports.table.query(&Query::partition(Index::Gsi1, keys::uploads_of_owner(owner)).limit(limit)).await?;
+    page.items.into_iter().map(items::parse).collect()
+}
+
+/// Why a file fails its checks, if it does.
+fn problem_with(upload: &Upload, bytes: &[u8]) -> Option<String> {
+    if bytes.len() as u64 != upload.size {
+        return Some(format!("declared {} bytes, received {}", upload.size, bytes.len()));
+    }
+    let magic = ACCEPTED_TYPES.iter().find(|(t, _)| *t == upload.content_type).map(|(_, m)| *m).unwrap_or(b"\0");
+    if !bytes.starts_with(magic) {
+        return Some(format!("content is not {}", upload.content_type));
+    }
+    if upload.content_type == "text/csv" && (std::str::from_utf8(bytes).is_err() || bytes.contains(&0)) {
+        return Some("a CSV file must be UTF-8 text".into());
+    }
+    if let Some(expected) = &upload.sha256 {
+        let actual = hex::encode(Sha256::digest(bytes));
+        if &actual != expected {
+            return Some("SHA-256 checksum does not match".into());
+        }
+    }
+    None
+}
+
+/// Checks an uploaded object (the object-created event's key) and files it. Idempotent.
+pub async fn verify(ports: &Ports, object_key: &str) -> Result<(), JobError> {
+    let Some(upload_id) = object_key.strip_prefix(QUARANTINE) else {
+        return Err(JobError::Poison(format!("not a quarantined upload: {object_key}")));
+    };
+    let retry = |e: &dyn std::fmt::Display| JobError::Retry(e.to_string());
+    let Some(upload) = get(ports, upload_id).await.map_err(|e| retry(&e))? else {
+        // Nobody asked for this file: it never counts, and it does not stay.
+        tracing::warn!(object_key, "deleting an upload that has no record");
+        return ports.blobs.delete(Bucket::Uploads, object_key).await.map_err(|e| retry(&e));
+    };
+    if upload.status != UploadStatus::Pending {
+        // Already filed (a duplicate event, or a retry after the record was switched).
+        return ports.blobs.delete(Bucket::Uploads, object_key).await.map_err(|e| retry(&e));
+    }
+    let Some(blob) = ports.blobs.get(Bucket::Uploads, object_key).await.map_err(|e| retry(&e))? else {
+        return Err(JobError::Poison(format!("object {object_key} is gone while its upload is pending")));
+    };
+    let reason = problem_with(&upload, &blob.bytes);
+    let checked = Upload {
+        status: if reason.is_some() { UploadStatus::Rejected } else { UploadStatus::Accepted },
+        reason,
+        checked_at: Some(ports.clock.now()),
+        ..upload
+    };
+    ports.blobs.put(Bucket::Uploads, &checked.object_key(), blob.bytes, &checked.content_type).await.map_err(|e| retry(&e))?;
+    let switch = Update::new()
+        .set("status", serde_json::to_value(checked.status).expect("statuses serialise"))
+        .set("reason", checked.reason.clone().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null))
+        .set("checkedAt", serde_json::to_value(checked.checked_at).expect("times serialise"));
+    let pending = Condition::Equals("status".into(), serde_json::json!("pending"));
+    match ports.table.write(vec![WriteOp::update(keys::upload(&checked.id), switch).when(pending)]).await {
+        Ok(()) | Err(TableError::ConditionFailed { .. }) => {}
+        Err(e) => return Err(retry(&e)),
+    }
+    tracing::info!(upload_id = %checked.id, status = ?checked.status, "upload checked");
+    ports.blobs.delete(Bucket::Uploads, object_key).await.map_err(|e| retry(&e))
+}
