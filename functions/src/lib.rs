@@ -1,1 +1,147 @@
-//! Lambda entry points of AmanarCarbon.
+//! Lambda entry points. Each binary in `src/bin/` is one line calling a function here, which reads
+//! the configuration, builds the ports once per cold start and hands every event to library code.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use amanar_app::{Config, Face, Wired, routes};
+use amanar_core::queue::{self, Completion};
+use amanar_core::{JobError, JobHandler, Ports, QueueName, Received};
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde::Serialize;
+
+/// First retry delay for a failed message (doubles per attempt, through ChangeMessageVisibility).
+const RETRY_BASE: Duration = Duration::from_secs(10);
+
+async fn cold_start() -> Result<Wired, Error> {
+    let config = Config::from_env(Face::Lambda)?;
+    amanar_http::telemetry::init(config.json_logs);
+    Ok(amanar_app::wire(&config).await?)
+}
+
+/// Serves one HTTP function's routes behind API Gateway.
+pub async fn run_http(function: &'static str) -> Result<(), Error> {
+    let wired = cold_start().await?;
+    let router = routes::function_router(function, wired.ports).ok_or_else(|| format!("no HTTP function is named {function}"))?;
+    lambda_http::run(router).await
+}
+
+/// Lambda's partial batch response: the messages to deliver again.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResponse {
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItemFailure {
+    pub item_identifier: String,
+}
+
+/// Handles one SQS batch: the same processing as the local poller, except that Lambda deletes the
+/// messages not reported as failed.
+pub async fn handle_sqs_batch(ports: &Ports, name: QueueName, handler: &dyn JobHandler, event: SqsEvent) -> BatchResponse {
+    let messages = event
+        .records
+        .into_iter()
+        .map(|record| Received {
+            receive_count: record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1),
+            id: record.message_id.unwrap_or_default(),
+            body: record.body.unwrap_or_default(),
+            receipt: record.receipt_handle.unwrap_or_default(),
+        })
+        .collect();
+    let outcome = queue::process_batch(&*ports.queue, name, handler, messages, RETRY_BASE, Completion::ReportToLambda).await;
+    BatchResponse { batch_item_failures: outcome.failed.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect() }
+}
+
+/// Consumes one SQS queue with the consumer the app assigns to it.
+pub async fn run_sqs_worker(name: QueueName) -> Result<(), Error> {
+    let wired = cold_start().await?;
+    let ports = wired.ports;
+    let handler: Arc<dyn JobHandler> = amanar_app::jobs::consumers(&ports)
+        .into_iter()
+        .find(|(queue, _)| *queue == name)
+        .map(|(_, handler)| handler)
+        .ok_or_else(|| format!("no consumer reads queue {name}"))?;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let (ports, handler) = (ports.clone(), handler.clone());
+        async move { Ok::<_, Error>(handle_sqs_batch(&ports, name, &*handler, event.payload).await) }
+    }))
+    .await
+}
+
+/// S3 event keys are URL-encoded, with `+` for spaces.
+fn decode_key(key: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() && hex(bytes[i + 1]).is_some() && hex(bytes[i + 2]).is_some() => {
+                out.push(hex(bytes[i + 1]).unwrap_or(0) * 16 + hex(bytes[i + 2]).unwrap_or(0));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Checks each uploaded object. A retryable failure fails the invocation so S3's asynchronous
+/// invocation retries it; a poison event is logged and dropped.
+pub async fn handle_s3_event(ports: &Ports, event: S3Event) -> Result<usize, Error> {
+    let mut checked = 0;
+    for record in event.records {
+        let Some(key) = record.s3.object.key.as_deref().map(decode_key) else { continue };
+        match amanar_platform::uploads::verify(ports, &key).await {
+            Ok(()) => checked += 1,
+            Err(JobError::Poison(reason)) => tracing::error!(key, reason, "dropping an upload event"),
+            Err(JobError::Retry(reason)) => return Err(format!("upload check of {key} failed: {reason}").into()),
+        }
+    }
+    Ok(checked)
+}
+
+pub async fn run_upload_verifier() -> Result<(), Error> {
+    let ports = cold_start().await?.ports;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| {
+        let ports = ports.clone();
+        async move { handle_s3_event(&ports, event.payload).await.map(|checked| serde_json::json!({ "checked": checked })) }
+    }))
+    .await
+}
+
+/// The housekeeping schedule (EventBridge).
+pub async fn run_housekeeping() -> Result<(), Error> {
+    let ports = cold_start().await?.ports;
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
+        let ports = ports.clone();
+        async move {
+            amanar_platform::housekeeping(&ports).await?;
+            Ok::<_, Error>(serde_json::json!({ "ok": true }))
+        }
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_event_keys_are_url_decoded() {
+        assert_eq!(decode_key("quarantine/upl_1"), "quarantine/upl_1");
+        assert_eq!(decode_key("a+b%2Fc%3D"), "a b/c=");
+        assert_eq!(decode_key("trailing%2"), "trailing%2");
+        assert_eq!(decode_key("%é"), "%é");
+    }
+}
