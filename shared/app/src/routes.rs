@@ -83,3 +83,9 @@ async fn docs_page() -> impl IntoResponse {
 fn docs_router() -> OpenApiRouter<Ports> {
     OpenApiRouter::new().routes(routes!(openapi_json)).routes(routes!(docs_page))
 }
+
+/// (method, path) of the routes one HTTP function serves.
+pub fn function_routes(name: &str) -> Option<Vec<(String, String)>> {
+    let router = http_functions().into_iter().find(|(n, _)| *n == name)?.1;
+    Some(amanar_http::docs::routes(&router.split_for_parts().1))
+}

@@ -32,7 +32,19 @@ impl EmbeddedStore {
     /// Opens (or creates) `<data_dir>/amanar.redb`. Only one process may hold it at a time.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
-        let db = Arc::new(redb::Database::create(data_dir.join("amanar.redb"))?);
+        let path = data_dir.join("amanar.redb");
+        // A store closed a moment ago in this process may still be released by a finishing blocking
+        // task; give it a moment before reporting the database as held by someone else.
+        let mut attempts = 0;
+        let db = loop {
+            match redb::Database::create(&path) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 40 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break Arc::new(other?),
+            }
+        };
         Ok(Self { table: RedbTable::new(db.clone())?, queue: RedbQueue::new(db)? })
     }
 }
