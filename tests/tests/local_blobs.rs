@@ -15,9 +15,11 @@ async fn served_blobs() -> Arc<dyn Blobs> {
         _ => None,
     })
     .unwrap();
-    // The runtime keeps serving in the background for the rest of the test.
     let running = amanar_local::start(config).await.unwrap();
-    running.ports().blobs.clone()
+    let blobs = running.ports().blobs.clone();
+    // Dropping the runtime would abort its server; it serves until the test's runtime ends.
+    Box::leak(Box::new(running));
+    blobs
 }
 
 amanar_testkit::blob_conformance_tests!(served_blobs());

@@ -27,7 +27,7 @@ const VISIBILITY: Duration = Duration::from_secs(60);
 /// How long an idle poller waits for a message before checking for shutdown.
 const POLL_WAIT: Duration = Duration::from_secs(1);
 
-/// A started runtime. Dropping it does not stop it: call [`Running::shutdown`].
+/// A started runtime. Dropping it aborts every task at once; [`Running::shutdown`] stops gracefully.
 pub struct Running {
     pub addr: SocketAddr,
     pub wired: Wired,
