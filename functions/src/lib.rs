@@ -24,7 +24,8 @@ async fn cold_start() -> Result<Wired, Error> {
 /// Serves one HTTP function's routes behind API Gateway.
 pub async fn run_http(function: &'static str) -> Result<(), Error> {
     let wired = cold_start().await?;
-    let router = routes::function_router(function, wired.ports).ok_or_else(|| format!("no HTTP function is named {function}"))?;
+    let router = routes::function_router(function, wired.ports)
+        .ok_or_else(|| format!("no HTTP function is named {function}"))?;
     lambda_http::run(router).await
 }
 
@@ -43,19 +44,42 @@ pub struct BatchItemFailure {
 
 /// Handles one SQS batch: the same processing as the local poller, except that Lambda deletes the
 /// messages not reported as failed.
-pub async fn handle_sqs_batch(ports: &Ports, name: QueueName, handler: &dyn JobHandler, event: SqsEvent) -> BatchResponse {
+pub async fn handle_sqs_batch(
+    ports: &Ports,
+    name: QueueName,
+    handler: &dyn JobHandler,
+    event: SqsEvent,
+) -> BatchResponse {
     let messages = event
         .records
         .into_iter()
         .map(|record| Received {
-            receive_count: record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1),
+            receive_count: record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
             id: record.message_id.unwrap_or_default(),
             body: record.body.unwrap_or_default(),
             receipt: record.receipt_handle.unwrap_or_default(),
         })
         .collect();
-    let outcome = queue::process_batch(&*ports.queue, name, handler, messages, RETRY_BASE, Completion::ReportToLambda).await;
-    BatchResponse { batch_item_failures: outcome.failed.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect() }
+    let outcome = queue::process_batch(
+        &*ports.queue,
+        name,
+        handler,
+        messages,
+        RETRY_BASE,
+        Completion::ReportToLambda,
+    )
+    .await;
+    BatchResponse {
+        batch_item_failures: outcome
+            .failed
+            .into_iter()
+            .map(|item_identifier| BatchItemFailure { item_identifier })
+            .collect(),
+    }
 }
 
 /// Consumes one SQS queue with the consumer the app assigns to it.
@@ -85,7 +109,10 @@ fn decode_key(key: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() && hex(bytes[i + 1]).is_some() && hex(bytes[i + 2]).is_some() => {
+            b'%' if i + 2 < bytes.len()
+                && hex(bytes[i + 1]).is_some()
+                && hex(bytes[i + 2]).is_some() =>
+            {
                 out.push(hex(bytes[i + 1]).unwrap_or(0) * 16 + hex(bytes[i + 2]).unwrap_or(0));
                 i += 2;
             }
@@ -101,11 +128,17 @@ fn decode_key(key: &str) -> String {
 pub async fn handle_s3_event(ports: &Ports, event: S3Event) -> Result<usize, Error> {
     let mut checked = 0;
     for record in event.records {
-        let Some(key) = record.s3.object.key.as_deref().map(decode_key) else { continue };
+        let Some(key) = record.s3.object.key.as_deref().map(decode_key) else {
+            continue;
+        };
         match amanar_platform::uploads::verify(ports, &key).await {
             Ok(()) => checked += 1,
-            Err(JobError::Poison(reason)) => tracing::error!(key, reason, "dropping an upload event"),
-            Err(JobError::Retry(reason)) => return Err(format!("upload check of {key} failed: {reason}").into()),
+            Err(JobError::Poison(reason)) => {
+                tracing::error!(key, reason, "dropping an upload event")
+            }
+            Err(JobError::Retry(reason)) => {
+                return Err(format!("upload check of {key} failed: {reason}").into());
+            }
         }
     }
     Ok(checked)
@@ -115,7 +148,11 @@ pub async fn run_upload_verifier() -> Result<(), Error> {
     let ports = cold_start().await?.ports;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| {
         let ports = ports.clone();
-        async move { handle_s3_event(&ports, event.payload).await.map(|checked| serde_json::json!({ "checked": checked })) }
+        async move {
+            handle_s3_event(&ports, event.payload)
+                .await
+                .map(|checked| serde_json::json!({ "checked": checked }))
+        }
     }))
     .await
 }

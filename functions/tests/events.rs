@@ -27,7 +27,8 @@ fn events_dir() -> PathBuf {
 }
 
 fn event(file: &str) -> Value {
-    let text = std::fs::read_to_string(events_dir().join(file)).unwrap_or_else(|e| panic!("events/{file}: {e}"));
+    let text = std::fs::read_to_string(events_dir().join(file))
+        .unwrap_or_else(|e| panic!("events/{file}: {e}"));
     serde_json::from_str(&text).unwrap()
 }
 
@@ -41,12 +42,22 @@ struct Stack {
 async fn stack() -> Stack {
     let sdk = emulator_sdk_config().await;
     let ns = namespace();
-    let table = amanar_dynamo::DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), format!("{ns}-table"));
+    let table =
+        amanar_dynamo::DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), format!("{ns}-table"));
     table.create_table().await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let urls = amanar_sqs::SqsQueue::create_queues(&sqs, &format!("{ns}-")).await.unwrap();
-    let buckets: HashMap<Bucket, String> = Bucket::ALL.into_iter().map(|b| (b, format!("{ns}-{}", b.as_str()))).collect();
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let urls = amanar_sqs::SqsQueue::create_queues(&sqs, &format!("{ns}-"))
+        .await
+        .unwrap();
+    let buckets: HashMap<Bucket, String> = Bucket::ALL
+        .into_iter()
+        .map(|b| (b, format!("{ns}-{}", b.as_str())))
+        .collect();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
     let blobs = amanar_s3::S3Blobs::new(s3, buckets.clone());
     blobs.create_buckets().await.unwrap();
     let env = vec![
@@ -56,7 +67,10 @@ async fn stack() -> Stack {
         ("AWS_REGION", "eu-west-1".into()),
         ("AMANAR_TABLE_NAME", table.table_name().to_owned()),
         ("AMANAR_QUEUE_URL_JOBS", urls[&QueueName::Jobs].clone()),
-        ("AMANAR_QUEUE_URL_JOBS_DLQ", urls[&QueueName::JobsDlq].clone()),
+        (
+            "AMANAR_QUEUE_URL_JOBS_DLQ",
+            urls[&QueueName::JobsDlq].clone(),
+        ),
         ("AMANAR_UPLOADS_BUCKET", buckets[&Bucket::Uploads].clone()),
         ("AMANAR_EXPORTS_BUCKET", buckets[&Bucket::Exports].clone()),
         ("AMANAR_S3_FORCE_PATH_STYLE", "true".into()),
@@ -65,14 +79,23 @@ async fn stack() -> Stack {
     let table: Arc<dyn Table> = Arc::new(table);
     let queue: Arc<dyn Queue> = Arc::new(amanar_sqs::SqsQueue::new(sqs, urls));
     Stack {
-        ports: Ports { table, queue, blobs: Arc::new(blobs), clock: Arc::new(SystemClock) },
+        ports: Ports {
+            table,
+            queue,
+            blobs: Arc::new(blobs),
+            clock: Arc::new(SystemClock),
+        },
         env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
     }
 }
 
 /// Runs one function binary and feeds it the events in order; returns what it answered to each.
 async fn invoke(function: &str, stack: &Stack, events: Vec<Value>) -> Vec<Outcome> {
-    let binary = FUNCTIONS.iter().find(|(name, _)| *name == function).unwrap_or_else(|| panic!("no function {function}")).1;
+    let binary = FUNCTIONS
+        .iter()
+        .find(|(name, _)| *name == function)
+        .unwrap_or_else(|| panic!("no function {function}"))
+        .1;
     let mut api = RuntimeApi::start().await;
     let mut child = tokio::process::Command::new(binary)
         .envs(stack.env.iter().cloned())
@@ -85,7 +108,10 @@ async fn invoke(function: &str, stack: &Stack, events: Vec<Value>) -> Vec<Outcom
     let ids: Vec<String> = events.into_iter().map(|e| api.invoke(e)).collect();
     let mut outcomes = HashMap::new();
     while outcomes.len() < ids.len() {
-        let (id, outcome) = api.outcome(Duration::from_secs(60)).await.expect("the function answers");
+        let (id, outcome) = api
+            .outcome(Duration::from_secs(60))
+            .await
+            .expect("the function answers");
         if let Outcome::InitError(error) = &outcome {
             panic!("{function} failed to initialise: {error}");
         }
@@ -103,19 +129,36 @@ fn response(outcome: &Outcome) -> &Value {
 }
 
 fn http_body(outcome: &Outcome) -> Value {
-    serde_json::from_str(response(outcome)["body"].as_str().expect("a text body")).expect("a JSON body")
+    serde_json::from_str(response(outcome)["body"].as_str().expect("a text body"))
+        .expect("a JSON body")
 }
 
 #[test]
 fn every_sample_event_names_a_function_and_is_exercised_here() {
-    let exercised = ["api-health.json", "api-docs.json", "api-docs.openapi.json", "worker-jobs.json", "upload-verifier.json", "housekeeping.json"];
-    let mut files: Vec<String> = std::fs::read_dir(events_dir()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let exercised = [
+        "api-health.json",
+        "api-docs.json",
+        "api-docs.openapi.json",
+        "worker-jobs.json",
+        "upload-verifier.json",
+        "housekeeping.json",
+    ];
+    let mut files: Vec<String> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     files.sort();
     let mut expected: Vec<String> = exercised.iter().map(|s| s.to_string()).collect();
     expected.sort();
-    assert_eq!(files, expected, "add a test here for every new sample event");
+    assert_eq!(
+        files, expected,
+        "add a test here for every new sample event"
+    );
     for (name, _) in FUNCTIONS {
-        assert!(files.iter().any(|f| f.split('.').next() == Some(name)), "function {name} has no sample event");
+        assert!(
+            files.iter().any(|f| f.split('.').next() == Some(name)),
+            "function {name} has no sample event"
+        );
     }
 }
 
@@ -125,23 +168,45 @@ async fn the_health_function_answers_from_dynamodb_and_unknown_routes_get_a_prob
     let mut unknown = event("api-health.json");
     unknown["rawPath"] = json!("/v1/nope");
     unknown["requestContext"]["http"]["path"] = json!("/v1/nope");
-    let outcomes = invoke("api-health", &stack, vec![event("api-health.json"), unknown]).await;
+    let outcomes = invoke(
+        "api-health",
+        &stack,
+        vec![event("api-health.json"), unknown],
+    )
+    .await;
     assert_eq!(response(&outcomes[0])["statusCode"], json!(200));
     let health = http_body(&outcomes[0]);
     assert_eq!(health["checks"]["table"]["status"], json!("ok"));
-    assert_eq!(health["checks"]["jobs"]["status"], json!("unknown"), "no canary has run on a fresh stack");
+    assert_eq!(
+        health["checks"]["jobs"]["status"],
+        json!("unknown"),
+        "no canary has run on a fresh stack"
+    );
     assert_eq!(response(&outcomes[1])["statusCode"], json!(404));
-    assert_eq!(response(&outcomes[1])["headers"]["content-type"], json!("application/problem+json"));
+    assert_eq!(
+        response(&outcomes[1])["headers"]["content-type"],
+        json!("application/problem+json")
+    );
     assert_eq!(http_body(&outcomes[1])["status"], json!(404));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_docs_function_serves_the_reference_page_and_the_openapi_document() {
     let stack = stack().await;
-    let outcomes = invoke("api-docs", &stack, vec![event("api-docs.json"), event("api-docs.openapi.json")]).await;
+    let outcomes = invoke(
+        "api-docs",
+        &stack,
+        vec![event("api-docs.json"), event("api-docs.openapi.json")],
+    )
+    .await;
     let page = response(&outcomes[0]);
     assert_eq!(page["statusCode"], json!(200));
-    assert!(page["body"].as_str().unwrap().contains("AmanarCarbon API reference"));
+    assert!(
+        page["body"]
+            .as_str()
+            .unwrap()
+            .contains("AmanarCarbon API reference")
+    );
     let document = http_body(&outcomes[1]);
     assert_eq!(document["openapi"], json!("3.1.0"));
     assert!(document["paths"]["/v1/health"]["get"].is_object());
@@ -151,8 +216,17 @@ async fn the_docs_function_serves_the_reference_page_and_the_openapi_document() 
 async fn the_jobs_worker_records_the_canary_and_reports_only_the_unreadable_message_as_failed() {
     let stack = stack().await;
     let outcomes = invoke("worker-jobs", &stack, vec![event("worker-jobs.json")]).await;
-    assert_eq!(response(&outcomes[0]), &json!({"batchItemFailures": [{"itemIdentifier": "5f0e1c1a-0b7e-4c55-9a53-2c1b0c8e8a02"}]}));
-    let canary = stack.ports.table.get(&keys::canary()).await.unwrap().expect("the canary was recorded");
+    assert_eq!(
+        response(&outcomes[0]),
+        &json!({"batchItemFailures": [{"itemIdentifier": "5f0e1c1a-0b7e-4c55-9a53-2c1b0c8e8a02"}]})
+    );
+    let canary = stack
+        .ports
+        .table
+        .get(&keys::canary())
+        .await
+        .unwrap()
+        .expect("the canary was recorded");
     assert_eq!(canary["sentAt"], json!("2026-11-25T10:00:00Z"));
 }
 
@@ -168,16 +242,54 @@ async fn the_upload_verifier_accepts_a_real_pdf_and_files_it() {
         size: body.len() as u64,
         sha256: None,
     };
-    let (upload, _) = amanar_platform::uploads::create(&stack.ports, new).await.unwrap();
-    stack.ports.blobs.put(Bucket::Uploads, &upload.quarantine_key(), body.clone().into(), "application/pdf").await.unwrap();
+    let (upload, _) = amanar_platform::uploads::create(&stack.ports, new)
+        .await
+        .unwrap();
+    stack
+        .ports
+        .blobs
+        .put(
+            Bucket::Uploads,
+            &upload.quarantine_key(),
+            body.clone().into(),
+            "application/pdf",
+        )
+        .await
+        .unwrap();
     let mut sample = event("upload-verifier.json");
     sample["Records"][0]["s3"]["object"]["key"] = json!(upload.quarantine_key());
     let outcomes = invoke("upload-verifier", &stack, vec![sample]).await;
     assert_eq!(response(&outcomes[0]), &json!({"checked": 1}));
-    let checked = amanar_platform::uploads::get(&stack.ports, &upload.id).await.unwrap().unwrap();
-    assert_eq!(checked.status, amanar_platform::uploads::UploadStatus::Accepted);
-    assert_eq!(stack.ports.blobs.get(Bucket::Uploads, &checked.object_key()).await.unwrap().unwrap().bytes.as_ref(), body.as_slice());
-    assert!(stack.ports.blobs.get(Bucket::Uploads, &upload.quarantine_key()).await.unwrap().is_none(), "quarantine is emptied");
+    let checked = amanar_platform::uploads::get(&stack.ports, &upload.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        checked.status,
+        amanar_platform::uploads::UploadStatus::Accepted
+    );
+    assert_eq!(
+        stack
+            .ports
+            .blobs
+            .get(Bucket::Uploads, &checked.object_key())
+            .await
+            .unwrap()
+            .unwrap()
+            .bytes
+            .as_ref(),
+        body.as_slice()
+    );
+    assert!(
+        stack
+            .ports
+            .blobs
+            .get(Bucket::Uploads, &upload.quarantine_key())
+            .await
+            .unwrap()
+            .is_none(),
+        "quarantine is emptied"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +297,17 @@ async fn the_housekeeping_schedule_sends_a_canary_to_the_jobs_queue() {
     let stack = stack().await;
     let outcomes = invoke("housekeeping", &stack, vec![event("housekeeping.json")]).await;
     assert_eq!(response(&outcomes[0]), &json!({"ok": true}));
-    let sent = stack.ports.queue.receive(QueueName::Jobs, 1, Duration::from_secs(30), Duration::from_secs(2)).await.unwrap();
+    let sent = stack
+        .ports
+        .queue
+        .receive(
+            QueueName::Jobs,
+            1,
+            Duration::from_secs(30),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
     assert_eq!(sent.len(), 1);
     assert!(sent[0].body.contains(r#""type":"canary.v1""#));
 }

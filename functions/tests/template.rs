@@ -19,25 +19,44 @@ fn deployed_functions() -> BTreeMap<String, BTreeSet<String>> {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().expect("every function names its binary").to_owned();
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its binary")
+            .to_owned();
         let mut routes = BTreeSet::new();
         if let Some(events) = resource["Properties"]["Events"].as_mapping() {
             for (_, event) in events {
                 if event["Type"].as_str() == Some("HttpApi") {
-                    let method = event["Properties"]["Method"].as_str().unwrap().to_uppercase();
+                    let method = event["Properties"]["Method"]
+                        .as_str()
+                        .unwrap()
+                        .to_uppercase();
                     let path = event["Properties"]["Path"].as_str().unwrap();
                     routes.insert(format!("{method} {path}"));
                 }
             }
         }
-        assert!(functions.insert(binary.clone(), routes).is_none(), "{binary} is deployed twice");
+        assert!(
+            functions.insert(binary.clone(), routes).is_none(),
+            "{binary} is deployed twice"
+        );
     }
     functions
 }
 
 fn binaries() -> BTreeSet<String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/bin");
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned()).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
 }
 
 #[test]
@@ -51,13 +70,29 @@ fn each_http_function_is_routed_exactly_the_routes_its_code_serves() {
     let deployed = deployed_functions();
     let mut served_anywhere = BTreeSet::new();
     for (name, _) in amanar_app::routes::http_functions() {
-        let served: BTreeSet<String> =
-            amanar_app::routes::function_routes(name).unwrap().into_iter().map(|(m, p)| format!("{m} {p}")).collect();
-        assert_eq!(deployed.get(name), Some(&served), "routes of {name} in template.yaml differ from the code");
+        let served: BTreeSet<String> = amanar_app::routes::function_routes(name)
+            .unwrap()
+            .into_iter()
+            .map(|(m, p)| format!("{m} {p}"))
+            .collect();
+        assert_eq!(
+            deployed.get(name),
+            Some(&served),
+            "routes of {name} in template.yaml differ from the code"
+        );
         served_anywhere.extend(served);
     }
     let routed_anywhere: BTreeSet<String> = deployed.values().flatten().cloned().collect();
-    assert_eq!(routed_anywhere, served_anywhere, "template.yaml routes something no HTTP function serves");
-    let whole_api: BTreeSet<String> = amanar_app::routes::route_table().into_iter().map(|(m, p)| format!("{m} {p}")).collect();
-    assert_eq!(whole_api, served_anywhere, "the local runtime serves exactly what the functions serve");
+    assert_eq!(
+        routed_anywhere, served_anywhere,
+        "template.yaml routes something no HTTP function serves"
+    );
+    let whole_api: BTreeSet<String> = amanar_app::routes::route_table()
+        .into_iter()
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    assert_eq!(
+        whole_api, served_anywhere,
+        "the local runtime serves exactly what the functions serve"
+    );
 }

@@ -7,7 +7,11 @@ use amanar_app::config::{Config, Face};
 use amanar_core::Blobs;
 
 async fn served_blobs() -> Arc<dyn Blobs> {
-    let dir = tempfile::tempdir().unwrap().keep().to_string_lossy().into_owned();
+    let dir = tempfile::tempdir()
+        .unwrap()
+        .keep()
+        .to_string_lossy()
+        .into_owned();
     let config = Config::from_lookup(Face::Local, |name| match name {
         "AMANAR_DATA_DIR" => Some(dir.clone()),
         "AMANAR_ADDR" => Some("127.0.0.1:0".into()),

@@ -21,7 +21,9 @@ async fn start_in(dir: &std::path::Path, housekeeping_secs: &str) -> Running {
         _ => None,
     })
     .unwrap();
-    amanar_local::start(config).await.expect("the local runtime starts")
+    amanar_local::start(config)
+        .await
+        .expect("the local runtime starts")
 }
 
 fn url(running: &Running, path: &str) -> String {
@@ -45,7 +47,14 @@ async fn health_reports_the_table_and_the_job_pipeline_once_the_first_canary_ran
     let running = start_in(dir.path(), "3600").await;
     let client = reqwest::Client::new();
     let health: Value = eventually("the first canary", async || {
-        let health: Value = client.get(url(&running, "/v1/health")).send().await.ok()?.json().await.ok()?;
+        let health: Value = client
+            .get(url(&running, "/v1/health"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
         (health["checks"]["jobs"]["status"] == "ok").then_some(health)
     })
     .await;
@@ -60,20 +69,47 @@ async fn unknown_routes_and_wrong_methods_get_problem_documents_with_the_request
     let dir = tempfile::tempdir().unwrap();
     let running = start_in(dir.path(), "3600").await;
     let client = reqwest::Client::new();
-    let missing = client.get(url(&running, "/v1/no-such-thing")).header("x-request-id", "client-chosen-id-1").send().await.unwrap();
+    let missing = client
+        .get(url(&running, "/v1/no-such-thing"))
+        .header("x-request-id", "client-chosen-id-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
-    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
     assert_eq!(missing.headers()["x-request-id"], "client-chosen-id-1");
     let problem: Value = missing.json().await.unwrap();
-    assert_eq!((problem["status"].clone(), problem["requestId"].clone()), (json!(404), json!("client-chosen-id-1")));
+    assert_eq!(
+        (problem["status"].clone(), problem["requestId"].clone()),
+        (json!(404), json!("client-chosen-id-1"))
+    );
 
-    let wrong = client.delete(url(&running, "/v1/health")).send().await.unwrap();
+    let wrong = client
+        .delete(url(&running, "/v1/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 405);
     let problem: Value = wrong.json().await.unwrap();
-    assert_eq!(problem["type"], json!("https://docs.amanarcarbon.com/problems/method-not-allowed"));
+    assert_eq!(
+        problem["type"],
+        json!("https://docs.amanarcarbon.com/problems/method-not-allowed")
+    );
 
-    let odd_id = client.get(url(&running, "/v1/health")).header("x-request-id", "<script>").send().await.unwrap();
-    assert_ne!(odd_id.headers()["x-request-id"], "<script>", "unsafe request ids are replaced");
+    let odd_id = client
+        .get(url(&running, "/v1/health"))
+        .header("x-request-id", "<script>")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        odd_id.headers()["x-request-id"],
+        "<script>",
+        "unsafe request ids are replaced"
+    );
     running.shutdown().await;
 }
 
@@ -81,19 +117,36 @@ async fn unknown_routes_and_wrong_methods_get_problem_documents_with_the_request
 async fn the_openapi_document_and_the_docs_page_describe_every_route() {
     let dir = tempfile::tempdir().unwrap();
     let running = start_in(dir.path(), "3600").await;
-    let document: Value = reqwest::get(url(&running, "/v1/openapi.json")).await.unwrap().json().await.unwrap();
+    let document: Value = reqwest::get(url(&running, "/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(document["openapi"], json!("3.1.0"));
     for (method, path) in amanar_app::routes::route_table() {
-        assert!(document["paths"][&path][method.to_lowercase()].is_object(), "{method} {path} is documented");
+        assert!(
+            document["paths"][&path][method.to_lowercase()].is_object(),
+            "{method} {path} is documented"
+        );
     }
     let page = reqwest::get(url(&running, "/docs")).await.unwrap();
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = page.text().await.unwrap();
     assert!(html.contains("/v1/health") && html.contains("problem+json"));
     running.shutdown().await;
 }
 
-async fn declare_upload(running: &Running, content_type: &str, body: &[u8]) -> (uploads::Upload, amanar_core::PresignedRequest) {
+async fn declare_upload(
+    running: &Running,
+    content_type: &str,
+    body: &[u8],
+) -> (uploads::Upload, amanar_core::PresignedRequest) {
     let new = NewUpload {
         owner: "usr_journey".into(),
         purpose: "project_document".into(),
@@ -105,8 +158,18 @@ async fn declare_upload(running: &Running, content_type: &str, body: &[u8]) -> (
     uploads::create(running.ports(), new).await.unwrap()
 }
 
-async fn put(request: &amanar_core::PresignedRequest, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-    reqwest::Client::new().put(&request.url).header("content-type", content_type).body(body).send().await.unwrap()
+async fn put(
+    request: &amanar_core::PresignedRequest,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(&request.url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,28 +181,76 @@ async fn an_upload_through_its_signed_url_is_checked_and_filed_by_the_trigger() 
     let fake = b"MZ not a pdf at all!".to_vec();
     let (bad, bad_url) = declare_upload(&running, "application/pdf", &fake).await;
 
-    assert_eq!(put(&good_url, "text/plain", pdf.clone()).await.status(), 403, "the signed content type is enforced");
-    assert_eq!(put(&good_url, "application/pdf", b"%PDF-short".to_vec()).await.status(), 403, "the signed length is enforced");
-    let tampered = amanar_core::PresignedRequest { url: good_url.url.replace("sig=", "sig=00"), ..good_url.clone() };
-    assert_eq!(put(&tampered, "application/pdf", pdf.clone()).await.status(), 403);
+    assert_eq!(
+        put(&good_url, "text/plain", pdf.clone()).await.status(),
+        403,
+        "the signed content type is enforced"
+    );
+    assert_eq!(
+        put(&good_url, "application/pdf", b"%PDF-short".to_vec())
+            .await
+            .status(),
+        403,
+        "the signed length is enforced"
+    );
+    let tampered = amanar_core::PresignedRequest {
+        url: good_url.url.replace("sig=", "sig=00"),
+        ..good_url.clone()
+    };
+    assert_eq!(
+        put(&tampered, "application/pdf", pdf.clone())
+            .await
+            .status(),
+        403
+    );
 
-    assert_eq!(put(&good_url, "application/pdf", pdf.clone()).await.status(), 200);
+    assert_eq!(
+        put(&good_url, "application/pdf", pdf.clone())
+            .await
+            .status(),
+        200
+    );
     assert_eq!(put(&bad_url, "application/pdf", fake).await.status(), 200);
     let ports = running.ports().clone();
     let accepted = eventually("the good upload to be checked", async || {
-        uploads::get(&ports, &good.id).await.unwrap().filter(|u| u.status != UploadStatus::Pending)
+        uploads::get(&ports, &good.id)
+            .await
+            .unwrap()
+            .filter(|u| u.status != UploadStatus::Pending)
     })
     .await;
     assert_eq!(accepted.status, UploadStatus::Accepted);
     let rejected = eventually("the fake upload to be checked", async || {
-        uploads::get(&ports, &bad.id).await.unwrap().filter(|u| u.status != UploadStatus::Pending)
+        uploads::get(&ports, &bad.id)
+            .await
+            .unwrap()
+            .filter(|u| u.status != UploadStatus::Pending)
     })
     .await;
-    assert_eq!((rejected.status, rejected.reason.as_deref()), (UploadStatus::Rejected, Some("content is not application/pdf")));
-    let filed = ports.blobs.get(Bucket::Uploads, &accepted.object_key()).await.unwrap().expect("filed under accepted/");
+    assert_eq!(
+        (rejected.status, rejected.reason.as_deref()),
+        (
+            UploadStatus::Rejected,
+            Some("content is not application/pdf")
+        )
+    );
+    let filed = ports
+        .blobs
+        .get(Bucket::Uploads, &accepted.object_key())
+        .await
+        .unwrap()
+        .expect("filed under accepted/");
     assert_eq!(filed.bytes.as_ref(), pdf.as_slice());
 
-    let download = ports.blobs.presign_download(Bucket::Uploads, &accepted.object_key(), Duration::from_secs(60)).await.unwrap();
+    let download = ports
+        .blobs
+        .presign_download(
+            Bucket::Uploads,
+            &accepted.object_key(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
     let fetched = reqwest::get(&download.url).await.unwrap();
     assert_eq!(fetched.headers()["content-type"], "application/pdf");
     assert_eq!(fetched.bytes().await.unwrap().as_ref(), pdf.as_slice());
@@ -154,15 +265,46 @@ async fn committed_data_and_queued_work_survive_a_restart() {
     item.insert("pk".into(), json!("JOURNEY#restart"));
     item.insert("sk".into(), json!("NOTE"));
     item.insert("text".into(), json!("still here"));
-    running.ports().table.write(vec![WriteOp::put(item.clone())]).await.unwrap();
+    running
+        .ports()
+        .table
+        .write(vec![WriteOp::put(item.clone())])
+        .await
+        .unwrap();
     // Nothing consumes the dead-letter queue, so the message waits there across the restart.
-    let parked = JobMessage::Canary { sent_at: chrono::Utc::now() }.to_body();
-    running.ports().queue.send(QueueName::JobsDlq, &parked, Duration::ZERO).await.unwrap();
+    let parked = JobMessage::Canary {
+        sent_at: chrono::Utc::now(),
+    }
+    .to_body();
+    running
+        .ports()
+        .queue
+        .send(QueueName::JobsDlq, &parked, Duration::ZERO)
+        .await
+        .unwrap();
     running.shutdown().await;
 
     let running = start_in(dir.path(), "3600").await;
-    assert_eq!(running.ports().table.get(&Key::new("JOURNEY#restart", "NOTE")).await.unwrap(), Some(item));
-    let received = running.ports().queue.receive(QueueName::JobsDlq, 10, Duration::from_secs(30), Duration::from_secs(2)).await.unwrap();
+    assert_eq!(
+        running
+            .ports()
+            .table
+            .get(&Key::new("JOURNEY#restart", "NOTE"))
+            .await
+            .unwrap(),
+        Some(item)
+    );
+    let received = running
+        .ports()
+        .queue
+        .receive(
+            QueueName::JobsDlq,
+            10,
+            Duration::from_secs(30),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].body, parked);
     running.shutdown().await;

@@ -72,11 +72,23 @@ fn blob_routes(blobs: LocalBlobs, ports: Ports) -> Router {
         Query(signature): Query<Signature>,
     ) -> Result<Response, ApiError> {
         let bucket = Bucket::parse(&bucket).ok_or(ApiError::NotFound)?;
-        match routes.blobs.verify("GET", bucket, &key, &signature, routes.ports.clock.now()) {
+        match routes
+            .blobs
+            .verify("GET", bucket, &key, &signature, routes.ports.clock.now())
+        {
             Some(SignedAccess::Download) => {}
-            _ => return Err(ApiError::Forbidden { slug: "bad-signature", detail: "The URL is not validly signed or has expired.".into() }),
+            _ => {
+                return Err(ApiError::Forbidden {
+                    slug: "bad-signature",
+                    detail: "The URL is not validly signed or has expired.".into(),
+                });
+            }
         }
-        let blob = routes.blobs.get(bucket, &key).await?.ok_or(ApiError::NotFound)?;
+        let blob = routes
+            .blobs
+            .get(bucket, &key)
+            .await?
+            .ok_or(ApiError::NotFound)?;
         Ok(([(header::CONTENT_TYPE, blob.content_type)], blob.bytes).into_response())
     }
 
@@ -88,32 +100,68 @@ fn blob_routes(blobs: LocalBlobs, ports: Ports) -> Router {
         body: Bytes,
     ) -> Result<StatusCode, ApiError> {
         let bucket = Bucket::parse(&bucket).ok_or(ApiError::NotFound)?;
-        let Some(SignedAccess::Upload { content_type, content_length }) = routes.blobs.verify("PUT", bucket, &key, &signature, routes.ports.clock.now()) else {
-            return Err(ApiError::Forbidden { slug: "bad-signature", detail: "The URL is not validly signed or has expired.".into() });
+        let Some(SignedAccess::Upload {
+            content_type,
+            content_length,
+        }) = routes
+            .blobs
+            .verify("PUT", bucket, &key, &signature, routes.ports.clock.now())
+        else {
+            return Err(ApiError::Forbidden {
+                slug: "bad-signature",
+                detail: "The URL is not validly signed or has expired.".into(),
+            });
         };
-        let sent_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let sent_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if sent_type != content_type {
-            return Err(ApiError::Forbidden { slug: "bad-signature", detail: format!("This URL accepts Content-Type {content_type} only.") });
+            return Err(ApiError::Forbidden {
+                slug: "bad-signature",
+                detail: format!("This URL accepts Content-Type {content_type} only."),
+            });
         }
         if body.len() as u64 != content_length {
-            return Err(ApiError::Forbidden { slug: "bad-signature", detail: format!("This URL accepts exactly {content_length} bytes.") });
+            return Err(ApiError::Forbidden {
+                slug: "bad-signature",
+                detail: format!("This URL accepts exactly {content_length} bytes."),
+            });
         }
         routes.blobs.put(bucket, &key, body, &content_type).await?;
         if bucket == Bucket::Uploads && key.starts_with("quarantine/") {
-            let event = UploadEvent::ObjectCreated { key, size: content_length };
-            routes.ports.queue.send(QueueName::Uploads, &event.to_body(), Duration::ZERO).await?;
+            let event = UploadEvent::ObjectCreated {
+                key,
+                size: content_length,
+            };
+            routes
+                .ports
+                .queue
+                .send(QueueName::Uploads, &event.to_body(), Duration::ZERO)
+                .await?;
         }
         Ok(StatusCode::OK)
     }
 
     Router::new()
-        .route(&format!("{}/{{bucket}}/{{*key}}", amanar_embedded::BLOB_ROUTE_PREFIX), get(download).put(upload))
-        .layer(axum::extract::DefaultBodyLimit::max(amanar_core::blobs::MAX_UPLOAD_BYTES as usize))
+        .route(
+            &format!("{}/{{bucket}}/{{*key}}", amanar_embedded::BLOB_ROUTE_PREFIX),
+            get(download).put(upload),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            amanar_core::blobs::MAX_UPLOAD_BYTES as usize,
+        ))
         .with_state(BlobRoutes { blobs, ports })
 }
 
 /// Polls one queue until shutdown, handing each batch to its consumer.
-async fn poll(ports: Ports, name: QueueName, handler: Arc<dyn JobHandler>, retry_base: Duration, mut stop: watch::Receiver<bool>) {
+async fn poll(
+    ports: Ports,
+    name: QueueName,
+    handler: Arc<dyn JobHandler>,
+    retry_base: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     while !*stop.borrow() {
         let received = tokio::select! {
             received = ports.queue.receive(name, 10, VISIBILITY, POLL_WAIT) => received,
@@ -122,7 +170,15 @@ async fn poll(ports: Ports, name: QueueName, handler: Arc<dyn JobHandler>, retry
         match received {
             Ok(messages) if messages.is_empty() => {}
             Ok(messages) => {
-                queue::process_batch(&*ports.queue, name, &*handler, messages, retry_base, Completion::Delete).await;
+                queue::process_batch(
+                    &*ports.queue,
+                    name,
+                    &*handler,
+                    messages,
+                    retry_base,
+                    Completion::Delete,
+                )
+                .await;
             }
             Err(error) => {
                 tracing::error!(queue = %name, %error, "receive failed; retrying");
@@ -153,19 +209,30 @@ pub enum StartError {
     #[error(transparent)]
     Wiring(#[from] amanar_app::wiring::WiringError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Starts the runtime: binds the address (port 0 picks a free one), then serves, polls and schedules
 /// in background tasks.
 pub async fn start(mut config: Config) -> Result<Running, StartError> {
-    let listener = tokio::net::TcpListener::bind(config.addr).await.map_err(|source| StartError::Listen { addr: config.addr, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.addr, source })?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.addr,
+        source,
+    })?;
     // Signed URLs must point at the address actually bound (port 0 in tests).
-    if let amanar_app::config::BlobBackend::Local { public_url } = &mut config.blobs {
-        if public_url.ends_with(":0") {
-            *public_url = format!("http://{addr}");
-        }
+    if let amanar_app::config::BlobBackend::Local { public_url } = &mut config.blobs
+        && public_url.ends_with(":0")
+    {
+        *public_url = format!("http://{addr}");
     }
     let wired = amanar_app::wire(&config).await?;
     let ports = wired.ports.clone();
@@ -181,14 +248,32 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         let shutdown = async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
         };
-        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(%error, "HTTP server failed");
         }
     });
     for (name, handler) in jobs::consumers(&ports) {
-        tasks.spawn(poll(ports.clone(), name, handler, config.retry_base, stopped.clone()));
+        tasks.spawn(poll(
+            ports.clone(),
+            name,
+            handler,
+            config.retry_base,
+            stopped.clone(),
+        ));
     }
-    tasks.spawn(schedule(ports.clone(), config.housekeeping_every, stopped.clone()));
+    tasks.spawn(schedule(
+        ports.clone(),
+        config.housekeeping_every,
+        stopped.clone(),
+    ));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "amanar-local started");
-    Ok(Running { addr, wired, stop, tasks })
+    Ok(Running {
+        addr,
+        wired,
+        stop,
+        tasks,
+    })
 }

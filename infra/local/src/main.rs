@@ -22,7 +22,9 @@ async fn terminated() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
         tokio::select! { _ = interrupt => {}, _ = terminate.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -40,10 +42,10 @@ async fn main() -> std::process::ExitCode {
         }
     };
     // Flags win over the environment; the public URL follows the address unless set explicitly.
-    if let amanar_app::config::BlobBackend::Local { public_url } = &mut config.blobs {
-        if std::env::var(amanar_app::config::vars::PUBLIC_URL).is_err() {
-            *public_url = format!("http://{}", args.addr);
-        }
+    if let amanar_app::config::BlobBackend::Local { public_url } = &mut config.blobs
+        && std::env::var(amanar_app::config::vars::PUBLIC_URL).is_err()
+    {
+        *public_url = format!("http://{}", args.addr);
     }
     config.data_dir = args.data_dir;
     config.addr = args.addr;
@@ -55,7 +57,10 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    println!("amanar-local listening on http://{} (API docs at http://{}/docs)", running.addr, running.addr);
+    println!(
+        "amanar-local listening on http://{} (API docs at http://{}/docs)",
+        running.addr, running.addr
+    );
     tokio::select! {
         _ = terminated() => {
             tracing::info!("shutting down");

@@ -7,7 +7,12 @@ use std::time::Duration;
 
 fn start(data_dir: &std::path::Path) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_amanar-local"))
-        .args(["--data-dir", data_dir.to_str().unwrap(), "--addr", "127.0.0.1:0"])
+        .args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
         .env("RUST_LOG", "warn")
         .env_remove("AMANAR_TABLE_BACKEND")
         .stdout(Stdio::piped())
@@ -15,18 +20,26 @@ fn start(data_dir: &std::path::Path) -> (std::process::Child, String) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let address = line
         .split_whitespace()
         .find(|word| word.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
-    assert!(line.starts_with("amanar-local listening on http://127.0.0.1:"), "{line}");
+    assert!(
+        line.starts_with("amanar-local listening on http://127.0.0.1:"),
+        "{line}"
+    );
     (child, address)
 }
 
 fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     for _ in 0..100 {
         if let Some(status) = child.try_wait().unwrap() {
@@ -45,10 +58,20 @@ async fn the_binary_serves_until_sigterm_and_exits_cleanly_keeping_its_data() {
     let health = reqwest::get(format!("{address}/v1/health")).await.unwrap();
     assert_eq!(health.status(), 200);
     assert!(terminate(&mut child).success(), "a clean exit");
-    assert!(dir.path().join("amanar.redb").exists(), "data lives in the data directory");
+    assert!(
+        dir.path().join("amanar.redb").exists(),
+        "data lives in the data directory"
+    );
 
     let (mut child, address) = start(dir.path());
-    assert_eq!(reqwest::get(format!("{address}/v1/health")).await.unwrap().status(), 200, "restarts on the same data");
+    assert_eq!(
+        reqwest::get(format!("{address}/v1/health"))
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "restarts on the same data"
+    );
     assert!(terminate(&mut child).success());
 }
 

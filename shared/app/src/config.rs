@@ -32,7 +32,10 @@ pub enum QueueBackend {
 pub enum BlobBackend {
     /// Files under the data directory, with URLs signed for and served by the local runtime.
     Local { public_url: String },
-    S3 { buckets: HashMap<Bucket, String>, force_path_style: bool },
+    S3 {
+        buckets: HashMap<Bucket, String>,
+        force_path_style: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -59,7 +62,10 @@ pub struct ConfigError {
 }
 
 fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { variable, problem: problem.into() }
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
 }
 
 /// Environment variable names, in one place (the README lists them).
@@ -99,10 +105,16 @@ impl Config {
     }
 
     /// Reads configuration through `lookup` (tests pass a map).
-    pub fn from_lookup(face: Face, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        face: Face,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let required = |name: &'static str| get(name).ok_or_else(|| error(name, "is required"));
-        let choice = |name: &'static str, local: &'static str, aws: &'static str| -> Result<bool, ConfigError> {
+        let choice = |name: &'static str,
+                      local: &'static str,
+                      aws: &'static str|
+         -> Result<bool, ConfigError> {
             match get(name).as_deref() {
                 None => Ok(face == Face::Lambda),
                 Some(v) if v == local => Ok(false),
@@ -111,15 +123,24 @@ impl Config {
             }
         };
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            get(name).map(|v| v.parse().map_err(|_| error(name, format!("must be a whole number, not {v:?}")))).unwrap_or(Ok(default))
+            get(name)
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| error(name, format!("must be a whole number, not {v:?}")))
+                })
+                .unwrap_or(Ok(default))
         };
 
         let data_dir = PathBuf::from(get(vars::DATA_DIR).unwrap_or_else(|| ".amanar".into()));
         let addr_text = get(vars::ADDR).unwrap_or_else(|| "127.0.0.1:3000".into());
-        let addr: SocketAddr = addr_text.parse().map_err(|_| error(vars::ADDR, format!("must be host:port, not {addr_text:?}")))?;
+        let addr: SocketAddr = addr_text
+            .parse()
+            .map_err(|_| error(vars::ADDR, format!("must be host:port, not {addr_text:?}")))?;
 
         let table = if choice(vars::TABLE_BACKEND, "embedded", "dynamodb")? {
-            TableBackend::Dynamo { table_name: required(vars::TABLE_NAME)? }
+            TableBackend::Dynamo {
+                table_name: required(vars::TABLE_NAME)?,
+            }
         } else {
             TableBackend::Embedded
         };
@@ -131,16 +152,28 @@ impl Config {
                 }
             }
             if !urls.contains_key(&QueueName::Jobs) {
-                return Err(error(vars::QUEUE_URL_JOBS, "is required with the sqs queue backend"));
+                return Err(error(
+                    vars::QUEUE_URL_JOBS,
+                    "is required with the sqs queue backend",
+                ));
             }
             QueueBackend::Sqs { urls }
         } else {
             QueueBackend::Embedded
         };
         let blobs = if choice(vars::BLOB_BACKEND, "local", "s3")? {
-            let buckets = HashMap::from([(Bucket::Uploads, required(vars::UPLOADS_BUCKET)?), (Bucket::Exports, required(vars::EXPORTS_BUCKET)?)]);
-            let force_path_style = matches!(get(vars::S3_FORCE_PATH_STYLE).as_deref(), Some("true" | "1"));
-            BlobBackend::S3 { buckets, force_path_style }
+            let buckets = HashMap::from([
+                (Bucket::Uploads, required(vars::UPLOADS_BUCKET)?),
+                (Bucket::Exports, required(vars::EXPORTS_BUCKET)?),
+            ]);
+            let force_path_style = matches!(
+                get(vars::S3_FORCE_PATH_STYLE).as_deref(),
+                Some("true" | "1")
+            );
+            BlobBackend::S3 {
+                buckets,
+                force_path_style,
+            }
         } else {
             let public_url = get(vars::PUBLIC_URL).unwrap_or_else(|| format!("http://{addr}"));
             BlobBackend::Local { public_url }
@@ -149,7 +182,12 @@ impl Config {
             None => face == Face::Lambda,
             Some("json") => true,
             Some("text") => false,
-            Some(other) => return Err(error(vars::LOG_FORMAT, format!("must be json or text, not {other:?}"))),
+            Some(other) => {
+                return Err(error(
+                    vars::LOG_FORMAT,
+                    format!("must be json or text, not {other:?}"),
+                ));
+            }
         };
         Ok(Config {
             face,
@@ -175,36 +213,77 @@ mod tests {
     use super::*;
 
     fn config(face: Face, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(face, |name| map.get(name).cloned())
     }
 
     #[test]
     fn the_local_face_needs_no_configuration_at_all() {
         let config = config(Face::Local, &[]).unwrap();
-        assert_eq!((config.table, config.queue), (TableBackend::Embedded, QueueBackend::Embedded));
+        assert_eq!(
+            (config.table, config.queue),
+            (TableBackend::Embedded, QueueBackend::Embedded)
+        );
         assert_eq!(config.addr.to_string(), "127.0.0.1:3000");
-        assert_eq!(config.blobs, BlobBackend::Local { public_url: "http://127.0.0.1:3000".into() });
+        assert_eq!(
+            config.blobs,
+            BlobBackend::Local {
+                public_url: "http://127.0.0.1:3000".into()
+            }
+        );
     }
 
     #[test]
     fn a_lambda_without_its_table_name_fails_naming_the_variable() {
         let error = config(Face::Lambda, &[]).unwrap_err();
         assert_eq!(error.variable, vars::TABLE_NAME);
-        assert_eq!(error.to_string(), "configuration: AMANAR_TABLE_NAME is required");
+        assert_eq!(
+            error.to_string(),
+            "configuration: AMANAR_TABLE_NAME is required"
+        );
     }
 
     #[test]
     fn malformed_values_are_named() {
-        assert_eq!(config(Face::Local, &[(vars::ADDR, "nope")]).unwrap_err().variable, vars::ADDR);
-        assert_eq!(config(Face::Local, &[(vars::TABLE_BACKEND, "postgres")]).unwrap_err().variable, vars::TABLE_BACKEND);
-        assert_eq!(config(Face::Local, &[(vars::HOUSEKEEPING_SECS, "soon")]).unwrap_err().variable, vars::HOUSEKEEPING_SECS);
+        assert_eq!(
+            config(Face::Local, &[(vars::ADDR, "nope")])
+                .unwrap_err()
+                .variable,
+            vars::ADDR
+        );
+        assert_eq!(
+            config(Face::Local, &[(vars::TABLE_BACKEND, "postgres")])
+                .unwrap_err()
+                .variable,
+            vars::TABLE_BACKEND
+        );
+        assert_eq!(
+            config(Face::Local, &[(vars::HOUSEKEEPING_SECS, "soon")])
+                .unwrap_err()
+                .variable,
+            vars::HOUSEKEEPING_SECS
+        );
     }
 
     #[test]
     fn any_port_can_switch_to_its_aws_adapter() {
-        let config = config(Face::Local, &[(vars::QUEUE_BACKEND, "sqs"), (vars::QUEUE_URL_JOBS, "http://q/jobs")]).unwrap();
+        let config = config(
+            Face::Local,
+            &[
+                (vars::QUEUE_BACKEND, "sqs"),
+                (vars::QUEUE_URL_JOBS, "http://q/jobs"),
+            ],
+        )
+        .unwrap();
         assert_eq!(config.table, TableBackend::Embedded);
-        assert_eq!(config.queue, QueueBackend::Sqs { urls: HashMap::from([(QueueName::Jobs, "http://q/jobs".to_owned())]) });
+        assert_eq!(
+            config.queue,
+            QueueBackend::Sqs {
+                urls: HashMap::from([(QueueName::Jobs, "http://q/jobs".to_owned())])
+            }
+        );
     }
 }

@@ -13,9 +13,12 @@ pub struct JobsWorker(pub Ports);
 #[async_trait]
 impl JobHandler for JobsWorker {
     async fn handle(&self, message: &Received) -> Result<(), JobError> {
-        let job: JobMessage = serde_json::from_str(&message.body).map_err(|e| JobError::Poison(format!("unreadable job: {e}")))?;
+        let job: JobMessage = serde_json::from_str(&message.body)
+            .map_err(|e| JobError::Poison(format!("unreadable job: {e}")))?;
         match job {
-            JobMessage::Canary { sent_at } => amanar_platform::canary::record(&self.0, sent_at).await,
+            JobMessage::Canary { sent_at } => {
+                amanar_platform::canary::record(&self.0, sent_at).await
+            }
         }
     }
 }
@@ -26,14 +29,20 @@ pub struct UploadsWorker(pub Ports);
 #[async_trait]
 impl JobHandler for UploadsWorker {
     async fn handle(&self, message: &Received) -> Result<(), JobError> {
-        let event: UploadEvent = serde_json::from_str(&message.body).map_err(|e| JobError::Poison(format!("unreadable upload event: {e}")))?;
+        let event: UploadEvent = serde_json::from_str(&message.body)
+            .map_err(|e| JobError::Poison(format!("unreadable upload event: {e}")))?;
         match event {
-            UploadEvent::ObjectCreated { key, .. } => amanar_platform::uploads::verify(&self.0, &key).await,
+            UploadEvent::ObjectCreated { key, .. } => {
+                amanar_platform::uploads::verify(&self.0, &key).await
+            }
         }
     }
 }
 
 /// Every queue the local runtime polls, with its consumer.
 pub fn consumers(ports: &Ports) -> Vec<(QueueName, Arc<dyn JobHandler>)> {
-    vec![(QueueName::Jobs, Arc::new(JobsWorker(ports.clone()))), (QueueName::Uploads, Arc::new(UploadsWorker(ports.clone())))]
+    vec![
+        (QueueName::Jobs, Arc::new(JobsWorker(ports.clone()))),
+        (QueueName::Uploads, Arc::new(UploadsWorker(ports.clone()))),
+    ]
 }

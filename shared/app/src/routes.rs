@@ -23,11 +23,17 @@ struct ApiDoc;
 
 /// Every HTTP function by its binary name, with the routes it serves.
 pub fn http_functions() -> Vec<(&'static str, OpenApiRouter<Ports>)> {
-    vec![("api-health", amanar_platform::health::router()), ("api-docs", docs_router())]
+    vec![
+        ("api-health", amanar_platform::health::router()),
+        ("api-docs", docs_router()),
+    ]
 }
 
 fn all_routes() -> OpenApiRouter<Ports> {
-    http_functions().into_iter().fold(OpenApiRouter::with_openapi(ApiDoc::openapi()), |all, (_, router)| all.merge(router))
+    http_functions().into_iter().fold(
+        OpenApiRouter::with_openapi(ApiDoc::openapi()),
+        |all, (_, router)| all.merge(router),
+    )
 }
 
 /// The OpenAPI document of the whole API.
@@ -46,7 +52,11 @@ pub fn route_table() -> Vec<(String, String)> {
 }
 
 fn finish(router: OpenApiRouter<Ports>, ports: Ports) -> Router {
-    let idempotency = Idempotency { table: ports.table.clone(), clock: ports.clock.clone(), body_limit: amanar_http::DEFAULT_BODY_LIMIT };
+    let idempotency = Idempotency {
+        table: ports.table.clone(),
+        clock: ports.clock.clone(),
+        body_limit: amanar_http::DEFAULT_BODY_LIMIT,
+    };
     let (router, _) = router.split_for_parts();
     amanar_http::finish(router.with_state(ports), idempotency)
 }
@@ -67,8 +77,17 @@ pub fn api_router(ports: Ports) -> Router {
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json")))]
 async fn openapi_json() -> impl IntoResponse {
     static JSON: OnceLock<Arc<str>> = OnceLock::new();
-    let json = JSON.get_or_init(|| serde_json::to_string(openapi()).expect("the document serialises").into()).clone();
-    ([(header::CONTENT_TYPE, "application/json")], json.to_string())
+    let json = JSON
+        .get_or_init(|| {
+            serde_json::to_string(openapi())
+                .expect("the document serialises")
+                .into()
+        })
+        .clone();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json.to_string(),
+    )
 }
 
 /// Human-readable API reference.
@@ -76,12 +95,19 @@ async fn openapi_json() -> impl IntoResponse {
     responses((status = 200, description = "The API reference as an HTML page", content_type = "text/html")))]
 async fn docs_page() -> impl IntoResponse {
     static HTML: OnceLock<Arc<str>> = OnceLock::new();
-    let html = HTML.get_or_init(|| amanar_http::docs::render(openapi()).into()).clone();
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html.to_string())
+    let html = HTML
+        .get_or_init(|| amanar_http::docs::render(openapi()).into())
+        .clone();
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html.to_string(),
+    )
 }
 
 fn docs_router() -> OpenApiRouter<Ports> {
-    OpenApiRouter::new().routes(routes!(openapi_json)).routes(routes!(docs_page))
+    OpenApiRouter::new()
+        .routes(routes!(openapi_json))
+        .routes(routes!(docs_page))
 }
 
 /// (method, path) of the routes one HTTP function serves.

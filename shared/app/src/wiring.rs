@@ -21,7 +21,10 @@ pub struct Wired {
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
     #[error("cannot open the data directory {path}: {source}")]
-    DataDir { path: String, source: amanar_embedded::StoreError },
+    DataDir {
+        path: String,
+        source: amanar_embedded::StoreError,
+    },
     #[error("cannot prepare the local signing secret: {0}")]
     Secret(std::io::Error),
 }
@@ -33,7 +36,8 @@ fn local_secret(config: &Config) -> Result<Vec<u8>, WiringError> {
         Ok(secret) if secret.len() >= 32 => Ok(secret),
         _ => {
             let mut secret = vec![0u8; 32];
-            getrandom::fill(&mut secret).map_err(|e| WiringError::Secret(std::io::Error::other(e.to_string())))?;
+            getrandom::fill(&mut secret)
+                .map_err(|e| WiringError::Secret(std::io::Error::other(e.to_string())))?;
             std::fs::create_dir_all(&config.data_dir).map_err(WiringError::Secret)?;
             std::fs::write(&path, &secret).map_err(WiringError::Secret)?;
             Ok(secret)
@@ -43,7 +47,12 @@ fn local_secret(config: &Config) -> Result<Vec<u8>, WiringError> {
 
 pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
     let store = if config.uses_embedded_store() {
-        Some(EmbeddedStore::open(&config.data_dir).map_err(|source| WiringError::DataDir { path: config.data_dir.display().to_string(), source })?)
+        Some(
+            EmbeddedStore::open(&config.data_dir).map_err(|source| WiringError::DataDir {
+                path: config.data_dir.display().to_string(),
+                source,
+            })?,
+        )
     } else {
         None
     };
@@ -51,30 +60,63 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
         || !matches!(config.queue, QueueBackend::Embedded)
         || matches!(config.blobs, BlobBackend::S3 { .. });
     // The SDK reads region, credentials and AWS_ENDPOINT_URL (emulators) from the environment.
-    let sdk = if needs_aws { Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await) } else { None };
+    let sdk = if needs_aws {
+        Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
+    } else {
+        None
+    };
 
     let table: Arc<dyn Table> = match &config.table {
         TableBackend::Embedded => Arc::new(store.as_ref().expect("opened above").table.clone()),
-        TableBackend::Dynamo { table_name } => {
-            Arc::new(amanar_dynamo::DynamoTable::new(aws_sdk_dynamodb::Client::new(sdk.as_ref().expect("loaded above")), table_name))
-        }
+        TableBackend::Dynamo { table_name } => Arc::new(amanar_dynamo::DynamoTable::new(
+            aws_sdk_dynamodb::Client::new(sdk.as_ref().expect("loaded above")),
+            table_name,
+        )),
     };
-    let embedded_queue = store.as_ref().map(|s| s.queue.clone()).filter(|_| config.queue == QueueBackend::Embedded);
+    let embedded_queue = store
+        .as_ref()
+        .map(|s| s.queue.clone())
+        .filter(|_| config.queue == QueueBackend::Embedded);
     let queue: Arc<dyn Queue> = match &config.queue {
         QueueBackend::Embedded => Arc::new(embedded_queue.clone().expect("opened above")),
-        QueueBackend::Sqs { urls } => {
-            Arc::new(amanar_sqs::SqsQueue::new(aws_sdk_sqs::Client::new(sdk.as_ref().expect("loaded above")), urls.clone()))
-        }
+        QueueBackend::Sqs { urls } => Arc::new(amanar_sqs::SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk.as_ref().expect("loaded above")),
+            urls.clone(),
+        )),
     };
     let (blobs, local_blobs): (Arc<dyn Blobs>, _) = match &config.blobs {
         BlobBackend::Local { public_url } => {
-            let local = LocalBlobs::new(config.data_dir.join("blobs"), public_url.clone(), local_secret(config)?);
+            let local = LocalBlobs::new(
+                config.data_dir.join("blobs"),
+                public_url.clone(),
+                local_secret(config)?,
+            );
             (Arc::new(local.clone()), Some(local))
         }
-        BlobBackend::S3 { buckets, force_path_style } => {
-            let s3 = aws_sdk_s3::config::Builder::from(sdk.as_ref().expect("loaded above")).force_path_style(*force_path_style).build();
-            (Arc::new(amanar_s3::S3Blobs::new(aws_sdk_s3::Client::from_conf(s3), buckets.clone())), None)
+        BlobBackend::S3 {
+            buckets,
+            force_path_style,
+        } => {
+            let s3 = aws_sdk_s3::config::Builder::from(sdk.as_ref().expect("loaded above"))
+                .force_path_style(*force_path_style)
+                .build();
+            (
+                Arc::new(amanar_s3::S3Blobs::new(
+                    aws_sdk_s3::Client::from_conf(s3),
+                    buckets.clone(),
+                )),
+                None,
+            )
         }
     };
-    Ok(Wired { ports: Ports { table, queue, blobs, clock: Arc::new(SystemClock) }, local_blobs, embedded_queue })
+    Ok(Wired {
+        ports: Ports {
+            table,
+            queue,
+            blobs,
+            clock: Arc::new(SystemClock),
+        },
+        local_blobs,
+        embedded_queue,
+    })
 }

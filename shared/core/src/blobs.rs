@@ -77,19 +77,36 @@ pub fn validate_key(key: &str) -> Result<(), BlobError> {
     let ok = !key.is_empty()
         && key.len() <= 512
         && !key.starts_with('/')
-        && key.split('/').all(|part| !part.is_empty() && !part.starts_with('.'))
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
-    if ok { Ok(()) } else { Err(BlobError::Invalid(format!("invalid object key {key:?}"))) }
+        && key
+            .split('/')
+            .all(|part| !part.is_empty() && !part.starts_with('.'))
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::Invalid(format!("invalid object key {key:?}")))
+    }
 }
 
 pub fn validate_upload_policy(policy: &UploadPolicy) -> Result<(), BlobError> {
     if policy.content_length == 0 || policy.content_length > MAX_UPLOAD_BYTES {
-        return Err(BlobError::Invalid(format!("an upload must hold 1 to {MAX_UPLOAD_BYTES} bytes")));
+        return Err(BlobError::Invalid(format!(
+            "an upload must hold 1 to {MAX_UPLOAD_BYTES} bytes"
+        )));
     }
     if policy.expires_in.is_zero() || policy.expires_in > MAX_PRESIGN {
-        return Err(BlobError::Invalid("a presigned URL must expire within 7 days".into()));
+        return Err(BlobError::Invalid(
+            "a presigned URL must expire within 7 days".into(),
+        ));
     }
-    if policy.content_type.is_empty() || !policy.content_type.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+    if policy.content_type.is_empty()
+        || !policy
+            .content_type
+            .bytes()
+            .all(|b| b.is_ascii_graphic() || b == b' ')
+    {
         return Err(BlobError::Invalid("invalid content type".into()));
     }
     Ok(())
@@ -97,14 +114,30 @@ pub fn validate_upload_policy(policy: &UploadPolicy) -> Result<(), BlobError> {
 
 #[async_trait]
 pub trait Blobs: Send + Sync + 'static {
-    async fn put(&self, bucket: Bucket, key: &str, bytes: Bytes, content_type: &str) -> Result<(), BlobError>;
+    async fn put(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(), BlobError>;
     async fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Blob>, BlobError>;
     /// Deleting a missing object succeeds.
     async fn delete(&self, bucket: Bucket, key: &str) -> Result<(), BlobError>;
     /// A URL for one PUT of exactly the declared length and content type.
-    async fn presign_upload(&self, bucket: Bucket, key: &str, policy: &UploadPolicy) -> Result<PresignedRequest, BlobError>;
+    async fn presign_upload(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        policy: &UploadPolicy,
+    ) -> Result<PresignedRequest, BlobError>;
     /// A URL to GET the object until it expires.
-    async fn presign_download(&self, bucket: Bucket, key: &str, expires_in: Duration) -> Result<PresignedRequest, BlobError>;
+    async fn presign_download(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, BlobError>;
 }
 
 #[cfg(test)]
@@ -114,7 +147,17 @@ mod tests {
     #[test]
     fn object_keys_cannot_escape_or_hold_odd_characters() {
         assert!(validate_key("quarantine/01J/report.pdf").is_ok());
-        for bad in ["", "/abs", "a/../b", "a//b", "a/./b", "a/.meta/b", "sp ace", "a\\b", "ü"] {
+        for bad in [
+            "",
+            "/abs",
+            "a/../b",
+            "a//b",
+            "a/./b",
+            "a/.meta/b",
+            "sp ace",
+            "a\\b",
+            "ü",
+        ] {
             assert!(validate_key(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -41,10 +41,18 @@ mod tests {
 
     #[test]
     fn the_canary_contract_is_pinned() {
-        let at = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let body = JobMessage::Canary { sent_at: at }.to_body();
-        assert_eq!(body, r#"{"type":"canary.v1","sentAt":"2026-11-25T10:00:00Z"}"#);
-        assert_eq!(serde_json::from_str::<JobMessage>(&body).unwrap(), JobMessage::Canary { sent_at: at });
+        assert_eq!(
+            body,
+            r#"{"type":"canary.v1","sentAt":"2026-11-25T10:00:00Z"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<JobMessage>(&body).unwrap(),
+            JobMessage::Canary { sent_at: at }
+        );
     }
 
     #[test]

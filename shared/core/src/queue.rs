@@ -24,7 +24,12 @@ pub enum QueueName {
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 4] = [QueueName::Jobs, QueueName::JobsDlq, QueueName::Uploads, QueueName::UploadsDlq];
+    pub const ALL: [QueueName; 4] = [
+        QueueName::Jobs,
+        QueueName::JobsDlq,
+        QueueName::Uploads,
+        QueueName::UploadsDlq,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,19 +94,34 @@ pub const MAX_RECEIVE: usize = 10;
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
     /// Sends a message that becomes visible after `delay` (at most [`MAX_DELAY`]). Returns its id.
-    async fn send(&self, queue: QueueName, body: &str, delay: Duration) -> Result<String, QueueError>;
+    async fn send(
+        &self,
+        queue: QueueName,
+        body: &str,
+        delay: Duration,
+    ) -> Result<String, QueueError>;
 
     /// Receives up to `max` visible messages (at most [`MAX_RECEIVE`]), hiding each for `visibility`.
     /// Waits up to `wait` for one to arrive when none is visible. Messages delivered more than the
     /// queue's maximum are moved to its dead-letter queue instead of being returned.
-    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration, wait: Duration)
-    -> Result<Vec<Received>, QueueError>;
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Received>, QueueError>;
 
     /// Deletes a delivered message: the consumer is done with it.
     async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError>;
 
     /// Makes a delivered message visible again after `visibility` (retry with backoff).
-    async fn change_visibility(&self, queue: QueueName, receipt: &str, visibility: Duration) -> Result<(), QueueError>;
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError>;
 }
 
 /// Checks what both adapters refuse before sending.
@@ -110,10 +130,14 @@ pub fn validate_send(body: &str, delay: Duration) -> Result<(), QueueError> {
         return Err(QueueError::Invalid("a message body cannot be empty".into()));
     }
     if body.len() > MAX_BODY_BYTES {
-        return Err(QueueError::Invalid(format!("a message body holds at most {MAX_BODY_BYTES} bytes")));
+        return Err(QueueError::Invalid(format!(
+            "a message body holds at most {MAX_BODY_BYTES} bytes"
+        )));
     }
     if delay > MAX_DELAY {
-        return Err(QueueError::Invalid("a message can be delayed by at most 15 minutes".into()));
+        return Err(QueueError::Invalid(
+            "a message can be delayed by at most 15 minutes".into(),
+        ));
     }
     Ok(())
 }

@@ -37,16 +37,23 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), sk: sk.into() }
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 
     /// Reads the primary key of a stored item.
     pub fn of(item: &Item) -> Result<Self, TableError> {
         match (item.get(PK), item.get(SK)) {
-            (Some(Value::String(pk)), Some(Value::String(sk))) if !pk.is_empty() && !sk.is_empty() => {
+            (Some(Value::String(pk)), Some(Value::String(sk)))
+                if !pk.is_empty() && !sk.is_empty() =>
+            {
                 Ok(Self::new(pk.clone(), sk.clone()))
             }
-            _ => Err(TableError::Invalid("item must have non-empty string attributes pk and sk".into())),
+            _ => Err(TableError::Invalid(
+                "item must have non-empty string attributes pk and sk".into(),
+            )),
         }
     }
 }
@@ -117,7 +124,14 @@ pub struct Query {
 
 impl Query {
     pub fn partition(index: Index, partition: impl Into<String>) -> Self {
-        Self { index, partition: partition.into(), sort: None, forward: true, limit: 100, cursor: None }
+        Self {
+            index,
+            partition: partition.into(),
+            sort: None,
+            forward: true,
+            limit: 100,
+            cursor: None,
+        }
     }
     pub fn sort(mut self, sort: SortKey) -> Self {
         self.sort = Some(sort);
@@ -173,7 +187,9 @@ impl Cursor {
     }
 
     pub fn position(&self) -> Result<CursorPosition, TableError> {
-        let bytes = URL_SAFE_NO_PAD.decode(&self.0).map_err(|_| TableError::InvalidCursor)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(&self.0)
+            .map_err(|_| TableError::InvalidCursor)?;
         serde_json::from_slice(&bytes).map_err(|_| TableError::InvalidCursor)
     }
 
@@ -236,20 +252,33 @@ impl Update {
     /// Checks the update touches no key attribute and names each attribute once.
     pub fn validate(&self) -> Result<(), TableError> {
         let mut seen = std::collections::HashSet::new();
-        let names = self.set.iter().map(|(a, _)| a).chain(self.add.iter().map(|(a, _)| a)).chain(self.remove.iter());
+        let names = self
+            .set
+            .iter()
+            .map(|(a, _)| a)
+            .chain(self.add.iter().map(|(a, _)| a))
+            .chain(self.remove.iter());
         for name in names {
             if name == PK || name == SK {
-                return Err(TableError::Invalid("an update cannot change pk or sk".into()));
+                return Err(TableError::Invalid(
+                    "an update cannot change pk or sk".into(),
+                ));
             }
             if name.is_empty() {
-                return Err(TableError::Invalid("attribute names cannot be empty".into()));
+                return Err(TableError::Invalid(
+                    "attribute names cannot be empty".into(),
+                ));
             }
             if !seen.insert(name.as_str()) {
-                return Err(TableError::Invalid(format!("attribute {name} appears twice in one update")));
+                return Err(TableError::Invalid(format!(
+                    "attribute {name} appears twice in one update"
+                )));
             }
         }
         if self.set.is_empty() && self.add.is_empty() && self.remove.is_empty() {
-            return Err(TableError::Invalid("an update must change something".into()));
+            return Err(TableError::Invalid(
+                "an update must change something".into(),
+            ));
         }
         Ok(())
     }
@@ -272,7 +301,11 @@ impl Update {
                 Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
                     TableError::Invalid(format!("attribute {name} is not an integer counter"))
                 })?,
-                Some(_) => return Err(TableError::Invalid(format!("attribute {name} is not a number"))),
+                Some(_) => {
+                    return Err(TableError::Invalid(format!(
+                        "attribute {name} is not a number"
+                    )));
+                }
             };
             let next = current
                 .checked_add(*delta)
@@ -289,24 +322,50 @@ impl Update {
 /// One operation of an all-or-nothing write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    Put { item: Item, conditions: Vec<Condition> },
-    Update { key: Key, update: Update, conditions: Vec<Condition> },
-    Delete { key: Key, conditions: Vec<Condition> },
-    ConditionCheck { key: Key, conditions: Vec<Condition> },
+    Put {
+        item: Item,
+        conditions: Vec<Condition>,
+    },
+    Update {
+        key: Key,
+        update: Update,
+        conditions: Vec<Condition>,
+    },
+    Delete {
+        key: Key,
+        conditions: Vec<Condition>,
+    },
+    ConditionCheck {
+        key: Key,
+        conditions: Vec<Condition>,
+    },
 }
 
 impl WriteOp {
     pub fn put(item: Item) -> Self {
-        WriteOp::Put { item, conditions: Vec::new() }
+        WriteOp::Put {
+            item,
+            conditions: Vec::new(),
+        }
     }
     pub fn update(key: Key, update: Update) -> Self {
-        WriteOp::Update { key, update, conditions: Vec::new() }
+        WriteOp::Update {
+            key,
+            update,
+            conditions: Vec::new(),
+        }
     }
     pub fn delete(key: Key) -> Self {
-        WriteOp::Delete { key, conditions: Vec::new() }
+        WriteOp::Delete {
+            key,
+            conditions: Vec::new(),
+        }
     }
     pub fn check(key: Key, condition: Condition) -> Self {
-        WriteOp::ConditionCheck { key, conditions: vec![condition] }
+        WriteOp::ConditionCheck {
+            key,
+            conditions: vec![condition],
+        }
     }
 
     /// Adds a condition the item must meet for the whole write to apply.
@@ -323,9 +382,9 @@ impl WriteOp {
     pub fn key(&self) -> Result<Key, TableError> {
         match self {
             WriteOp::Put { item, .. } => Key::of(item),
-            WriteOp::Update { key, .. } | WriteOp::Delete { key, .. } | WriteOp::ConditionCheck { key, .. } => {
-                Ok(key.clone())
-            }
+            WriteOp::Update { key, .. }
+            | WriteOp::Delete { key, .. }
+            | WriteOp::ConditionCheck { key, .. } => Ok(key.clone()),
         }
     }
 
@@ -342,10 +401,15 @@ impl WriteOp {
 /// Checks a batch of operations before any backend sees it, so both adapters reject the same things.
 pub fn validate_write(ops: &[WriteOp]) -> Result<Vec<Key>, TableError> {
     if ops.is_empty() {
-        return Err(TableError::Invalid("a write needs at least one operation".into()));
+        return Err(TableError::Invalid(
+            "a write needs at least one operation".into(),
+        ));
     }
     if ops.len() > MAX_WRITE_OPS {
-        return Err(TableError::Invalid(format!("a write holds at most {MAX_WRITE_OPS} operations, got {}", ops.len())));
+        return Err(TableError::Invalid(format!(
+            "a write holds at most {MAX_WRITE_OPS} operations, got {}",
+            ops.len()
+        )));
     }
     let mut keys = Vec::with_capacity(ops.len());
     let mut seen = std::collections::HashSet::with_capacity(ops.len());
@@ -355,19 +419,26 @@ pub fn validate_write(ops: &[WriteOp]) -> Result<Vec<Key>, TableError> {
             return Err(TableError::Invalid("pk and sk cannot be empty".into()));
         }
         if !seen.insert(key.clone()) {
-            return Err(TableError::Invalid(format!("item {}/{} appears twice in one write", key.pk, key.sk)));
+            return Err(TableError::Invalid(format!(
+                "item {}/{} appears twice in one write",
+                key.pk, key.sk
+            )));
         }
         match op {
             WriteOp::Update { update, .. } => update.validate()?,
             WriteOp::ConditionCheck { conditions, .. } if conditions.is_empty() => {
-                return Err(TableError::Invalid("a condition check needs a condition".into()));
+                return Err(TableError::Invalid(
+                    "a condition check needs a condition".into(),
+                ));
             }
             WriteOp::Put { item, .. } => {
                 for index in [Index::Gsi1, Index::Gsi2] {
                     let (p, s) = index.key_attributes();
                     for attribute in [p, s] {
                         if matches!(item.get(attribute), Some(v) if !v.is_string()) {
-                            return Err(TableError::Invalid(format!("{attribute} must be a string")));
+                            return Err(TableError::Invalid(format!(
+                                "{attribute} must be a string"
+                            )));
                         }
                     }
                 }
@@ -385,14 +456,18 @@ pub fn conditions_hold(conditions: &[Condition], item: Option<&Item>) -> bool {
     conditions.iter().all(|condition| match condition {
         Condition::NotExists => item.is_none(),
         Condition::Exists => item.is_some(),
-        Condition::Equals(name, value) => item.and_then(|i| i.get(name)).is_some_and(|v| json_equal(v, value)),
-        Condition::AtLeast(name, min) => {
-            item.and_then(|i| i.get(name)).and_then(Value::as_i64).is_some_and(|v| v >= *min)
-        }
+        Condition::Equals(name, value) => item
+            .and_then(|i| i.get(name))
+            .is_some_and(|v| json_equal(v, value)),
+        Condition::AtLeast(name, min) => item
+            .and_then(|i| i.get(name))
+            .and_then(Value::as_i64)
+            .is_some_and(|v| v >= *min),
         Condition::VersionIs(0) => item.is_none(),
-        Condition::VersionIs(version) => {
-            item.and_then(|i| i.get(VERSION)).and_then(Value::as_u64).is_some_and(|v| v == *version)
-        }
+        Condition::VersionIs(version) => item
+            .and_then(|i| i.get(VERSION))
+            .and_then(Value::as_u64)
+            .is_some_and(|v| v == *version),
     })
 }
 
@@ -427,7 +502,11 @@ pub fn sort_key_matches(condition: Option<&SortKey>, sk: &str) -> bool {
 pub enum TableError {
     /// A condition did not hold; nothing was written. `index` is the failed operation's position.
     #[error("condition failed on operation {index} ({pk}/{sk})")]
-    ConditionFailed { index: usize, pk: String, sk: String },
+    ConditionFailed {
+        index: usize,
+        pk: String,
+        sk: String,
+    },
     /// Another write touched the same items at the same time; nothing was written. Safe to retry.
     #[error("write conflicted with a concurrent transaction")]
     TransactionConflict,
@@ -448,7 +527,10 @@ pub enum TableError {
 impl TableError {
     /// Whether retrying the same request may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, TableError::TransactionConflict | TableError::Throttled | TableError::Backend(_))
+        matches!(
+            self,
+            TableError::TransactionConflict | TableError::Throttled | TableError::Backend(_)
+        )
     }
 }
 
@@ -475,10 +557,15 @@ pub mod items {
 
     /// Builds an item from a key and a serialisable body (a struct with `camelCase` fields).
     pub fn with_key(key: &Key, body: &impl Serialize) -> Result<Item, TableError> {
-        let mut item = match serde_json::to_value(body).map_err(|e| TableError::Invalid(e.to_string()))? {
-            Value::Object(map) => map,
-            _ => return Err(TableError::Invalid("an item body must serialise to an object".into())),
-        };
+        let mut item =
+            match serde_json::to_value(body).map_err(|e| TableError::Invalid(e.to_string()))? {
+                Value::Object(map) => map,
+                _ => {
+                    return Err(TableError::Invalid(
+                        "an item body must serialise to an object".into(),
+                    ));
+                }
+            };
         item.insert(PK.into(), Value::String(key.pk.clone()));
         item.insert(SK.into(), Value::String(key.sk.clone()));
         Ok(item)
@@ -486,7 +573,8 @@ pub mod items {
 
     /// Reads a stored item back into a typed value (unknown attributes such as keys are ignored).
     pub fn parse<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, TableError> {
-        serde_json::from_value(Value::Object(item)).map_err(|e| TableError::Backend(format!("stored item has an unexpected shape: {e}")))
+        serde_json::from_value(Value::Object(item))
+            .map_err(|e| TableError::Backend(format!("stored item has an unexpected shape: {e}")))
     }
 }
 
@@ -501,12 +589,19 @@ mod tests {
 
     #[test]
     fn a_cursor_round_trips_and_is_refused_on_another_partition() {
-        let position = CursorPosition { p: "USER#1".into(), s: "ORDER#2".into(), k: Key::new("USER#1", "ORDER#2") };
+        let position = CursorPosition {
+            p: "USER#1".into(),
+            s: "ORDER#2".into(),
+            k: Key::new("USER#1", "ORDER#2"),
+        };
         let cursor = Cursor::encode(&position);
         let parsed = Cursor::parse(cursor.as_str()).unwrap();
         assert_eq!(parsed.position_in("USER#1").unwrap(), position);
         assert_eq!(parsed.position_in("USER#2"), Err(TableError::InvalidCursor));
-        assert_eq!(Cursor::parse("not base64 !").unwrap_err(), TableError::InvalidCursor);
+        assert_eq!(
+            Cursor::parse("not base64 !").unwrap_err(),
+            TableError::InvalidCursor
+        );
         assert_eq!(Cursor::parse("e30").unwrap_err(), TableError::InvalidCursor);
     }
 
@@ -514,26 +609,52 @@ mod tests {
     fn an_update_sets_adds_and_removes_like_dynamodb() {
         let key = Key::new("A", "B");
         let current = item(json!({"pk": "A", "sk": "B", "stock": 5, "old": true}));
-        let next = Update::new().set("name", "x").add("stock", -2).add("sold", 2).remove("old").apply(&key, Some(current)).unwrap();
-        assert_eq!(Value::Object(next), json!({"pk": "A", "sk": "B", "stock": 3, "sold": 2, "name": "x"}));
+        let next = Update::new()
+            .set("name", "x")
+            .add("stock", -2)
+            .add("sold", 2)
+            .remove("old")
+            .apply(&key, Some(current))
+            .unwrap();
+        assert_eq!(
+            Value::Object(next),
+            json!({"pk": "A", "sk": "B", "stock": 3, "sold": 2, "name": "x"})
+        );
     }
 
     #[test]
     fn conditions_compare_numbers_by_value() {
         let current = item(json!({"pk": "A", "sk": "B", "stock": 5, "version": 3}));
-        assert!(conditions_hold(&[Condition::AtLeast("stock".into(), 5)], Some(&current)));
-        assert!(!conditions_hold(&[Condition::AtLeast("stock".into(), 6)], Some(&current)));
-        assert!(conditions_hold(&[Condition::Equals("stock".into(), json!(5.0))], Some(&current)));
+        assert!(conditions_hold(
+            &[Condition::AtLeast("stock".into(), 5)],
+            Some(&current)
+        ));
+        assert!(!conditions_hold(
+            &[Condition::AtLeast("stock".into(), 6)],
+            Some(&current)
+        ));
+        assert!(conditions_hold(
+            &[Condition::Equals("stock".into(), json!(5.0))],
+            Some(&current)
+        ));
         assert!(conditions_hold(&[Condition::VersionIs(3)], Some(&current)));
         assert!(conditions_hold(&[Condition::VersionIs(0)], None));
-        assert!(!conditions_hold(&[Condition::AtLeast("missing".into(), 0)], Some(&current)));
+        assert!(!conditions_hold(
+            &[Condition::AtLeast("missing".into(), 0)],
+            Some(&current)
+        ));
     }
 
     #[test]
     fn a_write_naming_one_item_twice_or_holding_too_many_operations_is_refused() {
         let put = WriteOp::put(item(json!({"pk": "A", "sk": "B"})));
-        assert!(matches!(validate_write(&[put.clone(), put.clone()]), Err(TableError::Invalid(_))));
-        let many: Vec<_> = (0..101).map(|i| WriteOp::put(item(json!({"pk": "A", "sk": i.to_string()})))).collect();
+        assert!(matches!(
+            validate_write(&[put.clone(), put.clone()]),
+            Err(TableError::Invalid(_))
+        ));
+        let many: Vec<_> = (0..101)
+            .map(|i| WriteOp::put(item(json!({"pk": "A", "sk": i.to_string()}))))
+            .collect();
         assert!(matches!(validate_write(&many), Err(TableError::Invalid(_))));
         assert!(matches!(validate_write(&[]), Err(TableError::Invalid(_))));
     }

@@ -9,16 +9,16 @@
 use std::collections::HashMap;
 
 use amanar_core::table::{
-    self, Condition, Cursor, CursorPosition, Index, Item, Key, PK, Page, Query, SK, SortKey, Table, TableError, Update,
-    VERSION, WriteOp,
+    self, Condition, Cursor, CursorPosition, Index, Item, Key, PK, Page, Query, SK, SortKey, Table,
+    TableError, Update, VERSION, WriteOp,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
-    Update as DynamoUpdate,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, TransactWriteItem, Update as DynamoUpdate,
 };
 use serde_json::Value;
 
@@ -33,7 +33,10 @@ pub struct DynamoTable {
 
 impl DynamoTable {
     pub fn new(client: Client, table_name: impl Into<String>) -> Self {
-        Self { client, table_name: table_name.into() }
+        Self {
+            client,
+            table_name: table_name.into(),
+        }
     }
 
     pub fn table_name(&self) -> &str {
@@ -43,9 +46,19 @@ impl DynamoTable {
     /// Creates the table with the same definition as template.yaml (for emulators and tests).
     pub async fn create_table(&self) -> Result<(), TableError> {
         let string = |name: &str| {
-            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().expect("complete")
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("complete")
         };
-        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete");
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .expect("complete")
+        };
         let mut request = self
             .client
             .create_table()
@@ -62,42 +75,65 @@ impl DynamoTable {
                     .index_name(index.name().expect("GSIs have names"))
                     .key_schema(key(p, KeyType::Hash))
                     .key_schema(key(s, KeyType::Range))
-                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
                     .build()
                     .expect("complete"),
             );
         }
-        request.set_attribute_definitions(Some(attributes)).send().await.map_err(|e| backend_error("CreateTable", e))?;
+        request
+            .set_attribute_definitions(Some(attributes))
+            .send()
+            .await
+            .map_err(|e| backend_error("CreateTable", e))?;
         Ok(())
     }
 }
 
-fn backend_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(operation: &str, error: SdkError<E, R>) -> TableError {
+fn backend_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    operation: &str,
+    error: SdkError<E, R>,
+) -> TableError {
     let code = error.code().unwrap_or_default().to_owned();
-    if matches!(code.as_str(), "ThrottlingException" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded") {
+    if matches!(
+        code.as_str(),
+        "ThrottlingException" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded"
+    ) {
         return TableError::Throttled;
     }
     if code == "TransactionConflictException" || code == "TransactionInProgressException" {
         return TableError::TransactionConflict;
     }
-    let message = error.message().map(str::to_owned).unwrap_or_else(|| format!("{error:?}"));
+    let message = error
+        .message()
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{error:?}"));
     TableError::Backend(format!("DynamoDB {operation} failed: {code} {message}"))
 }
 
 fn to_attribute(value: &Value) -> Result<AttributeValue, TableError> {
-    serde_dynamo::to_attribute_value(value).map_err(|e| TableError::Invalid(format!("value cannot be stored: {e}")))
+    serde_dynamo::to_attribute_value(value)
+        .map_err(|e| TableError::Invalid(format!("value cannot be stored: {e}")))
 }
 
 fn to_item(item: &Item) -> Result<AttributeMap, TableError> {
-    serde_dynamo::to_item(item).map_err(|e| TableError::Invalid(format!("item cannot be stored: {e}")))
+    serde_dynamo::to_item(item)
+        .map_err(|e| TableError::Invalid(format!("item cannot be stored: {e}")))
 }
 
 fn from_item(item: AttributeMap) -> Result<Item, TableError> {
-    serde_dynamo::from_item(item).map_err(|e| TableError::Backend(format!("stored item cannot be read: {e}")))
+    serde_dynamo::from_item(item)
+        .map_err(|e| TableError::Backend(format!("stored item cannot be read: {e}")))
 }
 
 fn key_map(key: &Key) -> AttributeMap {
-    HashMap::from([(PK.to_owned(), AttributeValue::S(key.pk.clone())), (SK.to_owned(), AttributeValue::S(key.sk.clone()))])
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(key.pk.clone())),
+        (SK.to_owned(), AttributeValue::S(key.sk.clone())),
+    ])
 }
 
 /// Placeholders for one expression: `#n0` for names, `:v0` for values.
@@ -127,17 +163,27 @@ impl Expression {
         let mut parts = Vec::with_capacity(conditions.len());
         for condition in conditions {
             parts.push(match condition {
-                Condition::NotExists | Condition::VersionIs(0) => format!("attribute_not_exists({})", self.name(PK)),
+                Condition::NotExists | Condition::VersionIs(0) => {
+                    format!("attribute_not_exists({})", self.name(PK))
+                }
                 Condition::Exists => format!("attribute_exists({})", self.name(PK)),
                 Condition::Equals(attribute, value) => {
                     let value = to_attribute(value)?;
                     format!("{} = {}", self.name(attribute), self.value(value))
                 }
                 Condition::AtLeast(attribute, min) => {
-                    format!("{} >= {}", self.name(attribute), self.value(AttributeValue::N(min.to_string())))
+                    format!(
+                        "{} >= {}",
+                        self.name(attribute),
+                        self.value(AttributeValue::N(min.to_string()))
+                    )
                 }
                 Condition::VersionIs(version) => {
-                    format!("{} = {}", self.name(VERSION), self.value(AttributeValue::N(version.to_string())))
+                    format!(
+                        "{} = {}",
+                        self.name(VERSION),
+                        self.value(AttributeValue::N(version.to_string()))
+                    )
                 }
             });
         }
@@ -158,12 +204,22 @@ impl Expression {
             let adds: Vec<String> = update
                 .add
                 .iter()
-                .map(|(attribute, delta)| format!("{} {}", self.name(attribute), self.value(AttributeValue::N(delta.to_string()))))
+                .map(|(attribute, delta)| {
+                    format!(
+                        "{} {}",
+                        self.name(attribute),
+                        self.value(AttributeValue::N(delta.to_string()))
+                    )
+                })
                 .collect();
             clauses.push(format!("ADD {}", adds.join(", ")));
         }
         if !update.remove.is_empty() {
-            let removes: Vec<String> = update.remove.iter().map(|attribute| self.name(attribute)).collect();
+            let removes: Vec<String> = update
+                .remove
+                .iter()
+                .map(|attribute| self.name(attribute))
+                .collect();
             clauses.push(format!("REMOVE {}", removes.join(", ")));
         }
         Ok(clauses.join(" "))
@@ -231,7 +287,11 @@ fn transact_item(op: &WriteOp, table_name: &str) -> Result<TransactWriteItem, Ta
 }
 
 fn condition_failed(index: usize, key: &Key) -> TableError {
-    TableError::ConditionFailed { index, pk: key.pk.clone(), sk: key.sk.clone() }
+    TableError::ConditionFailed {
+        index,
+        pk: key.pk.clone(),
+        sk: key.sk.clone(),
+    }
 }
 
 impl DynamoTable {
@@ -294,13 +354,24 @@ impl DynamoTable {
                     Err(e) => Err(backend_error("DeleteItem", e)),
                 }
             }
-            WriteOp::ConditionCheck { .. } => self.write_transaction(std::slice::from_ref(op), std::slice::from_ref(key)).await,
+            WriteOp::ConditionCheck { .. } => {
+                self.write_transaction(std::slice::from_ref(op), std::slice::from_ref(key))
+                    .await
+            }
         }
     }
 
     async fn write_transaction(&self, ops: &[WriteOp], keys: &[Key]) -> Result<(), TableError> {
-        let items = ops.iter().map(|op| transact_item(op, &self.table_name)).collect::<Result<Vec<_>, _>>()?;
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let items = ops
+            .iter()
+            .map(|op| transact_item(op, &self.table_name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         let error = match result {
             Ok(_) => return Ok(()),
             Err(error) => error,
@@ -312,7 +383,7 @@ impl DynamoTable {
             if let Some(index) = codes.iter().position(|c| *c == "ConditionalCheckFailed") {
                 return Err(condition_failed(index, &keys[index]));
             }
-            if codes.iter().any(|c| *c == "TransactionConflict") {
+            if codes.contains(&"TransactionConflict") {
                 return Err(TableError::TransactionConflict);
             }
             if codes.iter().any(|c| matches!(*c, "ThrottlingError" | "ProvisionedThroughputExceeded")) {
@@ -325,8 +396,14 @@ impl DynamoTable {
 }
 
 fn cursor_of(index: Index, item: &Item) -> Result<Cursor, TableError> {
-    let (p, s) = index.key_of(item).ok_or_else(|| TableError::Backend("queried item lacks its index key".into()))?;
-    Ok(Cursor::encode(&CursorPosition { p, s, k: Key::of(item)? }))
+    let (p, s) = index
+        .key_of(item)
+        .ok_or_else(|| TableError::Backend("queried item lacks its index key".into()))?;
+    Ok(Cursor::encode(&CursorPosition {
+        p,
+        s,
+        k: Key::of(item)?,
+    }))
 }
 
 fn start_key(index: Index, position: &CursorPosition) -> AttributeMap {
@@ -356,7 +433,10 @@ impl Table for DynamoTable {
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, TableError> {
         if keys.len() > table::MAX_BATCH_GET {
-            return Err(TableError::Invalid(format!("batch_get takes at most {} keys", table::MAX_BATCH_GET)));
+            return Err(TableError::Invalid(format!(
+                "batch_get takes at most {} keys",
+                table::MAX_BATCH_GET
+            )));
         }
         let mut unique: Vec<&Key> = keys.iter().collect();
         unique.sort();
@@ -378,11 +458,19 @@ impl Table for DynamoTable {
                 .send()
                 .await
                 .map_err(|e| backend_error("BatchGetItem", e))?;
-            for item in output.responses.unwrap_or_default().remove(&self.table_name).unwrap_or_default() {
+            for item in output
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table_name)
+                .unwrap_or_default()
+            {
                 let item = from_item(item)?;
                 found.insert(Key::of(&item)?, item);
             }
-            pending = output.unprocessed_keys.unwrap_or_default().remove(&self.table_name);
+            pending = output
+                .unprocessed_keys
+                .unwrap_or_default()
+                .remove(&self.table_name);
             if pending.is_some() {
                 attempt += 1;
                 if attempt > 8 {
@@ -396,11 +484,17 @@ impl Table for DynamoTable {
 
     async fn query(&self, query: &Query) -> Result<Page, TableError> {
         if query.limit == 0 {
-            return Err(TableError::Invalid("a query limit must be at least 1".into()));
+            return Err(TableError::Invalid(
+                "a query limit must be at least 1".into(),
+            ));
         }
         let mut expression = Expression::default();
         let (p, s) = query.index.key_attributes();
-        let partition = format!("{} = {}", expression.name(p), expression.value(AttributeValue::S(query.partition.clone())));
+        let partition = format!(
+            "{} = {}",
+            expression.name(p),
+            expression.value(AttributeValue::S(query.partition.clone()))
+        );
         let sort = query.sort.as_ref().map(|sort| {
             let name = expression.name(s);
             let mut v = |text: &String| expression.value(AttributeValue::S(text.clone()));
@@ -422,7 +516,10 @@ impl Table for DynamoTable {
             None => partition,
         };
         let mut start = match &query.cursor {
-            Some(cursor) => Some(start_key(query.index, &cursor.position_in(&query.partition)?)),
+            Some(cursor) => Some(start_key(
+                query.index,
+                &cursor.position_in(&query.partition)?,
+            )),
             None => None,
         };
         let mut items: Vec<Item> = Vec::with_capacity(query.limit + 1);
@@ -453,7 +550,10 @@ impl Table for DynamoTable {
         }
         let next = if items.len() > query.limit {
             items.truncate(query.limit);
-            Some(cursor_of(query.index, items.last().expect("limit is at least 1"))?)
+            Some(cursor_of(
+                query.index,
+                items.last().expect("limit is at least 1"),
+            )?)
         } else {
             None
         };

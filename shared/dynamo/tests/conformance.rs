@@ -14,12 +14,18 @@ async fn shared_table() -> Arc<dyn Table> {
             block_on_own_runtime(async {
                 let name = format!("conformance-{}", namespace());
                 let client = aws_sdk_dynamodb::Client::new(&emulator_sdk_config().await);
-                DynamoTable::new(client, &name).create_table().await.expect("create table on the emulator");
+                DynamoTable::new(client, &name)
+                    .create_table()
+                    .await
+                    .expect("create table on the emulator");
                 name
             })
         })
         .clone();
-    Arc::new(DynamoTable::new(aws_sdk_dynamodb::Client::new(&emulator_sdk_config().await), name))
+    Arc::new(DynamoTable::new(
+        aws_sdk_dynamodb::Client::new(&emulator_sdk_config().await),
+        name,
+    ))
 }
 
 amanar_testkit::table_conformance_tests!(shared_table());

@@ -28,7 +28,10 @@ pub struct LocalBlobs {
 /// What a verified signed request allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignedAccess {
-    Upload { content_type: String, content_length: u64 },
+    Upload {
+        content_type: String,
+        content_length: u64,
+    },
     Download,
 }
 
@@ -47,8 +50,16 @@ fn storage<E: std::fmt::Display>(error: E) -> BlobError {
 
 impl LocalBlobs {
     /// `base_url` is where the local runtime listens (e.g. `http://127.0.0.1:3000`); `secret` signs URLs.
-    pub fn new(root: impl Into<PathBuf>, base_url: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
-        Self { root: root.into(), base_url: base_url.into().trim_end_matches('/').to_owned(), secret: secret.into() }
+    pub fn new(
+        root: impl Into<PathBuf>,
+        base_url: impl Into<String>,
+        secret: impl Into<Vec<u8>>,
+    ) -> Self {
+        Self {
+            root: root.into(),
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            secret: secret.into(),
+        }
     }
 
     fn path(&self, bucket: Bucket, key: &str) -> Result<PathBuf, BlobError> {
@@ -60,47 +71,97 @@ impl LocalBlobs {
         self.root.join(bucket.as_str()).join(".meta").join(key)
     }
 
-    fn mac(&self, method: &str, bucket: Bucket, key: &str, expires: i64, ct: Option<&str>, len: Option<u64>) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
-        let canonical = format!("{method}\n{}\n{key}\n{expires}\n{}\n{}", bucket.as_str(), ct.unwrap_or(""), len.map(|l| l.to_string()).unwrap_or_default());
+    fn mac(
+        &self,
+        method: &str,
+        bucket: Bucket,
+        key: &str,
+        expires: i64,
+        ct: Option<&str>,
+        len: Option<u64>,
+    ) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        let canonical = format!(
+            "{method}\n{}\n{key}\n{expires}\n{}\n{}",
+            bucket.as_str(),
+            ct.unwrap_or(""),
+            len.map(|l| l.to_string()).unwrap_or_default()
+        );
         mac.update(canonical.as_bytes());
         mac
     }
 
-    fn sign(&self, method: &str, bucket: Bucket, key: &str, expires: i64, ct: Option<&str>, len: Option<u64>) -> String {
-        hex::encode(self.mac(method, bucket, key, expires, ct, len).finalize().into_bytes())
+    fn sign(
+        &self,
+        method: &str,
+        bucket: Bucket,
+        key: &str,
+        expires: i64,
+        ct: Option<&str>,
+        len: Option<u64>,
+    ) -> String {
+        hex::encode(
+            self.mac(method, bucket, key, expires, ct, len)
+                .finalize()
+                .into_bytes(),
+        )
     }
 
     /// Checks a signed request (constant-time), returning what it allows. `None` for a bad, foreign
     /// or expired signature.
-    pub fn verify(&self, method: &str, bucket: Bucket, key: &str, signature: &Signature, now: DateTime<Utc>) -> Option<SignedAccess> {
+    pub fn verify(
+        &self,
+        method: &str,
+        bucket: Bucket,
+        key: &str,
+        signature: &Signature,
+        now: DateTime<Utc>,
+    ) -> Option<SignedAccess> {
         if signature.expires < now.timestamp() || blobs::validate_key(key).is_err() {
             return None;
         }
         let given = hex::decode(&signature.sig).ok()?;
         let ct = signature.ct.as_deref();
-        self.mac(method, bucket, key, signature.expires, ct, signature.len).verify_slice(&given).ok()?;
+        self.mac(method, bucket, key, signature.expires, ct, signature.len)
+            .verify_slice(&given)
+            .ok()?;
         match (method, ct, signature.len) {
-            ("PUT", Some(ct), Some(len)) => Some(SignedAccess::Upload { content_type: ct.to_owned(), content_length: len }),
+            ("PUT", Some(ct), Some(len)) => Some(SignedAccess::Upload {
+                content_type: ct.to_owned(),
+                content_length: len,
+            }),
             ("GET", None, None) => Some(SignedAccess::Download),
             _ => None,
         }
     }
 
     fn url(&self, bucket: Bucket, key: &str, query: &str) -> String {
-        format!("{}{ROUTE_PREFIX}/{}/{key}?{query}", self.base_url, bucket.as_str())
+        format!(
+            "{}{ROUTE_PREFIX}/{}/{key}?{query}",
+            self.base_url,
+            bucket.as_str()
+        )
     }
 }
 
 fn encode_query_value(value: &str) -> String {
     value
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BlobError> {
-    let parent = path.parent().ok_or_else(|| BlobError::Invalid("object path has no parent".into()))?;
+    let parent = path
+        .parent()
+        .ok_or_else(|| BlobError::Invalid("object path has no parent".into()))?;
     tokio::fs::create_dir_all(parent).await.map_err(storage)?;
     let temporary = parent.join(format!(".tmp-{}", ulid::Ulid::new()));
     let result = async {
@@ -119,14 +180,22 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BlobError> {
 
 fn expiry(now: DateTime<Utc>, expires_in: Duration) -> Result<DateTime<Utc>, BlobError> {
     if expires_in.is_zero() || expires_in > blobs::MAX_PRESIGN {
-        return Err(BlobError::Invalid("a presigned URL must expire within 7 days".into()));
+        return Err(BlobError::Invalid(
+            "a presigned URL must expire within 7 days".into(),
+        ));
     }
     Ok(now + chrono::Duration::from_std(expires_in).map_err(storage)?)
 }
 
 #[async_trait]
 impl Blobs for LocalBlobs {
-    async fn put(&self, bucket: Bucket, key: &str, bytes: Bytes, content_type: &str) -> Result<(), BlobError> {
+    async fn put(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(), BlobError> {
         let path = self.path(bucket, key)?;
         // Metadata first: a crash between the two leaves no object without its content type.
         write_atomically(&self.meta_path(bucket, key), content_type.as_bytes()).await?;
@@ -144,7 +213,10 @@ impl Blobs for LocalBlobs {
         let content_type = tokio::fs::read_to_string(self.meta_path(bucket, key))
             .await
             .unwrap_or_else(|_| "application/octet-stream".to_owned());
-        Ok(Some(Blob { bytes: bytes.into(), content_type }))
+        Ok(Some(Blob {
+            bytes: bytes.into(),
+            content_type,
+        }))
     }
 
     async fn delete(&self, bucket: Bucket, key: &str) -> Result<(), BlobError> {
@@ -159,13 +231,29 @@ impl Blobs for LocalBlobs {
         Ok(())
     }
 
-    async fn presign_upload(&self, bucket: Bucket, key: &str, policy: &UploadPolicy) -> Result<PresignedRequest, BlobError> {
+    async fn presign_upload(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        policy: &UploadPolicy,
+    ) -> Result<PresignedRequest, BlobError> {
         blobs::validate_key(key)?;
         blobs::validate_upload_policy(policy)?;
         let expires_at = expiry(Utc::now(), policy.expires_in)?;
         let expires = expires_at.timestamp();
-        let sig = self.sign("PUT", bucket, key, expires, Some(&policy.content_type), Some(policy.content_length));
-        let query = format!("expires={expires}&ct={}&len={}&sig={sig}", encode_query_value(&policy.content_type), policy.content_length);
+        let sig = self.sign(
+            "PUT",
+            bucket,
+            key,
+            expires,
+            Some(&policy.content_type),
+            Some(policy.content_length),
+        );
+        let query = format!(
+            "expires={expires}&ct={}&len={}&sig={sig}",
+            encode_query_value(&policy.content_type),
+            policy.content_length
+        );
         Ok(PresignedRequest {
             method: "PUT".into(),
             url: self.url(bucket, key, &query),
@@ -177,11 +265,21 @@ impl Blobs for LocalBlobs {
         })
     }
 
-    async fn presign_download(&self, bucket: Bucket, key: &str, expires_in: Duration) -> Result<PresignedRequest, BlobError> {
+    async fn presign_download(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, BlobError> {
         blobs::validate_key(key)?;
         let expires_at = expiry(Utc::now(), expires_in)?;
         let expires = expires_at.timestamp();
         let sig = self.sign("GET", bucket, key, expires, None, None);
-        Ok(PresignedRequest { method: "GET".into(), url: self.url(bucket, key, &format!("expires={expires}&sig={sig}")), headers: vec![], expires_at })
+        Ok(PresignedRequest {
+            method: "GET".into(),
+            url: self.url(bucket, key, &format!("expires={expires}&sig={sig}")),
+            headers: vec![],
+            expires_at,
+        })
     }
 }

@@ -20,7 +20,13 @@ pub struct StoreError(String);
 macro_rules! store_error_from {
     ($($t:ty),*) => {$(impl From<$t> for StoreError { fn from(e: $t) -> Self { StoreError(e.to_string()) } })*};
 }
-store_error_from!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::CommitError, std::io::Error);
+store_error_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::CommitError,
+    std::io::Error
+);
 
 /// The database file of the local runtime, shared by the table and the queues.
 pub struct EmbeddedStore {
@@ -45,6 +51,9 @@ impl EmbeddedStore {
                 other => break Arc::new(other?),
             }
         };
-        Ok(Self { table: RedbTable::new(db.clone())?, queue: RedbQueue::new(db)? })
+        Ok(Self {
+            table: RedbTable::new(db.clone())?,
+            queue: RedbQueue::new(db)?,
+        })
     }
 }

@@ -67,24 +67,51 @@ fn parse_receipt(receipt: &str) -> Result<(&str, u32), QueueError> {
     Ok((id, delivery))
 }
 
-type Tables<'t> = (redb::Table<'t, &'static [u8], &'static [u8]>, redb::Table<'t, &'static [u8], ()>);
+type Tables<'t> = (
+    redb::Table<'t, &'static [u8], &'static [u8]>,
+    redb::Table<'t, &'static [u8], ()>,
+);
 
-fn load(messages: &redb::Table<'_, &'static [u8], &'static [u8]>, key: &[u8]) -> Result<Option<StoredMessage>, QueueError> {
+fn load(
+    messages: &redb::Table<'_, &'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Result<Option<StoredMessage>, QueueError> {
     match messages.get(key).map_err(storage)? {
-        Some(value) => serde_json::from_slice(value.value()).map(Some).map_err(storage),
+        Some(value) => serde_json::from_slice(value.value())
+            .map(Some)
+            .map_err(storage),
         None => Ok(None),
     }
 }
 
-fn save(tables: &mut Tables<'_>, queue: QueueName, id: &str, message: &StoredMessage) -> Result<(), QueueError> {
+fn save(
+    tables: &mut Tables<'_>,
+    queue: QueueName,
+    id: &str,
+    message: &StoredMessage,
+) -> Result<(), QueueError> {
     let bytes = serde_json::to_vec(message).map_err(storage)?;
-    tables.0.insert(message_key(queue, id).as_slice(), bytes.as_slice()).map_err(storage)?;
-    tables.1.insert(ready_key(queue, message.visible_at_ms, id).as_slice(), ()).map_err(storage)?;
+    tables
+        .0
+        .insert(message_key(queue, id).as_slice(), bytes.as_slice())
+        .map_err(storage)?;
+    tables
+        .1
+        .insert(ready_key(queue, message.visible_at_ms, id).as_slice(), ())
+        .map_err(storage)?;
     Ok(())
 }
 
-fn unschedule(tables: &mut Tables<'_>, queue: QueueName, id: &str, message: &StoredMessage) -> Result<(), QueueError> {
-    tables.1.remove(ready_key(queue, message.visible_at_ms, id).as_slice()).map_err(storage)?;
+fn unschedule(
+    tables: &mut Tables<'_>,
+    queue: QueueName,
+    id: &str,
+    message: &StoredMessage,
+) -> Result<(), QueueError> {
+    tables
+        .1
+        .remove(ready_key(queue, message.visible_at_ms, id).as_slice())
+        .map_err(storage)?;
     Ok(())
 }
 
@@ -94,7 +121,10 @@ impl RedbQueue {
         txn.open_table(MESSAGES)?;
         txn.open_table(READY)?;
         txn.commit()?;
-        Ok(Self { db, sent: Arc::new(Notify::new()) })
+        Ok(Self {
+            db,
+            sent: Arc::new(Notify::new()),
+        })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -102,7 +132,9 @@ impl RedbQueue {
         work: impl FnOnce(&Database) -> Result<T, QueueError> + Send + 'static,
     ) -> Result<T, QueueError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db)).await.map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
     }
 
     /// Updates one delivered message under its receipt.
@@ -110,15 +142,21 @@ impl RedbQueue {
         &self,
         queue: QueueName,
         receipt: &str,
-        change: impl FnOnce(&mut Tables<'_>, &str, StoredMessage) -> Result<(), QueueError> + Send + 'static,
+        change: impl FnOnce(&mut Tables<'_>, &str, StoredMessage) -> Result<(), QueueError>
+        + Send
+        + 'static,
     ) -> Result<(), QueueError> {
         let (id, delivery) = parse_receipt(receipt)?;
         let id = id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(storage)?;
             {
-                let mut tables = (txn.open_table(MESSAGES).map_err(storage)?, txn.open_table(READY).map_err(storage)?);
-                let message = load(&tables.0, &message_key(queue, &id))?.ok_or(QueueError::StaleReceipt)?;
+                let mut tables = (
+                    txn.open_table(MESSAGES).map_err(storage)?,
+                    txn.open_table(READY).map_err(storage)?,
+                );
+                let message =
+                    load(&tables.0, &message_key(queue, &id))?.ok_or(QueueError::StaleReceipt)?;
                 if message.receive_count != delivery {
                     return Err(QueueError::StaleReceipt);
                 }
@@ -131,7 +169,12 @@ impl RedbQueue {
     }
 
     /// One receive attempt without waiting.
-    async fn receive_now(&self, queue: QueueName, max: usize, visibility: Duration) -> Result<(Vec<Received>, Option<u64>), QueueError> {
+    async fn receive_now(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<(Vec<Received>, Option<u64>), QueueError> {
         self.blocking(move |db| {
             let now = now_ms();
             let txn = db.begin_write().map_err(storage)?;
@@ -210,16 +253,29 @@ use redb::ReadableDatabase as _;
 
 #[async_trait]
 impl Queue for RedbQueue {
-    async fn send(&self, queue: QueueName, body: &str, delay: Duration) -> Result<String, QueueError> {
+    async fn send(
+        &self,
+        queue: QueueName,
+        body: &str,
+        delay: Duration,
+    ) -> Result<String, QueueError> {
         queue::validate_send(body, delay)?;
         let id = ulid::Ulid::new().to_string();
         let now = now_ms();
-        let message = StoredMessage { body: body.to_owned(), receive_count: 0, visible_at_ms: now + delay.as_millis() as u64, sent_at_ms: now };
+        let message = StoredMessage {
+            body: body.to_owned(),
+            receive_count: 0,
+            visible_at_ms: now + delay.as_millis() as u64,
+            sent_at_ms: now,
+        };
         let message_id = id.clone();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(storage)?;
             {
-                let mut tables = (txn.open_table(MESSAGES).map_err(storage)?, txn.open_table(READY).map_err(storage)?);
+                let mut tables = (
+                    txn.open_table(MESSAGES).map_err(storage)?,
+                    txn.open_table(READY).map_err(storage)?,
+                );
                 save(&mut tables, queue, &message_id, &message)?;
             }
             txn.commit().map_err(storage)
@@ -229,9 +285,17 @@ impl Queue for RedbQueue {
         Ok(id)
     }
 
-    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration, wait: Duration) -> Result<Vec<Received>, QueueError> {
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Received>, QueueError> {
         if max == 0 || max > MAX_RECEIVE {
-            return Err(QueueError::Invalid(format!("receive takes 1 to {MAX_RECEIVE} messages")));
+            return Err(QueueError::Invalid(format!(
+                "receive takes 1 to {MAX_RECEIVE} messages"
+            )));
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -255,15 +319,25 @@ impl Queue for RedbQueue {
 
     async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
         self.with_delivery(queue, receipt, move |tables, id, _| {
-            tables.0.remove(message_key(queue, id).as_slice()).map_err(storage)?;
+            tables
+                .0
+                .remove(message_key(queue, id).as_slice())
+                .map_err(storage)?;
             Ok(())
         })
         .await
     }
 
-    async fn change_visibility(&self, queue: QueueName, receipt: &str, visibility: Duration) -> Result<(), QueueError> {
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError> {
         if visibility > Duration::from_secs(12 * 3600) {
-            return Err(QueueError::Invalid("visibility timeout is at most 12 hours".into()));
+            return Err(QueueError::Invalid(
+                "visibility timeout is at most 12 hours".into(),
+            ));
         }
         self.with_delivery(queue, receipt, move |tables, id, mut message| {
             message.visible_at_ms = now_ms() + visibility.as_millis() as u64;

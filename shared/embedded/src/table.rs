@@ -10,7 +10,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use amanar_core::table::{
-    self, Condition, Cursor, CursorPosition, Index, Item, Key, Page, Query, SortKey, Table, TableError, WriteOp,
+    self, Condition, Cursor, CursorPosition, Index, Item, Key, Page, Query, SortKey, Table,
+    TableError, WriteOp,
 };
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -59,7 +60,9 @@ impl RedbTable {
 /// Appends `part 0x00`, refusing parts that hold NUL (they would break the ordering).
 fn push_part(out: &mut Vec<u8>, part: &str) -> Result<(), TableError> {
     if part.as_bytes().contains(&0) {
-        return Err(TableError::Invalid("key attributes cannot contain NUL".into()));
+        return Err(TableError::Invalid(
+            "key attributes cannot contain NUL".into(),
+        ));
     }
     out.extend_from_slice(part.as_bytes());
     out.push(0);
@@ -79,7 +82,12 @@ fn base_key(key: &Key) -> Result<Vec<u8>, TableError> {
 }
 
 /// Full key of an entry in an index.
-fn index_key(index: Index, index_pk: &str, index_sk: &str, key: &Key) -> Result<Vec<u8>, TableError> {
+fn index_key(
+    index: Index,
+    index_pk: &str,
+    index_sk: &str,
+    key: &Key,
+) -> Result<Vec<u8>, TableError> {
     match index {
         Index::Primary => base_key(key),
         _ => encode(&[index_pk, index_sk, &key.pk, &key.sk]),
@@ -94,36 +102,51 @@ fn with_suffix(prefix: &[u8], suffix: &[u8]) -> Vec<u8> {
 }
 
 /// Byte range of a query's partition and sort-key condition (see the module doc for the encoding).
-fn query_range(query: &Query) -> Result<(Bound<Vec<u8>>, Bound<Vec<u8>>), TableError> {
+/// Lower and upper bound of a scan over index keys.
+type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+fn query_range(query: &Query) -> Result<KeyRange, TableError> {
     let mut partition = Vec::new();
     push_part(&mut partition, &query.partition)?;
     let value = |v: &str| -> Result<Vec<u8>, TableError> {
         if v.as_bytes().contains(&0) {
-            return Err(TableError::Invalid("key attributes cannot contain NUL".into()));
+            return Err(TableError::Invalid(
+                "key attributes cannot contain NUL".into(),
+            ));
         }
         Ok(with_suffix(&partition, v.as_bytes()))
     };
     // For a sort value v: entries with sort key v start at `v 0x00`; keys above v start at `v 0x01`
     // or differ before the end of v.
-    let at_or_after = |v: &str| value(v).map(|mut b| {
-        b.push(0);
-        Bound::Included(b)
-    });
-    let after = |v: &str| value(v).map(|mut b| {
-        b.push(1);
-        Bound::Included(b)
-    });
-    let at_or_before = |v: &str| value(v).map(|mut b| {
-        b.push(1);
-        Bound::Excluded(b)
-    });
-    let before = |v: &str| value(v).map(|mut b| {
-        b.push(0);
-        Bound::Excluded(b)
-    });
+    let at_or_after = |v: &str| {
+        value(v).map(|mut b| {
+            b.push(0);
+            Bound::Included(b)
+        })
+    };
+    let after = |v: &str| {
+        value(v).map(|mut b| {
+            b.push(1);
+            Bound::Included(b)
+        })
+    };
+    let at_or_before = |v: &str| {
+        value(v).map(|mut b| {
+            b.push(1);
+            Bound::Excluded(b)
+        })
+    };
+    let before = |v: &str| {
+        value(v).map(|mut b| {
+            b.push(0);
+            Bound::Excluded(b)
+        })
+    };
     let start = Bound::Included(partition.clone());
     let mut end_of_partition = partition.clone();
-    *end_of_partition.last_mut().expect("partition ends with 0x00") = 1;
+    *end_of_partition
+        .last_mut()
+        .expect("partition ends with 0x00") = 1;
     let end = Bound::Excluded(end_of_partition);
     Ok(match &query.sort {
         None => (start, end),
@@ -143,7 +166,8 @@ fn query_range(query: &Query) -> Result<(Bound<Vec<u8>>, Bound<Vec<u8>>), TableE
 }
 
 fn decode_item(bytes: &[u8]) -> Result<Item, TableError> {
-    serde_json::from_slice(bytes).map_err(|e| TableError::Backend(format!("stored item is corrupt: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| TableError::Backend(format!("stored item is corrupt: {e}")))
 }
 
 fn storage<E: std::fmt::Display>(error: E) -> TableError {
@@ -152,7 +176,10 @@ fn storage<E: std::fmt::Display>(error: E) -> TableError {
 
 type ItemsTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
-fn read_item(table: &impl ReadableTable<&'static [u8], &'static [u8]>, key: &[u8]) -> Result<Option<Item>, TableError> {
+fn read_item(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Result<Option<Item>, TableError> {
     match table.get(key).map_err(storage)? {
         Some(value) => Ok(Some(decode_item(value.value())?)),
         None => Ok(None),
@@ -170,16 +197,20 @@ fn store_item(
     let base = base_key(key)?;
     for (gsi, index) in gsis.iter_mut().zip([Index::Gsi1, Index::Gsi2]) {
         if let Some((p, s)) = old.and_then(|item| index.key_of(item)) {
-            gsi.remove(index_key(index, &p, &s, key)?.as_slice()).map_err(storage)?;
+            gsi.remove(index_key(index, &p, &s, key)?.as_slice())
+                .map_err(storage)?;
         }
         if let Some((p, s)) = new.and_then(|item| index.key_of(item)) {
-            gsi.insert(index_key(index, &p, &s, key)?.as_slice(), base.as_slice()).map_err(storage)?;
+            gsi.insert(index_key(index, &p, &s, key)?.as_slice(), base.as_slice())
+                .map_err(storage)?;
         }
     }
     match new {
         Some(item) => {
             let bytes = serde_json::to_vec(item).map_err(storage)?;
-            items.insert(base.as_slice(), bytes.as_slice()).map_err(storage)?;
+            items
+                .insert(base.as_slice(), bytes.as_slice())
+                .map_err(storage)?;
         }
         None => {
             items.remove(base.as_slice()).map_err(storage)?;
@@ -188,11 +219,20 @@ fn store_item(
     Ok(())
 }
 
-fn conditions_checked(index: usize, key: &Key, conditions: &[Condition], current: Option<&Item>) -> Result<(), TableError> {
+fn conditions_checked(
+    index: usize,
+    key: &Key,
+    conditions: &[Condition],
+    current: Option<&Item>,
+) -> Result<(), TableError> {
     if table::conditions_hold(conditions, current) {
         Ok(())
     } else {
-        Err(TableError::ConditionFailed { index, pk: key.pk.clone(), sk: key.sk.clone() })
+        Err(TableError::ConditionFailed {
+            index,
+            pk: key.pk.clone(),
+            sk: key.sk.clone(),
+        })
     }
 }
 
@@ -210,7 +250,10 @@ impl Table for RedbTable {
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, TableError> {
         if keys.len() > table::MAX_BATCH_GET {
-            return Err(TableError::Invalid(format!("batch_get takes at most {} keys", table::MAX_BATCH_GET)));
+            return Err(TableError::Invalid(format!(
+                "batch_get takes at most {} keys",
+                table::MAX_BATCH_GET
+            )));
         }
         let keys = keys.iter().map(base_key).collect::<Result<Vec<_>, _>>()?;
         self.blocking(move |db| {
@@ -223,7 +266,9 @@ impl Table for RedbTable {
 
     async fn query(&self, query: &Query) -> Result<Page, TableError> {
         if query.limit == 0 {
-            return Err(TableError::Invalid("a query limit must be at least 1".into()));
+            return Err(TableError::Invalid(
+                "a query limit must be at least 1".into(),
+            ));
         }
         let (mut lower, mut upper) = query_range(query)?;
         if let Some(cursor) = &query.cursor {
@@ -240,24 +285,42 @@ impl Table for RedbTable {
             let txn = db.begin_read().map_err(storage)?;
             let items = txn.open_table(ITEMS).map_err(storage)?;
             let entries = txn.open_table(definition(query.index)).map_err(storage)?;
-            let range = (lower.as_ref().map(Vec::as_slice), upper.as_ref().map(Vec::as_slice));
+            let range = (
+                lower.as_ref().map(Vec::as_slice),
+                upper.as_ref().map(Vec::as_slice),
+            );
             let range = entries.range::<&[u8]>(range).map_err(storage)?;
             let mut page = Page::default();
-            let step = |entry: Result<(redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>), redb::StorageError>| {
+            let step = |entry: Result<
+                (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
+                redb::StorageError,
+            >| {
                 let (_, value) = entry.map_err(storage)?;
                 match query.index {
                     Index::Primary => decode_item(value.value()),
-                    _ => read_item(&items, value.value())?
-                        .ok_or_else(|| TableError::Backend("index entry points at a missing item".into())),
+                    _ => read_item(&items, value.value())?.ok_or_else(|| {
+                        TableError::Backend("index entry points at a missing item".into())
+                    }),
                 }
             };
-            let mut iter: Box<dyn Iterator<Item = _>> = if query.forward { Box::new(range) } else { Box::new(range.rev()) };
+            let mut iter: Box<dyn Iterator<Item = _>> = if query.forward {
+                Box::new(range)
+            } else {
+                Box::new(range.rev())
+            };
             for entry in iter.by_ref() {
                 let item = step(entry)?;
                 if page.items.len() == query.limit {
                     let last = page.items.last().expect("limit is at least 1");
-                    let (p, s) = query.index.key_of(last).expect("queried items carry the index key");
-                    page.next = Some(Cursor::encode(&CursorPosition { p, s, k: Key::of(last)? }));
+                    let (p, s) = query
+                        .index
+                        .key_of(last)
+                        .expect("queried items carry the index key");
+                    page.next = Some(Cursor::encode(&CursorPosition {
+                        p,
+                        s,
+                        k: Key::of(last)?,
+                    }));
                     break;
                 }
                 page.items.push(item);
@@ -276,12 +339,17 @@ impl Table for RedbTable {
             let txn = db.begin_write().map_err(storage)?;
             {
                 let mut items = txn.open_table(ITEMS).map_err(storage)?;
-                let mut gsis = [txn.open_table(GSI1).map_err(storage)?, txn.open_table(GSI2).map_err(storage)?];
+                let mut gsis = [
+                    txn.open_table(GSI1).map_err(storage)?,
+                    txn.open_table(GSI2).map_err(storage)?,
+                ];
                 for (index, (op, key)) in ops.iter().zip(&keys).enumerate() {
                     let current = read_item(&items, &base_key(key)?)?;
                     conditions_checked(index, key, op.conditions(), current.as_ref())?;
                     match op {
-                        WriteOp::Put { item, .. } => store_item(&mut items, &mut gsis, key, current.as_ref(), Some(item))?,
+                        WriteOp::Put { item, .. } => {
+                            store_item(&mut items, &mut gsis, key, current.as_ref(), Some(item))?
+                        }
                         WriteOp::Update { update, .. } => {
                             let next = update.apply(key, current.clone())?;
                             store_item(&mut items, &mut gsis, key, current.as_ref(), Some(&next))?;

@@ -7,7 +7,10 @@ use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::{OpenApi, RefOr};
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn operations(item: &PathItem) -> Vec<(&'static str, &Operation)> {
@@ -31,7 +34,11 @@ pub fn routes(openapi: &OpenApi) -> Vec<(String, String)> {
         .paths
         .paths
         .iter()
-        .flat_map(|(path, item)| operations(item).into_iter().map(move |(method, _)| (method.to_owned(), path.clone())))
+        .flat_map(|(path, item)| {
+            operations(item)
+                .into_iter()
+                .map(move |(method, _)| (method.to_owned(), path.clone()))
+        })
         .collect()
 }
 
@@ -48,7 +55,10 @@ pub fn render(openapi: &OpenApi) -> String {
          .m{{display:inline-block;min-width:4.5rem;font-weight:700}}table{{border-collapse:collapse}}td,th{{text-align:left;padding:.1rem .6rem .1rem 0}}\
          </style></head><body><h1>{title} API reference</h1><p>Version {version}. Machine-readable: <a href=\"/v1/openapi.json\"><code>/v1/openapi.json</code></a> (OpenAPI {oas}).</p>",
         version = escape(&openapi.info.version),
-        oas = serde_json::to_value(&openapi.openapi).ok().and_then(|v| v.as_str().map(escape)).unwrap_or_default(),
+        oas = serde_json::to_value(&openapi.openapi)
+            .ok()
+            .and_then(|v| v.as_str().map(escape))
+            .unwrap_or_default(),
     );
     if let Some(description) = &openapi.info.description {
         let _ = write!(html, "<p>{}</p>", escape(description));
@@ -56,14 +66,24 @@ pub fn render(openapi: &OpenApi) -> String {
     html.push_str("<h2>Contents</h2><ul>");
     for (path, item) in &openapi.paths.paths {
         for (method, op) in operations(item) {
-            let _ = write!(html, "<li><a href=\"#{id}\"><span class=\"m\">{method}</span><code>{path}</code></a> {summary}</li>",
-                id = escape(&anchor(method, path)), path = escape(path), summary = escape(op.summary.as_deref().unwrap_or("")));
+            let _ = write!(
+                html,
+                "<li><a href=\"#{id}\"><span class=\"m\">{method}</span><code>{path}</code></a> {summary}</li>",
+                id = escape(&anchor(method, path)),
+                path = escape(path),
+                summary = escape(op.summary.as_deref().unwrap_or(""))
+            );
         }
     }
     html.push_str("</ul>");
     for (path, item) in &openapi.paths.paths {
         for (method, op) in operations(item) {
-            let _ = write!(html, "<section id=\"{}\"><h3><span class=\"m\">{method}</span><code>{}</code></h3>", escape(&anchor(method, path)), escape(path));
+            let _ = write!(
+                html,
+                "<section id=\"{}\"><h3><span class=\"m\">{method}</span><code>{}</code></h3>",
+                escape(&anchor(method, path)),
+                escape(path)
+            );
             if let Some(summary) = &op.summary {
                 let _ = write!(html, "<p><strong>{}</strong></p>", escape(summary));
             }
@@ -73,9 +93,17 @@ pub fn render(openapi: &OpenApi) -> String {
             if let Some(parameters) = op.parameters.as_ref().filter(|p| !p.is_empty()) {
                 html.push_str("<table><tr><th>Parameter</th><th>In</th><th>Required</th><th>Description</th></tr>");
                 for parameter in parameters {
-                    let _ = write!(html, "<tr><td><code>{}</code></td><td>{:?}</td><td>{}</td><td>{}</td></tr>",
-                        escape(&parameter.name), serde_json::to_value(&parameter.parameter_in).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(), matches!(parameter.required, utoipa::openapi::Required::True),
-                        escape(parameter.description.as_deref().unwrap_or("")));
+                    let _ = write!(
+                        html,
+                        "<tr><td><code>{}</code></td><td>{:?}</td><td>{}</td><td>{}</td></tr>",
+                        escape(&parameter.name),
+                        serde_json::to_value(&parameter.parameter_in)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        matches!(parameter.required, utoipa::openapi::Required::True),
+                        escape(parameter.description.as_deref().unwrap_or(""))
+                    );
                 }
                 html.push_str("</table>");
             }
@@ -85,7 +113,12 @@ pub fn render(openapi: &OpenApi) -> String {
                     RefOr::T(response) => response.description.clone(),
                     RefOr::Ref(reference) => reference.ref_location.clone(),
                 };
-                let _ = write!(html, "<tr><td>{}</td><td>{}</td></tr>", escape(status), escape(&description));
+                let _ = write!(
+                    html,
+                    "<tr><td>{}</td><td>{}</td></tr>",
+                    escape(status),
+                    escape(&description)
+                );
             }
             html.push_str("</table></section>");
         }
@@ -95,5 +128,9 @@ pub fn render(openapi: &OpenApi) -> String {
 }
 
 fn anchor(method: &str, path: &str) -> String {
-    format!("{}{}", method.to_lowercase(), path.replace(['/', '{', '}', '.'], "-"))
+    format!(
+        "{}{}",
+        method.to_lowercase(),
+        path.replace(['/', '{', '}', '.'], "-")
+    )
 }

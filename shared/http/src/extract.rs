@@ -16,8 +16,14 @@ use crate::problem::{ApiError, FieldError};
 pub struct Json<T>(pub T);
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parses JSON, telling syntax errors (400) from shape errors (422 with the field path).
@@ -37,7 +43,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             });
         }
     };
-    deserializer.end().map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
 }
 
@@ -54,17 +62,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !is_json(content_type) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("the body could not be read".into())
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest("the body could not be read".into())
+                }
+            })?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -84,11 +98,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(deserializer).map(Query).map_err(|error| {
-            let field = error.path().to_string();
-            ApiError::Validation(vec![FieldError::new(if field == "." { String::new() } else { field }, error.into_inner().to_string())])
-        })
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|error| {
+                let field = error.path().to_string();
+                ApiError::Validation(vec![FieldError::new(
+                    if field == "." { String::new() } else { field },
+                    error.into_inner().to_string(),
+                )])
+            })
     }
 }
 
@@ -119,21 +139,41 @@ mod tests {
 
     #[test]
     fn a_mistyped_nested_field_is_named_by_its_path() {
-        let errors = errors(parse_json(br#"{"quantity": 1, "items": [{"amount": "1"}, {"amount": 2}]}"#));
+        let errors = errors(parse_json(
+            br#"{"quantity": 1, "items": [{"amount": "1"}, {"amount": 2}]}"#,
+        ));
         assert_eq!(errors[0].field, "items[1].amount");
-        assert!(errors[0].message.starts_with("invalid type: integer `2`"), "{}", errors[0].message);
+        assert!(
+            errors[0].message.starts_with("invalid type: integer `2`"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]
     fn unknown_and_missing_fields_are_validation_errors() {
-        assert!(errors(parse_json(br#"{"quantity": 1, "items": [], "extra": 1}"#))[0].message.contains("unknown field `extra`"));
-        assert!(errors(parse_json(br#"{"items": []}"#))[0].message.contains("missing field `quantity`"));
+        assert!(
+            errors(parse_json(br#"{"quantity": 1, "items": [], "extra": 1}"#))[0]
+                .message
+                .contains("unknown field `extra`")
+        );
+        assert!(
+            errors(parse_json(br#"{"items": []}"#))[0]
+                .message
+                .contains("missing field `quantity`")
+        );
     }
 
     #[test]
     fn broken_json_and_trailing_garbage_are_bad_requests() {
-        assert!(matches!(parse_json::<Order>(br#"{"quantity": "#), Err(ApiError::BadRequest(_))));
-        assert!(matches!(parse_json::<Order>(br#"{"quantity": 1, "items": []} x"#), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse_json::<Order>(br#"{"quantity": "#),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_json::<Order>(br#"{"quantity": 1, "items": []} x"#),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]

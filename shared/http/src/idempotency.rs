@@ -71,58 +71,119 @@ fn fingerprint(method: &Method, uri: &str, body: &[u8]) -> String {
 }
 
 fn replay(record: &Record) -> Response {
-    let status = record.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
-    let body = record.body.as_deref().and_then(|b| STANDARD.decode(b).ok()).unwrap_or_default();
+    let status = record
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = record
+        .body
+        .as_deref()
+        .and_then(|b| STANDARD.decode(b).ok())
+        .unwrap_or_default();
     let mut response = (status, body).into_response();
     for (name, value) in &record.headers {
-        if let (Ok(name), Ok(value)) = (header::HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::try_from(name.as_str()),
+            HeaderValue::from_str(value),
+        ) {
             response.headers_mut().insert(name, value);
         }
     }
-    response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+        .headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
 }
 
 fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     REPLAYED_HEADERS
         .iter()
-        .filter_map(|name| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| (name.as_str().to_owned(), v.to_owned())))
+        .filter_map(|name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (name.as_str().to_owned(), v.to_owned()))
+        })
         .collect()
 }
 
 /// Middleware applying idempotency keys to POST requests that carry one.
-pub async fn middleware(State(store): State<Idempotency>, request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn middleware(
+    State(store): State<Idempotency>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if request.method() != Method::POST || !request.headers().contains_key(HEADER) {
         return Ok(next.run(request).await);
     }
-    let key = request.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let key = request
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     if !valid_key(&key) {
-        return Err(ApiError::validation("Idempotency-Key", "must be 1 to 255 printable ASCII characters"));
+        return Err(ApiError::validation(
+            "Idempotency-Key",
+            "must be 1 to 255 printable ASCII characters",
+        ));
     }
-    let scope = request.extensions().get::<CallerScope>().map(|s| s.0.clone()).unwrap_or_else(|| "anonymous".into());
+    let scope = request
+        .extensions()
+        .get::<CallerScope>()
+        .map(|s| s.0.clone())
+        .unwrap_or_else(|| "anonymous".into());
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, store.body_limit).await.map_err(|_| ApiError::PayloadTooLarge)?;
+    let bytes = axum::body::to_bytes(body, store.body_limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
     let print = fingerprint(&parts.method, &parts.uri.to_string(), &bytes);
     let record_key = keys::idempotency(&scope, &key);
     let now = store.clock.now().timestamp();
 
-    let reserve = Record { fingerprint: print.clone(), state: "in_progress".into(), expires_at: now + KEEP_FOR_SECS, status: None, headers: vec![], body: None };
+    let reserve = Record {
+        fingerprint: print.clone(),
+        state: "in_progress".into(),
+        expires_at: now + KEEP_FOR_SECS,
+        status: None,
+        headers: vec![],
+        body: None,
+    };
     let reserved = items::with_key(&record_key, &reserve)?;
-    match store.table.write(vec![WriteOp::put(reserved.clone()).when(Condition::NotExists)]).await {
+    match store
+        .table
+        .write(vec![
+            WriteOp::put(reserved.clone()).when(Condition::NotExists),
+        ])
+        .await
+    {
         Ok(()) => {}
         Err(TableError::ConditionFailed { .. }) => {
             let existing: Option<Item> = store.table.get(&record_key).await?;
             let Some(existing) = existing else {
-                return Err(ApiError::Conflict { slug: "idempotency-key-in-use", detail: "A request with this Idempotency-Key is in progress; retry shortly.".into() });
+                return Err(ApiError::Conflict {
+                    slug: "idempotency-key-in-use",
+                    detail: "A request with this Idempotency-Key is in progress; retry shortly."
+                        .into(),
+                });
             };
             let record: Record = items::parse(existing)?;
             if record.expires_at <= now {
                 // An expired key is free again: replace it, unless another request just did.
                 let expired = Condition::Equals("expiresAt".into(), record.expires_at.into());
-                store.table.write(vec![WriteOp::put(reserved).when(expired)]).await.map_err(|e| match e {
-                    TableError::ConditionFailed { .. } => ApiError::Conflict { slug: "idempotency-key-in-use", detail: "A request with this Idempotency-Key is in progress; retry shortly.".into() },
-                    other => other.into(),
-                })?;
+                store
+                    .table
+                    .write(vec![WriteOp::put(reserved).when(expired)])
+                    .await
+                    .map_err(|e| match e {
+                        TableError::ConditionFailed { .. } => ApiError::Conflict {
+                            slug: "idempotency-key-in-use",
+                            detail:
+                                "A request with this Idempotency-Key is in progress; retry shortly."
+                                    .into(),
+                        },
+                        other => other.into(),
+                    })?;
             } else if record.fingerprint != print {
                 return Err(ApiError::Conflict {
                     slug: "idempotency-key-reused",
@@ -131,13 +192,19 @@ pub async fn middleware(State(store): State<Idempotency>, request: Request, next
             } else if record.state == "completed" {
                 return Ok(replay(&record));
             } else {
-                return Err(ApiError::Conflict { slug: "idempotency-key-in-use", detail: "A request with this Idempotency-Key is in progress; retry shortly.".into() });
+                return Err(ApiError::Conflict {
+                    slug: "idempotency-key-in-use",
+                    detail: "A request with this Idempotency-Key is in progress; retry shortly."
+                        .into(),
+                });
             }
         }
         Err(other) => return Err(other.into()),
     }
 
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     let status = response.status();
     if status.is_server_error() {
         // Nothing durable happened (or it will be reconciled): let the client retry with the same key.
@@ -147,14 +214,28 @@ pub async fn middleware(State(store): State<Idempotency>, request: Request, next
         return Ok(response);
     }
     let (parts, body) = response.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.map_err(ApiError::unexpected)?;
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(ApiError::unexpected)?;
     let stored_body = (body.len() <= MAX_STORED_BODY).then(|| STANDARD.encode(&body));
     let complete = Update::new()
         .set("state", "completed")
         .set("status", status.as_u16())
-        .set("headers", serde_json::to_value(kept_headers(&parts.headers)).unwrap_or_default())
-        .set("body", stored_body.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null));
-    if let Err(error) = store.table.write(vec![WriteOp::update(record_key, complete)]).await {
+        .set(
+            "headers",
+            serde_json::to_value(kept_headers(&parts.headers)).unwrap_or_default(),
+        )
+        .set(
+            "body",
+            stored_body
+                .map(serde_json::Value::from)
+                .unwrap_or(serde_json::Value::Null),
+        );
+    if let Err(error) = store
+        .table
+        .write(vec![WriteOp::update(record_key, complete)])
+        .await
+    {
         tracing::warn!(%error, "could not store an idempotent response; a replay will answer 409");
     }
     Ok(Response::from_parts(parts, Body::from(body)))

@@ -33,7 +33,11 @@ async fn method_not_allowed() -> ApiError {
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let message = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
     ApiError::Unexpected(format!("handler panicked: {message}")).into_response()
 }
 
@@ -45,7 +49,10 @@ pub fn finish(router: Router, idempotency: Idempotency) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(idempotency, idempotency::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            idempotency,
+            idempotency::middleware,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(request_id::middleware))

@@ -32,7 +32,12 @@ impl PageParams {
         let limit = match self.limit {
             None => DEFAULT_LIMIT,
             Some(n) if (1..=MAX_LIMIT as u32).contains(&n) => n as usize,
-            Some(_) => return Err(ApiError::validation("limit", format!("must be between 1 and {MAX_LIMIT}"))),
+            Some(_) => {
+                return Err(ApiError::validation(
+                    "limit",
+                    format!("must be between 1 and {MAX_LIMIT}"),
+                ));
+            }
         };
         let cursor = match self.cursor.as_deref() {
             None | Some("") => None,
@@ -53,9 +58,19 @@ pub struct List<T> {
 
 impl<T> List<T> {
     /// Converts a table page, mapping each stored item to its wire form.
-    pub fn from_page(page: Page, convert: impl FnMut(amanar_core::Item) -> Result<T, ApiError>) -> Result<Self, ApiError> {
-        let items = page.items.into_iter().map(convert).collect::<Result<Vec<_>, _>>()?;
-        Ok(List { items, next_cursor: page.next.map(|c| c.as_str().to_owned()) })
+    pub fn from_page(
+        page: Page,
+        convert: impl FnMut(amanar_core::Item) -> Result<T, ApiError>,
+    ) -> Result<Self, ApiError> {
+        let items = page
+            .items
+            .into_iter()
+            .map(convert)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(List {
+            items,
+            next_cursor: page.next.map(|c| c.as_str().to_owned()),
+        })
     }
 }
 
@@ -65,11 +80,16 @@ mod tests {
 
     #[test]
     fn limits_outside_one_to_a_hundred_and_foreign_cursors_are_refused() {
-        let params = |limit, cursor: Option<&str>| PageParams { limit, cursor: cursor.map(str::to_owned) };
+        let params = |limit, cursor: Option<&str>| PageParams {
+            limit,
+            cursor: cursor.map(str::to_owned),
+        };
         assert_eq!(params(None, None).validate().unwrap().limit, 20);
         assert_eq!(params(Some(100), None).validate().unwrap().limit, 100);
         assert!(params(Some(0), None).validate().is_err());
         assert!(params(Some(101), None).validate().is_err());
-        assert!(matches!(params(None, Some("garbage!")).validate(), Err(ApiError::Validation(e)) if e[0].field == "cursor"));
+        assert!(
+            matches!(params(None, Some("garbage!")).validate(), Err(ApiError::Validation(e)) if e[0].field == "cursor")
+        );
     }
 }

@@ -21,7 +21,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -101,26 +104,47 @@ impl ApiError {
     /// The problem document a client sees. Server-side details never leave the process.
     pub fn to_problem(&self) -> Problem {
         let (slug, title, detail, errors): (&str, &str, String, Vec<FieldError>) = match self {
-            ApiError::BadRequest(detail) => ("bad-request", "Malformed request", detail.clone(), vec![]),
-            ApiError::Unauthenticated => {
-                ("unauthenticated", "Authentication required", "Send a valid access token or API key.".into(), vec![])
+            ApiError::BadRequest(detail) => {
+                ("bad-request", "Malformed request", detail.clone(), vec![])
             }
+            ApiError::Unauthenticated => (
+                "unauthenticated",
+                "Authentication required",
+                "Send a valid access token or API key.".into(),
+                vec![],
+            ),
             ApiError::Forbidden { slug, detail } => (slug, "Forbidden", detail.clone(), vec![]),
-            ApiError::NotFound => ("not-found", "Not found", "No resource exists at this path.".into(), vec![]),
-            ApiError::MethodNotAllowed => {
-                ("method-not-allowed", "Method not allowed", "This resource does not accept this method.".into(), vec![])
-            }
+            ApiError::NotFound => (
+                "not-found",
+                "Not found",
+                "No resource exists at this path.".into(),
+                vec![],
+            ),
+            ApiError::MethodNotAllowed => (
+                "method-not-allowed",
+                "Method not allowed",
+                "This resource does not accept this method.".into(),
+                vec![],
+            ),
             ApiError::Conflict { slug, detail } => (slug, "Conflict", detail.clone(), vec![]),
-            ApiError::PayloadTooLarge => ("payload-too-large", "Payload too large", "The request body is too large.".into(), vec![]),
+            ApiError::PayloadTooLarge => (
+                "payload-too-large",
+                "Payload too large",
+                "The request body is too large.".into(),
+                vec![],
+            ),
             ApiError::UnsupportedMediaType => (
                 "unsupported-media-type",
                 "Unsupported media type",
                 "Send the body as application/json.".into(),
                 vec![],
             ),
-            ApiError::Validation(errors) => {
-                ("validation", "Validation failed", "One or more fields are invalid.".into(), errors.clone())
-            }
+            ApiError::Validation(errors) => (
+                "validation",
+                "Validation failed",
+                "One or more fields are invalid.".into(),
+                errors.clone(),
+            ),
             ApiError::RateLimited { retry_after_secs } => (
                 "rate-limited",
                 "Too many requests",
@@ -136,7 +160,8 @@ impl ApiError {
             ApiError::Unexpected(_) => (
                 "internal",
                 "Internal error",
-                "Something went wrong on our side. Quote the request id if you contact support.".into(),
+                "Something went wrong on our side. Quote the request id if you contact support."
+                    .into(),
                 vec![],
             ),
         };
@@ -160,14 +185,24 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(error = %self, "request refused"),
         }
         let problem = self.to_problem();
-        let mut response = (self.status(), serde_json::to_vec(&problem).unwrap_or_default()).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let mut response = (
+            self.status(),
+            serde_json::to_vec(&problem).unwrap_or_default(),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         match self {
             ApiError::RateLimited { retry_after_secs } => {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             ApiError::Unavailable(_) => {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
             }
             _ => {}
         }
@@ -183,7 +218,9 @@ impl From<amanar_core::TableError> for ApiError {
                 "cursor",
                 "is not a cursor this list returned; start again without it",
             )]),
-            TableError::Throttled | TableError::TransactionConflict => ApiError::Unavailable(error.to_string()),
+            TableError::Throttled | TableError::TransactionConflict => {
+                ApiError::Unavailable(error.to_string())
+            }
             other => ApiError::Unexpected(other.to_string()),
         }
     }

@@ -20,15 +20,33 @@ pub struct CanaryRecord {
 
 /// Sends a canary through the jobs queue (run by the housekeeping schedule).
 pub async fn send(ports: &Ports) -> Result<(), amanar_core::QueueError> {
-    let message = JobMessage::Canary { sent_at: ports.clock.now() };
-    ports.queue.send(QueueName::Jobs, &message.to_body(), std::time::Duration::ZERO).await?;
+    let message = JobMessage::Canary {
+        sent_at: ports.clock.now(),
+    };
+    ports
+        .queue
+        .send(
+            QueueName::Jobs,
+            &message.to_body(),
+            std::time::Duration::ZERO,
+        )
+        .await?;
     Ok(())
 }
 
 /// Records a processed canary. Idempotent: a redelivery only refreshes the record.
 pub async fn record(ports: &Ports, sent_at: DateTime<Utc>) -> Result<(), JobError> {
     let now = ports.clock.now();
-    let record = CanaryRecord { sent_at, processed_at: now, lag_ms: (now - sent_at).num_milliseconds() };
-    let item = items::with_key(&keys::canary(), &record).map_err(|e| JobError::Poison(e.to_string()))?;
-    ports.table.write(vec![WriteOp::put(item)]).await.map_err(|e| JobError::Retry(e.to_string()))
+    let record = CanaryRecord {
+        sent_at,
+        processed_at: now,
+        lag_ms: (now - sent_at).num_milliseconds(),
+    };
+    let item =
+        items::with_key(&keys::canary(), &record).map_err(|e| JobError::Poison(e.to_string()))?;
+    ports
+        .table
+        .write(vec![WriteOp::put(item)])
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))
 }

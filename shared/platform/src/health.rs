@@ -55,17 +55,37 @@ pub async fn health(State(ports): State<Ports>) -> impl IntoResponse {
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     let (table, jobs) = match canary {
         Ok(item) => {
-            let last = item.and_then(|i| amanar_core::table::items::parse::<CanaryRecord>(i).ok()).map(|r| r.processed_at);
+            let last = item
+                .and_then(|i| amanar_core::table::items::parse::<CanaryRecord>(i).ok())
+                .map(|r| r.processed_at);
             let status = match last {
                 None => "unknown",
                 Some(at) if ports.clock.now() - at > STALE_AFTER => "stale",
                 Some(_) => "ok",
             };
-            (TableCheck { status: "ok", latency_ms }, JobsCheck { status, last_canary_at: last })
+            (
+                TableCheck {
+                    status: "ok",
+                    latency_ms,
+                },
+                JobsCheck {
+                    status,
+                    last_canary_at: last,
+                },
+            )
         }
         Err(error) => {
             tracing::error!(%error, "health check: table unavailable");
-            (TableCheck { status: "unavailable", latency_ms }, JobsCheck { status: "unknown", last_canary_at: None })
+            (
+                TableCheck {
+                    status: "unavailable",
+                    latency_ms,
+                },
+                JobsCheck {
+                    status: "unknown",
+                    last_canary_at: None,
+                },
+            )
         }
     };
     let (code, status) = match (table.status, jobs.status) {
@@ -73,7 +93,14 @@ pub async fn health(State(ports): State<Ports>) -> impl IntoResponse {
         (_, "stale") => (StatusCode::OK, "degraded"),
         _ => (StatusCode::OK, "ok"),
     };
-    (code, amanar_http::Json(Health { status, version: env!("CARGO_PKG_VERSION"), checks: Checks { table, jobs } }))
+    (
+        code,
+        amanar_http::Json(Health {
+            status,
+            version: env!("CARGO_PKG_VERSION"),
+            checks: Checks { table, jobs },
+        }),
+    )
 }
 
 pub fn router() -> OpenApiRouter<Ports> {

@@ -24,8 +24,12 @@ pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 const QUARANTINE: &str = "quarantine/";
 
 /// File types accepted, with the magic bytes that prove them.
-const ACCEPTED_TYPES: [(&str, &[u8]); 4] =
-    [("application/pdf", b"%PDF-"), ("image/png", b"\x89PNG\r\n\x1a\n"), ("image/jpeg", b"\xff\xd8\xff"), ("text/csv", b"")];
+const ACCEPTED_TYPES: [(&str, &[u8]); 4] = [
+    ("application/pdf", b"%PDF-"),
+    ("image/png", b"\x89PNG\r\n\x1a\n"),
+    ("image/jpeg", b"\xff\xd8\xff"),
+    ("text/csv", b""),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -84,7 +88,10 @@ pub struct NewUpload {
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Table(#[from] TableError),
     #[error(transparent)]
@@ -94,7 +101,9 @@ pub enum UploadError {
 impl From<UploadError> for amanar_http::ApiError {
     fn from(error: UploadError) -> Self {
         match error {
-            UploadError::Invalid { field, message } => amanar_http::ApiError::validation(field, message),
+            UploadError::Invalid { field, message } => {
+                amanar_http::ApiError::validation(field, message)
+            }
             UploadError::Table(e) => e.into(),
             UploadError::Blob(e) => e.into(),
         }
@@ -102,32 +111,50 @@ impl From<UploadError> for amanar_http::ApiError {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> UploadError {
-    UploadError::Invalid { field, message: message.into() }
+    UploadError::Invalid {
+        field,
+        message: message.into(),
+    }
 }
 
 fn record_item(upload: &Upload) -> Result<amanar_core::Item, TableError> {
     let mut item = items::with_key(&keys::upload(&upload.id), upload)?;
-    item.insert("gsi1pk".into(), keys::uploads_of_owner(&upload.owner).into());
+    item.insert(
+        "gsi1pk".into(),
+        keys::uploads_of_owner(&upload.owner).into(),
+    );
     item.insert("gsi1sk".into(), format!("UPLOAD#{}", upload.id).into());
     Ok(item)
 }
 
 /// Records a pending upload and returns the URL the client uploads the file to.
-pub async fn create(ports: &Ports, new: NewUpload) -> Result<(Upload, PresignedRequest), UploadError> {
+pub async fn create(
+    ports: &Ports,
+    new: NewUpload,
+) -> Result<(Upload, PresignedRequest), UploadError> {
     if !ACCEPTED_TYPES.iter().any(|(t, _)| *t == new.content_type) {
         let accepted: Vec<&str> = ACCEPTED_TYPES.iter().map(|(t, _)| *t).collect();
-        return Err(invalid("contentType", format!("must be one of {}", accepted.join(", "))));
+        return Err(invalid(
+            "contentType",
+            format!("must be one of {}", accepted.join(", ")),
+        ));
     }
     if new.size == 0 || new.size > MAX_UPLOAD_BYTES {
-        return Err(invalid("size", format!("must be between 1 and {MAX_UPLOAD_BYTES} bytes")));
+        return Err(invalid(
+            "size",
+            format!("must be between 1 and {MAX_UPLOAD_BYTES} bytes"),
+        ));
     }
-    if new.filename.trim().is_empty() || new.filename.chars().count() > 255 || new.filename.chars().any(char::is_control) {
+    if new.filename.trim().is_empty()
+        || new.filename.chars().count() > 255
+        || new.filename.chars().any(char::is_control)
+    {
         return Err(invalid("filename", "must be 1 to 255 printable characters"));
     }
-    if let Some(sum) = &new.sha256 {
-        if sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid("sha256", "must be 64 hexadecimal characters"));
-        }
+    if let Some(sum) = &new.sha256
+        && (sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(invalid("sha256", "must be 64 hexadecimal characters"));
     }
     let upload = Upload {
         id: new_id("upl"),
@@ -142,32 +169,66 @@ pub async fn create(ports: &Ports, new: NewUpload) -> Result<(Upload, PresignedR
         created_at: ports.clock.now(),
         checked_at: None,
     };
-    ports.table.write(vec![WriteOp::put(record_item(&upload)?).when(Condition::NotExists)]).await?;
-    let policy = UploadPolicy { content_type: upload.content_type.clone(), content_length: upload.size, expires_in: UPLOAD_URL_TTL };
-    let url = ports.blobs.presign_upload(Bucket::Uploads, &upload.quarantine_key(), &policy).await?;
+    ports
+        .table
+        .write(vec![
+            WriteOp::put(record_item(&upload)?).when(Condition::NotExists),
+        ])
+        .await?;
+    let policy = UploadPolicy {
+        content_type: upload.content_type.clone(),
+        content_length: upload.size,
+        expires_in: UPLOAD_URL_TTL,
+    };
+    let url = ports
+        .blobs
+        .presign_upload(Bucket::Uploads, &upload.quarantine_key(), &policy)
+        .await?;
     Ok((upload, url))
 }
 
 pub async fn get(ports: &Ports, upload_id: &str) -> Result<Option<Upload>, TableError> {
-    ports.table.get(&keys::upload(upload_id)).await?.map(items::parse).transpose()
+    ports
+        .table
+        .get(&keys::upload(upload_id))
+        .await?
+        .map(items::parse)
+        .transpose()
 }
 
 /// Uploads of one owner, oldest first.
-pub async fn list_of_owner(ports: &Ports, owner: &str, limit: usize) -> Result<Vec<Upload>, TableError> {
-    let page = ports.table.query(&Query::partition(Index::Gsi1, keys::uploads_of_owner(owner)).limit(limit)).await?;
+pub async fn list_of_owner(
+    ports: &Ports,
+    owner: &str,
+    limit: usize,
+) -> Result<Vec<Upload>, TableError> {
+    let page = ports
+        .table
+        .query(&Query::partition(Index::Gsi1, keys::uploads_of_owner(owner)).limit(limit))
+        .await?;
     page.items.into_iter().map(items::parse).collect()
 }
 
 /// Why a file fails its checks, if it does.
 fn problem_with(upload: &Upload, bytes: &[u8]) -> Option<String> {
     if bytes.len() as u64 != upload.size {
-        return Some(format!("declared {} bytes, received {}", upload.size, bytes.len()));
+        return Some(format!(
+            "declared {} bytes, received {}",
+            upload.size,
+            bytes.len()
+        ));
     }
-    let magic = ACCEPTED_TYPES.iter().find(|(t, _)| *t == upload.content_type).map(|(_, m)| *m).unwrap_or(b"\0");
+    let magic = ACCEPTED_TYPES
+        .iter()
+        .find(|(t, _)| *t == upload.content_type)
+        .map(|(_, m)| *m)
+        .unwrap_or(b"\0");
     if !bytes.starts_with(magic) {
         return Some(format!("content is not {}", upload.content_type));
     }
-    if upload.content_type == "text/csv" && (std::str::from_utf8(bytes).is_err() || bytes.contains(&0)) {
+    if upload.content_type == "text/csv"
+        && (std::str::from_utf8(bytes).is_err() || bytes.contains(&0))
+    {
         return Some("a CSV file must be UTF-8 text".into());
     }
     if let Some(expected) = &upload.sha256 {
@@ -182,38 +243,91 @@ fn problem_with(upload: &Upload, bytes: &[u8]) -> Option<String> {
 /// Checks an uploaded object (the object-created event's key) and files it. Idempotent.
 pub async fn verify(ports: &Ports, object_key: &str) -> Result<(), JobError> {
     let Some(upload_id) = object_key.strip_prefix(QUARANTINE) else {
-        return Err(JobError::Poison(format!("not a quarantined upload: {object_key}")));
+        return Err(JobError::Poison(format!(
+            "not a quarantined upload: {object_key}"
+        )));
     };
     let retry = |e: &dyn std::fmt::Display| JobError::Retry(e.to_string());
     let Some(upload) = get(ports, upload_id).await.map_err(|e| retry(&e))? else {
         // Nobody asked for this file: it never counts, and it does not stay.
         tracing::warn!(object_key, "deleting an upload that has no record");
-        return ports.blobs.delete(Bucket::Uploads, object_key).await.map_err(|e| retry(&e));
+        return ports
+            .blobs
+            .delete(Bucket::Uploads, object_key)
+            .await
+            .map_err(|e| retry(&e));
     };
     if upload.status != UploadStatus::Pending {
         // Already filed (a duplicate event, or a retry after the record was switched).
-        return ports.blobs.delete(Bucket::Uploads, object_key).await.map_err(|e| retry(&e));
+        return ports
+            .blobs
+            .delete(Bucket::Uploads, object_key)
+            .await
+            .map_err(|e| retry(&e));
     }
-    let Some(blob) = ports.blobs.get(Bucket::Uploads, object_key).await.map_err(|e| retry(&e))? else {
-        return Err(JobError::Poison(format!("object {object_key} is gone while its upload is pending")));
+    let Some(blob) = ports
+        .blobs
+        .get(Bucket::Uploads, object_key)
+        .await
+        .map_err(|e| retry(&e))?
+    else {
+        return Err(JobError::Poison(format!(
+            "object {object_key} is gone while its upload is pending"
+        )));
     };
     let reason = problem_with(&upload, &blob.bytes);
     let checked = Upload {
-        status: if reason.is_some() { UploadStatus::Rejected } else { UploadStatus::Accepted },
+        status: if reason.is_some() {
+            UploadStatus::Rejected
+        } else {
+            UploadStatus::Accepted
+        },
         reason,
         checked_at: Some(ports.clock.now()),
         ..upload
     };
-    ports.blobs.put(Bucket::Uploads, &checked.object_key(), blob.bytes, &checked.content_type).await.map_err(|e| retry(&e))?;
+    ports
+        .blobs
+        .put(
+            Bucket::Uploads,
+            &checked.object_key(),
+            blob.bytes,
+            &checked.content_type,
+        )
+        .await
+        .map_err(|e| retry(&e))?;
     let switch = Update::new()
-        .set("status", serde_json::to_value(checked.status).expect("statuses serialise"))
-        .set("reason", checked.reason.clone().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null))
-        .set("checkedAt", serde_json::to_value(checked.checked_at).expect("times serialise"));
+        .set(
+            "status",
+            serde_json::to_value(checked.status).expect("statuses serialise"),
+        )
+        .set(
+            "reason",
+            checked
+                .reason
+                .clone()
+                .map(serde_json::Value::from)
+                .unwrap_or(serde_json::Value::Null),
+        )
+        .set(
+            "checkedAt",
+            serde_json::to_value(checked.checked_at).expect("times serialise"),
+        );
     let pending = Condition::Equals("status".into(), serde_json::json!("pending"));
-    match ports.table.write(vec![WriteOp::update(keys::upload(&checked.id), switch).when(pending)]).await {
+    match ports
+        .table
+        .write(vec![
+            WriteOp::update(keys::upload(&checked.id), switch).when(pending),
+        ])
+        .await
+    {
         Ok(()) | Err(TableError::ConditionFailed { .. }) => {}
         Err(e) => return Err(retry(&e)),
     }
     tracing::info!(upload_id = %checked.id, status = ?checked.status, "upload checked");
-    ports.blobs.delete(Bucket::Uploads, object_key).await.map_err(|e| retry(&e))
+    ports
+        .blobs
+        .delete(Bucket::Uploads, object_key)
+        .await
+        .map_err(|e| retry(&e))
 }

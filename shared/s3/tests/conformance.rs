@@ -8,7 +8,9 @@ use amanar_s3::S3Blobs;
 use amanar_testkit::{block_on_own_runtime, emulator_sdk_config, namespace};
 
 async fn client() -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(&emulator_sdk_config().await).force_path_style(true).build();
+    let config = aws_sdk_s3::config::Builder::from(&emulator_sdk_config().await)
+        .force_path_style(true)
+        .build();
     aws_sdk_s3::Client::from_conf(config)
 }
 
@@ -19,8 +21,14 @@ async fn shared_blobs() -> Arc<dyn Blobs> {
         .get_or_init(|| {
             block_on_own_runtime(async {
                 let ns = namespace();
-                let buckets: HashMap<Bucket, String> = Bucket::ALL.into_iter().map(|b| (b, format!("{ns}-{}", b.as_str()))).collect();
-                S3Blobs::new(client().await, buckets.clone()).create_buckets().await.expect("create buckets on the emulator");
+                let buckets: HashMap<Bucket, String> = Bucket::ALL
+                    .into_iter()
+                    .map(|b| (b, format!("{ns}-{}", b.as_str())))
+                    .collect();
+                S3Blobs::new(client().await, buckets.clone())
+                    .create_buckets()
+                    .await
+                    .expect("create buckets on the emulator");
                 buckets
             })
         })

@@ -16,12 +16,21 @@ pub struct SqsQueue {
     urls: HashMap<QueueName, String>,
 }
 
-fn backend_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(operation: &str, error: SdkError<E, R>) -> QueueError {
+fn backend_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    operation: &str,
+    error: SdkError<E, R>,
+) -> QueueError {
     let code = error.code().unwrap_or_default().to_owned();
-    if code.contains("ReceiptHandleIsInvalid") || code.contains("InvalidParameterValue") && error.message().unwrap_or_default().contains("receipt") {
+    if code.contains("ReceiptHandleIsInvalid")
+        || code.contains("InvalidParameterValue")
+            && error.message().unwrap_or_default().contains("receipt")
+    {
         return QueueError::StaleReceipt;
     }
-    let message = error.message().map(str::to_owned).unwrap_or_else(|| format!("{error:?}"));
+    let message = error
+        .message()
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{error:?}"));
     QueueError::Backend(format!("SQS {operation} failed: {code} {message}"))
 }
 
@@ -36,20 +45,35 @@ impl SqsQueue {
     }
 
     fn url(&self, queue: QueueName) -> Result<&str, QueueError> {
-        self.urls.get(&queue).map(String::as_str).ok_or_else(|| QueueError::Invalid(format!("no URL is configured for queue {queue}")))
+        self.urls
+            .get(&queue)
+            .map(String::as_str)
+            .ok_or_else(|| QueueError::Invalid(format!("no URL is configured for queue {queue}")))
     }
 
     /// Creates every queue under a name prefix, each with its dead-letter queue and redrive policy as
     /// in template.yaml, and returns their URLs (for emulators and tests).
-    pub async fn create_queues(client: &Client, prefix: &str) -> Result<HashMap<QueueName, String>, QueueError> {
+    pub async fn create_queues(
+        client: &Client,
+        prefix: &str,
+    ) -> Result<HashMap<QueueName, String>, QueueError> {
         let mut urls = HashMap::new();
-        let dead_letter_queues = QueueName::ALL.into_iter().filter(|q| q.dead_letter_queue().is_none());
+        let dead_letter_queues = QueueName::ALL
+            .into_iter()
+            .filter(|q| q.dead_letter_queue().is_none());
         for dlq in dead_letter_queues {
-            let output = client.create_queue().queue_name(format!("{prefix}{dlq}")).send().await.map_err(|e| backend_error("CreateQueue", e))?;
+            let output = client
+                .create_queue()
+                .queue_name(format!("{prefix}{dlq}"))
+                .send()
+                .await
+                .map_err(|e| backend_error("CreateQueue", e))?;
             urls.insert(dlq, output.queue_url.unwrap_or_default());
         }
         for queue in QueueName::ALL {
-            let Some(dlq) = queue.dead_letter_queue() else { continue };
+            let Some(dlq) = queue.dead_letter_queue() else {
+                continue;
+            };
             let arn = client
                 .get_queue_attributes()
                 .queue_url(&urls[&dlq])
@@ -60,7 +84,10 @@ impl SqsQueue {
                 .attributes
                 .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
                 .ok_or_else(|| QueueError::Backend("dead-letter queue has no ARN".into()))?;
-            let redrive = format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{}"}}"#, queue.max_receive_count());
+            let redrive = format!(
+                r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{}"}}"#,
+                queue.max_receive_count()
+            );
             let output = client
                 .create_queue()
                 .queue_name(format!("{prefix}{queue}"))
@@ -77,7 +104,12 @@ impl SqsQueue {
 
 #[async_trait]
 impl Queue for SqsQueue {
-    async fn send(&self, queue: QueueName, body: &str, delay: Duration) -> Result<String, QueueError> {
+    async fn send(
+        &self,
+        queue: QueueName,
+        body: &str,
+        delay: Duration,
+    ) -> Result<String, QueueError> {
         queue::validate_send(body, delay)?;
         let output = self
             .client
@@ -88,12 +120,22 @@ impl Queue for SqsQueue {
             .send()
             .await
             .map_err(|e| backend_error("SendMessage", e))?;
-        output.message_id.ok_or_else(|| QueueError::Backend("SendMessage returned no message id".into()))
+        output
+            .message_id
+            .ok_or_else(|| QueueError::Backend("SendMessage returned no message id".into()))
     }
 
-    async fn receive(&self, queue: QueueName, max: usize, visibility: Duration, wait: Duration) -> Result<Vec<Received>, QueueError> {
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Received>, QueueError> {
         if max == 0 || max > MAX_RECEIVE {
-            return Err(QueueError::Invalid(format!("receive takes 1 to {MAX_RECEIVE} messages")));
+            return Err(QueueError::Invalid(format!(
+                "receive takes 1 to {MAX_RECEIVE} messages"
+            )));
         }
         let output = self
             .client
@@ -138,7 +180,12 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    async fn change_visibility(&self, queue: QueueName, receipt: &str, visibility: Duration) -> Result<(), QueueError> {
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError> {
         self.client
             .change_message_visibility()
             .queue_url(self.url(queue)?)

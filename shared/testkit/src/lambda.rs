@@ -44,11 +44,17 @@ pub struct RuntimeApi {
 }
 
 fn parse(body: &Bytes) -> Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
 async fn next(State(shared): State<Shared>) -> (HeaderMap, String) {
-    shared.inner.first_poll.lock().unwrap().get_or_insert_with(Instant::now);
+    shared
+        .inner
+        .first_poll
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Instant::now);
     let (id, event) = loop {
         let notified = shared.inner.arrived.notified();
         if let Some(next) = shared.inner.pending.lock().unwrap().pop_front() {
@@ -58,14 +64,29 @@ async fn next(State(shared): State<Shared>) -> (HeaderMap, String) {
     };
     let mut headers = HeaderMap::new();
     let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
-    headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).unwrap());
+    headers.insert(
+        "lambda-runtime-aws-request-id",
+        HeaderValue::from_str(&id).unwrap(),
+    );
     headers.insert("lambda-runtime-deadline-ms", HeaderValue::from(deadline));
-    headers.insert("lambda-runtime-invoked-function-arn", HeaderValue::from_static("arn:aws:lambda:eu-west-1:123456789012:function:test"));
-    headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"));
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        HeaderValue::from_static("arn:aws:lambda:eu-west-1:123456789012:function:test"),
+    );
+    headers.insert(
+        "lambda-runtime-trace-id",
+        HeaderValue::from_static(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        ),
+    );
     (headers, event.to_string())
 }
 
-async fn respond(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> &'static str {
+async fn respond(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> &'static str {
     let _ = shared.results.send((id, Outcome::Response(parse(&body))));
     "{}"
 }
@@ -76,7 +97,9 @@ async fn error(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes
 }
 
 async fn init_error(State(shared): State<Shared>, body: Bytes) -> &'static str {
-    let _ = shared.results.send((String::new(), Outcome::InitError(parse(&body))));
+    let _ = shared
+        .results
+        .send((String::new(), Outcome::InitError(parse(&body))));
     "{}"
 }
 
@@ -84,31 +107,49 @@ impl RuntimeApi {
     pub async fn start() -> Self {
         let inner = Arc::new(Inner::default());
         let (sender, results) = mpsc::unbounded_channel();
-        let shared = Shared { inner: inner.clone(), results: sender };
+        let shared = Shared {
+            inner: inner.clone(),
+            results: sender,
+        };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, inner, results, next_id: 0 }
+        Self {
+            addr,
+            inner,
+            results,
+            next_id: 0,
+        }
     }
 
     /// Queues an event for the function; returns its request id.
     pub fn invoke(&mut self, event: Value) -> String {
         self.next_id += 1;
         let id = format!("req-{:04}", self.next_id);
-        self.inner.pending.lock().unwrap().push_back((id.clone(), event));
+        self.inner
+            .pending
+            .lock()
+            .unwrap()
+            .push_back((id.clone(), event));
         self.inner.arrived.notify_waiters();
         id
     }
 
     /// Waits for the outcome of the next finished invocation.
     pub async fn outcome(&mut self, timeout: Duration) -> Option<(String, Outcome)> {
-        tokio::time::timeout(timeout, self.results.recv()).await.ok().flatten()
+        tokio::time::timeout(timeout, self.results.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// When the function first asked for work (the end of its initialisation).
@@ -124,7 +165,10 @@ impl RuntimeApi {
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
             ("AWS_LAMBDA_LOG_STREAM_NAME", "test".to_owned()),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}")),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{function}"),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

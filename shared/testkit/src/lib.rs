@@ -25,15 +25,25 @@ pub async fn emulator_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(aws_endpoint())
         .region(aws_config::Region::new("eu-west-1"))
-        .credentials_provider(aws_credential_types::Credentials::new("testing", "testing", None, None, "emulator"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "emulator",
+        ))
         .load()
         .await
 }
 
 /// Runs async set-up (creating an emulator table or bucket) once per test binary, on its own runtime:
 /// each `#[tokio::test]` has a runtime of its own, and SDK clients must not outlive theirs.
-pub fn block_on_own_runtime<T: Send + 'static>(work: impl std::future::Future<Output = T> + Send + 'static) -> T {
-    std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(work))
-        .join()
-        .expect("set-up thread")
+pub fn block_on_own_runtime<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work)
+    })
+    .join()
+    .expect("set-up thread")
 }

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use amanar_core::table::{Condition, Cursor, Index, Item, Key, Query, SortKey, Table, TableError, Update, WriteOp};
+use amanar_core::table::{
+    Condition, Cursor, Index, Item, Key, Query, SortKey, Table, TableError, Update, WriteOp,
+};
 use serde_json::{Value, json};
 
 fn item(value: Value) -> Item {
@@ -20,12 +22,18 @@ fn keyed(pk: &str, sk: &str, rest: Value) -> Item {
 
 async fn put_all(table: &dyn Table, items: Vec<Item>) {
     for chunk in items.chunks(25) {
-        table.write(chunk.iter().cloned().map(WriteOp::put).collect()).await.expect("put items");
+        table
+            .write(chunk.iter().cloned().map(WriteOp::put).collect())
+            .await
+            .expect("put items");
     }
 }
 
 fn sks(items: &[Item]) -> Vec<String> {
-    items.iter().map(|i| i["sk"].as_str().unwrap().to_owned()).collect()
+    items
+        .iter()
+        .map(|i| i["sk"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Reads every page of a query, checking each full page holds exactly `limit` items.
@@ -34,7 +42,10 @@ async fn all_pages(table: &dyn Table, query: Query) -> (Vec<Item>, usize) {
     let mut pages = 0;
     let mut cursor: Option<Cursor> = None;
     loop {
-        let page = table.query(&query.clone().after(cursor.clone())).await.expect("query");
+        let page = table
+            .query(&query.clone().after(cursor.clone()))
+            .await
+            .expect("query");
         pages += 1;
         assert!(page.items.len() <= query.limit);
         let full = page.items.len() == query.limit;
@@ -52,16 +63,40 @@ async fn all_pages(table: &dyn Table, query: Query) -> (Vec<Item>, usize) {
 }
 
 pub async fn get_returns_what_put_stored_and_none_for_a_missing_item(table: &dyn Table, ns: &str) {
-    let stored = keyed(&format!("{ns}#A"), "PROFILE", json!({"name": "Ada", "count": 3, "tags": ["x", "y"], "nested": {"ok": true}, "none": null}));
-    table.write(vec![WriteOp::put(stored.clone())]).await.unwrap();
-    assert_eq!(table.get(&Key::new(format!("{ns}#A"), "PROFILE")).await.unwrap(), Some(stored));
-    assert_eq!(table.get(&Key::new(format!("{ns}#A"), "OTHER")).await.unwrap(), None);
+    let stored = keyed(
+        &format!("{ns}#A"),
+        "PROFILE",
+        json!({"name": "Ada", "count": 3, "tags": ["x", "y"], "nested": {"ok": true}, "none": null}),
+    );
+    table
+        .write(vec![WriteOp::put(stored.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        table
+            .get(&Key::new(format!("{ns}#A"), "PROFILE"))
+            .await
+            .unwrap(),
+        Some(stored)
+    );
+    assert_eq!(
+        table
+            .get(&Key::new(format!("{ns}#A"), "OTHER"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn batch_get_returns_items_in_the_order_asked_with_gaps(table: &dyn Table, ns: &str) {
-    let items: Vec<Item> = (0..30).map(|i| keyed(&format!("{ns}#B{i}"), "X", json!({"n": i}))).collect();
+    let items: Vec<Item> = (0..30)
+        .map(|i| keyed(&format!("{ns}#B{i}"), "X", json!({"n": i})))
+        .collect();
     put_all(table, items.clone()).await;
-    let mut keys: Vec<Key> = (0..30).rev().map(|i| Key::new(format!("{ns}#B{i}"), "X")).collect();
+    let mut keys: Vec<Key> = (0..30)
+        .rev()
+        .map(|i| Key::new(format!("{ns}#B{i}"), "X"))
+        .collect();
     keys.insert(5, Key::new(format!("{ns}#missing"), "X"));
     let got = table.batch_get(&keys).await.unwrap();
     assert_eq!(got.len(), 31);
@@ -73,7 +108,11 @@ pub async fn batch_get_returns_items_in_the_order_asked_with_gaps(table: &dyn Ta
 pub async fn queries_narrow_by_sort_key_in_both_directions(table: &dyn Table, ns: &str) {
     let pk = format!("{ns}#Q");
     let names = ["a", "b", "ba", "bb", "bz", "c", "d"];
-    put_all(table, names.iter().map(|s| keyed(&pk, s, json!({}))).collect()).await;
+    put_all(
+        table,
+        names.iter().map(|s| keyed(&pk, s, json!({}))).collect(),
+    )
+    .await;
     put_all(table, vec![keyed(&format!("{pk}X"), "b", json!({}))]).await;
     let run = |sort: Option<SortKey>, forward: bool| {
         let mut query = Query::partition(Index::Primary, pk.clone());
@@ -82,40 +121,111 @@ pub async fn queries_narrow_by_sort_key_in_both_directions(table: &dyn Table, ns
         async move { sks(&table.query(&query).await.unwrap().items) }
     };
     assert_eq!(run(None, true).await, names);
-    assert_eq!(run(None, false).await, names.iter().rev().copied().collect::<Vec<_>>());
+    assert_eq!(
+        run(None, false).await,
+        names.iter().rev().copied().collect::<Vec<_>>()
+    );
     assert_eq!(run(Some(SortKey::Equals("b".into())), true).await, ["b"]);
-    assert_eq!(run(Some(SortKey::BeginsWith("b".into())), true).await, ["b", "ba", "bb", "bz"]);
-    assert_eq!(run(Some(SortKey::BeginsWith("b".into())), false).await, ["bz", "bb", "ba", "b"]);
-    assert_eq!(run(Some(SortKey::Between("b".into(), "bz".into())), true).await, ["b", "ba", "bb", "bz"]);
+    assert_eq!(
+        run(Some(SortKey::BeginsWith("b".into())), true).await,
+        ["b", "ba", "bb", "bz"]
+    );
+    assert_eq!(
+        run(Some(SortKey::BeginsWith("b".into())), false).await,
+        ["bz", "bb", "ba", "b"]
+    );
+    assert_eq!(
+        run(Some(SortKey::Between("b".into(), "bz".into())), true).await,
+        ["b", "ba", "bb", "bz"]
+    );
     assert_eq!(run(Some(SortKey::LessThan("b".into())), true).await, ["a"]);
-    assert_eq!(run(Some(SortKey::AtMost("b".into())), true).await, ["a", "b"]);
-    assert_eq!(run(Some(SortKey::GreaterThan("bz".into())), true).await, ["c", "d"]);
-    assert_eq!(run(Some(SortKey::AtLeast("bz".into())), false).await, ["d", "c", "bz"]);
-    assert!(run(Some(SortKey::Equals("zzz".into())), true).await.is_empty());
+    assert_eq!(
+        run(Some(SortKey::AtMost("b".into())), true).await,
+        ["a", "b"]
+    );
+    assert_eq!(
+        run(Some(SortKey::GreaterThan("bz".into())), true).await,
+        ["c", "d"]
+    );
+    assert_eq!(
+        run(Some(SortKey::AtLeast("bz".into())), false).await,
+        ["d", "c", "bz"]
+    );
+    assert!(
+        run(Some(SortKey::Equals("zzz".into())), true)
+            .await
+            .is_empty()
+    );
 }
 
 pub async fn pages_follow_an_opaque_cursor_without_gaps_or_repeats(table: &dyn Table, ns: &str) {
     let pk = format!("{ns}#P");
     let expected: Vec<String> = (0..25).map(|i| format!("ITEM#{i:03}")).collect();
-    put_all(table, expected.iter().map(|s| keyed(&pk, s, json!({"payload": "x".repeat(100)}))).collect()).await;
-    let (items, pages) = all_pages(table, Query::partition(Index::Primary, pk.clone()).limit(10)).await;
+    put_all(
+        table,
+        expected
+            .iter()
+            .map(|s| keyed(&pk, s, json!({"payload": "x".repeat(100)})))
+            .collect(),
+    )
+    .await;
+    let (items, pages) = all_pages(
+        table,
+        Query::partition(Index::Primary, pk.clone()).limit(10),
+    )
+    .await;
     assert_eq!(sks(&items), expected);
     assert_eq!(pages, 3);
-    let (items, _) = all_pages(table, Query::partition(Index::Primary, pk.clone()).limit(7).backward()).await;
-    assert_eq!(sks(&items), expected.iter().rev().cloned().collect::<Vec<_>>());
-    let (items, pages) = all_pages(table, Query::partition(Index::Primary, pk.clone()).limit(25)).await;
-    assert_eq!((items.len(), pages), (25, 1), "an exactly full last page has no next cursor");
-    let (items, _) = all_pages(table, Query::partition(Index::Primary, pk).sort(SortKey::BeginsWith("ITEM#01".into())).limit(4)).await;
+    let (items, _) = all_pages(
+        table,
+        Query::partition(Index::Primary, pk.clone())
+            .limit(7)
+            .backward(),
+    )
+    .await;
+    assert_eq!(
+        sks(&items),
+        expected.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    let (items, pages) = all_pages(
+        table,
+        Query::partition(Index::Primary, pk.clone()).limit(25),
+    )
+    .await;
+    assert_eq!(
+        (items.len(), pages),
+        (25, 1),
+        "an exactly full last page has no next cursor"
+    );
+    let (items, _) = all_pages(
+        table,
+        Query::partition(Index::Primary, pk)
+            .sort(SortKey::BeginsWith("ITEM#01".into()))
+            .limit(4),
+    )
+    .await;
     assert_eq!(items.len(), 10);
 }
 
 pub async fn a_cursor_is_refused_on_another_partition(table: &dyn Table, ns: &str) {
     let pk = format!("{ns}#C");
-    put_all(table, (0..3).map(|i| keyed(&pk, &i.to_string(), json!({}))).collect()).await;
-    let page = table.query(&Query::partition(Index::Primary, pk.clone()).limit(1)).await.unwrap();
+    put_all(
+        table,
+        (0..3)
+            .map(|i| keyed(&pk, &i.to_string(), json!({})))
+            .collect(),
+    )
+    .await;
+    let page = table
+        .query(&Query::partition(Index::Primary, pk.clone()).limit(1))
+        .await
+        .unwrap();
     let cursor = page.next.expect("more items follow");
     let foreign = Query::partition(Index::Primary, format!("{ns}#OTHER")).after(Some(cursor));
-    assert_eq!(table.query(&foreign).await.unwrap_err(), TableError::InvalidCursor);
+    assert_eq!(
+        table.query(&foreign).await.unwrap_err(),
+        TableError::InvalidCursor
+    );
 }
 
 pub async fn secondary_indexes_list_items_by_their_own_keys(table: &dyn Table, ns: &str) {
@@ -124,101 +234,268 @@ pub async fn secondary_indexes_list_items_by_their_own_keys(table: &dyn Table, n
     let mut items: Vec<Item> = (0..5)
         .map(|i| keyed(&format!("{ns}#ORDER{i}"), "ORDER", json!({"gsi1pk": owner, "gsi1sk": format!("2026-0{}", i.min(2)), "gsi2pk": format!("{ns}#STATUS#open"), "gsi2sk": format!("{i}")})))
         .collect();
-    items.push(keyed(&format!("{ns}#ORDER9"), "ORDER", json!({"note": "not in any index"})));
+    items.push(keyed(
+        &format!("{ns}#ORDER9"),
+        "ORDER",
+        json!({"note": "not in any index"}),
+    ));
     put_all(table, items).await;
     let (listed, _) = all_pages(table, Query::partition(Index::Gsi1, owner.clone()).limit(2)).await;
-    let pks: Vec<_> = listed.iter().map(|i| i["pk"].as_str().unwrap().to_owned()).collect();
+    let pks: Vec<_> = listed
+        .iter()
+        .map(|i| i["pk"].as_str().unwrap().to_owned())
+        .collect();
     let expected: Vec<_> = (0..5).map(|i| format!("{ns}#ORDER{i}")).collect();
     assert_eq!(pks, expected);
-    let (listed, _) = all_pages(table, Query::partition(Index::Gsi1, owner.clone()).backward().limit(2)).await;
+    let (listed, _) = all_pages(
+        table,
+        Query::partition(Index::Gsi1, owner.clone())
+            .backward()
+            .limit(2),
+    )
+    .await;
     assert_eq!(listed.len(), 5);
     assert_eq!(listed[0]["pk"], json!(format!("{ns}#ORDER4")));
-    let recent = table.query(&Query::partition(Index::Gsi1, owner.clone()).sort(SortKey::AtLeast("2026-02".into()))).await.unwrap();
+    let recent = table
+        .query(
+            &Query::partition(Index::Gsi1, owner.clone()).sort(SortKey::AtLeast("2026-02".into())),
+        )
+        .await
+        .unwrap();
     assert_eq!(recent.items.len(), 3);
-    let between = table.query(&Query::partition(Index::Gsi2, format!("{ns}#STATUS#open")).sort(SortKey::Between("1".into(), "3".into()))).await.unwrap();
+    let between = table
+        .query(
+            &Query::partition(Index::Gsi2, format!("{ns}#STATUS#open"))
+                .sort(SortKey::Between("1".into(), "3".into())),
+        )
+        .await
+        .unwrap();
     assert_eq!(between.items.len(), 3);
 
     // Moving an item in the index (status change) and out of it (attribute removed).
-    table.write(vec![WriteOp::update(Key::new(format!("{ns}#ORDER0"), "ORDER"), Update::new().set("gsi2pk", format!("{ns}#STATUS#closed")))]).await.unwrap();
-    table.write(vec![WriteOp::update(Key::new(format!("{ns}#ORDER1"), "ORDER"), Update::new().remove("gsi2pk"))]).await.unwrap();
-    let open = table.query(&Query::partition(Index::Gsi2, format!("{ns}#STATUS#open"))).await.unwrap();
+    table
+        .write(vec![WriteOp::update(
+            Key::new(format!("{ns}#ORDER0"), "ORDER"),
+            Update::new().set("gsi2pk", format!("{ns}#STATUS#closed")),
+        )])
+        .await
+        .unwrap();
+    table
+        .write(vec![WriteOp::update(
+            Key::new(format!("{ns}#ORDER1"), "ORDER"),
+            Update::new().remove("gsi2pk"),
+        )])
+        .await
+        .unwrap();
+    let open = table
+        .query(&Query::partition(Index::Gsi2, format!("{ns}#STATUS#open")))
+        .await
+        .unwrap();
     assert_eq!(open.items.len(), 3);
-    let closed = table.query(&Query::partition(Index::Gsi2, format!("{ns}#STATUS#closed"))).await.unwrap();
+    let closed = table
+        .query(&Query::partition(
+            Index::Gsi2,
+            format!("{ns}#STATUS#closed"),
+        ))
+        .await
+        .unwrap();
     assert_eq!(closed.items.len(), 1);
-    assert_eq!(closed.items[0]["gsi2pk"], json!(format!("{ns}#STATUS#closed")));
+    assert_eq!(
+        closed.items[0]["gsi2pk"],
+        json!(format!("{ns}#STATUS#closed"))
+    );
     // Deleted items leave the index.
-    table.write(vec![WriteOp::delete(Key::new(format!("{ns}#ORDER4"), "ORDER"))]).await.unwrap();
-    assert_eq!(table.query(&Query::partition(Index::Gsi1, owner)).await.unwrap().items.len(), 4);
+    table
+        .write(vec![WriteOp::delete(Key::new(
+            format!("{ns}#ORDER4"),
+            "ORDER",
+        ))])
+        .await
+        .unwrap();
+    assert_eq!(
+        table
+            .query(&Query::partition(Index::Gsi1, owner))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
 }
 
 pub async fn conditions_guard_creation_equality_counters_and_versions(table: &dyn Table, ns: &str) {
     let key = Key::new(format!("{ns}#COND"), "X");
-    let create = || WriteOp::put(keyed(&key.pk, &key.sk, json!({"status": "open", "stock": 5, "version": 1}))).when(Condition::NotExists);
+    let create = || {
+        WriteOp::put(keyed(
+            &key.pk,
+            &key.sk,
+            json!({"status": "open", "stock": 5, "version": 1}),
+        ))
+        .when(Condition::NotExists)
+    };
     table.write(vec![create()]).await.unwrap();
-    assert!(matches!(table.write(vec![create()]).await, Err(TableError::ConditionFailed { index: 0, .. })));
+    assert!(matches!(
+        table.write(vec![create()]).await,
+        Err(TableError::ConditionFailed { index: 0, .. })
+    ));
 
     let set_status = |from: &str, to: &str| {
-        WriteOp::update(key.clone(), Update::new().set("status", to)).when(Condition::Equals("status".into(), json!(from)))
+        WriteOp::update(key.clone(), Update::new().set("status", to))
+            .when(Condition::Equals("status".into(), json!(from)))
     };
-    assert!(matches!(table.write(vec![set_status("closed", "x")]).await, Err(TableError::ConditionFailed { .. })));
+    assert!(matches!(
+        table.write(vec![set_status("closed", "x")]).await,
+        Err(TableError::ConditionFailed { .. })
+    ));
     table.write(vec![set_status("open", "held")]).await.unwrap();
 
-    let take = |n: i64| WriteOp::update(key.clone(), Update::new().add("stock", -n)).when(Condition::AtLeast("stock".into(), n));
+    let take = |n: i64| {
+        WriteOp::update(key.clone(), Update::new().add("stock", -n))
+            .when(Condition::AtLeast("stock".into(), n))
+    };
     table.write(vec![take(5)]).await.unwrap();
-    assert!(matches!(table.write(vec![take(1)]).await, Err(TableError::ConditionFailed { .. })));
+    assert!(matches!(
+        table.write(vec![take(1)]).await,
+        Err(TableError::ConditionFailed { .. })
+    ));
 
-    let bump = |v: u64| WriteOp::update(key.clone(), Update::new().add("version", 1)).when(Condition::VersionIs(v));
-    assert!(matches!(table.write(vec![bump(7)]).await, Err(TableError::ConditionFailed { .. })));
+    let bump = |v: u64| {
+        WriteOp::update(key.clone(), Update::new().add("version", 1)).when(Condition::VersionIs(v))
+    };
+    assert!(matches!(
+        table.write(vec![bump(7)]).await,
+        Err(TableError::ConditionFailed { .. })
+    ));
     table.write(vec![bump(1)]).await.unwrap();
     let stored = table.get(&key).await.unwrap().unwrap();
-    assert_eq!((stored["status"].clone(), stored["stock"].clone(), stored["version"].clone()), (json!("held"), json!(0), json!(2)));
+    assert_eq!(
+        (
+            stored["status"].clone(),
+            stored["stock"].clone(),
+            stored["version"].clone()
+        ),
+        (json!("held"), json!(0), json!(2))
+    );
 
     let missing = Key::new(format!("{ns}#COND"), "MISSING");
-    assert!(matches!(table.write(vec![WriteOp::check(missing.clone(), Condition::Exists)]).await, Err(TableError::ConditionFailed { .. })));
-    table.write(vec![WriteOp::check(missing, Condition::NotExists)]).await.unwrap();
-    table.write(vec![WriteOp::put(keyed(&format!("{ns}#COND"), "NEW", json!({"version": 1}))).when(Condition::VersionIs(0))]).await.unwrap();
+    assert!(matches!(
+        table
+            .write(vec![WriteOp::check(missing.clone(), Condition::Exists)])
+            .await,
+        Err(TableError::ConditionFailed { .. })
+    ));
+    table
+        .write(vec![WriteOp::check(missing, Condition::NotExists)])
+        .await
+        .unwrap();
+    table
+        .write(vec![
+            WriteOp::put(keyed(&format!("{ns}#COND"), "NEW", json!({"version": 1})))
+                .when(Condition::VersionIs(0)),
+        ])
+        .await
+        .unwrap();
 }
 
-pub async fn a_failed_condition_names_its_operation_and_writes_nothing(table: &dyn Table, ns: &str) {
+pub async fn a_failed_condition_names_its_operation_and_writes_nothing(
+    table: &dyn Table,
+    ns: &str,
+) {
     let a = keyed(&format!("{ns}#TX"), "A", json!({"v": 1}));
     let stock = Key::new(format!("{ns}#TX"), "STOCK");
-    table.write(vec![WriteOp::put(keyed(&stock.pk, &stock.sk, json!({"left": 1})))]).await.unwrap();
+    table
+        .write(vec![WriteOp::put(keyed(
+            &stock.pk,
+            &stock.sk,
+            json!({"left": 1}),
+        ))])
+        .await
+        .unwrap();
     let result = table
         .write(vec![
             WriteOp::put(a.clone()),
             WriteOp::update(Key::new(format!("{ns}#TX"), "B"), Update::new().set("v", 2)),
-            WriteOp::update(stock.clone(), Update::new().add("left", -2)).when(Condition::AtLeast("left".into(), 2)),
+            WriteOp::update(stock.clone(), Update::new().add("left", -2))
+                .when(Condition::AtLeast("left".into(), 2)),
             WriteOp::delete(Key::new(format!("{ns}#TX"), "C")),
         ])
         .await;
     match result {
-        Err(TableError::ConditionFailed { index, pk, sk }) => assert_eq!((index, pk.as_str(), sk.as_str()), (2, stock.pk.as_str(), "STOCK")),
+        Err(TableError::ConditionFailed { index, pk, sk }) => assert_eq!(
+            (index, pk.as_str(), sk.as_str()),
+            (2, stock.pk.as_str(), "STOCK")
+        ),
         other => panic!("expected a failed condition, got {other:?}"),
     }
-    assert_eq!(table.get(&Key::new(format!("{ns}#TX"), "A")).await.unwrap(), None);
-    assert_eq!(table.get(&Key::new(format!("{ns}#TX"), "B")).await.unwrap(), None);
+    assert_eq!(
+        table.get(&Key::new(format!("{ns}#TX"), "A")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        table.get(&Key::new(format!("{ns}#TX"), "B")).await.unwrap(),
+        None
+    );
     assert_eq!(table.get(&stock).await.unwrap().unwrap()["left"], json!(1));
 }
 
 pub async fn a_write_applies_up_to_a_hundred_operations_together(table: &dyn Table, ns: &str) {
-    let ops: Vec<WriteOp> = (0..100).map(|i| WriteOp::put(keyed(&format!("{ns}#MANY"), &format!("{i:03}"), json!({})))).collect();
+    let ops: Vec<WriteOp> = (0..100)
+        .map(|i| WriteOp::put(keyed(&format!("{ns}#MANY"), &format!("{i:03}"), json!({}))))
+        .collect();
     table.write(ops).await.unwrap();
-    let page = table.query(&Query::partition(Index::Primary, format!("{ns}#MANY")).limit(100)).await.unwrap();
+    let page = table
+        .query(&Query::partition(Index::Primary, format!("{ns}#MANY")).limit(100))
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 100);
-    let too_many: Vec<WriteOp> = (0..101).map(|i| WriteOp::put(keyed(&format!("{ns}#MANY2"), &i.to_string(), json!({})))).collect();
-    assert!(matches!(table.write(too_many).await, Err(TableError::Invalid(_))));
-    let twice = vec![WriteOp::put(keyed(&format!("{ns}#DUP"), "X", json!({}))), WriteOp::delete(Key::new(format!("{ns}#DUP"), "X"))];
-    assert!(matches!(table.write(twice).await, Err(TableError::Invalid(_))));
+    let too_many: Vec<WriteOp> = (0..101)
+        .map(|i| WriteOp::put(keyed(&format!("{ns}#MANY2"), &i.to_string(), json!({}))))
+        .collect();
+    assert!(matches!(
+        table.write(too_many).await,
+        Err(TableError::Invalid(_))
+    ));
+    let twice = vec![
+        WriteOp::put(keyed(&format!("{ns}#DUP"), "X", json!({}))),
+        WriteOp::delete(Key::new(format!("{ns}#DUP"), "X")),
+    ];
+    assert!(matches!(
+        table.write(twice).await,
+        Err(TableError::Invalid(_))
+    ));
 }
 
 pub async fn updates_create_missing_items_and_deletes_are_conditional(table: &dyn Table, ns: &str) {
     let key = Key::new(format!("{ns}#UPD"), "COUNTER");
-    table.write(vec![WriteOp::update(key.clone(), Update::new().add("hits", 3).set("name", "c"))]).await.unwrap();
-    table.write(vec![WriteOp::update(key.clone(), Update::new().add("hits", 2).remove("name"))]).await.unwrap();
-    assert_eq!(Value::Object(table.get(&key).await.unwrap().unwrap()), json!({"pk": key.pk, "sk": "COUNTER", "hits": 5}));
+    table
+        .write(vec![WriteOp::update(
+            key.clone(),
+            Update::new().add("hits", 3).set("name", "c"),
+        )])
+        .await
+        .unwrap();
+    table
+        .write(vec![WriteOp::update(
+            key.clone(),
+            Update::new().add("hits", 2).remove("name"),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        Value::Object(table.get(&key).await.unwrap().unwrap()),
+        json!({"pk": key.pk, "sk": "COUNTER", "hits": 5})
+    );
     let guarded = WriteOp::delete(key.clone()).when(Condition::Equals("hits".into(), json!(4)));
-    assert!(matches!(table.write(vec![guarded]).await, Err(TableError::ConditionFailed { .. })));
-    table.write(vec![WriteOp::delete(key.clone()).when(Condition::Equals("hits".into(), json!(5)))]).await.unwrap();
+    assert!(matches!(
+        table.write(vec![guarded]).await,
+        Err(TableError::ConditionFailed { .. })
+    ));
+    table
+        .write(vec![
+            WriteOp::delete(key.clone()).when(Condition::Equals("hits".into(), json!(5))),
+        ])
+        .await
+        .unwrap();
     assert_eq!(table.get(&key).await.unwrap(), None);
     // Deleting what is not there is not an error.
     table.write(vec![WriteOp::delete(key)]).await.unwrap();
@@ -230,7 +507,14 @@ pub async fn concurrent_conditional_decrements_never_oversell(table: Arc<dyn Tab
     const STOCK: i64 = 40;
     const BUYERS: usize = 100;
     let key = Key::new(format!("{ns}#STOCK"), "LISTING");
-    table.write(vec![WriteOp::put(keyed(&key.pk, &key.sk, json!({"available": STOCK})))]).await.unwrap();
+    table
+        .write(vec![WriteOp::put(keyed(
+            &key.pk,
+            &key.sk,
+            json!({"available": STOCK}),
+        ))])
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for buyer in 0..BUYERS {
         let table = table.clone();
@@ -240,15 +524,24 @@ pub async fn concurrent_conditional_decrements_never_oversell(table: Arc<dyn Tab
             // Each purchase decrements the stock and records the sale in one transaction.
             let ops = || {
                 vec![
-                    WriteOp::update(key.clone(), Update::new().add("available", -1)).when(Condition::AtLeast("available".into(), 1)),
-                    WriteOp::put(keyed(&format!("{ns}#SALE"), &format!("{buyer:03}"), json!({}))).when(Condition::NotExists),
+                    WriteOp::update(key.clone(), Update::new().add("available", -1))
+                        .when(Condition::AtLeast("available".into(), 1)),
+                    WriteOp::put(keyed(
+                        &format!("{ns}#SALE"),
+                        &format!("{buyer:03}"),
+                        json!({}),
+                    ))
+                    .when(Condition::NotExists),
                 ]
             };
             loop {
                 match table.write(ops()).await {
                     Ok(()) => return true,
                     Err(TableError::ConditionFailed { index: 0, .. }) => return false,
-                    Err(e) if e.is_transient() => tokio::time::sleep(std::time::Duration::from_millis(5 + buyer as u64 % 20)).await,
+                    Err(e) if e.is_transient() => {
+                        tokio::time::sleep(std::time::Duration::from_millis(5 + buyer as u64 % 20))
+                            .await
+                    }
                     Err(e) => panic!("unexpected error: {e}"),
                 }
             }
@@ -261,8 +554,15 @@ pub async fn concurrent_conditional_decrements_never_oversell(table: Arc<dyn Tab
         }
     }
     assert_eq!(sold, STOCK);
-    assert_eq!(table.get(&key).await.unwrap().unwrap()["available"], json!(0));
-    let (sales, _) = all_pages(&*table, Query::partition(Index::Primary, format!("{ns}#SALE")).limit(100)).await;
+    assert_eq!(
+        table.get(&key).await.unwrap().unwrap()["available"],
+        json!(0)
+    );
+    let (sales, _) = all_pages(
+        &*table,
+        Query::partition(Index::Primary, format!("{ns}#SALE")).limit(100),
+    )
+    .await;
     assert_eq!(sales.len() as i64, STOCK);
 }
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs the test tools (moto server, cfn-lint, SAM CLI)
+# into .test-tools/venv, starts moto on a free loopback port, lints template.yaml, checks formatting
+# and clippy, runs every Rust test against both faces, and stops what it started, even on failure.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+tools="$root/.test-tools"
+venv="$tools/venv"
+requirements="$root/infra/emulators/requirements.txt"
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\ninfra/test.sh: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || fail "cargo is not installed (https://rustup.rs)"
+command -v python3 >/dev/null || fail "python3 is needed for the AWS emulator and the template linters"
+
+step "test tools (moto server, cfn-lint, SAM CLI)"
+stamp="$tools/requirements.sha256"
+wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    rm -rf "$venv"
+    mkdir -p "$tools"
+    python3 -m venv "$venv" || fail "cannot create a Python virtualenv (install python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" \
+        || fail "cannot install the test tools from PyPI ($requirements)"
+    echo "$wanted" > "$stamp"
+fi
+
+step "moto server"
+port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$venv/bin/python" "$root/infra/emulators/moto_server.py" 127.0.0.1 "$port" > "$tools/moto.log" 2>&1 &
+moto_pid=$!
+cleanup() { kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then break; fi
+    kill -0 "$moto_pid" 2>/dev/null || { cat "$tools/moto.log" >&2; fail "moto server exited at start"; }
+    sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null || fail "moto server did not become ready on port $port"
+echo "moto server on 127.0.0.1:$port"
+
+step "template.yaml: cfn-lint and sam validate --lint"
+"$venv/bin/cfn-lint" template.yaml
+AWS_DEFAULT_REGION=eu-west-1 SAM_CLI_TELEMETRY=0 "$venv/bin/sam" validate --lint -t template.yaml
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo test (embedded face, AWS face on moto, Lambda events, local runtime journeys)"
+AMANAR_TEST_AWS_ENDPOINT="http://127.0.0.1:$port" cargo test --workspace --no-fail-fast
