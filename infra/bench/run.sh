@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Reproduces the figures in BENCHMARKS.md: HTTP throughput/latency of the local runtime beside a bare
+# axum hello-world, and Lambda initialisation beside a hello-world lambda_http binary. All traffic is
+# on loopback, bounded in time. Needs the test tools that ./infra/test.sh installs (moto, boto3).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+venv="$root/.test-tools/venv"
+[ -x "$venv/bin/python" ] || { echo "run ./infra/test.sh once first: it installs the emulator" >&2; exit 1; }
+connections="${CONNECTIONS:-32}"
+seconds="${SECONDS_PER_RUN:-10}"
+runs="${INIT_RUNS:-20}"
+
+cargo build --release --quiet -p amanar-local -p amanar-bench -p amanar-functions
+bin="$root/target/release"
+tmp="$(mktemp -d)"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT INT TERM
+free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not ready: $1" >&2; exit 1; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(rustc --version)"
+
+local_port="$(free_port)"; hello_port="$(free_port)"
+RUST_LOG=warn "$bin/amanar-local" --data-dir "$tmp/data" --addr "127.0.0.1:$local_port" > "$tmp/local.log" 2>&1 & pids+=($!)
+"$bin/hello-axum" "127.0.0.1:$hello_port" > /dev/null 2>&1 & pids+=($!)
+wait_http "http://127.0.0.1:$local_port/v1/health"; wait_http "http://127.0.0.1:$hello_port/"
+
+for target in "http://127.0.0.1:$hello_port/" "http://127.0.0.1:$local_port/v1/health" "http://127.0.0.1:$local_port/v1/openapi.json"; do
+    "$bin/load" "$target" "$connections" 2 > /dev/null   # warm-up
+    "$bin/load" "$target" "$connections" "$seconds"
+done
+
+# Lambda init: api-health in its AWS configuration, against DynamoDB on moto.
+moto_port="$(free_port)"
+"$venv/bin/python" infra/emulators/moto_server.py 127.0.0.1 "$moto_port" > "$tmp/moto.log" 2>&1 & pids+=($!)
+wait_http "http://127.0.0.1:$moto_port/moto-api/"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=eu-west-1
+"$venv/bin/python" - <<'PY'
+import boto3
+boto3.client("dynamodb").create_table(TableName="bench", BillingMode="PAY_PER_REQUEST",
+    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+PY
+export AMANAR_TABLE_NAME=bench AMANAR_QUEUE_URL_JOBS="http://127.0.0.1:$moto_port/123456789012/jobs" \
+    AMANAR_UPLOADS_BUCKET=bench-uploads AMANAR_EXPORTS_BUCKET=bench-exports RUST_LOG=warn
+"$bin/lambda-init" "$bin/hello-lambda" "$runs" events/api-health.json
+"$bin/lambda-init" "$bin/api-health" "$runs" events/api-health.json
