@@ -36,7 +36,7 @@ done
 moto_port="$(free_port)"
 "$venv/bin/python" infra/emulators/moto_server.py 127.0.0.1 "$moto_port" > "$tmp/moto.log" 2>&1 & pids+=($!)
 wait_http "http://127.0.0.1:$moto_port/moto-api/"
-export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=eu-west-1
+export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1
 "$venv/bin/python" - <<'PY'
 import boto3
 boto3.client("dynamodb").create_table(TableName="bench", BillingMode="PAY_PER_REQUEST",

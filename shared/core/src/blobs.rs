@@ -90,6 +90,16 @@ pub fn validate_key(key: &str) -> Result<(), BlobError> {
     }
 }
 
+/// A presigned URL lives more than zero seconds and at most [`MAX_PRESIGN`].
+pub fn validate_expiry(expires_in: Duration) -> Result<(), BlobError> {
+    if expires_in.is_zero() || expires_in > MAX_PRESIGN {
+        return Err(BlobError::Invalid(
+            "a presigned URL must expire within 7 days".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub fn validate_upload_policy(policy: &UploadPolicy) -> Result<(), BlobError> {
     if policy.content_length == 0 || policy.content_length > MAX_UPLOAD_BYTES {
         return Err(BlobError::Invalid(format!(

@@ -142,6 +142,16 @@ pub fn validate_send(body: &str, delay: Duration) -> Result<(), QueueError> {
     Ok(())
 }
 
+/// Checks the batch size of a receive.
+pub fn validate_receive(max: usize) -> Result<(), QueueError> {
+    if max == 0 || max > MAX_RECEIVE {
+        return Err(QueueError::Invalid(format!(
+            "receive takes 1 to {MAX_RECEIVE} messages"
+        )));
+    }
+    Ok(())
+}
+
 /// What a consumer decides about one message.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {

@@ -294,12 +294,26 @@ fn condition_failed(index: usize, key: &Key) -> TableError {
     }
 }
 
+/// Maps the result of a single conditional write.
+fn single_write_result<O, E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    result: Result<O, SdkError<E, R>>,
+    operation: &str,
+    key: &Key,
+) -> Result<(), TableError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+            Err(condition_failed(0, key))
+        }
+        Err(e) => Err(backend_error(operation, e)),
+    }
+}
+
 impl DynamoTable {
     /// One operation without a transaction.
     async fn write_one(&self, op: &WriteOp, key: &Key) -> Result<(), TableError> {
         let mut expression = Expression::default();
         let condition = expression.condition(op.conditions())?;
-        let failed = |code: Option<&str>| code == Some("ConditionalCheckFailedException");
         match op {
             WriteOp::Put { item, .. } => {
                 let result = self
@@ -312,11 +326,7 @@ impl DynamoTable {
                     .set_expression_attribute_values(expression.values())
                     .send()
                     .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if failed(e.code()) => Err(condition_failed(0, key)),
-                    Err(e) => Err(backend_error("PutItem", e)),
-                }
+                single_write_result(result, "PutItem", key)
             }
             WriteOp::Update { update, .. } => {
                 let update_expression = expression.update(update)?;
@@ -331,11 +341,7 @@ impl DynamoTable {
                     .set_expression_attribute_values(expression.values())
                     .send()
                     .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if failed(e.code()) => Err(condition_failed(0, key)),
-                    Err(e) => Err(backend_error("UpdateItem", e)),
-                }
+                single_write_result(result, "UpdateItem", key)
             }
             WriteOp::Delete { .. } => {
                 let result = self
@@ -348,11 +354,7 @@ impl DynamoTable {
                     .set_expression_attribute_values(expression.values())
                     .send()
                     .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if failed(e.code()) => Err(condition_failed(0, key)),
-                    Err(e) => Err(backend_error("DeleteItem", e)),
-                }
+                single_write_result(result, "DeleteItem", key)
             }
             WriteOp::ConditionCheck { .. } => {
                 self.write_transaction(std::slice::from_ref(op), std::slice::from_ref(key))

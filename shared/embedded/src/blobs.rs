@@ -179,11 +179,7 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BlobError> {
 }
 
 fn expiry(now: DateTime<Utc>, expires_in: Duration) -> Result<DateTime<Utc>, BlobError> {
-    if expires_in.is_zero() || expires_in > blobs::MAX_PRESIGN {
-        return Err(BlobError::Invalid(
-            "a presigned URL must expire within 7 days".into(),
-        ));
-    }
+    blobs::validate_expiry(expires_in)?;
     Ok(now + chrono::Duration::from_std(expires_in).map_err(storage)?)
 }
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use amanar_core::queue::{self, MAX_RECEIVE, Queue, QueueError, QueueName, Received};
+use amanar_core::queue::{self, Queue, QueueError, QueueName, Received};
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -292,11 +292,7 @@ impl Queue for RedbQueue {
         visibility: Duration,
         wait: Duration,
     ) -> Result<Vec<Received>, QueueError> {
-        if max == 0 || max > MAX_RECEIVE {
-            return Err(QueueError::Invalid(format!(
-                "receive takes 1 to {MAX_RECEIVE} messages"
-            )));
-        }
+        queue::validate_receive(max)?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.sent.notified();

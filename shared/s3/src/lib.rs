@@ -31,11 +31,7 @@ fn backend_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
 }
 
 fn presigning(expires_in: Duration) -> Result<PresigningConfig, BlobError> {
-    if expires_in.is_zero() || expires_in > blobs::MAX_PRESIGN {
-        return Err(BlobError::Invalid(
-            "a presigned URL must expire within 7 days".into(),
-        ));
-    }
+    blobs::validate_expiry(expires_in)?;
     PresigningConfig::expires_in(expires_in).map_err(|e| BlobError::Invalid(e.to_string()))
 }
 

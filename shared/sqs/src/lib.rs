@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use amanar_core::queue::{self, MAX_RECEIVE, Queue, QueueError, QueueName, Received};
+use amanar_core::queue::{self, Queue, QueueError, QueueName, Received};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
@@ -132,11 +132,7 @@ impl Queue for SqsQueue {
         visibility: Duration,
         wait: Duration,
     ) -> Result<Vec<Received>, QueueError> {
-        if max == 0 || max > MAX_RECEIVE {
-            return Err(QueueError::Invalid(format!(
-                "receive takes 1 to {MAX_RECEIVE} messages"
-            )));
-        }
+        queue::validate_receive(max)?;
         let output = self
             .client
             .receive_message()
