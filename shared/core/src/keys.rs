@@ -5,7 +5,7 @@
 //! |---|---|---|---|---|
 //! | system canary | `SYSTEM` | `CANARY` | | |
 //! | idempotency record | `IDEMPOTENCY#<scope>` | `<key>` | | |
-//! | upload | `UPLOAD#<uploadId>` | `UPLOAD` | `OWNER#<owner>` / `UPLOAD#<uploadId>` | |
+//! | upload | `UPLOAD#<uploadId>` | `UPLOAD` | `OWNER#<owner>` / `UPLOAD#<uploadId>` | `UPLOADS#pending` / `<createdAt>#<uploadId>` while pending |
 
 use crate::table::Key;
 
@@ -20,6 +20,9 @@ pub fn idempotency(scope: &str, key: &str) -> Key {
 pub fn upload(upload_id: &str) -> Key {
     Key::new(format!("UPLOAD#{upload_id}"), "UPLOAD")
 }
+
+/// GSI2 partition listing uploads still waiting for their check, oldest first (the sweeper reads it).
+pub const PENDING_UPLOADS: &str = "UPLOADS#pending";
 
 /// GSI1 partition listing an owner's uploads, newest last.
 pub fn uploads_of_owner(owner: &str) -> String {

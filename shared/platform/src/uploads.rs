@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use amanar_core::blobs::{Bucket, PresignedRequest, UploadPolicy};
-use amanar_core::table::{Condition, Index, Query, TableError, Update, WriteOp, items};
+use amanar_core::table::{Condition, Index, Query, SortKey, TableError, Update, WriteOp, items};
 use amanar_core::{JobError, Ports, keys, new_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,11 @@ fn invalid(field: &'static str, message: impl Into<String>) -> UploadError {
     }
 }
 
+/// A timestamp whose text order is its time order.
+fn sortable(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 fn record_item(upload: &Upload) -> Result<amanar_core::Item, TableError> {
     let mut item = items::with_key(&keys::upload(&upload.id), upload)?;
     item.insert(
@@ -124,6 +129,13 @@ fn record_item(upload: &Upload) -> Result<amanar_core::Item, TableError> {
         keys::uploads_of_owner(&upload.owner).into(),
     );
     item.insert("gsi1sk".into(), format!("UPLOAD#{}", upload.id).into());
+    if upload.status == UploadStatus::Pending {
+        item.insert("gsi2pk".into(), keys::PENDING_UPLOADS.into());
+        item.insert(
+            "gsi2sk".into(),
+            format!("{}#{}", sortable(upload.created_at), upload.id).into(),
+        );
+    }
     Ok(item)
 }
 
@@ -240,6 +252,88 @@ fn problem_with(upload: &Upload, bytes: &[u8]) -> Option<String> {
     None
 }
 
+/// Switches a pending upload to its outcome (once: a settled upload stays as it is) and takes it
+/// out of the pending index.
+async fn settle(ports: &Ports, checked: &Upload) -> Result<(), TableError> {
+    let switch = Update::new()
+        .set(
+            "status",
+            serde_json::to_value(checked.status).expect("statuses serialise"),
+        )
+        .set(
+            "reason",
+            checked
+                .reason
+                .clone()
+                .map(serde_json::Value::from)
+                .unwrap_or(serde_json::Value::Null),
+        )
+        .set(
+            "checkedAt",
+            serde_json::to_value(checked.checked_at).expect("times serialise"),
+        )
+        .remove("gsi2pk")
+        .remove("gsi2sk");
+    let pending = Condition::Equals("status".into(), serde_json::json!("pending"));
+    match ports
+        .table
+        .write(vec![
+            WriteOp::update(keys::upload(&checked.id), switch).when(pending),
+        ])
+        .await
+    {
+        Ok(()) | Err(TableError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// How long an upload may stay pending before the sweeper looks at it.
+pub const SWEEP_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Finishes uploads whose object-created event was lost (a crash between storing the file and
+/// queueing the event, or a dropped S3 notification): a file in quarantine is checked now; a
+/// declaration whose URL expired with no file is rejected. Run by housekeeping. Returns how many
+/// uploads it settled.
+pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
+    let now = ports.clock.now();
+    let cutoff = sortable(now - SWEEP_AFTER);
+    let query = Query::partition(Index::Gsi2, keys::PENDING_UPLOADS)
+        .sort(SortKey::LessThan(cutoff))
+        .limit(100);
+    let mut settled = 0;
+    for item in ports.table.query(&query).await?.items {
+        let upload: Upload = items::parse(item)?;
+        let key = upload.quarantine_key();
+        let present = match ports.blobs.get(Bucket::Uploads, &key).await {
+            Ok(blob) => blob.is_some(),
+            Err(error) => {
+                tracing::warn!(upload_id = %upload.id, %error, "sweeper could not look for an upload");
+                continue;
+            }
+        };
+        if present {
+            match verify(ports, &key).await {
+                Ok(()) => settled += 1,
+                Err(error) => {
+                    tracing::warn!(upload_id = %upload.id, %error, "sweeper could not check an upload")
+                }
+            }
+        } else if now - upload.created_at
+            > chrono::TimeDelta::from_std(UPLOAD_URL_TTL).expect("a short TTL") + SWEEP_AFTER
+        {
+            let expired = Upload {
+                status: UploadStatus::Rejected,
+                reason: Some("no file arrived before the upload URL expired".into()),
+                checked_at: Some(now),
+                ..upload
+            };
+            settle(ports, &expired).await?;
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
+
 /// Checks an uploaded object (the object-created event's key) and files it. Idempotent.
 pub async fn verify(ports: &Ports, object_key: &str) -> Result<(), JobError> {
     let Some(upload_id) = object_key.strip_prefix(QUARANTINE) else {
@@ -296,34 +390,7 @@ pub async fn verify(ports: &Ports, object_key: &str) -> Result<(), JobError> {
         )
         .await
         .map_err(|e| retry(&e))?;
-    let switch = Update::new()
-        .set(
-            "status",
-            serde_json::to_value(checked.status).expect("statuses serialise"),
-        )
-        .set(
-            "reason",
-            checked
-                .reason
-                .clone()
-                .map(serde_json::Value::from)
-                .unwrap_or(serde_json::Value::Null),
-        )
-        .set(
-            "checkedAt",
-            serde_json::to_value(checked.checked_at).expect("times serialise"),
-        );
-    let pending = Condition::Equals("status".into(), serde_json::json!("pending"));
-    match ports
-        .table
-        .write(vec![
-            WriteOp::update(keys::upload(&checked.id), switch).when(pending),
-        ])
-        .await
-    {
-        Ok(()) | Err(TableError::ConditionFailed { .. }) => {}
-        Err(e) => return Err(retry(&e)),
-    }
+    settle(ports, &checked).await.map_err(|e| retry(&e))?;
     tracing::info!(upload_id = %checked.id, status = ?checked.status, "upload checked");
     ports
         .blobs
