@@ -62,6 +62,14 @@ struct BlobRoutes {
     ports: Ports,
 }
 
+/// A signed blob request that its signature does not allow.
+fn bad_signature(detail: impl Into<String>) -> ApiError {
+    ApiError::Forbidden {
+        slug: "bad-signature",
+        detail: detail.into(),
+    }
+}
+
 /// Serves `PUT`/`GET /_local/blobs/{bucket}/{key}` for URLs signed by [`LocalBlobs`]. A verified
 /// upload into `uploads/quarantine/` queues an object-created event, as S3 would notify the
 /// verifier in AWS.
@@ -78,10 +86,9 @@ fn blob_routes(blobs: LocalBlobs, ports: Ports) -> Router {
         {
             Some(SignedAccess::Download) => {}
             _ => {
-                return Err(ApiError::Forbidden {
-                    slug: "bad-signature",
-                    detail: "The URL is not validly signed or has expired.".into(),
-                });
+                return Err(bad_signature(
+                    "The URL is not validly signed or has expired.",
+                ));
             }
         }
         let blob = routes
@@ -107,26 +114,23 @@ fn blob_routes(blobs: LocalBlobs, ports: Ports) -> Router {
             .blobs
             .verify("PUT", bucket, &key, &signature, routes.ports.clock.now())
         else {
-            return Err(ApiError::Forbidden {
-                slug: "bad-signature",
-                detail: "The URL is not validly signed or has expired.".into(),
-            });
+            return Err(bad_signature(
+                "The URL is not validly signed or has expired.",
+            ));
         };
         let sent_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if sent_type != content_type {
-            return Err(ApiError::Forbidden {
-                slug: "bad-signature",
-                detail: format!("This URL accepts Content-Type {content_type} only."),
-            });
+            return Err(bad_signature(format!(
+                "This URL accepts Content-Type {content_type} only."
+            )));
         }
         if body.len() as u64 != content_length {
-            return Err(ApiError::Forbidden {
-                slug: "bad-signature",
-                detail: format!("This URL accepts exactly {content_length} bytes."),
-            });
+            return Err(bad_signature(format!(
+                "This URL accepts exactly {content_length} bytes."
+            )));
         }
         routes.blobs.put(bucket, &key, body, &content_type).await?;
         if bucket == Bucket::Uploads && key.starts_with("quarantine/") {

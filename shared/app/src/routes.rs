@@ -29,6 +29,14 @@ pub fn http_functions() -> Vec<(&'static str, OpenApiRouter<Ports>)> {
     ]
 }
 
+/// The routes of one HTTP function, by binary name.
+fn http_function(name: &str) -> Option<OpenApiRouter<Ports>> {
+    http_functions()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, router)| router)
+}
+
 fn all_routes() -> OpenApiRouter<Ports> {
     http_functions().into_iter().fold(
         OpenApiRouter::with_openapi(ApiDoc::openapi()),
@@ -63,7 +71,7 @@ fn finish(router: OpenApiRouter<Ports>, ports: Ports) -> Router {
 
 /// The router of one Lambda function; `None` for an unknown name.
 pub fn function_router(name: &str, ports: Ports) -> Option<Router> {
-    let router = http_functions().into_iter().find(|(n, _)| *n == name)?.1;
+    let router = http_function(name)?;
     Some(finish(router, ports))
 }
 
@@ -112,6 +120,6 @@ fn docs_router() -> OpenApiRouter<Ports> {
 
 /// (method, path) of the routes one HTTP function serves.
 pub fn function_routes(name: &str) -> Option<Vec<(String, String)>> {
-    let router = http_functions().into_iter().find(|(n, _)| *n == name)?.1;
+    let router = http_function(name)?;
     Some(amanar_http::docs::routes(&router.split_for_parts().1))
 }

@@ -332,9 +332,6 @@ impl Table for RedbTable {
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
         let keys = table::validate_write(&ops)?;
-        for key in &keys {
-            base_key(key)?;
-        }
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(storage)?;
             {

@@ -107,6 +107,14 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The answer while another request with the same key holds it.
+fn key_in_use() -> ApiError {
+    ApiError::Conflict {
+        slug: "idempotency-key-in-use",
+        detail: "A request with this Idempotency-Key is in progress; retry shortly.".into(),
+    }
+}
+
 /// Middleware applying idempotency keys to POST requests that carry one.
 pub async fn middleware(
     State(store): State<Idempotency>,
@@ -161,11 +169,7 @@ pub async fn middleware(
         Err(TableError::ConditionFailed { .. }) => {
             let existing: Option<Item> = store.table.get(&record_key).await?;
             let Some(existing) = existing else {
-                return Err(ApiError::Conflict {
-                    slug: "idempotency-key-in-use",
-                    detail: "A request with this Idempotency-Key is in progress; retry shortly."
-                        .into(),
-                });
+                return Err(key_in_use());
             };
             let record: Record = items::parse(existing)?;
             if record.expires_at <= now {
@@ -176,12 +180,7 @@ pub async fn middleware(
                     .write(vec![WriteOp::put(reserved).when(expired)])
                     .await
                     .map_err(|e| match e {
-                        TableError::ConditionFailed { .. } => ApiError::Conflict {
-                            slug: "idempotency-key-in-use",
-                            detail:
-                                "A request with this Idempotency-Key is in progress; retry shortly."
-                                    .into(),
-                        },
+                        TableError::ConditionFailed { .. } => key_in_use(),
                         other => other.into(),
                     })?;
             } else if record.fingerprint != print {
@@ -192,11 +191,7 @@ pub async fn middleware(
             } else if record.state == "completed" {
                 return Ok(replay(&record));
             } else {
-                return Err(ApiError::Conflict {
-                    slug: "idempotency-key-in-use",
-                    detail: "A request with this Idempotency-Key is in progress; retry shortly."
-                        .into(),
-                });
+                return Err(key_in_use());
             }
         }
         Err(other) => return Err(other.into()),
