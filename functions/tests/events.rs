@@ -14,9 +14,14 @@ use amanar_testkit::{aws_endpoint, emulator_sdk_config, namespace};
 use serde_json::{Value, json};
 
 /// The function binaries, by name.
-const FUNCTIONS: [(&str, &str); 5] = [
+const FUNCTIONS: [(&str, &str); 7] = [
     ("api-health", env!("CARGO_BIN_EXE_api-health")),
     ("api-docs", env!("CARGO_BIN_EXE_api-docs")),
+    (
+        "api-emission-factors",
+        env!("CARGO_BIN_EXE_api-emission-factors"),
+    ),
+    ("api-estimates", env!("CARGO_BIN_EXE_api-estimates")),
     ("worker-jobs", env!("CARGO_BIN_EXE_worker-jobs")),
     ("upload-verifier", env!("CARGO_BIN_EXE_upload-verifier")),
     ("housekeeping", env!("CARGO_BIN_EXE_housekeeping")),
@@ -139,6 +144,8 @@ fn every_sample_event_names_a_function_and_is_exercised_here() {
         "api-health.json",
         "api-docs.json",
         "api-docs.openapi.json",
+        "api-emission-factors.json",
+        "api-estimates.json",
         "worker-jobs.json",
         "upload-verifier.json",
         "housekeeping.json",
@@ -210,6 +217,43 @@ async fn the_docs_function_serves_the_reference_page_and_the_openapi_document() 
     let document = http_body(&outcomes[1]);
     assert_eq!(document["openapi"], json!("3.1.0"));
     assert!(document["paths"]["/v1/health"]["get"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_factor_and_estimate_functions_answer_from_the_compiled_library() {
+    let stack = stack().await;
+    let factors = invoke(
+        "api-emission-factors",
+        &stack,
+        vec![event("api-emission-factors.json")],
+    )
+    .await;
+    assert_eq!(response(&factors[0])["statusCode"], json!(200));
+    let page = http_body(&factors[0]);
+    assert_eq!(page["items"][0]["sourceId"], json!("7_400_4000_5_1"));
+    assert_eq!(page["items"][0]["co2eKg"], json!("0.207074288590604"));
+
+    let mut bad_unit = event("api-estimates.json");
+    bad_unit["body"] = json!(
+        r#"{"activityId": "electricity-grid", "region": "US-CAMX", "amount": "1", "unit": "kg"}"#
+    );
+    let estimates = invoke(
+        "api-estimates",
+        &stack,
+        vec![event("api-estimates.json"), bad_unit],
+    )
+    .await;
+    assert_eq!(response(&estimates[0])["statusCode"], json!(200));
+    // eGRID 2024 CAMX: 226.49817481291 kg CO2e per MWh, × 2.5 MWh.
+    assert_eq!(
+        http_body(&estimates[0])["co2eKg"],
+        json!("566.245437032275")
+    );
+    assert_eq!(response(&estimates[1])["statusCode"], json!(422));
+    assert_eq!(
+        http_body(&estimates[1])["errors"][0]["field"],
+        json!("unit")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,10 @@ use utoipa_axum::routes;
 #[openapi(
     info(title = "AmanarCarbon", description = "Carbon accounting, credit marketplace and climate-risk API. JSON in and out, camelCase fields, RFC 3339 times, money and mass as decimal strings.", license(name = "Apache-2.0")),
     components(schemas(amanar_http::Problem, amanar_http::FieldError)),
-    tags((name = "platform", description = "Health, documentation and operations"))
+    tags(
+        (name = "platform", description = "Health, documentation and operations"),
+        (name = "carbon accounting", description = "Emission factors, units and estimates")
+    )
 )]
 struct ApiDoc;
 
@@ -26,6 +29,11 @@ pub fn http_functions() -> Vec<(&'static str, OpenApiRouter<Ports>)> {
     vec![
         ("api-health", amanar_platform::health::router()),
         ("api-docs", docs_router()),
+        (
+            "api-emission-factors",
+            amanar_accounting::api::factors_router(),
+        ),
+        ("api-estimates", amanar_accounting::api::estimates_router()),
     ]
 }
 

@@ -49,6 +49,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// Parses an already-parsed JSON value (one item of a batch) the same way: a shape error is a 422
+/// naming the field, relative to the value.
+pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        ApiError::Validation(vec![FieldError::new(field, data_message(error.inner()))])
+    })
+}
+
 /// serde's message without its " at line 1 column 9" suffix (the field path says where).
 fn data_message(error: &serde_json::Error) -> String {
     let text = error.to_string();

@@ -20,6 +20,18 @@ pub struct PageParams {
     pub cursor: Option<String>,
 }
 
+/// A validated `?limit=`: 1 to 100, 20 when absent.
+pub fn limit(requested: Option<u32>) -> Result<usize, ApiError> {
+    match requested {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT as u32).contains(&n) => Ok(n as usize),
+        Some(_) => Err(ApiError::validation(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        )),
+    }
+}
+
 /// Validated paging parameters.
 #[derive(Debug, Clone)]
 pub struct PageRequest {
@@ -29,16 +41,7 @@ pub struct PageRequest {
 
 impl PageParams {
     pub fn validate(&self) -> Result<PageRequest, ApiError> {
-        let limit = match self.limit {
-            None => DEFAULT_LIMIT,
-            Some(n) if (1..=MAX_LIMIT as u32).contains(&n) => n as usize,
-            Some(_) => {
-                return Err(ApiError::validation(
-                    "limit",
-                    format!("must be between 1 and {MAX_LIMIT}"),
-                ));
-            }
-        };
+        let limit = limit(self.limit)?;
         let cursor = match self.cursor.as_deref() {
             None | Some("") => None,
             Some(text) => Some(Cursor::parse(text).map_err(ApiError::from)?),

@@ -1,5 +1,6 @@
-//! A closed-loop HTTP load generator: `load URL CONNECTIONS SECONDS`. Each connection sends GETs back
-//! to back over keep-alive for the duration (bounded in time; loopback only). Prints one JSON line.
+//! A closed-loop HTTP load generator: `load URL CONNECTIONS SECONDS [BODY.json]`. Each connection sends
+//! requests back to back over keep-alive for the duration (bounded in time; loopback only): GETs, or
+//! POSTs of the JSON body file when one is given. Prints one JSON line.
 
 use std::time::{Duration, Instant};
 
@@ -13,11 +14,17 @@ async fn main() {
     );
     let connections: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(32);
     let seconds: u64 = args.next().map(|a| a.parse().unwrap()).unwrap_or(10);
+    let body: Option<bytes::Bytes> = args.next().map(|path| {
+        std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .into()
+    });
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let url = url.clone();
+        let body = body.clone();
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -27,7 +34,14 @@ async fn main() {
             let mut errors = 0u64;
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                match client.get(&url).send().await {
+                let request = match &body {
+                    Some(body) => client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone()),
+                    None => client.get(&url),
+                };
+                match request.send().await {
                     Ok(response) if response.status().is_success() => {
                         let _ = response.bytes().await;
                         latencies.push(sent.elapsed().as_micros() as u64);
