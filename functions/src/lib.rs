@@ -24,7 +24,7 @@ async fn cold_start() -> Result<Wired, Error> {
 /// Serves one HTTP function's routes behind API Gateway.
 pub async fn run_http(function: &'static str) -> Result<(), Error> {
     let wired = cold_start().await?;
-    let router = routes::function_router(function, wired.ports)
+    let router = routes::function_router(function, &wired)
         .ok_or_else(|| format!("no HTTP function is named {function}"))?;
     lambda_http::run(router).await
 }

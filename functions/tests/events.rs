@@ -14,7 +14,7 @@ use amanar_testkit::{aws_endpoint, emulator_sdk_config, namespace};
 use serde_json::{Value, json};
 
 /// The function binaries, by name.
-const FUNCTIONS: [(&str, &str); 7] = [
+const FUNCTIONS: [(&str, &str); 10] = [
     ("api-health", env!("CARGO_BIN_EXE_api-health")),
     ("api-docs", env!("CARGO_BIN_EXE_api-docs")),
     (
@@ -22,6 +22,9 @@ const FUNCTIONS: [(&str, &str); 7] = [
         env!("CARGO_BIN_EXE_api-emission-factors"),
     ),
     ("api-estimates", env!("CARGO_BIN_EXE_api-estimates")),
+    ("api-auth", env!("CARGO_BIN_EXE_api-auth")),
+    ("api-me", env!("CARGO_BIN_EXE_api-me")),
+    ("api-admin-users", env!("CARGO_BIN_EXE_api-admin-users")),
     ("worker-jobs", env!("CARGO_BIN_EXE_worker-jobs")),
     ("upload-verifier", env!("CARGO_BIN_EXE_upload-verifier")),
     ("housekeeping", env!("CARGO_BIN_EXE_housekeeping")),
@@ -42,6 +45,8 @@ fn event(file: &str) -> Value {
 struct Stack {
     ports: Ports,
     env: Vec<(String, String)>,
+    cognito: aws_sdk_cognitoidentityprovider::Client,
+    user_pool: (String, String),
 }
 
 async fn stack() -> Stack {
@@ -65,6 +70,10 @@ async fn stack() -> Stack {
     );
     let blobs = amanar_s3::S3Blobs::new(s3, buckets.clone());
     blobs.create_buckets().await.unwrap();
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let user_pool = amanar_cognito::create_user_pool(&cognito, &ns)
+        .await
+        .unwrap();
     let env = vec![
         ("AWS_ENDPOINT_URL", aws_endpoint()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
@@ -79,6 +88,8 @@ async fn stack() -> Stack {
         ("AMANAR_UPLOADS_BUCKET", buckets[&Bucket::Uploads].clone()),
         ("AMANAR_EXPORTS_BUCKET", buckets[&Bucket::Exports].clone()),
         ("AMANAR_S3_FORCE_PATH_STYLE", "true".into()),
+        ("AMANAR_USER_POOL_ID", user_pool.0.clone()),
+        ("AMANAR_USER_POOL_CLIENT_ID", user_pool.1.clone()),
         ("RUST_LOG", "warn".into()),
     ];
     let table: Arc<dyn Table> = Arc::new(table);
@@ -91,6 +102,8 @@ async fn stack() -> Stack {
             clock: Arc::new(SystemClock),
         },
         env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        cognito,
+        user_pool,
     }
 }
 
@@ -146,6 +159,10 @@ fn every_sample_event_names_a_function_and_is_exercised_here() {
         "api-docs.openapi.json",
         "api-emission-factors.json",
         "api-estimates.json",
+        "api-auth.json",
+        "api-auth.login.json",
+        "api-me.json",
+        "api-admin-users.json",
         "worker-jobs.json",
         "upload-verifier.json",
         "housekeeping.json",
@@ -253,6 +270,69 @@ async fn the_factor_and_estimate_functions_answer_from_the_compiled_library() {
     assert_eq!(
         http_body(&estimates[1])["errors"][0]["field"],
         json!("unit")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_functions_register_log_in_and_serve_the_profile_on_cognito() {
+    let stack = stack().await;
+    let registered = invoke(
+        "api-auth",
+        &stack,
+        vec![event("api-auth.json"), event("api-auth.login.json")],
+    )
+    .await;
+    assert_eq!(response(&registered[0])["statusCode"], json!(201));
+    let user_id = http_body(&registered[0])["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        response(&registered[1])["statusCode"],
+        json!(403),
+        "not verified yet"
+    );
+
+    // moto mails nothing and accepts any sign-up code.
+    stack
+        .cognito
+        .confirm_sign_up()
+        .client_id(&stack.user_pool.1)
+        .username("ada@example.com")
+        .confirmation_code("123456")
+        .send()
+        .await
+        .unwrap();
+    let login = invoke("api-auth", &stack, vec![event("api-auth.login.json")]).await;
+    assert_eq!(response(&login[0])["statusCode"], json!(200));
+    let token = http_body(&login[0])["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut me = event("api-me.json");
+    me["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    let mut anonymous = event("api-me.json");
+    anonymous["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
+    let profile = invoke("api-me", &stack, vec![me, anonymous]).await;
+    assert_eq!(response(&profile[0])["statusCode"], json!(200));
+    let body = http_body(&profile[0]);
+    assert_eq!(
+        (body["userId"].as_str(), body["accountType"].as_str()),
+        (Some(user_id.as_str()), Some("business"))
+    );
+    assert_eq!(response(&profile[1])["statusCode"], json!(401));
+
+    let mut roles = event("api-admin-users.json");
+    roles["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    let refused = invoke("api-admin-users", &stack, vec![roles]).await;
+    assert_eq!(
+        response(&refused[0])["statusCode"],
+        json!(403),
+        "not an admin"
     );
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use amanar_app::config::Config;
+use amanar_app::wiring::LocalIdentitySurface;
 use amanar_app::{Wired, jobs, routes};
 use amanar_core::messages::UploadEvent;
 use amanar_core::queue::{self, Completion};
@@ -68,6 +69,34 @@ fn bad_signature(detail: impl Into<String>) -> ApiError {
         slug: "bad-signature",
         detail: detail.into(),
     }
+}
+
+/// The local identity provider's public surface: `GET /.well-known/jwks.json`, and
+/// `GET /_local/mailbox?to=` with the mail it sent (newest first). Neither exists in AWS builds:
+/// Cognito publishes its own JWKS and sends real mail.
+fn identity_routes(identity: LocalIdentitySurface) -> Router {
+    #[derive(serde::Deserialize)]
+    struct MailboxQuery {
+        to: String,
+    }
+
+    async fn jwks(State(identity): State<LocalIdentitySurface>) -> Response {
+        axum::Json(identity.jwks).into_response()
+    }
+
+    async fn mailbox(
+        State(identity): State<LocalIdentitySurface>,
+        amanar_http::Query(query): amanar_http::Query<MailboxQuery>,
+    ) -> Result<Response, ApiError> {
+        let to = query.to.trim().to_lowercase();
+        let mail = identity.mailbox.read(&to).await?;
+        Ok(axum::Json(serde_json::json!({ "items": mail })).into_response())
+    }
+
+    Router::new()
+        .route("/.well-known/jwks.json", axum::routing::get(jwks))
+        .route("/_local/mailbox", axum::routing::get(mailbox))
+        .with_state(identity)
 }
 
 /// Serves `PUT`/`GET /_local/blobs/{bucket}/{key}` for URLs signed by [`LocalBlobs`]. A verified
@@ -217,6 +246,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot make the first admin from AMANAR_ADMIN_EMAIL/AMANAR_ADMIN_PASSWORD: {0}")]
+    FirstAdmin(String),
 }
 
 /// Starts the runtime: binds the address (port 0 picks a free one), then serves, polls and schedules
@@ -238,14 +269,30 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     {
         *public_url = format!("http://{addr}");
     }
+    if let amanar_app::config::IdentityBackend::Local { issuer } = &mut config.identity
+        && issuer.ends_with(":0")
+    {
+        *issuer = format!("http://{addr}");
+    }
     let wired = amanar_app::wire(&config).await?;
+    if let Some((email, password)) = &config.first_admin {
+        wired
+            .accounts
+            .ensure_admin(email, password)
+            .await
+            .map_err(|e| StartError::FirstAdmin(e.to_string()))?;
+        tracing::info!("first admin ready");
+    }
     let ports = wired.ports.clone();
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
-    let mut app = routes::api_router(ports.clone());
+    let mut app = routes::api_router(&wired);
     if let Some(blobs) = &wired.local_blobs {
         app = app.merge(blob_routes(blobs.clone(), ports.clone()));
+    }
+    if let Some(identity) = &wired.local_identity {
+        app = app.merge(identity_routes(identity.clone()));
     }
     let mut server_stop = stopped.clone();
     tasks.spawn(async move {

@@ -271,6 +271,8 @@ pub enum SelectError {
 pub struct Library {
     factors: Vec<Factor>,
     by_id: HashMap<String, usize>,
+    /// Positions of each activity's factors, in library order.
+    by_activity: HashMap<String, Vec<usize>>,
     version: u64,
 }
 
@@ -444,9 +446,17 @@ impl Library {
             }
             factors.push(factor);
         }
+        let mut by_activity: HashMap<String, Vec<usize>> = HashMap::new();
+        for (position, factor) in factors.iter().enumerate() {
+            by_activity
+                .entry(factor.activity_id.clone())
+                .or_default()
+                .push(position);
+        }
         Ok(Library {
             factors,
             by_id,
+            by_activity,
             version: fingerprint(csv_text.as_bytes()),
         })
     }
@@ -502,10 +512,10 @@ impl Library {
     ) -> Result<&Factor, SelectError> {
         let unit_type = unit.unit_type;
         let of_activity: Vec<&Factor> = self
-            .factors
-            .iter()
-            .filter(|f| f.activity_id == selector.activity_id)
-            .collect();
+            .by_activity
+            .get(selector.activity_id)
+            .map(|positions| positions.iter().map(|&i| &self.factors[i]).collect())
+            .unwrap_or_default();
         if of_activity.is_empty() {
             return Err(SelectError::UnknownActivity(
                 selector.activity_id.to_owned(),

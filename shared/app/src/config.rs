@@ -38,6 +38,17 @@ pub enum BlobBackend {
     },
 }
 
+/// Who keeps credentials and issues tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityBackend {
+    /// The embedded provider; tokens name the runtime's public URL as issuer.
+    Local { issuer: String },
+    Cognito {
+        user_pool_id: String,
+        client_id: String,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub face: Face,
@@ -46,6 +57,9 @@ pub struct Config {
     pub table: TableBackend,
     pub queue: QueueBackend,
     pub blobs: BlobBackend,
+    pub identity: IdentityBackend,
+    /// The first admin the local runtime makes at start (email, password).
+    pub first_admin: Option<(String, String)>,
     /// How often the housekeeping job runs in the local runtime (EventBridge decides in AWS).
     pub housekeeping_every: Duration,
     /// First retry delay of a failed message (doubles per attempt).
@@ -87,6 +101,11 @@ pub mod vars {
     pub const HOUSEKEEPING_SECS: &str = "AMANAR_HOUSEKEEPING_SECS";
     pub const RETRY_BASE_MS: &str = "AMANAR_RETRY_BASE_MS";
     pub const LOG_FORMAT: &str = "AMANAR_LOG_FORMAT";
+    pub const IDENTITY_BACKEND: &str = "AMANAR_IDENTITY_BACKEND";
+    pub const USER_POOL_ID: &str = "AMANAR_USER_POOL_ID";
+    pub const USER_POOL_CLIENT_ID: &str = "AMANAR_USER_POOL_CLIENT_ID";
+    pub const ADMIN_EMAIL: &str = "AMANAR_ADMIN_EMAIL";
+    pub const ADMIN_PASSWORD: &str = "AMANAR_ADMIN_PASSWORD";
 }
 
 fn queue_url_var(queue: QueueName) -> &'static str {
@@ -178,6 +197,32 @@ impl Config {
             let public_url = get(vars::PUBLIC_URL).unwrap_or_else(|| format!("http://{addr}"));
             BlobBackend::Local { public_url }
         };
+        let identity = if choice(vars::IDENTITY_BACKEND, "local", "cognito")? {
+            IdentityBackend::Cognito {
+                user_pool_id: required(vars::USER_POOL_ID)?,
+                client_id: required(vars::USER_POOL_CLIENT_ID)?,
+            }
+        } else {
+            IdentityBackend::Local {
+                issuer: get(vars::PUBLIC_URL).unwrap_or_else(|| format!("http://{addr}")),
+            }
+        };
+        let first_admin = match (get(vars::ADMIN_EMAIL), get(vars::ADMIN_PASSWORD)) {
+            (Some(email), Some(password)) => Some((email, password)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(error(
+                    vars::ADMIN_PASSWORD,
+                    "is required with AMANAR_ADMIN_EMAIL",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(error(
+                    vars::ADMIN_EMAIL,
+                    "is required with AMANAR_ADMIN_PASSWORD",
+                ));
+            }
+        };
         let json_logs = match get(vars::LOG_FORMAT).as_deref() {
             None => face == Face::Lambda,
             Some("json") => true,
@@ -196,6 +241,8 @@ impl Config {
             table,
             queue,
             blobs,
+            identity,
+            first_admin,
             housekeeping_every: Duration::from_secs(number(vars::HOUSEKEEPING_SECS, 300)?.max(1)),
             retry_base: Duration::from_millis(number(vars::RETRY_BASE_MS, 2000)?),
             json_logs,

@@ -5,6 +5,8 @@
 use std::sync::{Arc, OnceLock};
 
 use amanar_core::Ports;
+
+use crate::wiring::Wired;
 use amanar_http::Idempotency;
 use axum::Router;
 use axum::http::header;
@@ -19,6 +21,7 @@ use utoipa_axum::routes;
     components(schemas(amanar_http::Problem, amanar_http::FieldError)),
     tags(
         (name = "platform", description = "Health, documentation and operations"),
+        (name = "accounts", description = "Registration, login, sessions, profiles and roles"),
         (name = "carbon accounting", description = "Emission factors, units and estimates")
     )
 )]
@@ -34,6 +37,9 @@ pub fn http_functions() -> Vec<(&'static str, OpenApiRouter<Ports>)> {
             amanar_accounting::api::factors_router(),
         ),
         ("api-estimates", amanar_accounting::api::estimates_router()),
+        ("api-auth", amanar_accounts::api::auth_router()),
+        ("api-me", amanar_accounts::api::me_router()),
+        ("api-admin-users", amanar_accounts::api::admin_router()),
     ]
 }
 
@@ -67,25 +73,29 @@ pub fn route_table() -> Vec<(String, String)> {
     amanar_http::docs::routes(openapi())
 }
 
-fn finish(router: OpenApiRouter<Ports>, ports: Ports) -> Router {
+fn finish(router: OpenApiRouter<Ports>, wired: &Wired) -> Router {
+    let ports = wired.ports.clone();
     let idempotency = Idempotency {
         table: ports.table.clone(),
         clock: ports.clock.clone(),
         body_limit: amanar_http::DEFAULT_BODY_LIMIT,
     };
     let (router, _) = router.split_for_parts();
-    amanar_http::finish(router.with_state(ports), idempotency)
+    let router = router
+        .with_state(ports)
+        .layer(axum::Extension(wired.accounts.clone()));
+    amanar_http::finish(router, idempotency, Some(wired.auth.clone()))
 }
 
 /// The router of one Lambda function; `None` for an unknown name.
-pub fn function_router(name: &str, ports: Ports) -> Option<Router> {
+pub fn function_router(name: &str, wired: &Wired) -> Option<Router> {
     let router = http_function(name)?;
-    Some(finish(router, ports))
+    Some(finish(router, wired))
 }
 
 /// Every route of the API in one router (the local runtime).
-pub fn api_router(ports: Ports) -> Router {
-    finish(all_routes(), ports)
+pub fn api_router(wired: &Wired) -> Router {
+    finish(all_routes(), wired)
 }
 
 /// The OpenAPI 3.1 document of the API.

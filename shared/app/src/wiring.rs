@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use amanar_core::{Blobs, Ports, Queue, SystemClock, Table};
+use amanar_accounts::{Accounts, IdentityProvider, LocalIdentity, Mailbox};
+use amanar_core::{Blobs, Clock, Ports, Queue, SystemClock, Table};
 use amanar_embedded::{EmbeddedStore, LocalBlobs, RedbQueue};
+use amanar_http::{Auth, Verifier};
 
-use crate::config::{BlobBackend, Config, QueueBackend, TableBackend};
+use crate::config::{BlobBackend, Config, IdentityBackend, QueueBackend, TableBackend};
 
 /// Everything a process needs, built once.
 #[derive(Clone)]
@@ -16,6 +18,19 @@ pub struct Wired {
     pub local_blobs: Option<LocalBlobs>,
     /// Present when queues are embedded (for operations and tests).
     pub embedded_queue: Option<RedbQueue>,
+    /// Account use cases over the configured identity provider.
+    pub accounts: Arc<Accounts>,
+    /// Bearer-token checks (keys loaded on first use).
+    pub auth: Arc<Auth>,
+    /// Present with the local identity provider: the runtime serves its JWKS and mailbox.
+    pub local_identity: Option<LocalIdentitySurface>,
+}
+
+/// What the local runtime serves for its own identity provider.
+#[derive(Clone)]
+pub struct LocalIdentitySurface {
+    pub jwks: jsonwebtoken::jwk::JwkSet,
+    pub mailbox: Mailbox,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +42,8 @@ pub enum WiringError {
     },
     #[error("cannot prepare the local signing secret: {0}")]
     Secret(std::io::Error),
+    #[error("identity provider: {0}")]
+    Identity(String),
 }
 
 /// Reads the local secret that signs blob URLs, creating it on first start.
@@ -58,7 +75,8 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
     };
     let needs_aws = !matches!(config.table, TableBackend::Embedded)
         || !matches!(config.queue, QueueBackend::Embedded)
-        || matches!(config.blobs, BlobBackend::S3 { .. });
+        || matches!(config.blobs, BlobBackend::S3 { .. })
+        || matches!(config.identity, IdentityBackend::Cognito { .. });
     // The SDK reads region, credentials and AWS_ENDPOINT_URL (emulators) from the environment.
     let sdk = if needs_aws {
         Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
@@ -109,14 +127,64 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
             )
         }
     };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (idp, local_identity): (Arc<dyn IdentityProvider>, _) = match &config.identity {
+        IdentityBackend::Local { issuer } => {
+            let local = LocalIdentity::open(table.clone(), clock.clone(), issuer.clone())
+                .await
+                .map_err(|e| WiringError::Identity(e.to_string()))?;
+            let surface = LocalIdentitySurface {
+                jwks: local
+                    .jwks()
+                    .await
+                    .map_err(|e| WiringError::Identity(e.to_string()))?,
+                mailbox: Mailbox::new(table.clone(), clock.clone()),
+            };
+            (Arc::new(local), Some(surface))
+        }
+        IdentityBackend::Cognito {
+            user_pool_id,
+            client_id,
+        } => {
+            let sdk = sdk.as_ref().expect("loaded above");
+            let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+            let endpoint = std::env::var("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
+                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                .ok();
+            let cognito = amanar_cognito::CognitoIdentity::new(
+                aws_sdk_cognitoidentityprovider::Client::new(sdk),
+                &region,
+                user_pool_id,
+                client_id,
+                endpoint.as_deref(),
+            );
+            (Arc::new(cognito), None)
+        }
+    };
+    let auth = {
+        let idp = idp.clone();
+        Arc::new(Auth::lazy(move || {
+            let idp = idp.clone();
+            async move {
+                let issuer = idp.issuer();
+                let jwks = idp.jwks().await.map_err(|e| e.to_string())?;
+                Verifier::from_jwks(issuer.issuer, issuer.client_id, &jwks)
+                    .map_err(|e| e.to_string())
+            }
+        }))
+    };
+    let accounts = Arc::new(Accounts::new(idp, table.clone(), clock.clone()));
     Ok(Wired {
         ports: Ports {
             table,
             queue,
             blobs,
-            clock: Arc::new(SystemClock),
+            clock,
         },
         local_blobs,
         embedded_queue,
+        accounts,
+        auth,
+        local_identity,
     })
 }

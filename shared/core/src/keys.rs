@@ -6,6 +6,13 @@
 //! | system canary | `SYSTEM` | `CANARY` | | |
 //! | idempotency record | `IDEMPOTENCY#<scope>` | `<key>` | | |
 //! | upload | `UPLOAD#<uploadId>` | `UPLOAD` | `OWNER#<owner>` / `UPLOAD#<uploadId>` | `UPLOADS#pending` / `<createdAt>#<uploadId>` while pending |
+//! | user profile | `USER#<userId>` | `PROFILE` | | |
+//! | failed logins of an email | `LOGIN#<email>` | `FAILURES` | | |
+//! | local IdP credentials | `IDP#EMAIL#<email>` | `CREDENTIALS` | `IDP#USER#<userId>` / `CREDENTIALS` | |
+//! | local IdP code (verify, reset) | `IDP#EMAIL#<email>` | `CODE#<purpose>` | | |
+//! | local IdP refresh token | `IDP#REFRESH#<sha256 of token>` | `TOKEN` | | |
+//! | local IdP signing key | `IDP` | `SIGNING_KEY` | | |
+//! | local mailbox message | `MAILBOX#<email>` | `<sentAt>#<id>` | | |
 
 use crate::table::Key;
 
@@ -27,4 +34,37 @@ pub const PENDING_UPLOADS: &str = "UPLOADS#pending";
 /// GSI1 partition listing an owner's uploads, newest last.
 pub fn uploads_of_owner(owner: &str) -> String {
     format!("OWNER#{owner}")
+}
+
+pub fn user_profile(user_id: &str) -> Key {
+    Key::new(format!("USER#{user_id}"), "PROFILE")
+}
+
+pub fn login_failures(email: &str) -> Key {
+    Key::new(format!("LOGIN#{email}"), "FAILURES")
+}
+
+pub fn idp_credentials(email: &str) -> Key {
+    Key::new(format!("IDP#EMAIL#{email}"), "CREDENTIALS")
+}
+
+/// GSI1 partition finding a local IdP user's credentials by user id.
+pub fn idp_user(user_id: &str) -> String {
+    format!("IDP#USER#{user_id}")
+}
+
+pub fn idp_code(email: &str, purpose: &str) -> Key {
+    Key::new(format!("IDP#EMAIL#{email}"), format!("CODE#{purpose}"))
+}
+
+pub fn idp_refresh_token(token_hash: &str) -> Key {
+    Key::new(format!("IDP#REFRESH#{token_hash}"), "TOKEN")
+}
+
+pub fn idp_signing_key() -> Key {
+    Key::new("IDP", "SIGNING_KEY")
+}
+
+pub fn mailbox(email: &str) -> String {
+    format!("MAILBOX#{email}")
 }

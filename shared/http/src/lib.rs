@@ -1,6 +1,7 @@
 //! The HTTP layer every function shares: problem+json errors, extractors whose rejections are
 //! problems, request ids, cursor pagination, idempotency keys, the docs page and logging.
 
+pub mod auth;
 pub mod docs;
 pub mod extract;
 pub mod idempotency;
@@ -16,6 +17,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use auth::{Auth, Caller, Verifier};
 pub use extract::{Json, Query};
 pub use idempotency::{CallerScope, Idempotency};
 pub use pagination::{List, PageParams, PageRequest};
@@ -41,18 +43,27 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::Unexpected(format!("handler panicked: {message}")).into_response()
 }
 
-/// Wraps a router with the shared behaviour: problem+json for unknown routes and methods, idempotency
-/// keys on POST, a body limit, panics turned into 500 problems, and request ids with one log line per
-/// request.
-pub fn finish(router: Router, idempotency: Idempotency) -> Router {
+/// Wraps a router with the shared behaviour: problem+json for unknown routes and methods, bearer
+/// tokens checked (when a verifier is given) before idempotency keys on POST, a body limit, panics
+/// turned into 500 problems, and request ids with one log line per request.
+pub fn finish(
+    router: Router,
+    idempotency: Idempotency,
+    auth: Option<std::sync::Arc<Auth>>,
+) -> Router {
     let body_limit = idempotency.body_limit;
-    router
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             idempotency,
             idempotency::middleware,
-        ))
+        ));
+    let router = match auth {
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, auth::middleware)),
+        None => router,
+    };
+    router
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(request_id::middleware))

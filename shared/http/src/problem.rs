@@ -69,6 +69,16 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// A domain refusal with its own status and problem type (invalid credentials, a locked
+    /// account, an unverified email), with `Retry-After` when waiting helps.
+    #[error("refused ({slug}): {detail}")]
+    Refused {
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: String,
+        retry_after_secs: Option<u64>,
+    },
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
     #[error("unexpected: {0}")]
@@ -96,6 +106,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Refused { status, .. } => *status,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -151,6 +162,12 @@ impl ApiError {
                 format!("Slow down: retry after {retry_after_secs} seconds."),
                 vec![],
             ),
+            ApiError::Refused {
+                slug,
+                title,
+                detail,
+                ..
+            } => (slug, title, detail.clone(), vec![]),
             ApiError::Unavailable(_) => (
                 "unavailable",
                 "Service unavailable",
@@ -194,7 +211,11 @@ impl IntoResponse for ApiError {
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         match self {
-            ApiError::RateLimited { retry_after_secs } => {
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::Refused {
+                retry_after_secs: Some(retry_after_secs),
+                ..
+            } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

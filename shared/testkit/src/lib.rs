@@ -2,6 +2,7 @@
 //! that talk to the emulators started by the test command.
 
 pub mod blobs;
+pub mod identity;
 pub mod lambda;
 pub mod queue;
 pub mod table;

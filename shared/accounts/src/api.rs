@@ -1,0 +1,394 @@
+//! HTTP routes of accounts: `/v1/auth/*`, `/v1/me` and `/v1/admin/users/{userId}/roles`.
+
+use std::sync::Arc;
+
+use amanar_core::Ports;
+use amanar_http::{ApiError, Caller, FieldError, Json, Problem};
+use axum::Extension;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::identity::{IdentityError, TokenSet};
+use crate::service::{Accounts, AccountsError, Profile, ProfilePatch, Registration};
+
+/// Routes of the `api-auth` function.
+pub fn auth_router() -> OpenApiRouter<Ports> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_code))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+}
+
+/// Routes of the `api-me` function.
+pub fn me_router() -> OpenApiRouter<Ports> {
+    OpenApiRouter::new().routes(routes!(get_me, patch_me))
+}
+
+/// Routes of the `api-admin-users` function.
+pub fn admin_router() -> OpenApiRouter<Ports> {
+    OpenApiRouter::new().routes(routes!(put_roles))
+}
+
+type AccountsExt = Extension<Arc<Accounts>>;
+
+impl From<AccountsError> for ApiError {
+    fn from(error: AccountsError) -> Self {
+        match error {
+            AccountsError::Invalid { field, message } => ApiError::validation(field, message),
+            AccountsError::Locked { retry_after_secs } => ApiError::Refused {
+                status: StatusCode::LOCKED,
+                slug: "account-locked",
+                title: "Account locked",
+                detail: format!(
+                    "Too many failed logins. Retry in {retry_after_secs} seconds or reset the password."
+                ),
+                retry_after_secs: Some(retry_after_secs),
+            },
+            AccountsError::Conflict => ApiError::Conflict {
+                slug: "edit-conflict",
+                detail: "The resource changed meanwhile; read it again and retry.".into(),
+            },
+            AccountsError::Storage(context) => ApiError::Unexpected(context),
+            AccountsError::Identity(error) => match error {
+                IdentityError::EmailTaken => ApiError::Conflict {
+                    slug: "email-taken",
+                    detail: "An account with this email already exists.".into(),
+                },
+                IdentityError::WeakPassword(message) => ApiError::validation("password", message),
+                IdentityError::BadCredentials => ApiError::Refused {
+                    status: StatusCode::UNAUTHORIZED,
+                    slug: "invalid-credentials",
+                    title: "Invalid credentials",
+                    detail: "The email or password is wrong.".into(),
+                    retry_after_secs: None,
+                },
+                IdentityError::NotConfirmed => ApiError::Refused {
+                    status: StatusCode::FORBIDDEN,
+                    slug: "email-not-verified",
+                    title: "Email not verified",
+                    detail: "Verify the email address with the code we sent before logging in."
+                        .into(),
+                    retry_after_secs: None,
+                },
+                IdentityError::BadCode => ApiError::validation("code", "is wrong or has expired"),
+                IdentityError::Cooldown { retry_after_secs } => {
+                    ApiError::RateLimited { retry_after_secs }
+                }
+                IdentityError::BadRefreshToken => ApiError::Refused {
+                    status: StatusCode::UNAUTHORIZED,
+                    slug: "invalid-refresh-token",
+                    title: "Invalid refresh token",
+                    detail: "The refresh token is invalid, expired or revoked; log in again."
+                        .into(),
+                    retry_after_secs: None,
+                },
+                IdentityError::NoSuchUser => ApiError::NotFound,
+                IdentityError::Unavailable(context) => ApiError::Unavailable(context),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    /// 12 to 256 characters, with an upper-case letter, a lower-case letter and a digit.
+    pub password: String,
+    pub name: String,
+    /// `individual`, `business`, `enterprise` or `project_developer`.
+    pub account_type: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    pub user_id: String,
+    /// `pending_verification` until the emailed code is confirmed.
+    pub status: &'static str,
+}
+
+/// Registers an account; a verification code is emailed.
+#[utoipa::path(post, path = "/v1/auth/register", tag = "accounts", summary = "Register",
+    request_body = RegisterRequest,
+    responses((status = 201, description = "Registered; verify the email next", body = Registered),
+        (status = 409, description = "An account with this email exists (emails compare case-insensitively)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid email, weak password, bad name or account type", body = Problem, content_type = "application/problem+json")))]
+pub async fn register(
+    Extension(accounts): AccountsExt,
+    Json(request): Json<RegisterRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user_id = accounts
+        .register(&Registration {
+            email: request.email,
+            password: request.password,
+            name: request.name,
+            account_type: request.account_type,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            user_id,
+            status: "pending_verification",
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    pub email: String,
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub status: &'static str,
+}
+
+/// Confirms the email address with the emailed code.
+#[utoipa::path(post, path = "/v1/auth/verify-email", tag = "accounts", summary = "Verify email",
+    request_body = VerifyEmailRequest,
+    responses((status = 200, description = "Verified", body = Status),
+        (status = 422, description = "The code is wrong or has expired", body = Problem, content_type = "application/problem+json")))]
+pub async fn verify_email(
+    Extension(accounts): AccountsExt,
+    Json(request): Json<VerifyEmailRequest>,
+) -> Result<Json<Status>, ApiError> {
+    accounts.verify_email(&request.email, &request.code).await?;
+    Ok(Json(Status { status: "verified" }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+/// Sends a new verification code (at most one a minute). The answer is the same whether or not
+/// the address has an account.
+#[utoipa::path(post, path = "/v1/auth/resend-code", tag = "accounts", summary = "Resend the verification code",
+    request_body = EmailRequest,
+    responses((status = 202, description = "A code is on its way if the address has an unverified account", body = Status),
+        (status = 429, description = "A code was sent less than a minute ago", body = Problem, content_type = "application/problem+json")))]
+pub async fn resend_code(
+    Extension(accounts): AccountsExt,
+    Json(request): Json<EmailRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    accounts.resend_code(&request.email).await?;
+    Ok((StatusCode::ACCEPTED, Json(Status { status: "sent" })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// A session's tokens.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tokens {
+    /// JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Opaque; exchange at `POST /v1/auth/refresh`.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub token_type: &'static str,
+}
+
+impl From<TokenSet> for Tokens {
+    fn from(t: TokenSet) -> Self {
+        Tokens {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            expires_in: t.expires_in,
+            token_type: "Bearer",
+        }
+    }
+}
+
+/// Logs in with email and password.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "accounts", summary = "Log in",
+    request_body = LoginRequest,
+    responses((status = 200, description = "Tokens", body = Tokens),
+        (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The email is not verified yet", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Locked after 5 failed logins in 15 minutes; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
+pub async fn login(
+    Extension(accounts): AccountsExt,
+    Json(request): Json<LoginRequest>,
+) -> Result<Json<Tokens>, ApiError> {
+    let tokens = accounts.login(&request.email, &request.password).await?;
+    Ok(Json(tokens.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// New tokens for a refresh token. The local provider rotates refresh tokens and revokes the
+/// session when a used one comes back.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "accounts", summary = "Refresh tokens",
+    request_body = RefreshRequest,
+    responses((status = 200, description = "Tokens", body = Tokens),
+        (status = 401, description = "Invalid, expired or revoked refresh token", body = Problem, content_type = "application/problem+json")))]
+pub async fn refresh(
+    Extension(accounts): AccountsExt,
+    Json(request): Json<RefreshRequest>,
+) -> Result<Json<Tokens>, ApiError> {
+    Ok(Json(accounts.refresh(&request.refresh_token).await?.into()))
+}
+
+/// Revokes every refresh token of the caller.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "accounts", summary = "Log out",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Logged out everywhere"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
+pub async fn logout(
+    Extension(accounts): AccountsExt,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    accounts.logout(&caller.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Emails a password-reset code. The answer is the same whether or not the address has an
+/// account.
+#[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "accounts", summary = "Forgot password",
+    request_body = EmailRequest,
+    responses((status = 202, description = "A code is on its way if the address has an account", body = Status)))]
+pub async fn forgot_password(
+    Extension(accounts): AccountsExt,
+    Json(request): Json<EmailRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    accounts.forgot_password(&request.email).await?;
+    Ok((StatusCode::ACCEPTED, Json(Status { status: "sent" })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetRequest {
+    pub email: String,
+    pub code: String,
+    pub new_password: String,
+}
+
+/// Sets a new password with the emailed code; every existing session ends.
+#[utoipa::path(post, path = "/v1/auth/password/reset", tag = "accounts", summary = "Reset password",
+    request_body = ResetRequest,
+    responses((status = 200, description = "Password changed; log in again", body = Status),
+        (status = 422, description = "Wrong or expired code, or a weak password", body = Problem, content_type = "application/problem+json")))]
+pub async fn reset_password(
+    Extension(accounts): AccountsExt,
+    Json(request): Json<ResetRequest>,
+) -> Result<Json<Status>, ApiError> {
+    accounts
+        .reset_password(&request.email, &request.code, &request.new_password)
+        .await?;
+    Ok(Json(Status {
+        status: "password_reset",
+    }))
+}
+
+/// The caller's profile and platform roles.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    #[serde(flatten)]
+    pub profile: Profile,
+    /// Platform roles (`verifier`, `admin`) from the access token.
+    pub roles: Vec<String>,
+}
+
+/// Reads the caller's profile and preferences.
+#[utoipa::path(get, path = "/v1/me", tag = "accounts", summary = "My profile", security(("bearer" = [])),
+    responses((status = 200, description = "The profile", body = Me),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
+pub async fn get_me(
+    Extension(accounts): AccountsExt,
+    caller: Caller,
+) -> Result<Json<Me>, ApiError> {
+    let profile = accounts.profile(&caller.user_id).await?;
+    Ok(Json(Me {
+        profile,
+        roles: caller.groups,
+    }))
+}
+
+/// Changes the caller's name or preferences; absent fields stay as they are.
+#[utoipa::path(patch, path = "/v1/me", tag = "accounts", summary = "Update my profile", security(("bearer" = [])),
+    request_body = ProfilePatch,
+    responses((status = 200, description = "The updated profile", body = Me),
+        (status = 409, description = "Changed concurrently; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid value, named by its field", body = Problem, content_type = "application/problem+json")))]
+pub async fn patch_me(
+    Extension(accounts): AccountsExt,
+    caller: Caller,
+    Json(patch): Json<ProfilePatch>,
+) -> Result<Json<Me>, ApiError> {
+    let profile = accounts.update_profile(&caller.user_id, patch).await?;
+    Ok(Json(Me {
+        profile,
+        roles: caller.groups,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolesRequest {
+    /// The complete set of platform roles: any of `verifier`, `admin`.
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Roles {
+    pub user_id: String,
+    pub roles: Vec<String>,
+}
+
+/// Replaces a user's platform roles. Admins only; takes effect at the user's next token.
+#[utoipa::path(put, path = "/v1/admin/users/{userId}/roles", tag = "accounts", summary = "Set platform roles",
+    security(("bearer" = [])), params(("userId" = String, Path, description = "User id")),
+    request_body = RolesRequest,
+    responses((status = 200, description = "The user's roles now", body = Roles),
+        (status = 403, description = "The caller is not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json")))]
+pub async fn put_roles(
+    Extension(accounts): AccountsExt,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    Json(request): Json<RolesRequest>,
+) -> Result<Json<Roles>, ApiError> {
+    if !caller.has_role("admin") {
+        return Err(ApiError::Forbidden {
+            slug: "admin-only",
+            detail: "Only platform admins can change roles.".into(),
+        });
+    }
+    if request.roles.len() > 10 {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "roles",
+            "holds at most the two platform roles",
+        )]));
+    }
+    let roles = accounts.set_roles(&user_id, &request.roles).await?;
+    Ok(Json(Roles { user_id, roles }))
+}

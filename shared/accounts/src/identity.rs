@@ -1,0 +1,100 @@
+//! The identity-provider port: credentials, confirmation codes and tokens. Cognito implements it in
+//! AWS and [`crate::local_idp::LocalIdentity`] in the local runtime; one conformance suite runs
+//! against both. Emails reach it already normalised (trimmed, lower-case) and passwords already
+//! checked against the policy, so both faces refuse the same inputs.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A new account's credentials and the attributes the provider keeps with them.
+#[derive(Debug, Clone)]
+pub struct NewIdentity {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    pub account_type: String,
+}
+
+/// What the provider knows about a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityUser {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub account_type: String,
+    pub confirmed: bool,
+    pub groups: Vec<String>,
+}
+
+/// Tokens of a session. The refresh token is opaque to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSet {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Lifetime of the access token, in seconds.
+    pub expires_in: u64,
+}
+
+/// Why the provider refused. Messages never say more than the client may learn.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("the password does not meet the policy: {0}")]
+    WeakPassword(String),
+    #[error("wrong email or password")]
+    BadCredentials,
+    #[error("the email address is not verified yet")]
+    NotConfirmed,
+    #[error("the code is wrong or has expired")]
+    BadCode,
+    #[error("a code was sent recently; retry in {retry_after_secs} seconds")]
+    Cooldown { retry_after_secs: u64 },
+    #[error("the refresh token is invalid, expired or revoked")]
+    BadRefreshToken,
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("the identity provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where tokens come from and who they are for, to verify them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIssuer {
+    pub issuer: String,
+    /// The app client tokens are issued to (`client_id` or `aud`).
+    pub client_id: String,
+}
+
+#[async_trait]
+pub trait IdentityProvider: Send + Sync {
+    /// Creates an unconfirmed account and sends a confirmation code to its email. Returns the id.
+    async fn sign_up(&self, new: &NewIdentity) -> Result<String, IdentityError>;
+    /// Confirms the email with the code it was sent. Single use.
+    async fn confirm_sign_up(&self, email: &str, code: &str) -> Result<(), IdentityError>;
+    /// Sends a new confirmation code (the old one stops working).
+    async fn resend_code(&self, email: &str) -> Result<(), IdentityError>;
+    /// Checks a password and starts a session.
+    async fn sign_in(&self, email: &str, password: &str) -> Result<TokenSet, IdentityError>;
+    /// New tokens for a refresh token.
+    async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError>;
+    /// Revokes every refresh token of the user.
+    async fn sign_out(&self, user_id: &str) -> Result<(), IdentityError>;
+    /// Sends a password-reset code (silently does nothing for an unknown email).
+    async fn forgot_password(&self, email: &str) -> Result<(), IdentityError>;
+    /// Sets a new password with the reset code, and revokes every refresh token.
+    async fn confirm_forgot_password(
+        &self,
+        email: &str,
+        code: &str,
+        new_password: &str,
+    ) -> Result<(), IdentityError>;
+    async fn user(&self, user_id: &str) -> Result<IdentityUser, IdentityError>;
+    /// Creates a confirmed account without any mail (the first admin).
+    async fn create_confirmed(&self, new: &NewIdentity) -> Result<String, IdentityError>;
+    /// Replaces the user's platform roles (groups); takes effect in tokens issued afterwards.
+    async fn set_groups(&self, user_id: &str, groups: &[String]) -> Result<(), IdentityError>;
+    fn issuer(&self) -> TokenIssuer;
+    /// The public keys tokens are signed with, as a JWKS document.
+    async fn jwks(&self) -> Result<jsonwebtoken::jwk::JwkSet, IdentityError>;
+}

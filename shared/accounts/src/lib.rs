@@ -1,0 +1,15 @@
+//! Accounts: registration with email verification, login with lockout, rotating sessions,
+//! password reset, profiles and platform roles. The identity provider is a port
+//! ([`identity::IdentityProvider`]): Cognito in AWS, [`local_idp::LocalIdentity`] locally.
+
+pub mod api;
+pub mod identity;
+pub mod local_idp;
+pub mod mailbox;
+pub mod policy;
+pub mod service;
+
+pub use identity::{IdentityError, IdentityProvider};
+pub use local_idp::LocalIdentity;
+pub use mailbox::{Mail, Mailbox};
+pub use service::Accounts;

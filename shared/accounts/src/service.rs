@@ -1,0 +1,524 @@
+//! Account use cases, the same on both faces: registration, verification, login with lockout,
+//! sessions, password reset, profiles and platform roles. Credentials and tokens belong to the
+//! identity provider; profiles and login-failure counters live in the table.
+
+use std::sync::Arc;
+
+use amanar_core::table::{Condition, Table, TableError, Update, WriteOp, items};
+use amanar_core::{Clock, keys};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::identity::{IdentityError, IdentityProvider, IdentityUser, NewIdentity, TokenSet};
+use crate::policy::{self, AccountType};
+
+/// Failed logins within [`LOCKOUT_WINDOW_SECS`] that lock an email.
+pub const LOCKOUT_FAILURES: i64 = 5;
+pub const LOCKOUT_WINDOW_SECS: i64 = 15 * 60;
+/// How long a lock lasts.
+pub const LOCKOUT_SECS: i64 = 15 * 60;
+
+/// Platform roles an admin can grant.
+pub const ROLES: [&str; 2] = ["verifier", "admin"];
+
+/// Why an account operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountsError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("{field} {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("too many failed logins; retry in {retry_after_secs} seconds")]
+    Locked { retry_after_secs: u64 },
+    #[error("the profile changed meanwhile; read it again")]
+    Conflict,
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+impl From<TableError> for AccountsError {
+    fn from(error: TableError) -> Self {
+        AccountsError::Storage(error.to_string())
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {
+    AccountsError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Units {
+    #[default]
+    Metric,
+    Imperial,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    Light,
+    Dark,
+    #[default]
+    System,
+}
+
+/// Which notifications the user wants, by channel and kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notifications {
+    pub email: bool,
+    pub in_app: bool,
+    /// Product news and offers (off unless chosen).
+    pub marketing: bool,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Self {
+            email: true,
+            in_app: true,
+            marketing: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Preferences {
+    pub units: Units,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// BCP 47 language tag, e.g. `en-GB`.
+    pub locale: String,
+    pub theme: Theme,
+    pub notifications: Notifications,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self {
+            units: Units::Metric,
+            currency: "USD".into(),
+            locale: "en".into(),
+            theme: Theme::System,
+            notifications: Notifications::default(),
+        }
+    }
+}
+
+/// A user's profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub account_type: AccountType,
+    pub preferences: Preferences,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Bumped by every change (optimistic concurrency).
+    pub version: u64,
+}
+
+/// Changes to a profile; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfilePatch {
+    pub name: Option<String>,
+    pub preferences: Option<PreferencesPatch>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreferencesPatch {
+    pub units: Option<Units>,
+    pub currency: Option<String>,
+    pub locale: Option<String>,
+    pub theme: Option<Theme>,
+    pub notifications: Option<NotificationsPatch>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationsPatch {
+    pub email: Option<bool>,
+    pub in_app: Option<bool>,
+    pub marketing: Option<bool>,
+}
+
+/// Active ISO 4217 currency codes.
+const CURRENCIES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL";
+
+fn valid_locale(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let language = parts.next().unwrap_or("");
+    if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_lowercase()) {
+        return false;
+    }
+    parts.all(|p| {
+        (p.len() == 4 && p.bytes().all(|b| b.is_ascii_alphabetic()))
+            || (p.len() == 2 && p.bytes().all(|b| b.is_ascii_uppercase()))
+            || (p.len() == 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+impl ProfilePatch {
+    fn apply(self, profile: &mut Profile) -> Result<(), AccountsError> {
+        if let Some(name) = self.name {
+            profile.name = policy::check_name(&name).map_err(|m| invalid("name", m))?;
+        }
+        let Some(p) = self.preferences else {
+            return Ok(());
+        };
+        let prefs = &mut profile.preferences;
+        if let Some(units) = p.units {
+            prefs.units = units;
+        }
+        if let Some(currency) = p.currency {
+            if currency.len() != 3 || !CURRENCIES.split(' ').any(|c| c == currency) {
+                return Err(invalid(
+                    "preferences.currency",
+                    "must be an ISO 4217 currency code such as EUR",
+                ));
+            }
+            prefs.currency = currency;
+        }
+        if let Some(locale) = p.locale {
+            if !valid_locale(&locale) {
+                return Err(invalid(
+                    "preferences.locale",
+                    "must be a BCP 47 language tag such as en-GB",
+                ));
+            }
+            prefs.locale = locale;
+        }
+        if let Some(theme) = p.theme {
+            prefs.theme = theme;
+        }
+        if let Some(n) = p.notifications {
+            let current = &mut prefs.notifications;
+            current.email = n.email.unwrap_or(current.email);
+            current.in_app = n.in_app.unwrap_or(current.in_app);
+            current.marketing = n.marketing.unwrap_or(current.marketing);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LoginFailures {
+    #[serde(default)]
+    failures: i64,
+    #[serde(default)]
+    window_start: i64,
+    #[serde(default)]
+    locked_until: i64,
+}
+
+/// What registration needs.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    pub account_type: String,
+}
+
+/// The accounts use cases over an identity provider and the table.
+pub struct Accounts {
+    pub idp: Arc<dyn IdentityProvider>,
+    table: Arc<dyn Table>,
+    clock: Arc<dyn Clock>,
+}
+
+fn email_field(email: &str) -> Result<String, AccountsError> {
+    policy::normalise_email(email).map_err(|m| invalid("email", m))
+}
+
+impl Accounts {
+    pub fn new(
+        idp: Arc<dyn IdentityProvider>,
+        table: Arc<dyn Table>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { idp, table, clock }
+    }
+
+    fn new_identity(&self, r: &Registration) -> Result<NewIdentity, AccountsError> {
+        let email = email_field(&r.email)?;
+        policy::check_password(&r.password).map_err(|m| invalid("password", m))?;
+        let name = policy::check_name(&r.name).map_err(|m| invalid("name", m))?;
+        let account_type = AccountType::parse(&r.account_type).ok_or_else(|| {
+            invalid(
+                "accountType",
+                "must be one of: individual, business, enterprise, project_developer",
+            )
+        })?;
+        Ok(NewIdentity {
+            email,
+            password: r.password.clone(),
+            name,
+            account_type: account_type.as_str().into(),
+        })
+    }
+
+    /// Creates an unconfirmed account and its profile; a code goes to the email.
+    pub async fn register(&self, registration: &Registration) -> Result<String, AccountsError> {
+        let new = self.new_identity(registration)?;
+        let user_id = self.idp.sign_up(&new).await?;
+        self.create_profile(&user_id, &new).await?;
+        Ok(user_id)
+    }
+
+    async fn create_profile(
+        &self,
+        user_id: &str,
+        new: &NewIdentity,
+    ) -> Result<Profile, AccountsError> {
+        let now = self.clock.now();
+        let profile = Profile {
+            user_id: user_id.to_owned(),
+            email: new.email.clone(),
+            name: new.name.clone(),
+            account_type: AccountType::parse(&new.account_type).unwrap_or(AccountType::Individual),
+            preferences: Preferences::default(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let item = items::with_key(&keys::user_profile(user_id), &profile)?;
+        match self
+            .table
+            .write(vec![WriteOp::put(item).when(Condition::NotExists)])
+            .await
+        {
+            Ok(()) | Err(TableError::ConditionFailed { .. }) => Ok(profile),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn verify_email(&self, email: &str, code: &str) -> Result<(), AccountsError> {
+        let email = email_field(email)?;
+        Ok(self.idp.confirm_sign_up(&email, code).await?)
+    }
+
+    pub async fn resend_code(&self, email: &str) -> Result<(), AccountsError> {
+        let email = email_field(email)?;
+        Ok(self.idp.resend_code(&email).await?)
+    }
+
+    async fn failures(&self, email: &str) -> Result<LoginFailures, AccountsError> {
+        Ok(match self.table.get(&keys::login_failures(email)).await? {
+            Some(item) => items::parse(item)?,
+            None => LoginFailures::default(),
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        email: &str,
+        mut seen: LoginFailures,
+    ) -> Result<(), AccountsError> {
+        let key = keys::login_failures(email);
+        let now = self.clock.now().timestamp();
+        if now - seen.window_start >= LOCKOUT_WINDOW_SECS {
+            seen = LoginFailures {
+                failures: 1,
+                window_start: now,
+                locked_until: 0,
+            };
+            let mut item = items::with_key(&key, &seen)?;
+            item.insert(
+                amanar_core::table::EXPIRES_AT.into(),
+                (now + LOCKOUT_WINDOW_SECS + LOCKOUT_SECS).into(),
+            );
+            self.table.write(vec![WriteOp::put(item)]).await?;
+            return Ok(());
+        }
+        self.table
+            .write(vec![WriteOp::update(
+                key.clone(),
+                Update::new().add("failures", 1),
+            )])
+            .await?;
+        let now_failures = self.failures(email).await?;
+        if now_failures.failures >= LOCKOUT_FAILURES && now_failures.locked_until <= now {
+            let lock = Update::new().set("lockedUntil", now + LOCKOUT_SECS).set(
+                amanar_core::table::EXPIRES_AT,
+                now + LOCKOUT_SECS + LOCKOUT_WINDOW_SECS,
+            );
+            self.table.write(vec![WriteOp::update(key, lock)]).await?;
+            tracing::warn!("login locked after repeated failures");
+        }
+        Ok(())
+    }
+
+    /// Checks the password and starts a session. Repeated failures lock the email for a while,
+    /// whether or not an account has it.
+    pub async fn login(&self, email: &str, password: &str) -> Result<TokenSet, AccountsError> {
+        let email = email_field(email)?;
+        let failures = self.failures(&email).await?;
+        let now = self.clock.now().timestamp();
+        if failures.locked_until > now {
+            return Err(AccountsError::Locked {
+                retry_after_secs: (failures.locked_until - now) as u64,
+            });
+        }
+        match self.idp.sign_in(&email, password).await {
+            Ok(tokens) => {
+                if failures.failures > 0 {
+                    self.table
+                        .write(vec![WriteOp::delete(keys::login_failures(&email))])
+                        .await?;
+                }
+                Ok(tokens)
+            }
+            Err(IdentityError::BadCredentials) => {
+                self.record_failure(&email, failures).await?;
+                Err(IdentityError::BadCredentials.into())
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, AccountsError> {
+        Ok(self.idp.refresh(refresh_token).await?)
+    }
+
+    pub async fn logout(&self, user_id: &str) -> Result<(), AccountsError> {
+        Ok(self.idp.sign_out(user_id).await?)
+    }
+
+    pub async fn forgot_password(&self, email: &str) -> Result<(), AccountsError> {
+        let email = email_field(email)?;
+        match self.idp.forgot_password(&email).await {
+            // A cooldown is not revealed either: the answer is the same for every address.
+            Ok(()) | Err(IdentityError::Cooldown { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn reset_password(
+        &self,
+        email: &str,
+        code: &str,
+        new_password: &str,
+    ) -> Result<(), AccountsError> {
+        let email = email_field(email)?;
+        policy::check_password(new_password).map_err(|m| invalid("newPassword", m))?;
+        self.idp
+            .confirm_forgot_password(&email, code, new_password)
+            .await?;
+        // A reset also lifts a lockout: the mailbox owner proved who they are.
+        self.table
+            .write(vec![WriteOp::delete(keys::login_failures(&email))])
+            .await?;
+        Ok(())
+    }
+
+    /// The caller's profile, rebuilt from the identity provider if it was never written.
+    pub async fn profile(&self, user_id: &str) -> Result<Profile, AccountsError> {
+        if let Some(item) = self.table.get(&keys::user_profile(user_id)).await? {
+            return Ok(items::parse(item)?);
+        }
+        let user: IdentityUser = self.idp.user(user_id).await?;
+        let new = NewIdentity {
+            email: user.email,
+            password: String::new(),
+            name: user.name,
+            account_type: user.account_type,
+        };
+        self.create_profile(user_id, &new).await
+    }
+
+    /// Applies a patch with optimistic concurrency.
+    pub async fn update_profile(
+        &self,
+        user_id: &str,
+        patch: ProfilePatch,
+    ) -> Result<Profile, AccountsError> {
+        let mut profile = self.profile(user_id).await?;
+        let expected = profile.version;
+        patch.apply(&mut profile)?;
+        profile.version += 1;
+        profile.updated_at = self.clock.now();
+        let item = items::with_key(&keys::user_profile(user_id), &profile)?;
+        match self
+            .table
+            .write(vec![
+                WriteOp::put(item).when(Condition::Equals("version".into(), expected.into())),
+            ])
+            .await
+        {
+            Ok(()) => Ok(profile),
+            Err(TableError::ConditionFailed { .. }) => Err(AccountsError::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces a user's platform roles (admins only; the caller checks).
+    pub async fn set_roles(
+        &self,
+        user_id: &str,
+        roles: &[String],
+    ) -> Result<Vec<String>, AccountsError> {
+        let mut roles: Vec<String> = roles.to_vec();
+        roles.sort();
+        roles.dedup();
+        if let Some(bad) = roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
+            return Err(invalid(
+                "roles",
+                format!("{bad:?} is not a role; roles are: {}", ROLES.join(", ")),
+            ));
+        }
+        self.idp.set_groups(user_id, &roles).await?;
+        Ok(roles)
+    }
+
+    /// Makes sure the configured first admin exists, is confirmed and has the admin role. Runs at
+    /// start of the local runtime; idempotent.
+    pub async fn ensure_admin(&self, email: &str, password: &str) -> Result<String, AccountsError> {
+        let registration = Registration {
+            email: email.to_owned(),
+            password: password.to_owned(),
+            name: "Administrator".into(),
+            account_type: AccountType::Enterprise.as_str().into(),
+        };
+        let new = self.new_identity(&registration)?;
+        let user_id = match self.idp.create_confirmed(&new).await {
+            Ok(id) => id,
+            Err(IdentityError::EmailTaken) => {
+                // Already there: find it by signing in with the configured password.
+                let tokens = self.idp.sign_in(&new.email, password).await?;
+                let claims = tokens.access_token.split('.').nth(1).unwrap_or("");
+                let payload = base64::Engine::decode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    claims,
+                )
+                .map_err(|e| AccountsError::Storage(e.to_string()))?;
+                let value: serde_json::Value = serde_json::from_slice(&payload)
+                    .map_err(|e| AccountsError::Storage(e.to_string()))?;
+                value["sub"].as_str().unwrap_or_default().to_owned()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let user = self.idp.user(&user_id).await?;
+        if !user.groups.iter().any(|g| g == "admin") {
+            let mut groups = user.groups.clone();
+            groups.push("admin".into());
+            self.idp.set_groups(&user_id, &groups).await?;
+        }
+        self.create_profile(&user_id, &new).await?;
+        Ok(user_id)
+    }
+}

@@ -1,0 +1,43 @@
+//! The identity conformance suite against the Cognito adapter, on a fresh user pool in moto server.
+
+use std::sync::Arc;
+
+use amanar_cognito::{CognitoIdentity, create_user_pool};
+use amanar_testkit::identity::{Codes, Fixture};
+use amanar_testkit::{aws_endpoint, emulator_sdk_config, namespace};
+use async_trait::async_trait;
+
+/// moto sends no mail and never checks sign-up codes; for password resets it accepts any code that
+/// is not one of its own `moto-confirmation-code:` codes. Real Cognito checks both (the local
+/// provider's run of this suite covers wrong codes).
+struct MotoCodes;
+
+#[async_trait]
+impl Codes for MotoCodes {
+    async fn code(&self, _email: &str, _subject: &str) -> String {
+        "123456".to_owned()
+    }
+
+    fn checks_codes(&self) -> bool {
+        false
+    }
+}
+
+async fn cognito() -> Fixture {
+    let sdk = emulator_sdk_config().await;
+    let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let (pool, app) = create_user_pool(&client, &namespace()).await.unwrap();
+    let endpoint = aws_endpoint();
+    Fixture {
+        idp: Arc::new(CognitoIdentity::new(
+            client,
+            "eu-west-1",
+            pool,
+            app,
+            Some(&endpoint),
+        )),
+        codes: Box::new(MotoCodes),
+    }
+}
+
+amanar_testkit::identity_conformance_tests!(cognito());
