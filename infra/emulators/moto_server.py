@@ -4,11 +4,17 @@ Real DynamoDB applies each request atomically: a conditional update or a Transac
 sees and changes the item alone, or fails. moto's in-memory backend takes no lock, so under a
 threaded server two concurrent conditional decrements can both pass their condition. Serialising
 DynamoDB requests restores the real guarantee without slowing SQS long polls, S3 or Cognito, which
-keep running concurrently. Usage: moto_server.py HOST PORT
+keep running concurrently.
+
+It also makes moto's Cognito check TOTP codes (RFC 6238), which it skips by default, so the MFA
+tests exercise real codes. Usage: moto_server.py HOST PORT
 """
 
+import os
 import sys
 import threading
+
+os.environ.setdefault("MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP", "true")
 
 from werkzeug.serving import run_simple
 from moto.moto_server.werkzeug_app import (

@@ -464,3 +464,89 @@ async fn only_the_configured_admin_grants_platform_roles() {
     );
     running.shutdown().await;
 }
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_mfa_enrols_then_guards_every_login() {
+    use amanar_accounts::totp;
+    let (running, _dir) = start(None).await;
+    let api = Api::new(&running);
+    api.register_and_verify("hedy@example.com").await;
+    let access = api.login("hedy@example.com", PASSWORD).await.body["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let enrolment = api
+        .send("POST", "/v1/me/mfa/totp", Some(&access), None)
+        .await;
+    assert_eq!(enrolment.status, 200, "{}", enrolment.body);
+    let secret = enrolment.body["secret"].as_str().unwrap();
+    assert!(
+        enrolment.body["otpauthUri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/AmanarCarbon:hedy@example.com?secret=")
+    );
+    let key = totp::base32_decode(secret).unwrap();
+    let step = totp::step_of(unix_now());
+    let wrong = api
+        .send(
+            "POST",
+            "/v1/me/mfa/totp/verify",
+            Some(&access),
+            Some(json!({"code": "000000"})),
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    let verified = api
+        .send(
+            "POST",
+            "/v1/me/mfa/totp/verify",
+            Some(&access),
+            Some(json!({"code": totp::code_at_step(&key, step)})),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    assert_eq!(verified.body["mfaEnabled"], true);
+
+    let challenge = api.login("hedy@example.com", PASSWORD).await;
+    assert_eq!(challenge.status, 200);
+    assert_eq!(challenge.body["challenge"], "totp");
+    assert!(challenge.body.get("accessToken").is_none());
+    let session = challenge.body["session"].as_str().unwrap();
+    // The enrolment code was this step's, and a code works once: the next step's is in the window.
+    let code = totp::code_at_step(&key, totp::step_of(unix_now()).max(step) + 1);
+    let replay = api
+        .post(
+            "/v1/auth/mfa",
+            json!({"session": session, "code": totp::code_at_step(&key, step)}),
+        )
+        .await;
+    assert_eq!(replay.status, 422, "{}", replay.body);
+    let tokens = api
+        .post("/v1/auth/mfa", json!({"session": session, "code": code}))
+        .await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    assert!(tokens.body["accessToken"].is_string());
+    let used = api
+        .post("/v1/auth/mfa", json!({"session": session, "code": code}))
+        .await;
+    assert_eq!(used.status, 401, "a session completes once");
+
+    let access = tokens.body["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.send("DELETE", "/v1/me/mfa", Some(&access), None)
+            .await
+            .status,
+        204
+    );
+    assert!(api.login("hedy@example.com", PASSWORD).await.body["accessToken"].is_string());
+    running.shutdown().await;
+}

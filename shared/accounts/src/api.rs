@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use amanar_core::Ports;
+use amanar_http::auth::BearerToken;
 use amanar_http::{ApiError, Caller, FieldError, Json, Problem};
 use axum::Extension;
 use axum::extract::Path;
@@ -13,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::identity::{IdentityError, TokenSet};
+use crate::identity::{IdentityError, SignIn, TokenSet};
 use crate::service::{Accounts, AccountsError, Profile, ProfilePatch, Registration};
 
 /// Routes of the `api-auth` function.
@@ -23,6 +24,7 @@ pub fn auth_router() -> OpenApiRouter<Ports> {
         .routes(routes!(verify_email))
         .routes(routes!(resend_code))
         .routes(routes!(login))
+        .routes(routes!(complete_mfa))
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(forgot_password))
@@ -31,7 +33,11 @@ pub fn auth_router() -> OpenApiRouter<Ports> {
 
 /// Routes of the `api-me` function.
 pub fn me_router() -> OpenApiRouter<Ports> {
-    OpenApiRouter::new().routes(routes!(get_me, patch_me))
+    OpenApiRouter::new()
+        .routes(routes!(get_me, patch_me))
+        .routes(routes!(enrol_totp))
+        .routes(routes!(verify_totp))
+        .routes(routes!(disable_mfa))
 }
 
 /// Routes of the `api-admin-users` function.
@@ -93,6 +99,17 @@ impl From<AccountsError> for ApiError {
                     retry_after_secs: None,
                 },
                 IdentityError::NoSuchUser => ApiError::NotFound,
+                IdentityError::BadMfaSession => ApiError::Refused {
+                    status: StatusCode::UNAUTHORIZED,
+                    slug: "invalid-mfa-session",
+                    title: "Invalid MFA session",
+                    detail: "The MFA session is invalid or has expired; log in again.".into(),
+                    retry_after_secs: None,
+                },
+                IdentityError::NoTotpEnrolment => ApiError::Conflict {
+                    slug: "no-totp-enrolment",
+                    detail: "Start TOTP enrolment with POST /v1/me/mfa/totp first.".into(),
+                },
                 IdentityError::Unavailable(context) => ApiError::Unavailable(context),
             },
         }
@@ -222,19 +239,69 @@ impl From<TokenSet> for Tokens {
     }
 }
 
+/// A login's answer: tokens, or a TOTP challenge to answer at `POST /v1/auth/mfa`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    Tokens(Tokens),
+    Challenge(Challenge),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Challenge {
+    /// `totp`: send a code from the authenticator app.
+    pub challenge: &'static str,
+    /// Opaque; valid for 3 minutes.
+    pub session: String,
+}
+
 /// Logs in with email and password.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "accounts", summary = "Log in",
     request_body = LoginRequest,
-    responses((status = 200, description = "Tokens", body = Tokens),
+    responses((status = 200, description = "Tokens, or `{challenge: \"totp\", session}` when MFA is on", body = LoginAnswer),
         (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The email is not verified yet", body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "Locked after 5 failed logins in 15 minutes; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn login(
     Extension(accounts): AccountsExt,
     Json(request): Json<LoginRequest>,
+) -> Result<Json<LoginAnswer>, ApiError> {
+    Ok(Json(
+        match accounts.login(&request.email, &request.password).await? {
+            SignIn::Tokens(tokens) => LoginAnswer::Tokens(tokens.into()),
+            SignIn::Totp { session } => LoginAnswer::Challenge(Challenge {
+                challenge: "totp",
+                session,
+            }),
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MfaRequest {
+    pub session: String,
+    /// Six digits from the authenticator app.
+    pub code: String,
+}
+
+/// Completes a login with the TOTP code.
+#[utoipa::path(post, path = "/v1/auth/mfa", tag = "accounts", summary = "Answer the TOTP challenge",
+    request_body = MfaRequest,
+    responses((status = 200, description = "Tokens", body = Tokens),
+        (status = 401, description = "The session is invalid, used or expired", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong code (a code works once)", body = Problem, content_type = "application/problem+json")))]
+pub async fn complete_mfa(
+    Extension(accounts): AccountsExt,
+    Json(request): Json<MfaRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
-    let tokens = accounts.login(&request.email, &request.password).await?;
-    Ok(Json(tokens.into()))
+    Ok(Json(
+        accounts
+            .complete_mfa(&request.session, &request.code)
+            .await?
+            .into(),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -391,4 +458,69 @@ pub async fn put_roles(
     }
     let roles = accounts.set_roles(&user_id, &request.roles).await?;
     Ok(Json(Roles { user_id, roles }))
+}
+
+/// A new TOTP secret for the caller's authenticator app.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TotpEnrolment {
+    /// Base32; shown once.
+    pub secret: String,
+    /// `otpauth://totp/...` for a QR code.
+    pub otpauth_uri: String,
+}
+
+/// Starts TOTP enrolment. MFA is on only after `POST /v1/me/mfa/totp/verify`.
+#[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "accounts", summary = "Enrol a TOTP app", security(("bearer" = [])),
+    responses((status = 200, description = "The secret and its otpauth URI", body = TotpEnrolment),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
+pub async fn enrol_totp(
+    Extension(accounts): AccountsExt,
+    caller: Caller,
+    BearerToken(token): BearerToken,
+) -> Result<Json<TotpEnrolment>, ApiError> {
+    let (secret, otpauth_uri) = accounts.mfa_enrol(&caller.user_id, &token).await?;
+    Ok(Json(TotpEnrolment {
+        secret,
+        otpauth_uri,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CodeRequest {
+    pub code: String,
+}
+
+/// Confirms TOTP enrolment with a code from the app; from then on login asks for a code.
+#[utoipa::path(post, path = "/v1/me/mfa/totp/verify", tag = "accounts", summary = "Confirm the TOTP app", security(("bearer" = [])),
+    request_body = CodeRequest,
+    responses((status = 200, description = "MFA is on", body = Me),
+        (status = 409, description = "No enrolment is waiting", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong code", body = Problem, content_type = "application/problem+json")))]
+pub async fn verify_totp(
+    Extension(accounts): AccountsExt,
+    caller: Caller,
+    BearerToken(token): BearerToken,
+    Json(request): Json<CodeRequest>,
+) -> Result<Json<Me>, ApiError> {
+    let profile = accounts
+        .mfa_confirm(&caller.user_id, &token, &request.code)
+        .await?;
+    Ok(Json(Me {
+        profile,
+        roles: caller.groups,
+    }))
+}
+
+/// Turns MFA off.
+#[utoipa::path(delete, path = "/v1/me/mfa", tag = "accounts", summary = "Disable MFA", security(("bearer" = [])),
+    responses((status = 204, description = "MFA is off"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
+pub async fn disable_mfa(
+    Extension(accounts): AccountsExt,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    accounts.mfa_disable(&caller.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

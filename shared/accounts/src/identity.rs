@@ -24,6 +24,8 @@ pub struct IdentityUser {
     pub account_type: String,
     pub confirmed: bool,
     pub groups: Vec<String>,
+    /// Whether sign-in asks for a TOTP code.
+    pub mfa_enabled: bool,
 }
 
 /// Tokens of a session. The refresh token is opaque to clients.
@@ -33,6 +35,26 @@ pub struct TokenSet {
     pub refresh_token: String,
     /// Lifetime of the access token, in seconds.
     pub expires_in: u64,
+}
+
+/// The outcome of a password check: a session, or a TOTP challenge to answer first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignIn {
+    Tokens(TokenSet),
+    /// Answer with [`IdentityProvider::respond_totp`] and this opaque session within 3 minutes.
+    Totp {
+        session: String,
+    },
+}
+
+impl SignIn {
+    /// The tokens, for callers that know the account has no MFA (tests, the first admin).
+    pub fn tokens(self) -> Option<TokenSet> {
+        match self {
+            SignIn::Tokens(tokens) => Some(tokens),
+            SignIn::Totp { .. } => None,
+        }
+    }
 }
 
 /// Why the provider refused. Messages never say more than the client may learn.
@@ -52,6 +74,10 @@ pub enum IdentityError {
     Cooldown { retry_after_secs: u64 },
     #[error("the refresh token is invalid, expired or revoked")]
     BadRefreshToken,
+    #[error("the MFA session is invalid or has expired; log in again")]
+    BadMfaSession,
+    #[error("no TOTP enrolment is waiting for confirmation")]
+    NoTotpEnrolment,
     #[error("no such user")]
     NoSuchUser,
     #[error("the identity provider is unavailable: {0}")]
@@ -74,8 +100,22 @@ pub trait IdentityProvider: Send + Sync {
     async fn confirm_sign_up(&self, email: &str, code: &str) -> Result<(), IdentityError>;
     /// Sends a new confirmation code (the old one stops working).
     async fn resend_code(&self, email: &str) -> Result<(), IdentityError>;
-    /// Checks a password and starts a session.
-    async fn sign_in(&self, email: &str, password: &str) -> Result<TokenSet, IdentityError>;
+    /// Checks a password and starts a session, or asks for a TOTP code when MFA is on.
+    async fn sign_in(&self, email: &str, password: &str) -> Result<SignIn, IdentityError>;
+    /// Completes a sign-in with the TOTP code for its challenge session.
+    async fn respond_totp(&self, session: &str, code: &str) -> Result<TokenSet, IdentityError>;
+    /// Starts TOTP enrolment: a new secret (base32) for the user's authenticator app.
+    /// `access_token` is the caller's own (Cognito's user-facing MFA calls take it).
+    async fn totp_enrol(&self, user_id: &str, access_token: &str) -> Result<String, IdentityError>;
+    /// Confirms enrolment with a code from the app; from then on sign-in asks for a code.
+    async fn totp_confirm(
+        &self,
+        user_id: &str,
+        access_token: &str,
+        code: &str,
+    ) -> Result<(), IdentityError>;
+    /// Turns TOTP off.
+    async fn totp_disable(&self, user_id: &str) -> Result<(), IdentityError>;
     /// New tokens for a refresh token.
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError>;
     /// Revokes every refresh token of the user.
@@ -90,6 +130,7 @@ pub trait IdentityProvider: Send + Sync {
         new_password: &str,
     ) -> Result<(), IdentityError>;
     async fn user(&self, user_id: &str) -> Result<IdentityUser, IdentityError>;
+    async fn user_by_email(&self, email: &str) -> Result<IdentityUser, IdentityError>;
     /// Creates a confirmed account without any mail (the first admin).
     async fn create_confirmed(&self, new: &NewIdentity) -> Result<String, IdentityError>;
     /// Replaces the user's platform roles (groups); takes effect in tokens issued afterwards.

@@ -8,6 +8,7 @@ pub mod local_idp;
 pub mod mailbox;
 pub mod policy;
 pub mod service;
+pub mod totp;
 
 pub use identity::{IdentityError, IdentityProvider};
 pub use local_idp::LocalIdentity;

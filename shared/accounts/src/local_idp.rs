@@ -24,9 +24,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::identity::{
-    IdentityError, IdentityProvider, IdentityUser, NewIdentity, TokenIssuer, TokenSet,
+    IdentityError, IdentityProvider, IdentityUser, NewIdentity, SignIn, TokenIssuer, TokenSet,
 };
 use crate::mailbox::Mailbox;
+use crate::totp;
 
 /// Lifetime of an access token.
 pub const ACCESS_TOKEN_SECS: i64 = 15 * 60;
@@ -40,6 +41,8 @@ pub const RESET_CODE_SECS: i64 = 3600;
 pub const CODE_ATTEMPTS: i64 = 5;
 /// Minimum time between two codes sent to one address.
 pub const RESEND_COOLDOWN_SECS: i64 = 60;
+/// How long a TOTP challenge stays open.
+pub const MFA_SESSION_SECS: i64 = 180;
 /// The app client the local provider issues tokens to.
 pub const LOCAL_CLIENT_ID: &str = "amanar-local";
 
@@ -61,6 +64,25 @@ struct Credentials {
     /// Bumped to revoke every refresh token issued before.
     #[serde(default)]
     epoch: i64,
+    /// Base32 TOTP secret in use, and one waiting for its first code.
+    #[serde(default)]
+    totp_secret: Option<String>,
+    #[serde(default)]
+    totp_pending: Option<String>,
+    #[serde(default)]
+    totp_enabled: bool,
+    /// The last time step a code was accepted for (a code works once).
+    #[serde(default)]
+    totp_last_step: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MfaSession {
+    email: String,
+    expires_at: i64,
+    #[serde(default)]
+    attempts: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -453,6 +475,25 @@ impl LocalIdentity {
         })
     }
 
+    fn identity_user(c: Credentials) -> IdentityUser {
+        IdentityUser {
+            user_id: c.user_id,
+            email: c.email,
+            name: c.name,
+            account_type: c.account_type,
+            confirmed: c.confirmed,
+            groups: c.groups,
+            mfa_enabled: c.totp_enabled,
+        }
+    }
+
+    /// Stores a new refresh token and returns the session's tokens.
+    async fn session(&self, credentials: &Credentials) -> Result<TokenSet, IdentityError> {
+        let (refresh_token, store) = self.refresh_token(credentials)?;
+        self.table.write(vec![store]).await.map_err(unavailable)?;
+        self.tokens(credentials, refresh_token)
+    }
+
     async fn bump_epoch(&self, email: &str) -> Result<(), IdentityError> {
         self.table
             .write(vec![
@@ -477,6 +518,10 @@ impl LocalIdentity {
             account_type: new.account_type.clone(),
             groups: Vec::new(),
             epoch: 0,
+            totp_secret: None,
+            totp_pending: None,
+            totp_enabled: false,
+            totp_last_step: 0,
         };
         let item = self.credentials_item(&credentials)?;
         match self
@@ -530,7 +575,7 @@ impl IdentityProvider for LocalIdentity {
         }
     }
 
-    async fn sign_in(&self, email: &str, password: &str) -> Result<TokenSet, IdentityError> {
+    async fn sign_in(&self, email: &str, password: &str) -> Result<SignIn, IdentityError> {
         let credentials = self.credentials(email).await?;
         let hash = credentials
             .as_ref()
@@ -543,9 +588,140 @@ impl IdentityProvider for LocalIdentity {
         if !credentials.confirmed {
             return Err(IdentityError::NotConfirmed);
         }
+        if credentials.totp_enabled {
+            let session = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+            let record = MfaSession {
+                email: credentials.email.clone(),
+                expires_at: self.now() + MFA_SESSION_SECS,
+                attempts: 0,
+            };
+            let key = keys::idp_mfa_session(&sha256_hex(&[&session]));
+            let mut item = items::with_key(&key, &record).map_err(unavailable)?;
+            item.insert(
+                amanar_core::table::EXPIRES_AT.into(),
+                record.expires_at.into(),
+            );
+            self.table
+                .write(vec![WriteOp::put(item).when(Condition::NotExists)])
+                .await
+                .map_err(unavailable)?;
+            return Ok(SignIn::Totp { session });
+        }
+        Ok(SignIn::Tokens(self.session(&credentials).await?))
+    }
+
+    async fn respond_totp(&self, session: &str, code: &str) -> Result<TokenSet, IdentityError> {
+        let key = keys::idp_mfa_session(&sha256_hex(&[session.trim()]));
+        let item = self
+            .table
+            .get(&key)
+            .await
+            .map_err(unavailable)?
+            .ok_or(IdentityError::BadMfaSession)?;
+        let record: MfaSession = items::parse(item).map_err(unavailable)?;
+        if record.expires_at <= self.now() || record.attempts >= CODE_ATTEMPTS {
+            return Err(IdentityError::BadMfaSession);
+        }
+        let credentials = self
+            .credentials(&record.email)
+            .await?
+            .ok_or(IdentityError::BadMfaSession)?;
+        let secret = credentials
+            .totp_secret
+            .as_deref()
+            .and_then(totp::base32_decode)
+            .ok_or(IdentityError::BadMfaSession)?;
+        let step = totp::matching_step(&secret, code, self.now())
+            .filter(|step| *step > credentials.totp_last_step);
+        let Some(step) = step else {
+            let _ = self
+                .table
+                .write(vec![
+                    WriteOp::update(key, Update::new().add("attempts", 1)).when(Condition::Exists),
+                ])
+                .await;
+            return Err(IdentityError::BadCode);
+        };
+        let consume = WriteOp::delete(key).when(Condition::Exists);
+        let used = WriteOp::update(
+            keys::idp_credentials(&credentials.email),
+            Update::new().set("totpLastStep", step),
+        )
+        .when(Condition::Equals(
+            "totpLastStep".into(),
+            credentials.totp_last_step.into(),
+        ));
         let (refresh_token, store) = self.refresh_token(&credentials)?;
-        self.table.write(vec![store]).await.map_err(unavailable)?;
-        self.tokens(&credentials, refresh_token)
+        match self.table.write(vec![consume, used, store]).await {
+            Ok(()) => self.tokens(&credentials, refresh_token),
+            Err(TableError::ConditionFailed { .. }) => Err(IdentityError::BadCode),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn totp_enrol(
+        &self,
+        user_id: &str,
+        _access_token: &str,
+    ) -> Result<String, IdentityError> {
+        let credentials = self.credentials_of_user(user_id).await?;
+        let secret = totp::base32_encode(&random_bytes::<20>());
+        self.table
+            .write(vec![
+                WriteOp::update(
+                    keys::idp_credentials(&credentials.email),
+                    Update::new().set("totpPending", secret.clone()),
+                )
+                .when(Condition::Exists),
+            ])
+            .await
+            .map_err(unavailable)?;
+        Ok(secret)
+    }
+
+    async fn totp_confirm(
+        &self,
+        user_id: &str,
+        _access_token: &str,
+        code: &str,
+    ) -> Result<(), IdentityError> {
+        let credentials = self.credentials_of_user(user_id).await?;
+        let pending = credentials
+            .totp_pending
+            .clone()
+            .ok_or(IdentityError::NoTotpEnrolment)?;
+        let secret = totp::base32_decode(&pending).ok_or(IdentityError::NoTotpEnrolment)?;
+        let step = totp::matching_step(&secret, code, self.now()).ok_or(IdentityError::BadCode)?;
+        let enable = Update::new()
+            .set("totpSecret", pending.clone())
+            .set("totpEnabled", true)
+            .set("totpLastStep", step)
+            .remove("totpPending");
+        self.table
+            .write(vec![
+                WriteOp::update(keys::idp_credentials(&credentials.email), enable)
+                    .when(Condition::Equals("totpPending".into(), pending.into())),
+            ])
+            .await
+            .map_err(|e| match e {
+                TableError::ConditionFailed { .. } => IdentityError::NoTotpEnrolment,
+                other => unavailable(other),
+            })
+    }
+
+    async fn totp_disable(&self, user_id: &str) -> Result<(), IdentityError> {
+        let credentials = self.credentials_of_user(user_id).await?;
+        let disable = Update::new()
+            .set("totpEnabled", false)
+            .remove("totpSecret")
+            .remove("totpPending");
+        self.table
+            .write(vec![
+                WriteOp::update(keys::idp_credentials(&credentials.email), disable)
+                    .when(Condition::Exists),
+            ])
+            .await
+            .map_err(unavailable)
     }
 
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError> {
@@ -624,14 +800,15 @@ impl IdentityProvider for LocalIdentity {
 
     async fn user(&self, user_id: &str) -> Result<IdentityUser, IdentityError> {
         let c = self.credentials_of_user(user_id).await?;
-        Ok(IdentityUser {
-            user_id: c.user_id,
-            email: c.email,
-            name: c.name,
-            account_type: c.account_type,
-            confirmed: c.confirmed,
-            groups: c.groups,
-        })
+        Ok(Self::identity_user(c))
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<IdentityUser, IdentityError> {
+        let c = self
+            .credentials(email)
+            .await?
+            .ok_or(IdentityError::NoSuchUser)?;
+        Ok(Self::identity_user(c))
     }
 
     async fn create_confirmed(&self, new: &NewIdentity) -> Result<String, IdentityError> {

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::identity::{IdentityError, IdentityProvider, IdentityUser, NewIdentity, TokenSet};
+use crate::identity::{
+    IdentityError, IdentityProvider, IdentityUser, NewIdentity, SignIn, TokenSet,
+};
 use crate::policy::{self, AccountType};
 
 /// Failed logins within [`LOCKOUT_WINDOW_SECS`] that lock an email.
@@ -123,6 +125,9 @@ pub struct Profile {
     pub name: String,
     pub account_type: AccountType,
     pub preferences: Preferences,
+    /// Whether sign-in asks for a TOTP code (enterprise accounts need it for organisations).
+    #[serde(default)]
+    pub mfa_enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Bumped by every change (optimistic concurrency).
@@ -276,7 +281,7 @@ impl Accounts {
     pub async fn register(&self, registration: &Registration) -> Result<String, AccountsError> {
         let new = self.new_identity(registration)?;
         let user_id = self.idp.sign_up(&new).await?;
-        self.create_profile(&user_id, &new).await?;
+        self.create_profile(&user_id, &new, false).await?;
         Ok(user_id)
     }
 
@@ -284,6 +289,7 @@ impl Accounts {
         &self,
         user_id: &str,
         new: &NewIdentity,
+        mfa_enabled: bool,
     ) -> Result<Profile, AccountsError> {
         let now = self.clock.now();
         let profile = Profile {
@@ -292,6 +298,7 @@ impl Accounts {
             name: new.name.clone(),
             account_type: AccountType::parse(&new.account_type).unwrap_or(AccountType::Individual),
             preferences: Preferences::default(),
+            mfa_enabled,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -365,7 +372,7 @@ impl Accounts {
 
     /// Checks the password and starts a session. Repeated failures lock the email for a while,
     /// whether or not an account has it.
-    pub async fn login(&self, email: &str, password: &str) -> Result<TokenSet, AccountsError> {
+    pub async fn login(&self, email: &str, password: &str) -> Result<SignIn, AccountsError> {
         let email = email_field(email)?;
         let failures = self.failures(&email).await?;
         let now = self.clock.now().timestamp();
@@ -389,6 +396,55 @@ impl Accounts {
             }
             Err(other) => Err(other.into()),
         }
+    }
+
+    /// Completes a login that answered with a TOTP challenge.
+    pub async fn complete_mfa(&self, session: &str, code: &str) -> Result<TokenSet, AccountsError> {
+        Ok(self.idp.respond_totp(session, code).await?)
+    }
+
+    /// Starts TOTP enrolment: the secret and the `otpauth://` URI for the authenticator app.
+    pub async fn mfa_enrol(
+        &self,
+        user_id: &str,
+        access_token: &str,
+    ) -> Result<(String, String), AccountsError> {
+        let profile = self.profile(user_id).await?;
+        let secret = self.idp.totp_enrol(user_id, access_token).await?;
+        let uri = crate::totp::otpauth_uri("AmanarCarbon", &profile.email, &secret);
+        Ok((secret, uri))
+    }
+
+    pub async fn mfa_confirm(
+        &self,
+        user_id: &str,
+        access_token: &str,
+        code: &str,
+    ) -> Result<Profile, AccountsError> {
+        self.idp.totp_confirm(user_id, access_token, code).await?;
+        self.set_mfa(user_id, true).await
+    }
+
+    pub async fn mfa_disable(&self, user_id: &str) -> Result<Profile, AccountsError> {
+        self.idp.totp_disable(user_id).await?;
+        self.set_mfa(user_id, false).await
+    }
+
+    async fn set_mfa(&self, user_id: &str, enabled: bool) -> Result<Profile, AccountsError> {
+        self.profile(user_id).await?;
+        self.table
+            .write(vec![
+                WriteOp::update(
+                    keys::user_profile(user_id),
+                    Update::new()
+                        .set("mfaEnabled", enabled)
+                        .set("updatedAt", self.clock.now().to_rfc3339())
+                        .add("version", 1),
+                )
+                .when(Condition::Exists),
+            ])
+            .await?;
+        self.profile(user_id).await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, AccountsError> {
@@ -432,13 +488,14 @@ impl Accounts {
             return Ok(items::parse(item)?);
         }
         let user: IdentityUser = self.idp.user(user_id).await?;
+        let mfa_enabled = user.mfa_enabled;
         let new = NewIdentity {
             email: user.email,
             password: String::new(),
             name: user.name,
             account_type: user.account_type,
         };
-        self.create_profile(user_id, &new).await
+        self.create_profile(user_id, &new, mfa_enabled).await
     }
 
     /// Applies a patch with optimistic concurrency.
@@ -497,19 +554,7 @@ impl Accounts {
         let new = self.new_identity(&registration)?;
         let user_id = match self.idp.create_confirmed(&new).await {
             Ok(id) => id,
-            Err(IdentityError::EmailTaken) => {
-                // Already there: find it by signing in with the configured password.
-                let tokens = self.idp.sign_in(&new.email, password).await?;
-                let claims = tokens.access_token.split('.').nth(1).unwrap_or("");
-                let payload = base64::Engine::decode(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                    claims,
-                )
-                .map_err(|e| AccountsError::Storage(e.to_string()))?;
-                let value: serde_json::Value = serde_json::from_slice(&payload)
-                    .map_err(|e| AccountsError::Storage(e.to_string()))?;
-                value["sub"].as_str().unwrap_or_default().to_owned()
-            }
+            Err(IdentityError::EmailTaken) => self.idp.user_by_email(&new.email).await?.user_id,
             Err(e) => return Err(e.into()),
         };
         let user = self.idp.user(&user_id).await?;
@@ -518,7 +563,7 @@ impl Accounts {
             groups.push("admin".into());
             self.idp.set_groups(&user_id, &groups).await?;
         }
-        self.create_profile(&user_id, &new).await?;
+        self.create_profile(&user_id, &new, false).await?;
         Ok(user_id)
     }
 }

@@ -24,6 +24,10 @@ impl Codes for MailboxCodes {
             .to_owned()
     }
 
+    fn totp_codes_work_once(&self) -> bool {
+        true
+    }
+
     fn checks_codes(&self) -> bool {
         true
     }

@@ -7,14 +7,17 @@
 //! refresh returns the same refresh token, which stays valid until it expires or the user signs out.
 
 use amanar_accounts::identity::{
-    IdentityError, IdentityProvider, IdentityUser, NewIdentity, TokenIssuer, TokenSet,
+    IdentityError, IdentityProvider, IdentityUser, NewIdentity, SignIn, TokenIssuer, TokenSet,
 };
 use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
 use aws_sdk_cognitoidentityprovider::types::{
-    AttributeType, AuthFlowType, AuthenticationResultType, MessageActionType,
+    AttributeType, AuthFlowType, AuthenticationResultType, ChallengeNameType, MessageActionType,
+    SoftwareTokenMfaSettingsType,
 };
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 
 const ACCOUNT_TYPE: &str = "custom:account_type";
@@ -206,7 +209,7 @@ impl IdentityProvider for CognitoIdentity {
         }
     }
 
-    async fn sign_in(&self, email: &str, password: &str) -> Result<TokenSet, IdentityError> {
+    async fn sign_in(&self, email: &str, password: &str) -> Result<SignIn, IdentityError> {
         let result = self
             .client
             .initiate_auth()
@@ -217,7 +220,17 @@ impl IdentityProvider for CognitoIdentity {
             .send()
             .await;
         match result {
-            Ok(output) => Self::tokens(output.authentication_result(), None),
+            Ok(output) if output.challenge_name() == Some(&ChallengeNameType::SoftwareTokenMfa) => {
+                // The challenge answer must name the user: the opaque session carries the email.
+                let session = output.session().unwrap_or_default();
+                Ok(SignIn::Totp {
+                    session: URL_SAFE_NO_PAD.encode(format!("{email}\n{session}")),
+                })
+            }
+            Ok(output) => Ok(SignIn::Tokens(Self::tokens(
+                output.authentication_result(),
+                None,
+            )?)),
             Err(e) => Err(match e.code() {
                 Some(
                     "NotAuthorizedException"
@@ -228,6 +241,113 @@ impl IdentityProvider for CognitoIdentity {
                 _ => unavailable(e),
             }),
         }
+    }
+
+    async fn respond_totp(&self, session: &str, code: &str) -> Result<TokenSet, IdentityError> {
+        let decoded = URL_SAFE_NO_PAD
+            .decode(session.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or(IdentityError::BadMfaSession)?;
+        let (email, cognito_session) = decoded
+            .split_once('\n')
+            .ok_or(IdentityError::BadMfaSession)?;
+        let result = self
+            .client
+            .respond_to_auth_challenge()
+            .client_id(&self.client_id)
+            .challenge_name(ChallengeNameType::SoftwareTokenMfa)
+            .session(cognito_session)
+            .challenge_responses("USERNAME", email)
+            .challenge_responses("SOFTWARE_TOKEN_MFA_CODE", code.trim())
+            .send()
+            .await;
+        match result {
+            Ok(output) => Self::tokens(output.authentication_result(), None),
+            Err(e) => Err(match e.code() {
+                Some("CodeMismatchException") => IdentityError::BadCode,
+                Some(
+                    "NotAuthorizedException"
+                    | "ResourceNotFoundException"
+                    | "ExpiredCodeException"
+                    | "UserNotFoundException",
+                ) => IdentityError::BadMfaSession,
+                _ => unavailable(e),
+            }),
+        }
+    }
+
+    async fn totp_enrol(
+        &self,
+        _user_id: &str,
+        access_token: &str,
+    ) -> Result<String, IdentityError> {
+        let output = self
+            .client
+            .associate_software_token()
+            .access_token(access_token)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output
+            .secret_code()
+            .map(str::to_owned)
+            .ok_or_else(|| IdentityError::Unavailable("no TOTP secret".into()))
+    }
+
+    async fn totp_confirm(
+        &self,
+        _user_id: &str,
+        access_token: &str,
+        code: &str,
+    ) -> Result<(), IdentityError> {
+        let verified = self
+            .client
+            .verify_software_token()
+            .access_token(access_token)
+            .user_code(code.trim())
+            .send()
+            .await;
+        if let Err(e) = verified {
+            return Err(match e.code() {
+                Some("CodeMismatchException" | "EnableSoftwareTokenMFAException") => {
+                    IdentityError::BadCode
+                }
+                Some("InvalidParameterException") => IdentityError::NoTotpEnrolment,
+                _ => unavailable(e),
+            });
+        }
+        self.client
+            .set_user_mfa_preference()
+            .access_token(access_token)
+            .software_token_mfa_settings(
+                SoftwareTokenMfaSettingsType::builder()
+                    .enabled(true)
+                    .preferred_mfa(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn totp_disable(&self, user_id: &str) -> Result<(), IdentityError> {
+        let email = self.email_of(user_id).await?;
+        self.client
+            .admin_set_user_mfa_preference()
+            .user_pool_id(&self.user_pool_id)
+            .username(email)
+            .software_token_mfa_settings(
+                SoftwareTokenMfaSettingsType::builder()
+                    .enabled(false)
+                    .preferred_mfa(false)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError> {
@@ -341,7 +461,13 @@ impl IdentityProvider for CognitoIdentity {
         };
         let email = get("email");
         let sub = get("sub");
+        let mfa_enabled = output
+            .user_mfa_setting_list()
+            .iter()
+            .any(|m| m == "SOFTWARE_TOKEN_MFA")
+            || output.preferred_mfa_setting() == Some("SOFTWARE_TOKEN_MFA");
         Ok(IdentityUser {
+            mfa_enabled,
             user_id: if sub.is_empty() {
                 user_id.to_owned()
             } else {
@@ -355,6 +481,11 @@ impl IdentityProvider for CognitoIdentity {
                 .is_some_and(|s| s.as_str() == "CONFIRMED"),
             email,
         })
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<IdentityUser, IdentityError> {
+        // The email is the pool's username attribute, so admin calls accept it as the username.
+        self.user(email).await
     }
 
     async fn create_confirmed(&self, new: &NewIdentity) -> Result<String, IdentityError> {

@@ -18,6 +18,10 @@ impl Codes for MotoCodes {
         "123456".to_owned()
     }
 
+    fn totp_codes_work_once(&self) -> bool {
+        false
+    }
+
     fn checks_codes(&self) -> bool {
         false
     }

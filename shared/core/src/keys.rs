@@ -11,6 +11,7 @@
 //! | local IdP credentials | `IDP#EMAIL#<email>` | `CREDENTIALS` | `IDP#USER#<userId>` / `CREDENTIALS` | |
 //! | local IdP code (verify, reset) | `IDP#EMAIL#<email>` | `CODE#<purpose>` | | |
 //! | local IdP refresh token | `IDP#REFRESH#<sha256 of token>` | `TOKEN` | | |
+//! | local IdP MFA challenge | `IDP#MFA#<sha256 of session>` | `SESSION` | | |
 //! | local IdP signing key | `IDP` | `SIGNING_KEY` | | |
 //! | local mailbox message | `MAILBOX#<email>` | `<sentAt>#<id>` | | |
 
@@ -67,4 +68,8 @@ pub fn idp_signing_key() -> Key {
 
 pub fn mailbox(email: &str) -> String {
     format!("MAILBOX#{email}")
+}
+
+pub fn idp_mfa_session(session_hash: &str) -> Key {
+    Key::new(format!("IDP#MFA#{session_hash}"), "SESSION")
 }

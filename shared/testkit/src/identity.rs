@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use amanar_accounts::identity::{IdentityError, IdentityProvider, NewIdentity};
+use amanar_accounts::identity::{IdentityError, IdentityProvider, NewIdentity, SignIn};
+use amanar_accounts::totp;
 use amanar_http::Verifier;
 use async_trait::async_trait;
 
@@ -23,6 +24,8 @@ pub trait Codes: Send + Sync {
     async fn code(&self, email: &str, subject: &str) -> String;
     /// Whether the provider refuses wrong codes (moto does not).
     fn checks_codes(&self) -> bool;
+    /// Whether a TOTP code works only once (real Cognito and the local provider; not moto).
+    fn totp_codes_work_once(&self) -> bool;
 }
 
 pub const PASSWORD: &str = "Correct horse 7 battery";
@@ -65,7 +68,13 @@ pub async fn sign_up_confirm_and_sign_in_give_a_verifiable_access_token(f: Fixtu
     let code = f.codes.code(&email, "Verify").await;
     f.idp.confirm_sign_up(&email, &code).await.unwrap();
 
-    let tokens = f.idp.sign_in(&email, PASSWORD).await.unwrap();
+    let tokens = f
+        .idp
+        .sign_in(&email, PASSWORD)
+        .await
+        .unwrap()
+        .tokens()
+        .unwrap();
     assert!(tokens.expires_in > 0);
     let caller = verifier(&f.idp).await.verify(&tokens.access_token).unwrap();
     assert_eq!(caller.user_id, id);
@@ -105,7 +114,13 @@ pub async fn a_taken_email_and_wrong_credentials_are_refused(f: Fixture, ns: &st
 pub async fn refresh_gives_new_access_and_sign_out_revokes_refresh(f: Fixture, ns: &str) {
     let email = email(ns, "cleo");
     let id = confirmed(&f, &email).await;
-    let tokens = f.idp.sign_in(&email, PASSWORD).await.unwrap();
+    let tokens = f
+        .idp
+        .sign_in(&email, PASSWORD)
+        .await
+        .unwrap()
+        .tokens()
+        .unwrap();
     let refreshed = f.idp.refresh(&tokens.refresh_token).await.unwrap();
     let caller = verifier(&f.idp)
         .await
@@ -127,7 +142,13 @@ pub async fn refresh_gives_new_access_and_sign_out_revokes_refresh(f: Fixture, n
 pub async fn a_password_reset_changes_the_password_and_ends_sessions(f: Fixture, ns: &str) {
     let email = email(ns, "dora");
     confirmed(&f, &email).await;
-    let before = f.idp.sign_in(&email, PASSWORD).await.unwrap();
+    let before = f
+        .idp
+        .sign_in(&email, PASSWORD)
+        .await
+        .unwrap()
+        .tokens()
+        .unwrap();
     // Unknown addresses are not revealed.
     f.idp
         .forgot_password(&format!("nobody-{email}"))
@@ -154,6 +175,8 @@ pub async fn a_password_reset_changes_the_password_and_ends_sessions(f: Fixture,
     f.idp
         .sign_in(&email, "Another horse 8 staple")
         .await
+        .unwrap()
+        .tokens()
         .unwrap();
     assert_eq!(
         f.idp.refresh(&before.refresh_token).await,
@@ -169,7 +192,13 @@ pub async fn groups_are_set_read_back_and_carried_by_new_tokens(f: Fixture, ns: 
         .await
         .unwrap();
     assert_eq!(f.idp.user(&id).await.unwrap().groups, vec!["verifier"]);
-    let tokens = f.idp.sign_in(&email, PASSWORD).await.unwrap();
+    let tokens = f
+        .idp
+        .sign_in(&email, PASSWORD)
+        .await
+        .unwrap()
+        .tokens()
+        .unwrap();
     let caller = verifier(&f.idp).await.verify(&tokens.access_token).unwrap();
     assert!(caller.has_role("verifier"));
     assert!(!caller.has_role("admin"));
@@ -185,7 +214,13 @@ pub async fn a_confirmed_account_is_made_without_mail(f: Fixture, ns: &str) {
     let user = f.idp.user(&id).await.unwrap();
     assert!(user.confirmed);
     assert_eq!(user.user_id, id);
-    let tokens = f.idp.sign_in(&email, PASSWORD).await.unwrap();
+    let tokens = f
+        .idp
+        .sign_in(&email, PASSWORD)
+        .await
+        .unwrap()
+        .tokens()
+        .unwrap();
     assert_eq!(
         verifier(&f.idp)
             .await
@@ -216,6 +251,85 @@ pub async fn wrong_confirmation_codes_are_refused(f: Fixture, ns: &str) {
     );
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixture, ns: &str) {
+    let email = email(ns, "gus");
+    let id = confirmed(&f, &email).await;
+    let tokens = f
+        .idp
+        .sign_in(&email, PASSWORD)
+        .await
+        .unwrap()
+        .tokens()
+        .unwrap();
+    assert_eq!(
+        f.idp
+            .totp_confirm(&id, &tokens.access_token, "123456")
+            .await
+            .err()
+            .map(|e| matches!(e, IdentityError::BadCode | IdentityError::NoTotpEnrolment)),
+        Some(true),
+        "no code is accepted before enrolment"
+    );
+    let secret = f.idp.totp_enrol(&id, &tokens.access_token).await.unwrap();
+    let key = totp::base32_decode(&secret).expect("a base32 secret");
+    let now = totp::step_of(unix_now());
+    let wrong = format!(
+        "{:06}",
+        (totp::code_at_step(&key, now).parse::<u32>().unwrap() + 1) % 1_000_000
+    );
+    assert_eq!(
+        f.idp.totp_confirm(&id, &tokens.access_token, &wrong).await,
+        Err(IdentityError::BadCode)
+    );
+    f.idp
+        .totp_confirm(&id, &tokens.access_token, &totp::code_at_step(&key, now))
+        .await
+        .unwrap();
+    assert!(f.idp.user(&id).await.unwrap().mfa_enabled);
+
+    let Ok(SignIn::Totp { session }) = f.idp.sign_in(&email, PASSWORD).await else {
+        panic!("sign-in asks for a code once MFA is on");
+    };
+    assert_eq!(
+        f.idp.respond_totp(&session, &wrong).await,
+        Err(IdentityError::BadCode)
+    );
+    let step = totp::step_of(unix_now());
+    let code = if f.codes.totp_codes_work_once() {
+        // The enrolment used this step's code; the next step's is within the drift window.
+        totp::code_at_step(&key, step.max(now) + 1)
+    } else {
+        totp::code_at_step(&key, step)
+    };
+    let tokens = f.idp.respond_totp(&session, &code).await.unwrap();
+    assert_eq!(
+        verifier(&f.idp)
+            .await
+            .verify(&tokens.access_token)
+            .unwrap()
+            .user_id,
+        id
+    );
+    assert_eq!(
+        f.idp.respond_totp("not-a-session", &code).await,
+        Err(IdentityError::BadMfaSession)
+    );
+
+    f.idp.totp_disable(&id).await.unwrap();
+    assert!(!f.idp.user(&id).await.unwrap().mfa_enabled);
+    assert!(matches!(
+        f.idp.sign_in(&email, PASSWORD).await,
+        Ok(SignIn::Tokens(_))
+    ));
+}
+
 /// Declares one `#[tokio::test]` per identity conformance case. `$fixture` is an async expression
 /// giving a [`Fixture`].
 #[macro_export]
@@ -228,7 +342,8 @@ macro_rules! identity_conformance_tests {
             a_password_reset_changes_the_password_and_ends_sessions,
             groups_are_set_read_back_and_carried_by_new_tokens,
             a_confirmed_account_is_made_without_mail,
-            wrong_confirmation_codes_are_refused
+            wrong_confirmation_codes_are_refused,
+            totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code
         );
     };
     (@cases $fixture:expr; $($case:ident),*) => {
