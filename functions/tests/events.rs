@@ -14,7 +14,7 @@ use amanar_testkit::{aws_endpoint, emulator_sdk_config, namespace};
 use serde_json::{Value, json};
 
 /// The function binaries, by name.
-const FUNCTIONS: [(&str, &str); 10] = [
+const FUNCTIONS: [(&str, &str); 11] = [
     ("api-health", env!("CARGO_BIN_EXE_api-health")),
     ("api-docs", env!("CARGO_BIN_EXE_api-docs")),
     (
@@ -25,6 +25,7 @@ const FUNCTIONS: [(&str, &str); 10] = [
     ("api-auth", env!("CARGO_BIN_EXE_api-auth")),
     ("api-me", env!("CARGO_BIN_EXE_api-me")),
     ("api-admin-users", env!("CARGO_BIN_EXE_api-admin-users")),
+    ("api-orgs", env!("CARGO_BIN_EXE_api-orgs")),
     ("worker-jobs", env!("CARGO_BIN_EXE_worker-jobs")),
     ("upload-verifier", env!("CARGO_BIN_EXE_upload-verifier")),
     ("housekeeping", env!("CARGO_BIN_EXE_housekeeping")),
@@ -163,6 +164,7 @@ fn every_sample_event_names_a_function_and_is_exercised_here() {
         "api-auth.login.json",
         "api-me.json",
         "api-admin-users.json",
+        "api-orgs.json",
         "worker-jobs.json",
         "upload-verifier.json",
         "housekeeping.json",
@@ -333,6 +335,16 @@ async fn the_account_functions_register_log_in_and_serve_the_profile_on_cognito(
         response(&refused[0])["statusCode"],
         json!(403),
         "not an admin"
+    );
+
+    let mut create = event("api-orgs.json");
+    create["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    let created = invoke("api-orgs", &stack, vec![create]).await;
+    assert_eq!(response(&created[0])["statusCode"], json!(201));
+    let org = http_body(&created[0]);
+    assert_eq!(
+        (org["name"].as_str(), org["role"].as_str()),
+        (Some("Acme Ltd"), Some("owner"))
     );
 }
 

@@ -65,6 +65,9 @@ impl From<AccountsError> for ApiError {
                 detail: "The resource changed meanwhile; read it again and retry.".into(),
             },
             AccountsError::Storage(context) => ApiError::Unexpected(context),
+            AccountsError::ConflictWith { slug, detail } => ApiError::Conflict { slug, detail },
+            AccountsError::NotFound => ApiError::NotFound,
+            AccountsError::Forbidden { slug, detail } => ApiError::Forbidden { slug, detail },
             AccountsError::Identity(error) => match error {
                 IdentityError::EmailTaken => ApiError::Conflict {
                     slug: "email-taken",
@@ -456,7 +459,9 @@ pub async fn put_roles(
             "holds at most the two platform roles",
         )]));
     }
-    let roles = accounts.set_roles(&user_id, &request.roles).await?;
+    let roles = accounts
+        .set_roles(&caller.user_id, &user_id, &request.roles)
+        .await?;
     Ok(Json(Roles { user_id, roles }))
 }
 

@@ -3,9 +3,12 @@
 //! ([`identity::IdentityProvider`]): Cognito in AWS, [`local_idp::LocalIdentity`] locally.
 
 pub mod api;
+pub mod api_orgs;
+pub mod audit;
 pub mod identity;
 pub mod local_idp;
 pub mod mailbox;
+pub mod orgs;
 pub mod policy;
 pub mod service;
 pub mod totp;

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::audit::{Audit, AuditEvent};
 use crate::identity::{
     IdentityError, IdentityProvider, IdentityUser, NewIdentity, SignIn, TokenSet,
 };
@@ -36,8 +37,14 @@ pub enum AccountsError {
     },
     #[error("too many failed logins; retry in {retry_after_secs} seconds")]
     Locked { retry_after_secs: u64 },
-    #[error("the profile changed meanwhile; read it again")]
+    #[error("the resource changed meanwhile; read it again")]
     Conflict,
+    #[error("conflict ({slug}): {detail}")]
+    ConflictWith { slug: &'static str, detail: String },
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden ({slug}): {detail}")]
+    Forbidden { slug: &'static str, detail: String },
     #[error("storage: {0}")]
     Storage(String),
 }
@@ -242,8 +249,20 @@ pub struct Registration {
 /// The accounts use cases over an identity provider and the table.
 pub struct Accounts {
     pub idp: Arc<dyn IdentityProvider>,
+    pub audit: Audit,
     table: Arc<dyn Table>,
     clock: Arc<dyn Clock>,
+}
+
+/// The subject of an access token the provider just issued (so no need to verify it again).
+fn subject_of(access_token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = access_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims["sub"].as_str().map(str::to_owned)
 }
 
 fn email_field(email: &str) -> Result<String, AccountsError> {
@@ -256,7 +275,12 @@ impl Accounts {
         table: Arc<dyn Table>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { idp, table, clock }
+        Self {
+            audit: Audit::new(table.clone(), clock.clone()),
+            idp,
+            table,
+            clock,
+        }
     }
 
     fn new_identity(&self, r: &Registration) -> Result<NewIdentity, AccountsError> {
@@ -282,6 +306,13 @@ impl Accounts {
         let new = self.new_identity(registration)?;
         let user_id = self.idp.sign_up(&new).await?;
         self.create_profile(&user_id, &new, false).await?;
+        self.audit
+            .record(
+                &[&user_id],
+                None,
+                AuditEvent::new(&user_id, "user.registered").detail(new.account_type.clone()),
+            )
+            .await?;
         Ok(user_id)
     }
 
@@ -316,7 +347,37 @@ impl Accounts {
 
     pub async fn verify_email(&self, email: &str, code: &str) -> Result<(), AccountsError> {
         let email = email_field(email)?;
-        Ok(self.idp.confirm_sign_up(&email, code).await?)
+        self.idp.confirm_sign_up(&email, code).await?;
+        self.record_by_email(&email, "user.email_verified").await
+    }
+
+    /// Records an event in the log of the account with this email, if there is one.
+    async fn record_by_email(
+        &self,
+        email: &str,
+        action: &'static str,
+    ) -> Result<(), AccountsError> {
+        match self.idp.user_by_email(email).await {
+            Ok(user) => Ok(self
+                .audit
+                .record(
+                    &[&user.user_id],
+                    None,
+                    AuditEvent::new(&user.user_id, action),
+                )
+                .await?),
+            Err(IdentityError::NoSuchUser) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn record_login(&self, tokens: &TokenSet) -> Result<(), AccountsError> {
+        if let Some(user_id) = subject_of(&tokens.access_token) {
+            self.audit
+                .record(&[&user_id], None, AuditEvent::new(&user_id, "auth.login"))
+                .await?;
+        }
+        Ok(())
     }
 
     pub async fn resend_code(&self, email: &str) -> Result<(), AccountsError> {
@@ -366,6 +427,7 @@ impl Accounts {
             );
             self.table.write(vec![WriteOp::update(key, lock)]).await?;
             tracing::warn!("login locked after repeated failures");
+            self.record_by_email(email, "auth.locked").await?;
         }
         Ok(())
     }
@@ -382,16 +444,23 @@ impl Accounts {
             });
         }
         match self.idp.sign_in(&email, password).await {
-            Ok(tokens) => {
+            Ok(outcome) => {
                 if failures.failures > 0 {
                     self.table
                         .write(vec![WriteOp::delete(keys::login_failures(&email))])
                         .await?;
                 }
-                Ok(tokens)
+                match &outcome {
+                    SignIn::Tokens(tokens) => self.record_login(tokens).await?,
+                    SignIn::Totp { .. } => {
+                        self.record_by_email(&email, "auth.mfa_challenged").await?
+                    }
+                }
+                Ok(outcome)
             }
             Err(IdentityError::BadCredentials) => {
                 self.record_failure(&email, failures).await?;
+                self.record_by_email(&email, "auth.login_failed").await?;
                 Err(IdentityError::BadCredentials.into())
             }
             Err(other) => Err(other.into()),
@@ -400,7 +469,9 @@ impl Accounts {
 
     /// Completes a login that answered with a TOTP challenge.
     pub async fn complete_mfa(&self, session: &str, code: &str) -> Result<TokenSet, AccountsError> {
-        Ok(self.idp.respond_totp(session, code).await?)
+        let tokens = self.idp.respond_totp(session, code).await?;
+        self.record_login(&tokens).await?;
+        Ok(tokens)
     }
 
     /// Starts TOTP enrolment: the secret and the `otpauth://` URI for the authenticator app.
@@ -422,11 +493,17 @@ impl Accounts {
         code: &str,
     ) -> Result<Profile, AccountsError> {
         self.idp.totp_confirm(user_id, access_token, code).await?;
+        self.audit
+            .record(&[user_id], None, AuditEvent::new(user_id, "mfa.enabled"))
+            .await?;
         self.set_mfa(user_id, true).await
     }
 
     pub async fn mfa_disable(&self, user_id: &str) -> Result<Profile, AccountsError> {
         self.idp.totp_disable(user_id).await?;
+        self.audit
+            .record(&[user_id], None, AuditEvent::new(user_id, "mfa.disabled"))
+            .await?;
         self.set_mfa(user_id, false).await
     }
 
@@ -452,7 +529,11 @@ impl Accounts {
     }
 
     pub async fn logout(&self, user_id: &str) -> Result<(), AccountsError> {
-        Ok(self.idp.sign_out(user_id).await?)
+        self.idp.sign_out(user_id).await?;
+        Ok(self
+            .audit
+            .record(&[user_id], None, AuditEvent::new(user_id, "auth.logout"))
+            .await?)
     }
 
     pub async fn forgot_password(&self, email: &str) -> Result<(), AccountsError> {
@@ -479,7 +560,7 @@ impl Accounts {
         self.table
             .write(vec![WriteOp::delete(keys::login_failures(&email))])
             .await?;
-        Ok(())
+        self.record_by_email(&email, "auth.password_reset").await
     }
 
     /// The caller's profile, rebuilt from the identity provider if it was never written.
@@ -526,6 +607,7 @@ impl Accounts {
     /// Replaces a user's platform roles (admins only; the caller checks).
     pub async fn set_roles(
         &self,
+        admin_id: &str,
         user_id: &str,
         roles: &[String],
     ) -> Result<Vec<String>, AccountsError> {
@@ -539,6 +621,15 @@ impl Accounts {
             ));
         }
         self.idp.set_groups(user_id, &roles).await?;
+        self.audit
+            .record(
+                &[admin_id, user_id],
+                None,
+                AuditEvent::new(admin_id, "roles.changed")
+                    .target(user_id)
+                    .detail(roles.join(",")),
+            )
+            .await?;
         Ok(roles)
     }
 

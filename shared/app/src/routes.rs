@@ -38,7 +38,11 @@ pub fn http_functions() -> Vec<(&'static str, OpenApiRouter<Ports>)> {
         ),
         ("api-estimates", amanar_accounting::api::estimates_router()),
         ("api-auth", amanar_accounts::api::auth_router()),
-        ("api-me", amanar_accounts::api::me_router()),
+        (
+            "api-me",
+            amanar_accounts::api::me_router().merge(amanar_accounts::api_orgs::me_extras_router()),
+        ),
+        ("api-orgs", amanar_accounts::api_orgs::orgs_router()),
         ("api-admin-users", amanar_accounts::api::admin_router()),
     ]
 }
@@ -83,7 +87,8 @@ fn finish(router: OpenApiRouter<Ports>, wired: &Wired) -> Router {
     let (router, _) = router.split_for_parts();
     let router = router
         .with_state(ports)
-        .layer(axum::Extension(wired.accounts.clone()));
+        .layer(axum::Extension(wired.accounts.clone()))
+        .layer(axum::Extension(wired.orgs.clone()));
     amanar_http::finish(router, idempotency, Some(wired.auth.clone()))
 }
 

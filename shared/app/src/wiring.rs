@@ -20,6 +20,8 @@ pub struct Wired {
     pub embedded_queue: Option<RedbQueue>,
     /// Account use cases over the configured identity provider.
     pub accounts: Arc<Accounts>,
+    /// Organisations, members and invitations.
+    pub orgs: Arc<amanar_accounts::orgs::Orgs>,
     /// Bearer-token checks (keys loaded on first use).
     pub auth: Arc<Auth>,
     /// Present with the local identity provider: the runtime serves its JWKS and mailbox.
@@ -174,6 +176,14 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
         }))
     };
     let accounts = Arc::new(Accounts::new(idp, table.clone(), clock.clone()));
+    let orgs = Arc::new(amanar_accounts::orgs::Orgs::new(
+        accounts.clone(),
+        table.clone(),
+        clock.clone(),
+        local_identity
+            .as_ref()
+            .map(|l: &LocalIdentitySurface| l.mailbox.clone()),
+    ));
     Ok(Wired {
         ports: Ports {
             table,
@@ -184,6 +194,7 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
         local_blobs,
         embedded_queue,
         accounts,
+        orgs,
         auth,
         local_identity,
     })
