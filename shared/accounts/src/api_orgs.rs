@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use amanar_core::Ports;
-use amanar_http::{ApiError, Caller, Json, List, PageParams, Problem, Query};
+use amanar_http::{ApiError, Caller, Json, List, PageParams, Principal, Problem, Query};
 use axum::Extension;
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::apikeys::ApiKey;
 use crate::audit::AuditEntry;
 use crate::orgs::{Invitation, Member, Org, Orgs, Role};
 use crate::service::Accounts;
@@ -28,6 +29,8 @@ pub fn orgs_router() -> OpenApiRouter<Ports> {
         .routes(routes!(patch_member, delete_member))
         .routes(routes!(accept_invitation))
         .routes(routes!(org_audit_log))
+        .routes(routes!(create_api_key, list_api_keys))
+        .routes(routes!(revoke_api_key))
 }
 
 /// Routes of the caller's own invitations and audit log (served by `api-me`).
@@ -108,10 +111,12 @@ pub async fn list_orgs(
         (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_org(
     Extension(orgs): OrgsExt,
-    caller: Caller,
+    principal: Principal,
     Path(org_id): Path<String>,
 ) -> Result<Json<OrgView>, ApiError> {
-    let access = orgs.get(&caller.user_id, &org_id).await?;
+    let access = orgs
+        .access_as(&principal, &org_id, Role::Viewer, "orgs:read")
+        .await?;
     let children = orgs.children(&org_id).await?;
     Ok(Json(OrgView {
         org: access.org,
@@ -181,14 +186,14 @@ pub async fn invite_member(
         (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_members(
     Extension(orgs): OrgsExt,
-    caller: Caller,
+    principal: Principal,
     Path(org_id): Path<String>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<Member>>, ApiError> {
     let page = page.validate()?;
-    let listed = orgs
-        .members(&caller.user_id, &org_id, page.limit, page.cursor)
+    orgs.access_as(&principal, &org_id, Role::Viewer, "members:read")
         .await?;
+    let listed = orgs.members(&org_id, page.limit, page.cursor).await?;
     Ok(Json(List {
         items: listed.items,
         next_cursor: listed.next.map(|c| c.as_str().to_owned()),
@@ -305,16 +310,90 @@ pub async fn my_audit_log(
 pub async fn org_audit_log(
     Extension(orgs): OrgsExt,
     Extension(accounts): Extension<Arc<Accounts>>,
-    caller: Caller,
+    principal: Principal,
     Path(org_id): Path<String>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<AuditEntry>>, ApiError> {
     let page = page.validate()?;
-    orgs.gate(&caller.user_id).await?;
-    orgs.access(&caller.user_id, &org_id, Role::Admin).await?;
+    orgs.access_as(&principal, &org_id, Role::Admin, "audit:read")
+        .await?;
     let (entries, next) = accounts
         .audit
         .list(&format!("ORG#{org_id}"), page.limit, page.cursor)
         .await?;
     Ok(audit_page(entries, next))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateApiKey {
+    pub name: String,
+    /// Any of `orgs:read`, `members:read`, `audit:read`, `estimates:write`, `footprints:read`,
+    /// `footprints:write`.
+    pub scopes: Vec<String>,
+}
+
+/// A new key with its secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// Send as `X-Api-Key`. Stored only as a hash: it cannot be shown again.
+    pub secret: String,
+}
+
+/// Creates an API key for the organisation (owners and admins).
+#[utoipa::path(post, path = "/v1/orgs/{orgId}/api-keys", tag = "accounts", summary = "Create an API key", security(("bearer" = [])),
+    params(("orgId" = String, Path, description = "Organisation id")), request_body = CreateApiKey,
+    responses((status = 201, description = "The key and its secret (shown once)", body = CreatedApiKey),
+        (status = 403, description = "The caller's role is too low", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad name or unknown scope", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_api_key(
+    Extension(orgs): OrgsExt,
+    caller: Caller,
+    Path(org_id): Path<String>,
+    Json(request): Json<CreateApiKey>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (key, secret) = orgs
+        .create_key(&caller.user_id, &org_id, &request.name, &request.scopes)
+        .await?;
+    Ok((StatusCode::CREATED, Json(CreatedApiKey { key, secret })))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKey>,
+}
+
+/// Lists the organisation's keys, without secrets (owners and admins).
+#[utoipa::path(get, path = "/v1/orgs/{orgId}/api-keys", tag = "accounts", summary = "List API keys", security(("bearer" = [])),
+    params(("orgId" = String, Path, description = "Organisation id")),
+    responses((status = 200, description = "Keys with their last use", body = ApiKeyList),
+        (status = 403, description = "The caller's role is too low", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_api_keys(
+    Extension(orgs): OrgsExt,
+    caller: Caller,
+    Path(org_id): Path<String>,
+) -> Result<Json<ApiKeyList>, ApiError> {
+    Ok(Json(ApiKeyList {
+        items: orgs.list_keys(&caller.user_id, &org_id).await?,
+    }))
+}
+
+/// Revokes a key; it stops working at once.
+#[utoipa::path(delete, path = "/v1/orgs/{orgId}/api-keys/{keyId}", tag = "accounts", summary = "Revoke an API key", security(("bearer" = [])),
+    params(("orgId" = String, Path, description = "Organisation id"), ("keyId" = String, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked"),
+        (status = 403, description = "The caller's role is too low", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation or active key for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn revoke_api_key(
+    Extension(orgs): OrgsExt,
+    caller: Caller,
+    Path((org_id, key_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    orgs.revoke_key(&caller.user_id, &org_id, &key_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

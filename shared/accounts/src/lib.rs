@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod api_orgs;
+pub mod apikeys;
 pub mod audit;
 pub mod identity;
 pub mod local_idp;

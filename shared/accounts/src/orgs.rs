@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::apikeys::{ApiKey, ApiKeyStore, KeyError};
 use crate::audit::{Audit, AuditEvent};
 use crate::mailbox::Mailbox;
 use crate::policy::{self, AccountType};
@@ -142,6 +143,7 @@ pub struct Orgs {
     clock: Arc<dyn Clock>,
     mailbox: Option<Mailbox>,
     audit: Audit,
+    pub keys: ApiKeyStore,
 }
 
 impl Orgs {
@@ -155,6 +157,7 @@ impl Orgs {
     ) -> Self {
         Self {
             audit: Audit::new(table.clone(), clock.clone()),
+            keys: ApiKeyStore::new(table.clone(), clock.clone()),
             accounts,
             table,
             clock,
@@ -191,6 +194,110 @@ impl Orgs {
             Some(item) => Some(items::parse(item)?),
             None => None,
         })
+    }
+
+    /// Access for a user (by role) or an API key (its own organisation, with `scope`).
+    pub async fn access_as(
+        &self,
+        principal: &amanar_http::Principal,
+        org_id: &str,
+        needed: Role,
+        scope: &str,
+    ) -> Result<Access, AccountsError> {
+        match principal {
+            amanar_http::Principal::User(caller) => {
+                self.gate(&caller.user_id).await?;
+                self.access(&caller.user_id, org_id, needed).await
+            }
+            amanar_http::Principal::Key(key) => {
+                if key.org_id != org_id {
+                    return Err(not_found());
+                }
+                if !key.has_scope(scope) {
+                    return Err(AccountsError::Forbidden {
+                        slug: "insufficient-scope",
+                        detail: format!("This API key lacks the {scope} scope."),
+                    });
+                }
+                let org = self.org(org_id).await?.ok_or_else(not_found)?;
+                Ok(Access {
+                    org,
+                    role: Role::Viewer,
+                })
+            }
+        }
+    }
+
+    /// Creates an API key (owners and admins); returns it with its secret, shown once.
+    pub async fn create_key(
+        &self,
+        user_id: &str,
+        org_id: &str,
+        name: &str,
+        scopes: &[String],
+    ) -> Result<(ApiKey, String), AccountsError> {
+        self.gate(user_id).await?;
+        self.access(user_id, org_id, Role::Admin).await?;
+        let (key, secret) = self
+            .keys
+            .create(org_id, user_id, name, scopes)
+            .await
+            .map_err(|e| match e {
+                KeyError::Invalid(message) => AccountsError::Invalid {
+                    field: if message.starts_with("name") {
+                        "name"
+                    } else {
+                        "scopes"
+                    },
+                    message,
+                },
+                KeyError::TooMany => AccountsError::ConflictWith {
+                    slug: "too-many-keys",
+                    detail: e.to_string(),
+                },
+                KeyError::Table(e) => e.into(),
+            })?;
+        self.audit
+            .record(
+                &[user_id],
+                Some(org_id),
+                AuditEvent::new(user_id, "apikey.created")
+                    .target(&key.key_id)
+                    .detail(key.scopes.join(",")),
+            )
+            .await?;
+        Ok((key, secret))
+    }
+
+    pub async fn list_keys(
+        &self,
+        user_id: &str,
+        org_id: &str,
+    ) -> Result<Vec<ApiKey>, AccountsError> {
+        self.gate(user_id).await?;
+        self.access(user_id, org_id, Role::Admin).await?;
+        Ok(self.keys.list(org_id).await?)
+    }
+
+    pub async fn revoke_key(
+        &self,
+        user_id: &str,
+        org_id: &str,
+        key_id: &str,
+    ) -> Result<(), AccountsError> {
+        self.gate(user_id).await?;
+        self.access(user_id, org_id, Role::Admin).await?;
+        if !self.keys.revoke(org_id, key_id).await? {
+            return Err(not_found());
+        }
+        self.audit
+            .record(
+                &[user_id],
+                Some(org_id),
+                AuditEvent::new(user_id, "apikey.revoked").target(key_id),
+            )
+            .await?;
+        Ok(())
     }
 
     /// The caller's standing in `org_id`, requiring at least `needed`.
@@ -384,15 +491,13 @@ impl Orgs {
             .collect::<Result<_, _>>()?)
     }
 
+    /// Members of an organisation (the caller's access is checked by the route).
     pub async fn members(
         &self,
-        user_id: &str,
         org_id: &str,
         limit: usize,
         cursor: Option<Cursor>,
     ) -> Result<Listed<Member>, AccountsError> {
-        self.gate(user_id).await?;
-        self.access(user_id, org_id, Role::Viewer).await?;
         let page = self
             .table
             .query(

@@ -58,6 +58,9 @@ pub struct Config {
     pub queue: QueueBackend,
     pub blobs: BlobBackend,
     pub identity: IdentityBackend,
+    /// Requests per minute per user and per API key.
+    pub rate_limit_per_user: u32,
+    pub rate_limit_per_key: u32,
     /// The first admin the local runtime makes at start (email, password).
     pub first_admin: Option<(String, String)>,
     /// How often the housekeeping job runs in the local runtime (EventBridge decides in AWS).
@@ -106,6 +109,8 @@ pub mod vars {
     pub const USER_POOL_CLIENT_ID: &str = "AMANAR_USER_POOL_CLIENT_ID";
     pub const ADMIN_EMAIL: &str = "AMANAR_ADMIN_EMAIL";
     pub const ADMIN_PASSWORD: &str = "AMANAR_ADMIN_PASSWORD";
+    pub const RATE_LIMIT_USER: &str = "AMANAR_RATE_LIMIT_PER_USER";
+    pub const RATE_LIMIT_KEY: &str = "AMANAR_RATE_LIMIT_PER_KEY";
 }
 
 fn queue_url_var(queue: QueueName) -> &'static str {
@@ -243,6 +248,10 @@ impl Config {
             blobs,
             identity,
             first_admin,
+            rate_limit_per_user: number(vars::RATE_LIMIT_USER, 600)?.clamp(1, u32::MAX as u64)
+                as u32,
+            rate_limit_per_key: number(vars::RATE_LIMIT_KEY, 1200)?.clamp(1, u32::MAX as u64)
+                as u32,
             housekeeping_every: Duration::from_secs(number(vars::HOUSEKEEPING_SECS, 300)?.max(1)),
             retry_base: Duration::from_millis(number(vars::RETRY_BASE_MS, 2000)?),
             json_logs,

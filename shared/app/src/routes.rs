@@ -89,7 +89,12 @@ fn finish(router: OpenApiRouter<Ports>, wired: &Wired) -> Router {
         .with_state(ports)
         .layer(axum::Extension(wired.accounts.clone()))
         .layer(axum::Extension(wired.orgs.clone()));
-    amanar_http::finish(router, idempotency, Some(wired.auth.clone()))
+    amanar_http::finish(
+        router,
+        idempotency,
+        Some(wired.auth.clone()),
+        Some(wired.limits.clone()),
+    )
 }
 
 /// The router of one Lambda function; `None` for an unknown name.

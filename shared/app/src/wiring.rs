@@ -22,8 +22,10 @@ pub struct Wired {
     pub accounts: Arc<Accounts>,
     /// Organisations, members and invitations.
     pub orgs: Arc<amanar_accounts::orgs::Orgs>,
-    /// Bearer-token checks (keys loaded on first use).
+    /// Bearer-token and API-key checks (token keys loaded on first use).
     pub auth: Arc<Auth>,
+    /// Per-user and per-key request limits, counted in the table.
+    pub limits: amanar_http::RateLimits,
     /// Present with the local identity provider: the runtime serves its JWKS and mailbox.
     pub local_identity: Option<LocalIdentitySurface>,
 }
@@ -163,17 +165,30 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
             (Arc::new(cognito), None)
         }
     };
+    let api_keys = Arc::new(amanar_accounts::apikeys::ApiKeyStore::new(
+        table.clone(),
+        clock.clone(),
+    ));
     let auth = {
         let idp = idp.clone();
-        Arc::new(Auth::lazy(move || {
-            let idp = idp.clone();
-            async move {
-                let issuer = idp.issuer();
-                let jwks = idp.jwks().await.map_err(|e| e.to_string())?;
-                Verifier::from_jwks(issuer.issuer, issuer.client_id, &jwks)
-                    .map_err(|e| e.to_string())
-            }
-        }))
+        Arc::new(
+            Auth::lazy(move || {
+                let idp = idp.clone();
+                async move {
+                    let issuer = idp.issuer();
+                    let jwks = idp.jwks().await.map_err(|e| e.to_string())?;
+                    Verifier::from_jwks(issuer.issuer, issuer.client_id, &jwks)
+                        .map_err(|e| e.to_string())
+                }
+            })
+            .with_api_keys(api_keys),
+        )
+    };
+    let limits = amanar_http::RateLimits {
+        table: table.clone(),
+        clock: clock.clone(),
+        per_user: config.rate_limit_per_user,
+        per_key: config.rate_limit_per_key,
     };
     let accounts = Arc::new(Accounts::new(idp, table.clone(), clock.clone()));
     let orgs = Arc::new(amanar_accounts::orgs::Orgs::new(
@@ -196,6 +211,7 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
         accounts,
         orgs,
         auth,
+        limits,
         local_identity,
     })
 }

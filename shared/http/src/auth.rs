@@ -32,6 +32,47 @@ impl Caller {
     }
 }
 
+/// A partner integration authenticated by `X-Api-Key`: a key of one organisation, with scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyCaller {
+    pub key_id: String,
+    pub org_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl ApiKeyCaller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// Checks API keys (the accounts context implements it over the table).
+#[async_trait::async_trait]
+pub trait ApiKeys: Send + Sync {
+    /// The key's caller, `None` for an unknown or revoked key.
+    async fn verify(&self, secret: &str) -> Result<Option<ApiKeyCaller>, String>;
+}
+
+/// Either kind of authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User(Caller),
+    Key(ApiKeyCaller),
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(key) = parts.extensions.get::<ApiKeyCaller>() {
+            return Ok(Principal::Key(key.clone()));
+        }
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(Principal::User)
+    }
+}
+
 /// Claims every access token carries, whichever provider issued it.
 #[derive(Debug, Deserialize)]
 struct Claims {
@@ -145,6 +186,7 @@ impl Verifier {
 
 /// Loads the verifier on first use: a cold Lambda that never sees a token never fetches the JWKS.
 pub struct Auth {
+    keys: Option<Arc<dyn ApiKeys>>,
     verifier: tokio::sync::OnceCell<Verifier>,
     load: Box<
         dyn Fn() -> futures_util::future::BoxFuture<'static, Result<Verifier, String>>
@@ -164,6 +206,7 @@ impl std::fmt::Debug for Auth {
 impl Auth {
     pub fn ready(verifier: Verifier) -> Self {
         Self {
+            keys: None,
             verifier: tokio::sync::OnceCell::new_with(Some(verifier)),
             load: Box::new(|| Box::pin(async { Err("already loaded".to_owned()) })),
         }
@@ -175,9 +218,16 @@ impl Auth {
         Fut: std::future::Future<Output = Result<Verifier, String>> + Send + 'static,
     {
         Self {
+            keys: None,
             verifier: tokio::sync::OnceCell::new(),
             load: Box::new(move || Box::pin(load())),
         }
+    }
+
+    /// Also accepts `X-Api-Key`, checked by `keys`.
+    pub fn with_api_keys(mut self, keys: Arc<dyn ApiKeys>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// The verifier, loading it if needed. A failed load is retried by the next request.
@@ -199,6 +249,17 @@ fn bearer(parts: &axum::http::HeaderMap) -> Option<Result<&str, ()>> {
     }))
 }
 
+fn invalid_api_key() -> Response {
+    ApiError::Refused {
+        status: axum::http::StatusCode::UNAUTHORIZED,
+        slug: "invalid-api-key",
+        title: "Invalid API key",
+        detail: "The API key is unknown or revoked.".into(),
+        retry_after_secs: None,
+    }
+    .into_response()
+}
+
 fn invalid_token() -> Response {
     let mut response = ApiError::Unauthenticated.into_response();
     response.headers_mut().insert(
@@ -216,6 +277,33 @@ pub async fn middleware(
     mut request: Request,
     next: Next,
 ) -> Response {
+    if let Some(value) = request.headers().get("x-api-key") {
+        if request.headers().contains_key(header::AUTHORIZATION) {
+            return ApiError::BadRequest(
+                "send either an Authorization bearer token or an X-Api-Key, not both".into(),
+            )
+            .into_response();
+        }
+        let Some(keys) = &auth.keys else {
+            return invalid_api_key();
+        };
+        let Ok(secret) = value.to_str() else {
+            return invalid_api_key();
+        };
+        match keys.verify(secret.trim()).await {
+            Ok(Some(key)) => {
+                let scope = CallerScope(format!("key:{}", key.key_id));
+                request.extensions_mut().insert(scope);
+                request.extensions_mut().insert(key);
+                return next.run(request).await;
+            }
+            Ok(None) => return invalid_api_key(),
+            Err(error) => {
+                return ApiError::Unavailable(format!("cannot check the API key: {error}"))
+                    .into_response();
+            }
+        }
+    }
     match bearer(request.headers()) {
         None => {}
         Some(Err(())) => return invalid_token(),

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod pagination;
 pub mod problem;
+pub mod ratelimit;
 pub mod request_id;
 pub mod telemetry;
 
@@ -17,11 +18,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub use auth::{Auth, Caller, Verifier};
+pub use auth::{ApiKeyCaller, Auth, Caller, Principal, Verifier};
 pub use extract::{Json, Query};
 pub use idempotency::{CallerScope, Idempotency};
 pub use pagination::{List, PageParams, PageRequest};
 pub use problem::{ApiError, FieldError, Problem};
+pub use ratelimit::RateLimits;
 
 /// Largest request body accepted by default.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -50,6 +52,7 @@ pub fn finish(
     router: Router,
     idempotency: Idempotency,
     auth: Option<std::sync::Arc<Auth>>,
+    limits: Option<RateLimits>,
 ) -> Router {
     let body_limit = idempotency.body_limit;
     let router = router
@@ -59,6 +62,15 @@ pub fn finish(
             idempotency,
             idempotency::middleware,
         ));
+    // Layers run outside-in: request id, panics, body limit, authentication, rate limit,
+    // idempotency, handler.
+    let router = match limits {
+        Some(limits) => router.layer(axum::middleware::from_fn_with_state(
+            limits,
+            ratelimit::middleware,
+        )),
+        None => router,
+    };
     let router = match auth {
         Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, auth::middleware)),
         None => router,

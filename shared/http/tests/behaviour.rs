@@ -57,7 +57,7 @@ fn app() -> (Router, Arc<AtomicUsize>) {
         clock: Arc::new(SystemClock),
         body_limit: 1024,
     };
-    (amanar_http::finish(router, idempotency, None), calls)
+    (amanar_http::finish(router, idempotency, None, None), calls)
 }
 
 async fn send(
