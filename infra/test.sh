@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs the test tools (moto server, cfn-lint, SAM CLI)
-# into .test-tools/venv, starts moto on a free loopback port, lints template.yaml, checks formatting
+# The whole test suite on a fresh machine: installs the test tools (moto server, cfn-lint, SAM CLI
+# from PyPI into .test-tools/venv; the oidc-provider OpenID Provider from npm into .test-tools/oidc),
+# starts moto and the OpenID Provider on free loopback ports, lints template.yaml, checks formatting
 # and clippy, runs every Rust test against both faces, and stops what it started, even on failure.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ fail() { printf '\ninfra/test.sh: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || fail "cargo is not installed (https://rustup.rs)"
 command -v python3 >/dev/null || fail "python3 is needed for the AWS emulator and the template linters"
+command -v npm >/dev/null || fail "node and npm are needed for the OpenID Provider of the social-login tests"
 
 step "test tools (moto server, cfn-lint, SAM CLI)"
 stamp="$tools/requirements.sha256"
@@ -28,11 +30,30 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]
     echo "$wanted" > "$stamp"
 fi
 
+step "OpenID Provider (oidc-provider from npm)"
+oidc="$tools/oidc"
+oidc_package="$root/infra/emulators/oidc/package.json"
+oidc_wanted="$(sha256sum "$oidc_package" | cut -d' ' -f1)"
+if [ ! -d "$oidc/node_modules/oidc-provider" ] || [ "$(cat "$oidc/package.sha256" 2>/dev/null)" != "$oidc_wanted" ]; then
+    rm -rf "$oidc"
+    mkdir -p "$oidc"
+    cp "$oidc_package" "$oidc/"
+    (cd "$oidc" && npm install --no-audit --no-fund --silent) || fail "cannot install oidc-provider from npm"
+    echo "$oidc_wanted" > "$oidc/package.sha256"
+fi
+cp "$root/infra/emulators/oidc/provider.mjs" "$oidc/"
+
 step "moto server"
 port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "$venv/bin/python" "$root/infra/emulators/moto_server.py" 127.0.0.1 "$port" > "$tools/moto.log" 2>&1 &
 moto_pid=$!
-cleanup() { kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; }
+oidc_port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+node "$oidc/provider.mjs" "$oidc_port" > "$tools/oidc.log" 2>&1 &
+oidc_pid=$!
+cleanup() {
+    kill "$moto_pid" "$oidc_pid" 2>/dev/null || true
+    wait "$moto_pid" "$oidc_pid" 2>/dev/null || true
+}
 trap cleanup EXIT INT TERM
 for _ in $(seq 1 100); do
     if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then break; fi
@@ -41,6 +62,14 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null || fail "moto server did not become ready on port $port"
 echo "moto server on 127.0.0.1:$port"
+for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" >/dev/null 2>&1; then break; fi
+    kill -0 "$oidc_pid" 2>/dev/null || { cat "$tools/oidc.log" >&2; fail "the OpenID Provider exited at start"; }
+    sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" >/dev/null \
+    || fail "the OpenID Provider did not become ready on port $oidc_port"
+echo "OpenID Provider on 127.0.0.1:$oidc_port"
 
 step "template.yaml: cfn-lint and sam validate --lint"
 "$venv/bin/cfn-lint" template.yaml
@@ -53,4 +82,5 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test (embedded face, AWS face on moto, Lambda events, local runtime journeys)"
-AMANAR_TEST_AWS_ENDPOINT="http://127.0.0.1:$port" cargo test --workspace --no-fail-fast
+AMANAR_TEST_AWS_ENDPOINT="http://127.0.0.1:$port" AMANAR_TEST_OIDC_ISSUER="http://127.0.0.1:$oidc_port" \
+    cargo test --workspace --no-fail-fast

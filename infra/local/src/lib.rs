@@ -274,6 +274,9 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     {
         *issuer = format!("http://{addr}");
     }
+    if config.social_callback_url.contains(":0/") {
+        config.social_callback_url = format!("http://{addr}/v1/auth/social/callback");
+    }
     let wired = amanar_app::wire(&config).await?;
     if let Some((email, password)) = &config.first_admin {
         wired

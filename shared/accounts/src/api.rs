@@ -29,6 +29,8 @@ pub fn auth_router() -> OpenApiRouter<Ports> {
         .routes(routes!(logout))
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
+        .routes(routes!(social_start))
+        .routes(routes!(social_callback))
 }
 
 /// Routes of the `api-me` function.
@@ -528,4 +530,112 @@ pub async fn disable_mfa(
 ) -> Result<StatusCode, ApiError> {
     accounts.mfa_disable(&caller.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+impl From<crate::social::SocialError> for ApiError {
+    fn from(error: crate::social::SocialError) -> Self {
+        use crate::social::SocialError;
+        let refused = |status, slug, title, detail: String| ApiError::Refused {
+            status,
+            slug,
+            title,
+            detail,
+            retry_after_secs: None,
+        };
+        match error {
+            SocialError::UnknownProvider(configured) => refused(
+                StatusCode::NOT_FOUND,
+                "unknown-provider",
+                "Unknown provider",
+                format!("No social login provider has this name here; configured: {configured}."),
+            ),
+            SocialError::BadState => refused(
+                StatusCode::BAD_REQUEST,
+                "invalid-state",
+                "Invalid login state",
+                "The login state is unknown, used or expired; start the login again.".into(),
+            ),
+            SocialError::Refused(detail) => refused(
+                StatusCode::UNAUTHORIZED,
+                "social-login-failed",
+                "Social login failed",
+                detail,
+            ),
+            SocialError::EmailNotVerified => refused(
+                StatusCode::FORBIDDEN,
+                "email-not-verified",
+                "Email not verified",
+                "The provider did not confirm an email address for this account.".into(),
+            ),
+            SocialError::Accounts(e) => e.into(),
+            SocialError::Unavailable(context) => ApiError::Unavailable(context),
+        }
+    }
+}
+
+/// Where the browser goes to log in with the provider.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SocialStart {
+    pub authorization_url: String,
+}
+
+/// Starts a social login: redirects to the provider (authorization code with PKCE and `state`).
+#[utoipa::path(get, path = "/v1/auth/social/{provider}/start", tag = "accounts", summary = "Start a social login",
+    params(("provider" = String, Path, description = "`google` or `linkedin`")),
+    responses((status = 302, description = "Redirect to the provider; the body also gives the URL", body = SocialStart),
+        (status = 404, description = "The provider is not configured", body = Problem, content_type = "application/problem+json")))]
+pub async fn social_start(
+    Extension(social): Extension<Arc<crate::social::Social>>,
+    Path(provider): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let url = social.start(&provider).await?;
+    Ok((
+        StatusCode::FOUND,
+        [(axum::http::header::LOCATION, url.clone())],
+        Json(SocialStart {
+            authorization_url: url,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackQuery {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    /// Set by the provider when the user refused or the request was bad.
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// RFC 9207 issuer identification, when the provider sends it.
+    pub iss: Option<String>,
+}
+
+/// The provider's redirect back: exchanges the code and answers with a session.
+#[utoipa::path(get, path = "/v1/auth/social/callback", tag = "accounts", summary = "Finish a social login",
+    params(CallbackQuery),
+    responses((status = 200, description = "Tokens", body = Tokens),
+        (status = 400, description = "Unknown, used or expired state", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The provider refused, or its ID token did not verify", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The provider did not verify an email", body = Problem, content_type = "application/problem+json")))]
+pub async fn social_callback(
+    Extension(social): Extension<Arc<crate::social::Social>>,
+    amanar_http::Query(query): amanar_http::Query<CallbackQuery>,
+) -> Result<Json<Tokens>, ApiError> {
+    if let Some(error) = query.error {
+        return Err(
+            crate::social::SocialError::Refused(match query.error_description {
+                Some(description) => format!("{error}: {description}"),
+                None => error,
+            })
+            .into(),
+        );
+    }
+    let (Some(code), Some(state)) = (query.code, query.state) else {
+        return Err(ApiError::validation(
+            "code",
+            "the provider's redirect carries code and state",
+        ));
+    };
+    Ok(Json(social.callback(&code, &state).await?.into()))
 }

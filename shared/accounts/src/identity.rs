@@ -135,6 +135,17 @@ pub trait IdentityProvider: Send + Sync {
     async fn create_confirmed(&self, new: &NewIdentity) -> Result<String, IdentityError>;
     /// Replaces the user's platform roles (groups); takes effect in tokens issued afterwards.
     async fn set_groups(&self, user_id: &str, groups: &[String]) -> Result<(), IdentityError>;
+    /// A session for someone a social identity provider vouched for: the account linked to
+    /// (`provider`, `subject`), else the account with this verified email (then linked), else a new
+    /// confirmed account. Returns the user id, the tokens and whether the account is new. Cognito
+    /// federates through its hosted UI instead and does not support this.
+    async fn federated_session(
+        &self,
+        provider: &str,
+        subject: &str,
+        email: &str,
+        name: &str,
+    ) -> Result<(String, TokenSet, bool), IdentityError>;
     fn issuer(&self) -> TokenIssuer;
     /// The public keys tokens are signed with, as a JWKS document.
     async fn jwks(&self) -> Result<jsonwebtoken::jwk::JwkSet, IdentityError>;

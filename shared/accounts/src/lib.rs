@@ -12,6 +12,7 @@ pub mod mailbox;
 pub mod orgs;
 pub mod policy;
 pub mod service;
+pub mod social;
 pub mod totp;
 
 pub use identity::{IdentityError, IdentityProvider};

@@ -830,6 +830,80 @@ impl IdentityProvider for LocalIdentity {
             .map_err(unavailable)
     }
 
+    async fn federated_session(
+        &self,
+        provider: &str,
+        subject: &str,
+        email: &str,
+        name: &str,
+    ) -> Result<(String, TokenSet, bool), IdentityError> {
+        #[derive(Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Link {
+            user_id: String,
+            email: String,
+        }
+        let link_key = amanar_core::Key::new(format!("IDP#SOCIAL#{provider}#{subject}"), "LINK");
+        if let Some(item) = self.table.get(&link_key).await.map_err(unavailable)? {
+            let link: Link = items::parse(item).map_err(unavailable)?;
+            let credentials = self
+                .credentials(&link.email)
+                .await?
+                .ok_or(IdentityError::NoSuchUser)?;
+            return Ok((
+                credentials.user_id.clone(),
+                self.session(&credentials).await?,
+                false,
+            ));
+        }
+        let (mut credentials, created) = match self.credentials(email).await? {
+            Some(existing) => (existing, false),
+            None => {
+                // No password anyone knows: the owner can set one with a password reset.
+                let new = NewIdentity {
+                    email: email.to_owned(),
+                    password: URL_SAFE_NO_PAD.encode(random_bytes::<32>()),
+                    name: name.to_owned(),
+                    account_type: "individual".into(),
+                };
+                match self.create(&new, true).await {
+                    Ok(c) => (c, true),
+                    Err(IdentityError::EmailTaken) => (
+                        self.credentials(email)
+                            .await?
+                            .ok_or(IdentityError::NoSuchUser)?,
+                        false,
+                    ),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let link = Link {
+            user_id: credentials.user_id.clone(),
+            email: email.to_owned(),
+        };
+        let mut ops = vec![WriteOp::put(
+            items::with_key(&link_key, &link).map_err(unavailable)?,
+        )];
+        if !credentials.confirmed {
+            // The provider verified the address, which is what confirmation proves.
+            ops.push(
+                WriteOp::update(
+                    keys::idp_credentials(email),
+                    Update::new().set("confirmed", true),
+                )
+                .when(Condition::Exists),
+            );
+            credentials.confirmed = true;
+        }
+        self.table.write(ops).await.map_err(unavailable)?;
+        Ok((
+            credentials.user_id.clone(),
+            self.session(&credentials).await?,
+            created,
+        ))
+    }
+
     fn issuer(&self) -> TokenIssuer {
         TokenIssuer {
             issuer: self.issuer.clone(),

@@ -524,6 +524,47 @@ impl Accounts {
         self.profile(user_id).await
     }
 
+    /// A session for a user a social provider vouched for (see
+    /// [`IdentityProvider::federated_session`]); a new account gets its profile here.
+    pub async fn federated_login(
+        &self,
+        provider: &str,
+        subject: &str,
+        email: &str,
+        name: &str,
+    ) -> Result<TokenSet, AccountsError> {
+        let email = email_field(email)?;
+        let (user_id, tokens, created) = self
+            .idp
+            .federated_session(provider, subject, &email, name)
+            .await?;
+        if created {
+            let new = NewIdentity {
+                email: email.clone(),
+                password: String::new(),
+                name: policy::check_name(name).unwrap_or_else(|_| "New user".into()),
+                account_type: AccountType::Individual.as_str().into(),
+            };
+            self.create_profile(&user_id, &new, false).await?;
+        }
+        self.audit
+            .record(
+                &[&user_id],
+                None,
+                AuditEvent::new(
+                    &user_id,
+                    if created {
+                        "user.registered_social"
+                    } else {
+                        "auth.social_login"
+                    },
+                )
+                .detail(provider.to_owned()),
+            )
+            .await?;
+        Ok(tokens)
+    }
+
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, AccountsError> {
         Ok(self.idp.refresh(refresh_token).await?)
     }

@@ -58,6 +58,9 @@ pub struct Config {
     pub queue: QueueBackend,
     pub blobs: BlobBackend,
     pub identity: IdentityBackend,
+    /// Social login providers by name (`google`, `linkedin`), and the callback URL they return to.
+    pub social: Vec<(String, amanar_accounts::social::Mode)>,
+    pub social_callback_url: String,
     /// Requests per minute per user and per API key.
     pub rate_limit_per_user: u32,
     pub rate_limit_per_key: u32,
@@ -110,6 +113,15 @@ pub mod vars {
     pub const ADMIN_EMAIL: &str = "AMANAR_ADMIN_EMAIL";
     pub const ADMIN_PASSWORD: &str = "AMANAR_ADMIN_PASSWORD";
     pub const RATE_LIMIT_USER: &str = "AMANAR_RATE_LIMIT_PER_USER";
+    /// `https://<domain>.auth.<region>.amazoncognito.com`: social login through the hosted UI.
+    pub const COGNITO_DOMAIN_URL: &str = "AMANAR_COGNITO_DOMAIN_URL";
+    /// Comma-separated providers the user pool federates (`google,linkedin`).
+    pub const SOCIAL_PROVIDERS: &str = "AMANAR_SOCIAL_PROVIDERS";
+    pub const SOCIAL_CALLBACK_URL: &str = "AMANAR_SOCIAL_CALLBACK_URL";
+    /// Local runtime: `AMANAR_SOCIAL_<GOOGLE|LINKEDIN>_{ISSUER,CLIENT_ID,CLIENT_SECRET}`.
+    pub fn social(provider: &str, part: &str) -> String {
+        format!("AMANAR_SOCIAL_{}_{part}", provider.to_uppercase())
+    }
     pub const RATE_LIMIT_KEY: &str = "AMANAR_RATE_LIMIT_PER_KEY";
 }
 
@@ -228,6 +240,65 @@ impl Config {
                 ));
             }
         };
+        let mut social = Vec::new();
+        for provider in amanar_accounts::social::PROVIDERS {
+            let part = |p: &str| get(&vars::social(provider, p));
+            if let Some(issuer) = part("ISSUER") {
+                let need = |p: &str| {
+                    part(p).ok_or_else(|| ConfigError {
+                        variable: if p == "CLIENT_ID" {
+                            "AMANAR_SOCIAL_<PROVIDER>_CLIENT_ID"
+                        } else {
+                            "AMANAR_SOCIAL_<PROVIDER>_CLIENT_SECRET"
+                        },
+                        problem: format!("is required for {provider} with its ISSUER"),
+                    })
+                };
+                social.push((
+                    provider.to_owned(),
+                    amanar_accounts::social::Mode::Oidc {
+                        issuer,
+                        client_id: need("CLIENT_ID")?,
+                        client_secret: need("CLIENT_SECRET")?,
+                    },
+                ));
+            }
+        }
+        if let (Some(domain), IdentityBackend::Cognito { client_id, .. }) =
+            (get(vars::COGNITO_DOMAIN_URL), &identity)
+        {
+            for provider in get(vars::SOCIAL_PROVIDERS)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+            {
+                let identity_provider = match provider {
+                    "google" => "Google",
+                    "linkedin" => "LinkedIn",
+                    other => {
+                        return Err(error(
+                            vars::SOCIAL_PROVIDERS,
+                            format!("names an unknown provider {other:?}"),
+                        ));
+                    }
+                };
+                social.push((
+                    provider.to_owned(),
+                    amanar_accounts::social::Mode::HostedUi {
+                        base_url: domain.clone(),
+                        client_id: client_id.clone(),
+                        identity_provider: identity_provider.into(),
+                    },
+                ));
+            }
+        }
+        let social_callback_url = get(vars::SOCIAL_CALLBACK_URL).unwrap_or_else(|| {
+            format!(
+                "{}/v1/auth/social/callback",
+                get(vars::PUBLIC_URL).unwrap_or_else(|| format!("http://{addr}"))
+            )
+        });
         let json_logs = match get(vars::LOG_FORMAT).as_deref() {
             None => face == Face::Lambda,
             Some("json") => true,
@@ -248,6 +319,8 @@ impl Config {
             blobs,
             identity,
             first_admin,
+            social,
+            social_callback_url,
             rate_limit_per_user: number(vars::RATE_LIMIT_USER, 600)?.clamp(1, u32::MAX as u64)
                 as u32,
             rate_limit_per_key: number(vars::RATE_LIMIT_KEY, 1200)?.clamp(1, u32::MAX as u64)

@@ -88,7 +88,8 @@ fn finish(router: OpenApiRouter<Ports>, wired: &Wired) -> Router {
     let router = router
         .with_state(ports)
         .layer(axum::Extension(wired.accounts.clone()))
-        .layer(axum::Extension(wired.orgs.clone()));
+        .layer(axum::Extension(wired.orgs.clone()))
+        .layer(axum::Extension(wired.social.clone()));
     amanar_http::finish(
         router,
         idempotency,

@@ -20,6 +20,8 @@ pub struct Wired {
     pub embedded_queue: Option<RedbQueue>,
     /// Account use cases over the configured identity provider.
     pub accounts: Arc<Accounts>,
+    /// Social login (Google, LinkedIn).
+    pub social: Arc<amanar_accounts::social::Social>,
     /// Organisations, members and invitations.
     pub orgs: Arc<amanar_accounts::orgs::Orgs>,
     /// Bearer-token and API-key checks (token keys loaded on first use).
@@ -191,6 +193,13 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
         per_key: config.rate_limit_per_key,
     };
     let accounts = Arc::new(Accounts::new(idp, table.clone(), clock.clone()));
+    let social = Arc::new(amanar_accounts::social::Social::new(
+        config.social.iter().cloned().collect(),
+        config.social_callback_url.clone(),
+        accounts.clone(),
+        table.clone(),
+        clock.clone(),
+    ));
     let orgs = Arc::new(amanar_accounts::orgs::Orgs::new(
         accounts.clone(),
         table.clone(),
@@ -210,6 +219,7 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
         embedded_queue,
         accounts,
         orgs,
+        social,
         auth,
         limits,
         local_identity,

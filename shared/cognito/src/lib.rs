@@ -563,6 +563,18 @@ impl IdentityProvider for CognitoIdentity {
         Ok(())
     }
 
+    async fn federated_session(
+        &self,
+        _provider: &str,
+        _subject: &str,
+        _email: &str,
+        _name: &str,
+    ) -> Result<(String, TokenSet, bool), IdentityError> {
+        Err(IdentityError::Unavailable(
+            "Cognito federates social logins through its hosted UI".into(),
+        ))
+    }
+
     fn issuer(&self) -> TokenIssuer {
         TokenIssuer {
             issuer: self.issuer.clone(),

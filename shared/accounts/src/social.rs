@@ -1,0 +1,493 @@
+//! Social login (Google, LinkedIn) with the OAuth 2.0 authorization-code flow, PKCE (S256), `state`
+//! and, for OpenID Connect, `nonce`.
+//!
+//! Two modes, one flow:
+//! - **OpenID Connect relying party** (the local runtime): the provider is found by its issuer URL
+//!   (discovery), the ID token is verified against the provider's JWKS (signature, issuer, audience,
+//!   expiry, nonce), and the verified email is linked to a platform account (created on first
+//!   login), which then gets a session from the local identity provider.
+//! - **Cognito hosted UI** (AWS): the user pool federates Google and LinkedIn itself; the platform
+//!   sends the browser to the pool's `/oauth2/authorize` with `identity_provider`, and exchanges the
+//!   code at `/oauth2/token` for the pool's own tokens.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use amanar_core::table::{Condition, Table, TableError, WriteOp, items};
+use amanar_core::{Clock, Key};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::identity::{IdentityError, TokenSet};
+use crate::service::{Accounts, AccountsError};
+
+/// How long a started login may take to come back.
+pub const STATE_SECS: i64 = 600;
+pub const PROVIDERS: [&str; 2] = ["google", "linkedin"];
+
+/// How one provider is reached.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Oidc {
+        issuer: String,
+        client_id: String,
+        client_secret: String,
+    },
+    HostedUi {
+        /// e.g. `https://<domain>.auth.<region>.amazoncognito.com`.
+        base_url: String,
+        client_id: String,
+        /// The user pool's name for the identity provider (`Google`, `LinkedIn`).
+        identity_provider: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    userinfo_endpoint: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct State {
+    provider: String,
+    code_verifier: String,
+    nonce: String,
+    expires_at: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IdClaims {
+    sub: String,
+    nonce: Option<String>,
+    email: Option<String>,
+    #[serde(default)]
+    email_verified: EmailVerified,
+    name: Option<String>,
+}
+
+/// Providers send `email_verified` as a boolean or as the string "true".
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+enum EmailVerified {
+    Bool(bool),
+    Text(String),
+    #[default]
+    Missing,
+}
+
+impl EmailVerified {
+    fn yes(&self) -> bool {
+        match self {
+            EmailVerified::Bool(b) => *b,
+            EmailVerified::Text(t) => t == "true",
+            EmailVerified::Missing => false,
+        }
+    }
+}
+
+/// Why a social login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SocialError {
+    #[error("unknown or unconfigured provider; configured: {0}")]
+    UnknownProvider(String),
+    #[error("the login state is unknown, used or expired; start again")]
+    BadState,
+    #[error("the provider refused: {0}")]
+    Refused(String),
+    #[error("the provider did not confirm an email address")]
+    EmailNotVerified,
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
+    #[error("the provider is unreachable: {0}")]
+    Unavailable(String),
+}
+
+impl From<TableError> for SocialError {
+    fn from(e: TableError) -> Self {
+        SocialError::Accounts(e.into())
+    }
+}
+
+struct ProviderEntry {
+    mode: Mode,
+    discovery: OnceCell<(Discovery, JwkSet)>,
+}
+
+pub struct Social {
+    providers: HashMap<String, ProviderEntry>,
+    redirect_uri: String,
+    accounts: Arc<Accounts>,
+    table: Arc<dyn Table>,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+}
+
+fn random_b64(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).expect("the OS random source works");
+    URL_SAFE_NO_PAD.encode(buffer)
+}
+
+fn state_key(state: &str) -> Key {
+    Key::new(
+        format!(
+            "SOCIAL#STATE#{}",
+            hex::encode(Sha256::digest(state.as_bytes()))
+        ),
+        "STATE",
+    )
+}
+
+fn unavailable(e: impl std::fmt::Display) -> SocialError {
+    SocialError::Unavailable(e.to_string())
+}
+
+impl Social {
+    /// `redirect_uri` is the platform's callback (`<public url>/v1/auth/social/callback`).
+    pub fn new(
+        providers: HashMap<String, Mode>,
+        redirect_uri: impl Into<String>,
+        accounts: Arc<Accounts>,
+        table: Arc<dyn Table>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            providers: providers
+                .into_iter()
+                .map(|(name, mode)| {
+                    (
+                        name,
+                        ProviderEntry {
+                            mode,
+                            discovery: OnceCell::new(),
+                        },
+                    )
+                })
+                .collect(),
+            redirect_uri: redirect_uri.into(),
+            accounts,
+            table,
+            clock,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .expect("an HTTP client"),
+        }
+    }
+
+    fn entry(&self, provider: &str) -> Result<&ProviderEntry, SocialError> {
+        self.providers.get(provider).ok_or_else(|| {
+            let mut names: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+            names.sort();
+            SocialError::UnknownProvider(if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            })
+        })
+    }
+
+    async fn discovery<'a>(
+        &self,
+        entry: &'a ProviderEntry,
+        issuer: &str,
+    ) -> Result<&'a (Discovery, JwkSet), SocialError> {
+        entry
+            .discovery
+            .get_or_try_init(|| async {
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    issuer.trim_end_matches('/')
+                );
+                let discovery: Discovery = self
+                    .http
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(unavailable)?
+                    .error_for_status()
+                    .map_err(unavailable)?
+                    .json()
+                    .await
+                    .map_err(unavailable)?;
+                if discovery.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                    return Err(SocialError::Unavailable(
+                        "the discovery document names another issuer".into(),
+                    ));
+                }
+                let jwks: JwkSet = self
+                    .http
+                    .get(&discovery.jwks_uri)
+                    .send()
+                    .await
+                    .map_err(unavailable)?
+                    .json()
+                    .await
+                    .map_err(unavailable)?;
+                Ok((discovery, jwks))
+            })
+            .await
+    }
+
+    /// The provider's authorization URL for a new login, after storing its state.
+    pub async fn start(&self, provider: &str) -> Result<String, SocialError> {
+        let entry = self.entry(provider)?;
+        let state = random_b64(32);
+        let code_verifier = random_b64(32);
+        let nonce = random_b64(16);
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(code_verifier.as_bytes()));
+        let record = State {
+            provider: provider.to_owned(),
+            code_verifier,
+            nonce: nonce.clone(),
+            expires_at: self.clock.now().timestamp() + STATE_SECS,
+        };
+        let mut item = items::with_key(&state_key(&state), &record)?;
+        item.insert(
+            amanar_core::table::EXPIRES_AT.into(),
+            record.expires_at.into(),
+        );
+        self.table
+            .write(vec![WriteOp::put(item).when(Condition::NotExists)])
+            .await?;
+
+        let (endpoint, client_id, extra): (String, &str, Vec<(&str, &str)>) = match &entry.mode {
+            Mode::Oidc {
+                issuer, client_id, ..
+            } => {
+                let (discovery, _) = self.discovery(entry, issuer).await?;
+                (
+                    discovery.authorization_endpoint.clone(),
+                    client_id,
+                    vec![("nonce", nonce.as_str())],
+                )
+            }
+            Mode::HostedUi {
+                base_url,
+                client_id,
+                identity_provider,
+            } => (
+                format!("{}/oauth2/authorize", base_url.trim_end_matches('/')),
+                client_id,
+                vec![("identity_provider", identity_provider.as_str())],
+            ),
+        };
+        let mut url = reqwest::Url::parse(&endpoint).map_err(unavailable)?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", client_id)
+                .append_pair("redirect_uri", &self.redirect_uri)
+                .append_pair("scope", "openid email profile")
+                .append_pair("state", &state)
+                .append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256");
+            for (name, value) in extra {
+                query.append_pair(name, value);
+            }
+        }
+        Ok(url.into())
+    }
+
+    /// Completes a login from the provider's redirect: checks and consumes the state, exchanges
+    /// the code, and returns a platform session.
+    pub async fn callback(&self, code: &str, state: &str) -> Result<TokenSet, SocialError> {
+        let key = state_key(state);
+        let item = self.table.get(&key).await?.ok_or(SocialError::BadState)?;
+        let record: State = items::parse(item)?;
+        if record.expires_at <= self.clock.now().timestamp() {
+            return Err(SocialError::BadState);
+        }
+        // Single use: only the request that deletes it goes on.
+        match self
+            .table
+            .write(vec![WriteOp::delete(key).when(Condition::Exists)])
+            .await
+        {
+            Ok(()) => {}
+            Err(TableError::ConditionFailed { .. }) => return Err(SocialError::BadState),
+            Err(e) => return Err(e.into()),
+        }
+        let entry = self.entry(&record.provider)?;
+        match &entry.mode {
+            Mode::Oidc {
+                issuer,
+                client_id,
+                client_secret,
+            } => {
+                let (discovery, jwks) = self.discovery(entry, issuer).await?;
+                let tokens = self
+                    .exchange(
+                        &discovery.token_endpoint,
+                        client_id,
+                        Some(client_secret),
+                        code,
+                        &record.code_verifier,
+                    )
+                    .await?;
+                let id_token = tokens
+                    .id_token
+                    .ok_or_else(|| SocialError::Refused("no ID token".into()))?;
+                let mut claims = verify_id_token(&id_token, jwks, &discovery.issuer, client_id)?;
+                if claims.nonce.as_deref() != Some(record.nonce.as_str()) {
+                    return Err(SocialError::Refused(
+                        "the ID token's nonce does not match".into(),
+                    ));
+                }
+                // Providers may keep scope claims for the userinfo endpoint (OIDC Core 5.4).
+                if claims.email.is_none()
+                    && let (Some(endpoint), Some(access_token)) =
+                        (&discovery.userinfo_endpoint, &tokens.access_token)
+                {
+                    let info: IdClaims = self
+                        .http
+                        .get(endpoint)
+                        .bearer_auth(access_token)
+                        .send()
+                        .await
+                        .map_err(unavailable)?
+                        .error_for_status()
+                        .map_err(|e| SocialError::Refused(format!("userinfo: {e}")))?
+                        .json()
+                        .await
+                        .map_err(unavailable)?;
+                    if info.sub != claims.sub {
+                        return Err(SocialError::Refused(
+                            "userinfo names another subject".into(),
+                        ));
+                    }
+                    claims.email = info.email;
+                    claims.email_verified = info.email_verified;
+                    claims.name = claims.name.or(info.name);
+                }
+                let email = claims
+                    .email
+                    .filter(|_| claims.email_verified.yes())
+                    .ok_or(SocialError::EmailNotVerified)?;
+                let name = claims
+                    .name
+                    .unwrap_or_else(|| email.split('@').next().unwrap_or("").to_owned());
+                Ok(self
+                    .accounts
+                    .federated_login(&record.provider, &claims.sub, &email, &name)
+                    .await?)
+            }
+            Mode::HostedUi {
+                base_url,
+                client_id,
+                ..
+            } => {
+                let endpoint = format!("{}/oauth2/token", base_url.trim_end_matches('/'));
+                let tokens = self
+                    .exchange(&endpoint, client_id, None, code, &record.code_verifier)
+                    .await?;
+                let (Some(access_token), Some(refresh_token)) =
+                    (tokens.access_token, tokens.refresh_token)
+                else {
+                    return Err(SocialError::Refused(
+                        "the token response lacks tokens".into(),
+                    ));
+                };
+                Ok(TokenSet {
+                    access_token,
+                    refresh_token,
+                    expires_in: tokens.expires_in.unwrap_or(0),
+                })
+            }
+        }
+    }
+
+    async fn exchange(
+        &self,
+        endpoint: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+        code: &str,
+        code_verifier: &str,
+    ) -> Result<TokenResponse, SocialError> {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.redirect_uri.as_str()),
+            ("client_id", client_id),
+            ("code_verifier", code_verifier),
+        ];
+        if let Some(secret) = client_secret {
+            form.push(("client_secret", secret));
+        }
+        let response = self
+            .http
+            .post(endpoint)
+            .form(&form)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let error = body["error"].as_str().unwrap_or("unknown error").to_owned();
+            return Err(SocialError::Refused(format!(
+                "token endpoint answered {status}: {error}"
+            )));
+        }
+        response.json().await.map_err(unavailable)
+    }
+}
+
+fn verify_id_token(
+    token: &str,
+    jwks: &JwkSet,
+    issuer: &str,
+    client_id: &str,
+) -> Result<IdClaims, SocialError> {
+    let refused = |m: String| SocialError::Refused(m);
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| refused(format!("ID token: {e}")))?;
+    let jwk = match &header.kid {
+        Some(kid) => jwks.find(kid),
+        None => jwks.keys.first(),
+    }
+    .ok_or_else(|| refused("ID token signed with an unknown key".into()))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| refused(format!("JWKS: {e}")))?;
+    use jsonwebtoken::Algorithm::{ES256, ES384, PS256, PS384, PS512, RS256, RS384, RS512};
+    if ![RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384].contains(&header.alg) {
+        return Err(refused(format!(
+            "ID token algorithm {:?} is not accepted",
+            header.alg
+        )));
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[client_id]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = 30;
+    jsonwebtoken::decode::<IdClaims>(token, &key, &validation)
+        .map(|d| d.claims)
+        .map_err(|e| refused(format!("ID token: {e}")))
+}
+
+impl From<IdentityError> for SocialError {
+    fn from(e: IdentityError) -> Self {
+        SocialError::Accounts(e.into())
+    }
+}
