@@ -1,6 +1,7 @@
 //! A closed-loop HTTP load generator: `load URL CONNECTIONS SECONDS [BODY.json]`. Each connection sends
 //! requests back to back over keep-alive for the duration (bounded in time; loopback only): GETs, or
-//! POSTs of the JSON body file when one is given. Prints one JSON line.
+//! POSTs of the JSON body file when one is given. `LOAD_HEADER="name: value"` adds a header to every
+//! request (a bearer token). Prints one JSON line.
 
 use std::time::{Duration, Instant};
 
@@ -19,12 +20,17 @@ async fn main() {
             .unwrap_or_else(|e| panic!("{path}: {e}"))
             .into()
     });
+    let extra_header: Option<(String, String)> = std::env::var("LOAD_HEADER").ok().map(|h| {
+        let (name, value) = h.split_once(':').expect("LOAD_HEADER is name: value");
+        (name.trim().to_owned(), value.trim().to_owned())
+    });
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let url = url.clone();
         let body = body.clone();
+        let extra_header = extra_header.clone();
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -40,6 +46,10 @@ async fn main() {
                         .header("content-type", "application/json")
                         .body(body.clone()),
                     None => client.get(&url),
+                };
+                let request = match &extra_header {
+                    Some((name, value)) => request.header(name, value),
+                    None => request,
                 };
                 match request.send().await {
                     Ok(response) if response.status().is_success() => {
