@@ -10,7 +10,7 @@ use std::sync::Arc;
 use amanar_core::table::{
     Condition, Index, Query, SortKey, Table, TableError, Update, WriteOp, items,
 };
-use amanar_core::{Clock, Key, new_id};
+use amanar_core::{Clock, Key, keys, new_id};
 use amanar_http::ApiKeyCaller;
 use async_trait::async_trait;
 use base64::Engine;
@@ -65,14 +65,6 @@ fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn lookup_key(hash: &str) -> Key {
-    Key::new(format!("APIKEY#{hash}"), "KEY")
-}
-
-fn listing_key(org_id: &str, key_id: &str) -> Key {
-    Key::new(format!("ORG#{org_id}"), format!("APIKEY#{key_id}"))
-}
-
 #[derive(Clone)]
 pub struct ApiKeyStore {
     table: Arc<dyn Table>,
@@ -99,7 +91,7 @@ impl ApiKeyStore {
         let page = self
             .table
             .query(
-                &Query::partition(Index::Primary, format!("ORG#{org_id}"))
+                &Query::partition(Index::Primary, keys::org_partition(org_id))
                     .sort(SortKey::BeginsWith("APIKEY#".into()))
                     .limit(MAX_KEYS * 4),
             )
@@ -164,14 +156,17 @@ impl ApiKeyStore {
             scopes,
             hash: digest.clone(),
         };
-        let mut lookup_item = items::with_key(&lookup_key(&digest), &lookup)?;
-        lookup_item.insert("gsi1pk".into(), format!("APIKEY#{}", key.key_id).into());
+        let mut lookup_item = items::with_key(&keys::api_key_lookup(&digest), &lookup)?;
+        lookup_item.insert("gsi1pk".into(), keys::api_key_by_id(&key.key_id).into());
         lookup_item.insert("gsi1sk".into(), "KEY".into());
         self.table
             .write(vec![
                 WriteOp::put(lookup_item).when(Condition::NotExists),
-                WriteOp::put(items::with_key(&listing_key(org_id, &key.key_id), &key)?)
-                    .when(Condition::NotExists),
+                WriteOp::put(items::with_key(
+                    &keys::api_key_listing(org_id, &key.key_id),
+                    &key,
+                )?)
+                .when(Condition::NotExists),
             ])
             .await?;
         Ok((key, secret))
@@ -179,7 +174,11 @@ impl ApiKeyStore {
 
     /// Revokes a key of the organisation; `false` if it has no such active key.
     pub async fn revoke(&self, org_id: &str, key_id: &str) -> Result<bool, TableError> {
-        let Some(item) = self.table.get(&listing_key(org_id, key_id)).await? else {
+        let Some(item) = self
+            .table
+            .get(&keys::api_key_listing(org_id, key_id))
+            .await?
+        else {
             return Ok(false);
         };
         let key: ApiKey = items::parse(item)?;
@@ -189,11 +188,11 @@ impl ApiKeyStore {
         // The lookup item is keyed by the hash; GSI1 finds it by key id.
         let page = self
             .table
-            .query(&Query::partition(Index::Gsi1, format!("APIKEY#{key_id}")).limit(1))
+            .query(&Query::partition(Index::Gsi1, keys::api_key_by_id(key_id)).limit(1))
             .await?;
         let mut ops = vec![
             WriteOp::update(
-                listing_key(org_id, key_id),
+                keys::api_key_listing(org_id, key_id),
                 Update::new().set("revokedAt", self.clock.now().to_rfc3339()),
             )
             .when(Condition::Exists),
@@ -218,7 +217,7 @@ impl amanar_http::auth::ApiKeys for ApiKeyStore {
         let digest = hash(secret);
         let Some(item) = self
             .table
-            .get(&lookup_key(&digest))
+            .get(&keys::api_key_lookup(&digest))
             .await
             .map_err(|e| e.to_string())?
         else {
@@ -231,7 +230,7 @@ impl amanar_http::auth::ApiKeys for ApiKeyStore {
         // Record the use, at most once a minute per key, without failing the request.
         let now = self.clock.now();
         let touch = WriteOp::update(
-            listing_key(&lookup.org_id, &lookup.key_id),
+            keys::api_key_listing(&lookup.org_id, &lookup.key_id),
             Update::new()
                 .set("lastUsedAt", now.to_rfc3339())
                 .set("lastUsedEpoch", now.timestamp()),
@@ -239,7 +238,7 @@ impl amanar_http::auth::ApiKeys for ApiKeyStore {
         .when(Condition::Exists);
         let stale = match self
             .table
-            .get(&listing_key(&lookup.org_id, &lookup.key_id))
+            .get(&keys::api_key_listing(&lookup.org_id, &lookup.key_id))
             .await
         {
             Ok(Some(listing)) => listing

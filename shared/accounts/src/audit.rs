@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use amanar_core::table::{Condition, Index, Query, Table, TableError, WriteOp, items};
-use amanar_core::{Clock, Cursor};
+use amanar_core::{Clock, Cursor, keys};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -67,14 +67,6 @@ pub struct AuditEntry {
 struct Head {
     seq: u64,
     hash: String,
-}
-
-fn head_key(stream: &str) -> amanar_core::Key {
-    amanar_core::Key::new(format!("AUDIT#{stream}"), "HEAD")
-}
-
-fn entry_key(stream: &str, seq: u64) -> amanar_core::Key {
-    amanar_core::Key::new(format!("AUDIT#{stream}"), format!("E#{seq:012}"))
 }
 
 fn hash_of(
@@ -155,7 +147,7 @@ impl Audit {
 
     async fn append(&self, stream: &str, event: &AuditEvent) -> Result<(), TableError> {
         for _ in 0..8 {
-            let head: Option<Head> = match self.table.get(&head_key(stream)).await? {
+            let head: Option<Head> = match self.table.get(&keys::audit_head(stream)).await? {
                 Some(item) => Some(items::parse(item)?),
                 None => None,
             };
@@ -182,7 +174,7 @@ impl Audit {
                 prev_hash: prev,
                 hash: hash.clone(),
             };
-            let head_item = items::with_key(&head_key(stream), &Head { seq, hash })?;
+            let head_item = items::with_key(&keys::audit_head(stream), &Head { seq, hash })?;
             let head_condition = match head {
                 None => Condition::NotExists,
                 Some(h) => Condition::Equals("seq".into(), h.seq.into()),
@@ -190,7 +182,7 @@ impl Audit {
             match self
                 .table
                 .write(vec![
-                    WriteOp::put(items::with_key(&entry_key(stream, seq), &entry)?)
+                    WriteOp::put(items::with_key(&keys::audit_entry(stream, seq), &entry)?)
                         .when(Condition::NotExists),
                     WriteOp::put(head_item).when(head_condition),
                 ])
@@ -216,7 +208,7 @@ impl Audit {
         let page = self
             .table
             .query(
-                &Query::partition(Index::Primary, format!("AUDIT#{stream}"))
+                &Query::partition(Index::Primary, keys::audit_partition(stream))
                     .sort(amanar_core::SortKey::BeginsWith("E#".into()))
                     .backward()
                     .limit(limit)

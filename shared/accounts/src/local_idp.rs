@@ -843,7 +843,7 @@ impl IdentityProvider for LocalIdentity {
             user_id: String,
             email: String,
         }
-        let link_key = amanar_core::Key::new(format!("IDP#SOCIAL#{provider}#{subject}"), "LINK");
+        let link_key = keys::idp_social_link(provider, subject);
         if let Some(item) = self.table.get(&link_key).await.map_err(unavailable)? {
             let link: Link = items::parse(item).map_err(unavailable)?;
             let credentials = self

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use amanar_core::table::{
     Condition, Index, Item, Query, Table, TableError, Update, WriteOp, items,
 };
-use amanar_core::{Clock, Cursor, new_id};
+use amanar_core::{Clock, Cursor, keys, new_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -90,30 +90,6 @@ pub struct Access {
     pub role: Role,
 }
 
-fn org_key(org_id: &str) -> amanar_core::Key {
-    amanar_core::Key::new(format!("ORG#{org_id}"), "ORG")
-}
-
-fn member_key(org_id: &str, user_id: &str) -> amanar_core::Key {
-    amanar_core::Key::new(format!("ORG#{org_id}"), format!("MEMBER#{user_id}"))
-}
-
-fn invitation_key(org_id: &str, email: &str) -> amanar_core::Key {
-    amanar_core::Key::new(format!("ORG#{org_id}"), format!("INVITE#{email}"))
-}
-
-fn orgs_of_user(user_id: &str) -> String {
-    format!("USER#{user_id}#ORGS")
-}
-
-fn children_of(org_id: &str) -> String {
-    format!("ORG#{org_id}#CHILDREN")
-}
-
-fn invitations_of(email: &str) -> String {
-    format!("INVITES#{email}")
-}
-
 fn with_gsi1(mut item: Item, pk: String, sk: &str) -> Item {
     item.insert("gsi1pk".into(), pk.into());
     item.insert("gsi1sk".into(), sk.into());
@@ -179,7 +155,7 @@ impl Orgs {
     }
 
     async fn org(&self, org_id: &str) -> Result<Option<Org>, AccountsError> {
-        Ok(match self.table.get(&org_key(org_id)).await? {
+        Ok(match self.table.get(&keys::org(org_id)).await? {
             Some(item) => Some(items::parse(item)?),
             None => None,
         })
@@ -190,10 +166,12 @@ impl Orgs {
         org_id: &str,
         user_id: &str,
     ) -> Result<Option<Member>, AccountsError> {
-        Ok(match self.table.get(&member_key(org_id, user_id)).await? {
-            Some(item) => Some(items::parse(item)?),
-            None => None,
-        })
+        Ok(
+            match self.table.get(&keys::org_member(org_id, user_id)).await? {
+                Some(item) => Some(items::parse(item)?),
+                None => None,
+            },
+        )
     }
 
     /// Access for a user (by role) or an API key (its own organisation, with `scope`).
@@ -334,10 +312,10 @@ impl Orgs {
     }
 
     fn member_item(&self, member: &Member) -> Result<Item, AccountsError> {
-        let item = items::with_key(&member_key(&member.org_id, &member.user_id), member)?;
+        let item = items::with_key(&keys::org_member(&member.org_id, &member.user_id), member)?;
         Ok(with_gsi1(
             item,
-            orgs_of_user(&member.user_id),
+            keys::orgs_of_user(&member.user_id),
             &member.org_id,
         ))
     }
@@ -385,9 +363,9 @@ impl Orgs {
             created_at: now,
             updated_at: now,
         };
-        let mut org_item = items::with_key(&org_key(&org.org_id), &org)?;
+        let mut org_item = items::with_key(&keys::org(&org.org_id), &org)?;
         if let Some(parent) = &org.parent_org_id {
-            org_item = with_gsi1(org_item, children_of(parent), &org.org_id);
+            org_item = with_gsi1(org_item, keys::children_of(parent), &org.org_id);
         }
         let owner = Member {
             org_id: org.org_id.clone(),
@@ -424,7 +402,7 @@ impl Orgs {
         let page = self
             .table
             .query(
-                &Query::partition(Index::Gsi1, orgs_of_user(user_id))
+                &Query::partition(Index::Gsi1, keys::orgs_of_user(user_id))
                     .limit(limit)
                     .after(cursor),
             )
@@ -460,7 +438,7 @@ impl Orgs {
         self.table
             .write(vec![
                 WriteOp::update(
-                    org_key(org_id),
+                    keys::org(org_id),
                     Update::new()
                         .set("name", org.name.clone())
                         .set("updatedAt", org.updated_at.to_rfc3339()),
@@ -482,7 +460,7 @@ impl Orgs {
     pub async fn children(&self, org_id: &str) -> Result<Vec<Org>, AccountsError> {
         let page = self
             .table
-            .query(&Query::partition(Index::Gsi1, children_of(org_id)).limit(100))
+            .query(&Query::partition(Index::Gsi1, keys::children_of(org_id)).limit(100))
             .await?;
         Ok(page
             .items
@@ -501,7 +479,7 @@ impl Orgs {
         let page = self
             .table
             .query(
-                &Query::partition(Index::Primary, format!("ORG#{org_id}"))
+                &Query::partition(Index::Primary, keys::org_partition(org_id))
                     .sort(amanar_core::SortKey::BeginsWith("MEMBER#".into()))
                     .limit(limit)
                     .after(cursor),
@@ -546,8 +524,8 @@ impl Orgs {
         };
         // `expiresAt` here is the invitation's RFC 3339 expiry, so no TTL attribute: expired
         // invitations are filtered on read and replaced by a new invitation to the same address.
-        let item = items::with_key(&invitation_key(org_id, &email), &invitation)?;
-        let item = with_gsi1(item, invitations_of(&email), org_id);
+        let item = items::with_key(&keys::org_invitation(org_id, &email), &invitation)?;
+        let item = with_gsi1(item, keys::invitations_of(&email), org_id);
         self.table.write(vec![WriteOp::put(item)]).await?;
         if let Some(mailbox) = &self.mailbox {
             mailbox
@@ -577,7 +555,7 @@ impl Orgs {
         let profile = self.accounts.profile(user_id).await?;
         let page = self
             .table
-            .query(&Query::partition(Index::Gsi1, invitations_of(&profile.email)).limit(100))
+            .query(&Query::partition(Index::Gsi1, keys::invitations_of(&profile.email)).limit(100))
             .await?;
         let now = self.clock.now();
         let invitations: Vec<Invitation> = page
@@ -594,7 +572,7 @@ impl Orgs {
     /// Accepts the invitation to the caller's email: the caller becomes a member, once.
     pub async fn accept(&self, user_id: &str, org_id: &str) -> Result<Member, AccountsError> {
         let profile = self.gate(user_id).await?;
-        let key = invitation_key(org_id, &profile.email);
+        let key = keys::org_invitation(org_id, &profile.email);
         let invitation: Invitation = match self.table.get(&key).await? {
             Some(item) => items::parse(item)?,
             None => return Err(not_found()),
@@ -639,7 +617,7 @@ impl Orgs {
         let page = self
             .table
             .query(
-                &Query::partition(Index::Primary, format!("ORG#{org_id}"))
+                &Query::partition(Index::Primary, keys::org_partition(org_id))
                     .sort(amanar_core::SortKey::BeginsWith("MEMBER#".into()))
                     .limit(1000),
             )
@@ -683,7 +661,7 @@ impl Orgs {
         self.table
             .write(vec![
                 WriteOp::update(
-                    member_key(org_id, member_id),
+                    keys::org_member(org_id, member_id),
                     Update::new().set("role", role.as_str()),
                 )
                 .when(Condition::Equals("role".into(), previous.as_str().into())),
@@ -736,7 +714,7 @@ impl Orgs {
         }
         self.table
             .write(vec![
-                WriteOp::delete(member_key(org_id, member_id)).when(Condition::Exists),
+                WriteOp::delete(keys::org_member(org_id, member_id)).when(Condition::Exists),
             ])
             .await
             .map_err(|e| match e {

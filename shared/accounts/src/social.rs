@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use amanar_core::table::{Condition, Table, TableError, WriteOp, items};
-use amanar_core::{Clock, Key};
+use amanar_core::{Clock, keys};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
@@ -146,16 +146,6 @@ fn random_b64(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buffer)
 }
 
-fn state_key(state: &str) -> Key {
-    Key::new(
-        format!(
-            "SOCIAL#STATE#{}",
-            hex::encode(Sha256::digest(state.as_bytes()))
-        ),
-        "STATE",
-    )
-}
-
 fn unavailable(e: impl std::fmt::Display) -> SocialError {
     SocialError::Unavailable(e.to_string())
 }
@@ -261,7 +251,10 @@ impl Social {
             nonce: nonce.clone(),
             expires_at: self.clock.now().timestamp() + STATE_SECS,
         };
-        let mut item = items::with_key(&state_key(&state), &record)?;
+        let mut item = items::with_key(
+            &keys::social_state(&hex::encode(Sha256::digest(state.as_bytes()))),
+            &record,
+        )?;
         item.insert(
             amanar_core::table::EXPIRES_AT.into(),
             record.expires_at.into(),
@@ -312,7 +305,7 @@ impl Social {
     /// Completes a login from the provider's redirect: checks and consumes the state, exchanges
     /// the code, and returns a platform session.
     pub async fn callback(&self, code: &str, state: &str) -> Result<TokenSet, SocialError> {
-        let key = state_key(state);
+        let key = keys::social_state(&hex::encode(Sha256::digest(state.as_bytes())));
         let item = self.table.get(&key).await?.ok_or(SocialError::BadState)?;
         let record: State = items::parse(item)?;
         if record.expires_at <= self.clock.now().timestamp() {

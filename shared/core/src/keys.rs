@@ -14,6 +14,15 @@
 //! | local IdP MFA challenge | `IDP#MFA#<sha256 of session>` | `SESSION` | | |
 //! | local IdP signing key | `IDP` | `SIGNING_KEY` | | |
 //! | local mailbox message | `MAILBOX#<email>` | `<sentAt>#<id>` | | |
+//! | local IdP social link | `IDP#SOCIAL#<provider>#<sub>` | `LINK` | | |
+//! | organisation | `ORG#<orgId>` | `ORG` | `ORG#<parentId>#CHILDREN` / `<orgId>` for a child | |
+//! | member | `ORG#<orgId>` | `MEMBER#<userId>` | `USER#<userId>#ORGS` / `<orgId>` | |
+//! | invitation | `ORG#<orgId>` | `INVITE#<email>` | `INVITES#<email>` / `<orgId>` | |
+//! | API key (listing) | `ORG#<orgId>` | `APIKEY#<keyId>` | | |
+//! | API key (lookup) | `APIKEY#<sha256 of secret>` | `KEY` | `APIKEY#<keyId>` / `KEY` | |
+//! | audit log head / entry | `AUDIT#<USER#id or ORG#id>` | `HEAD` / `E#<seq>` | | |
+//! | rate-limit window | `RATE#<user:id or key:id>` | `<window start>` | | |
+//! | social login state | `SOCIAL#STATE#<sha256 of state>` | `STATE` | | |
 
 use crate::table::Key;
 
@@ -72,4 +81,74 @@ pub fn mailbox(email: &str) -> String {
 
 pub fn idp_mfa_session(session_hash: &str) -> Key {
     Key::new(format!("IDP#MFA#{session_hash}"), "SESSION")
+}
+
+pub fn idp_social_link(provider: &str, subject: &str) -> Key {
+    Key::new(format!("IDP#SOCIAL#{provider}#{subject}"), "LINK")
+}
+
+/// Partition of an organisation and everything it holds (members, invitations, keys).
+pub fn org_partition(org_id: &str) -> String {
+    format!("ORG#{org_id}")
+}
+
+pub fn org(org_id: &str) -> Key {
+    Key::new(org_partition(org_id), "ORG")
+}
+
+pub fn org_member(org_id: &str, user_id: &str) -> Key {
+    Key::new(org_partition(org_id), format!("MEMBER#{user_id}"))
+}
+
+pub fn org_invitation(org_id: &str, email: &str) -> Key {
+    Key::new(org_partition(org_id), format!("INVITE#{email}"))
+}
+
+/// GSI1 partition listing a user's memberships.
+pub fn orgs_of_user(user_id: &str) -> String {
+    format!("USER#{user_id}#ORGS")
+}
+
+/// GSI1 partition listing an enterprise's child organisations.
+pub fn children_of(org_id: &str) -> String {
+    format!("ORG#{org_id}#CHILDREN")
+}
+
+/// GSI1 partition listing the invitations to an email.
+pub fn invitations_of(email: &str) -> String {
+    format!("INVITES#{email}")
+}
+
+pub fn api_key_listing(org_id: &str, key_id: &str) -> Key {
+    Key::new(org_partition(org_id), format!("APIKEY#{key_id}"))
+}
+
+pub fn api_key_lookup(secret_hash: &str) -> Key {
+    Key::new(format!("APIKEY#{secret_hash}"), "KEY")
+}
+
+/// GSI1 partition finding an API key's lookup item by key id.
+pub fn api_key_by_id(key_id: &str) -> String {
+    format!("APIKEY#{key_id}")
+}
+
+/// Partition of one audit log (`USER#<id>` or `ORG#<id>`).
+pub fn audit_partition(stream: &str) -> String {
+    format!("AUDIT#{stream}")
+}
+
+pub fn audit_head(stream: &str) -> Key {
+    Key::new(audit_partition(stream), "HEAD")
+}
+
+pub fn audit_entry(stream: &str, seq: u64) -> Key {
+    Key::new(audit_partition(stream), format!("E#{seq:012}"))
+}
+
+pub fn rate_window(subject: &str, window_start: i64) -> Key {
+    Key::new(format!("RATE#{subject}"), window_start.to_string())
+}
+
+pub fn social_state(state_hash: &str) -> Key {
+    Key::new(format!("SOCIAL#STATE#{state_hash}"), "STATE")
 }

@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
+use amanar_core::Clock;
 use amanar_core::table::{EXPIRES_AT, Table, Update, WriteOp};
-use amanar_core::{Clock, Key};
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
@@ -53,7 +53,7 @@ pub async fn middleware(
     let now = limits.clock.now().timestamp();
     let window = now - now.rem_euclid(WINDOW_SECS);
     let reset = window + WINDOW_SECS - now;
-    let key = Key::new(format!("RATE#{subject}"), window.to_string());
+    let key = amanar_core::keys::rate_window(&subject, window);
     let count = Update::new()
         .add("count", 1)
         .set(EXPIRES_AT, window + 2 * WINDOW_SECS);
