@@ -11,7 +11,7 @@ connections="${CONNECTIONS:-32}"
 seconds="${SECONDS_PER_RUN:-10}"
 runs="${INIT_RUNS:-20}"
 
-cargo build --release --quiet -p amanar-local -p amanar-bench -p amanar-functions
+cargo build --release --quiet -p amanar-local -p amanar-bench && cargo build --release --quiet -p amanar-functions --bin api-health
 bin="$root/target/release"
 tmp="$(mktemp -d)"
 pids=()

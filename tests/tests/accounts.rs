@@ -188,8 +188,24 @@ async fn register_verify_login_profile_refresh_and_logout() {
     let resend = api
         .post("/v1/auth/resend-code", json!({"email": "ada@example.com"}))
         .await;
-    assert_eq!(resend.status, 429, "a code went out less than a minute ago");
-    assert!(resend.headers.contains_key("retry-after"));
+    // A code went out less than a minute ago, so none is sent, but the answer is the one every
+    // address gets.
+    assert_eq!(resend.status, 202);
+    let unknown = api
+        .post(
+            "/v1/auth/resend-code",
+            json!({"email": "nobody@example.com"}),
+        )
+        .await;
+    assert_eq!(unknown.status, 202);
+    let mailbox = api
+        .send("GET", "/_local/mailbox?to=ada@example.com", None, None)
+        .await;
+    assert_eq!(
+        mailbox.body["items"].as_array().unwrap().len(),
+        1,
+        "no second code within the cooldown"
+    );
 
     let code = api.code_from_mail("ada@example.com", "Verify").await;
     let verified = api
@@ -199,6 +215,13 @@ async fn register_verify_login_profile_refresh_and_logout() {
         )
         .await;
     assert_eq!(verified.status, 200, "{}", verified.body);
+    let again = api
+        .post(
+            "/v1/auth/verify-email",
+            json!({"email": "ada@example.com", "code": code}),
+        )
+        .await;
+    assert_eq!(again.status, 422, "a code works once");
 
     let login = api.login("ADA@example.com", PASSWORD).await;
     assert_eq!(login.status, 200, "{}", login.body);
@@ -542,11 +565,55 @@ async fn totp_mfa_enrols_then_guards_every_login() {
 
     let access = tokens.body["accessToken"].as_str().unwrap().to_owned();
     assert_eq!(
-        api.send("DELETE", "/v1/me/mfa", Some(&access), None)
+        api.send("DELETE", "/v1/me/mfa?code=000000", Some(&access), None)
             .await
             .status,
+        422
+    );
+    let current = totp::code_at_step(&key, totp::step_of(unix_now()));
+    assert_eq!(
+        api.send(
+            "DELETE",
+            &format!("/v1/me/mfa?code={current}"),
+            Some(&access),
+            None
+        )
+        .await
+        .status,
         204
     );
     assert!(api.login("hedy@example.com", PASSWORD).await.body["accessToken"].is_string());
     running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_someone_registered_first_does_not_become_the_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let config = |admin: bool| {
+        let data_dir = data_dir.clone();
+        Config::from_lookup(Face::Local, move |name| match name {
+            "AMANAR_DATA_DIR" => Some(data_dir.clone()),
+            "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
+            "AMANAR_ADMIN_EMAIL" if admin => Some("root@example.com".into()),
+            "AMANAR_ADMIN_PASSWORD" if admin => Some("Admin password 42".into()),
+            _ => None,
+        })
+        .unwrap()
+    };
+    let running = amanar_local::start(config(false)).await.unwrap();
+    let api = Api::new(&running);
+    let squatted = api
+        .post(
+            "/v1/auth/register",
+            json!({"email": "root@example.com", "password": "Squatter pass 99", "name": "Eve", "accountType": "individual"}),
+        )
+        .await;
+    assert_eq!(squatted.status, 201);
+    running.shutdown().await;
+    let refused = amanar_local::start(config(true)).await;
+    assert!(
+        refused.is_err(),
+        "the runtime refuses to make the squatter an admin"
+    );
 }

@@ -195,6 +195,29 @@ async fn an_openid_login_creates_then_reuses_an_account_and_links_verified_email
     assert_eq!(me["userId"], registered["userId"]);
     assert_eq!(me["accountType"], "business");
 
+    // Someone who registered an address without confirming it loses it to the verified owner:
+    // the old password stops working when the provider vouches for the address.
+    let squatter = client
+        .post(format!("{platform}/v1/auth/register"))
+        .json(&json!({"email": "lin@example.com", "password": "Squatter pass 99", "name": "Eve", "accountType": "individual"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(squatter.status(), 201);
+    let owner = client
+        .get(browse_to_callback(&platform, "lin@example.com").await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(owner.status(), 200);
+    let old_password = client
+        .post(format!("{platform}/v1/auth/login"))
+        .json(&json!({"email": "lin@example.com", "password": "Squatter pass 99"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old_password.status(), 401);
+
     // No verified email, no account.
     let refused = client
         .get(browse_to_callback(&platform, "unverified@example.com").await)
@@ -288,7 +311,9 @@ async fn the_hosted_ui_mode_sends_identity_provider_and_exchanges_the_code_with_
     let tokens = social
         .callback(&params["code"], &params["state"])
         .await
-        .unwrap();
+        .unwrap()
+        .tokens()
+        .expect("no MFA challenge in the hosted-UI mode");
     assert!(!tokens.access_token.is_empty());
     assert!(!tokens.refresh_token.is_empty());
     assert!(tokens.expires_in > 0);

@@ -261,6 +261,18 @@ pub struct Challenge {
     pub session: String,
 }
 
+impl From<SignIn> for LoginAnswer {
+    fn from(outcome: SignIn) -> Self {
+        match outcome {
+            SignIn::Tokens(tokens) => LoginAnswer::Tokens(tokens.into()),
+            SignIn::Totp { session } => LoginAnswer::Challenge(Challenge {
+                challenge: "totp",
+                session,
+            }),
+        }
+    }
+}
+
 /// Logs in with email and password.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "accounts", summary = "Log in",
     request_body = LoginRequest,
@@ -273,13 +285,10 @@ pub async fn login(
     Json(request): Json<LoginRequest>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
     Ok(Json(
-        match accounts.login(&request.email, &request.password).await? {
-            SignIn::Tokens(tokens) => LoginAnswer::Tokens(tokens.into()),
-            SignIn::Totp { session } => LoginAnswer::Challenge(Challenge {
-                challenge: "totp",
-                session,
-            }),
-        },
+        accounts
+            .login(&request.email, &request.password)
+            .await?
+            .into(),
     ))
 }
 
@@ -520,15 +529,25 @@ pub async fn verify_totp(
     }))
 }
 
-/// Turns MFA off.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DisableMfaQuery {
+    /// A current code from the authenticator app.
+    pub code: String,
+}
+
+/// Turns MFA off; needs a current code, so a stolen access token alone cannot.
 #[utoipa::path(delete, path = "/v1/me/mfa", tag = "accounts", summary = "Disable MFA", security(("bearer" = [])),
+    params(DisableMfaQuery),
     responses((status = 204, description = "MFA is off"),
+        (status = 422, description = "Missing or wrong code", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
 pub async fn disable_mfa(
     Extension(accounts): AccountsExt,
     caller: Caller,
+    amanar_http::Query(query): amanar_http::Query<DisableMfaQuery>,
 ) -> Result<StatusCode, ApiError> {
-    accounts.mfa_disable(&caller.user_id).await?;
+    accounts.mfa_disable(&caller.user_id, &query.code).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -614,14 +633,14 @@ pub struct CallbackQuery {
 /// The provider's redirect back: exchanges the code and answers with a session.
 #[utoipa::path(get, path = "/v1/auth/social/callback", tag = "accounts", summary = "Finish a social login",
     params(CallbackQuery),
-    responses((status = 200, description = "Tokens", body = Tokens),
+    responses((status = 200, description = "Tokens, or a TOTP challenge when the account has MFA on", body = LoginAnswer),
         (status = 400, description = "Unknown, used or expired state", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "The provider refused, or its ID token did not verify", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The provider did not verify an email", body = Problem, content_type = "application/problem+json")))]
 pub async fn social_callback(
     Extension(social): Extension<Arc<crate::social::Social>>,
     amanar_http::Query(query): amanar_http::Query<CallbackQuery>,
-) -> Result<Json<Tokens>, ApiError> {
+) -> Result<Json<LoginAnswer>, ApiError> {
     if let Some(error) = query.error {
         return Err(
             crate::social::SocialError::Refused(match query.error_description {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use amanar_core::table::{
     Condition, Index, Query, SortKey, Table, TableError, Update, WriteOp, items,
 };
-use amanar_core::{Clock, Key, keys, new_id};
+use amanar_core::{Clock, keys, new_id};
 use amanar_http::ApiKeyCaller;
 use async_trait::async_trait;
 use base64::Engine;
@@ -156,17 +156,15 @@ impl ApiKeyStore {
             scopes,
             hash: digest.clone(),
         };
+        let mut listing_item = items::with_key(&keys::api_key_listing(org_id, &key.key_id), &key)?;
+        listing_item.insert("hash".into(), digest.clone().into());
         let mut lookup_item = items::with_key(&keys::api_key_lookup(&digest), &lookup)?;
         lookup_item.insert("gsi1pk".into(), keys::api_key_by_id(&key.key_id).into());
         lookup_item.insert("gsi1sk".into(), "KEY".into());
         self.table
             .write(vec![
                 WriteOp::put(lookup_item).when(Condition::NotExists),
-                WriteOp::put(items::with_key(
-                    &keys::api_key_listing(org_id, &key.key_id),
-                    &key,
-                )?)
-                .when(Condition::NotExists),
+                WriteOp::put(listing_item).when(Condition::NotExists),
             ])
             .await?;
         Ok((key, secret))
@@ -181,6 +179,7 @@ impl ApiKeyStore {
         else {
             return Ok(false);
         };
+        let listing_hash = item.get("hash").and_then(|h| h.as_str()).map(str::to_owned);
         let key: ApiKey = items::parse(item)?;
         if key.revoked_at.is_some() {
             return Ok(false);
@@ -197,8 +196,15 @@ impl ApiKeyStore {
             )
             .when(Condition::Exists),
         ];
-        for item in page.items {
-            ops.push(WriteOp::delete(Key::of(&item)?));
+        // The listing holds the lookup item's hash, so revocation does not depend on the
+        // eventually consistent index; verification also refuses a revoked listing.
+        let hash = listing_hash.or_else(|| {
+            page.items
+                .first()
+                .and_then(|i| i.get("hash").and_then(|h| h.as_str()).map(str::to_owned))
+        });
+        if let Some(hash) = hash {
+            ops.push(WriteOp::delete(keys::api_key_lookup(&hash)));
         }
         match self.table.write(ops).await {
             Ok(()) => Ok(true),
@@ -236,17 +242,19 @@ impl amanar_http::auth::ApiKeys for ApiKeyStore {
                 .set("lastUsedEpoch", now.timestamp()),
         )
         .when(Condition::Exists);
-        let stale = match self
+        let listing = self
             .table
             .get(&keys::api_key_listing(&lookup.org_id, &lookup.key_id))
             .await
-        {
-            Ok(Some(listing)) => listing
-                .get("lastUsedEpoch")
-                .and_then(|v| v.as_i64())
-                .is_none_or(|at| now.timestamp() - at >= LAST_USED_GRANULARITY_SECS),
-            _ => false,
+            .map_err(|e| e.to_string())?;
+        let Some(listing) = listing.filter(|l| l.get("revokedAt").is_none_or(|v| v.is_null()))
+        else {
+            return Ok(None);
         };
+        let stale = listing
+            .get("lastUsedEpoch")
+            .and_then(|v| v.as_i64())
+            .is_none_or(|at| now.timestamp() - at >= LAST_USED_GRANULARITY_SECS);
         if stale && let Err(error) = self.table.write(vec![touch]).await {
             tracing::warn!(%error, "could not record an API key's last use");
         }

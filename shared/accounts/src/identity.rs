@@ -114,8 +114,9 @@ pub trait IdentityProvider: Send + Sync {
         access_token: &str,
         code: &str,
     ) -> Result<(), IdentityError>;
-    /// Turns TOTP off.
-    async fn totp_disable(&self, user_id: &str) -> Result<(), IdentityError>;
+    /// Turns TOTP off. `code` is a current code from the app (the local provider checks it;
+    /// Cognito has no call to check one outside sign-in).
+    async fn totp_disable(&self, user_id: &str, code: &str) -> Result<(), IdentityError>;
     /// New tokens for a refresh token.
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError>;
     /// Revokes every refresh token of the user.
@@ -145,7 +146,7 @@ pub trait IdentityProvider: Send + Sync {
         subject: &str,
         email: &str,
         name: &str,
-    ) -> Result<(String, TokenSet, bool), IdentityError>;
+    ) -> Result<(String, SignIn, bool), IdentityError>;
     fn issuer(&self) -> TokenIssuer;
     /// The public keys tokens are signed with, as a JWKS document.
     async fn jwks(&self) -> Result<jsonwebtoken::jwk::JwkSet, IdentityError>;

@@ -397,6 +397,18 @@ impl LocalIdentity {
             .map_err(unavailable)
     }
 
+    /// Counts one guess against a code or MFA session before it is compared, conditional on the
+    /// count just read: parallel guesses cannot all see the same count and exceed the limit.
+    async fn spend_attempt(&self, key: &amanar_core::Key, seen: i64) -> Result<(), IdentityError> {
+        let spend = WriteOp::update(key.clone(), Update::new().add("attempts", 1))
+            .when(Condition::Equals("attempts".into(), seen.into()));
+        match self.table.write(vec![spend]).await {
+            Ok(()) => Ok(()),
+            Err(TableError::ConditionFailed { .. }) => Err(IdentityError::BadCode),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Checks a code; a wrong guess counts against it. On success returns the operation that
     /// consumes it, to be written together with the code's effect.
     async fn check_code(
@@ -416,14 +428,9 @@ impl LocalIdentity {
         if stored.expires_at <= self.now() || stored.attempts >= CODE_ATTEMPTS {
             return Err(IdentityError::BadCode);
         }
+        self.spend_attempt(&key, stored.attempts).await?;
         let given = sha256_hex(&[email, purpose, code.trim()]);
         if !bool::from(given.as_bytes().ct_eq(stored.hash.as_bytes())) {
-            let attempt = Update::new().add("attempts", 1);
-            // A lost race here only loses one count; the code still dies after a few more.
-            let _ = self
-                .table
-                .write(vec![WriteOp::update(key, attempt).when(Condition::Exists)])
-                .await;
             return Err(IdentityError::BadCode);
         }
         // Consumed exactly once: the delete only applies while the code is the one checked.
@@ -485,6 +492,30 @@ impl LocalIdentity {
             groups: c.groups,
             mfa_enabled: c.totp_enabled,
         }
+    }
+
+    /// A session, or a TOTP challenge when the account has MFA on.
+    async fn sign_in_as(&self, credentials: &Credentials) -> Result<SignIn, IdentityError> {
+        if credentials.totp_enabled {
+            let session = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+            let record = MfaSession {
+                email: credentials.email.clone(),
+                expires_at: self.now() + MFA_SESSION_SECS,
+                attempts: 0,
+            };
+            let key = keys::idp_mfa_session(&sha256_hex(&[&session]));
+            let mut item = items::with_key(&key, &record).map_err(unavailable)?;
+            item.insert(
+                amanar_core::table::EXPIRES_AT.into(),
+                record.expires_at.into(),
+            );
+            self.table
+                .write(vec![WriteOp::put(item).when(Condition::NotExists)])
+                .await
+                .map_err(unavailable)?;
+            return Ok(SignIn::Totp { session });
+        }
+        Ok(SignIn::Tokens(self.session(credentials).await?))
     }
 
     /// Stores a new refresh token and returns the session's tokens.
@@ -552,7 +583,8 @@ impl IdentityProvider for LocalIdentity {
             .await?
             .ok_or(IdentityError::BadCode)?;
         if credentials.confirmed {
-            return Ok(());
+            // The code was used, or never existed: the same answer as any wrong code.
+            return Err(IdentityError::BadCode);
         }
         let consume = self.check_code(email, CONFIRM, code).await?;
         let confirm = WriteOp::update(
@@ -588,26 +620,7 @@ impl IdentityProvider for LocalIdentity {
         if !credentials.confirmed {
             return Err(IdentityError::NotConfirmed);
         }
-        if credentials.totp_enabled {
-            let session = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
-            let record = MfaSession {
-                email: credentials.email.clone(),
-                expires_at: self.now() + MFA_SESSION_SECS,
-                attempts: 0,
-            };
-            let key = keys::idp_mfa_session(&sha256_hex(&[&session]));
-            let mut item = items::with_key(&key, &record).map_err(unavailable)?;
-            item.insert(
-                amanar_core::table::EXPIRES_AT.into(),
-                record.expires_at.into(),
-            );
-            self.table
-                .write(vec![WriteOp::put(item).when(Condition::NotExists)])
-                .await
-                .map_err(unavailable)?;
-            return Ok(SignIn::Totp { session });
-        }
-        Ok(SignIn::Tokens(self.session(&credentials).await?))
+        self.sign_in_as(&credentials).await
     }
 
     async fn respond_totp(&self, session: &str, code: &str) -> Result<TokenSet, IdentityError> {
@@ -622,6 +635,7 @@ impl IdentityProvider for LocalIdentity {
         if record.expires_at <= self.now() || record.attempts >= CODE_ATTEMPTS {
             return Err(IdentityError::BadMfaSession);
         }
+        self.spend_attempt(&key, record.attempts).await?;
         let credentials = self
             .credentials(&record.email)
             .await?
@@ -634,12 +648,6 @@ impl IdentityProvider for LocalIdentity {
         let step = totp::matching_step(&secret, code, self.now())
             .filter(|step| *step > credentials.totp_last_step);
         let Some(step) = step else {
-            let _ = self
-                .table
-                .write(vec![
-                    WriteOp::update(key, Update::new().add("attempts", 1)).when(Condition::Exists),
-                ])
-                .await;
             return Err(IdentityError::BadCode);
         };
         let consume = WriteOp::delete(key).when(Condition::Exists);
@@ -709,8 +717,18 @@ impl IdentityProvider for LocalIdentity {
             })
     }
 
-    async fn totp_disable(&self, user_id: &str) -> Result<(), IdentityError> {
+    async fn totp_disable(&self, user_id: &str, code: &str) -> Result<(), IdentityError> {
         let credentials = self.credentials_of_user(user_id).await?;
+        if credentials.totp_enabled {
+            // Proof of the second factor, so a stolen access token alone cannot turn it off.
+            let secret = credentials
+                .totp_secret
+                .as_deref()
+                .and_then(totp::base32_decode)
+                .ok_or(IdentityError::BadCode)?;
+            // Any code of the current window will do (unlike a sign-in, nothing is issued).
+            totp::matching_step(&secret, code, self.now()).ok_or(IdentityError::BadCode)?;
+        }
         let disable = Update::new()
             .set("totpEnabled", false)
             .remove("totpSecret")
@@ -836,7 +854,7 @@ impl IdentityProvider for LocalIdentity {
         subject: &str,
         email: &str,
         name: &str,
-    ) -> Result<(String, TokenSet, bool), IdentityError> {
+    ) -> Result<(String, SignIn, bool), IdentityError> {
         #[derive(Serialize, Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Link {
@@ -852,7 +870,7 @@ impl IdentityProvider for LocalIdentity {
                 .ok_or(IdentityError::NoSuchUser)?;
             return Ok((
                 credentials.user_id.clone(),
-                self.session(&credentials).await?,
+                self.sign_in_as(&credentials).await?,
                 false,
             ));
         }
@@ -886,20 +904,37 @@ impl IdentityProvider for LocalIdentity {
             items::with_key(&link_key, &link).map_err(unavailable)?,
         )];
         if !credentials.confirmed {
-            // The provider verified the address, which is what confirmation proves.
+            // The provider verified the address, which is what confirmation proves. Whoever
+            // registered it unconfirmed never proved it: their password and sessions go.
+            let unusable = self
+                .hash(&URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+                .await?;
             ops.push(
                 WriteOp::update(
                     keys::idp_credentials(email),
-                    Update::new().set("confirmed", true),
+                    Update::new()
+                        .set("confirmed", true)
+                        .set("passwordHash", unusable)
+                        .set("totpEnabled", false)
+                        .remove("totpSecret")
+                        .remove("totpPending")
+                        .add("epoch", 1),
                 )
-                .when(Condition::Exists),
+                .when(Condition::Equals("confirmed".into(), false.into())),
             );
             credentials.confirmed = true;
+            credentials.totp_enabled = false;
+            credentials.epoch += 1;
         }
-        self.table.write(ops).await.map_err(unavailable)?;
+        self.table.write(ops).await.map_err(|e| match e {
+            TableError::ConditionFailed { .. } => {
+                IdentityError::Unavailable("the account changed meanwhile; retry".into())
+            }
+            other => unavailable(other),
+        })?;
         Ok((
             credentials.user_id.clone(),
-            self.session(&credentials).await?,
+            self.sign_in_as(&credentials).await?,
             created,
         ))
     }

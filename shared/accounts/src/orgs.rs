@@ -43,6 +43,32 @@ impl Role {
     }
 }
 
+const OWNER_COUNT: &str = "ownerCount";
+
+fn last_owner() -> AccountsError {
+    AccountsError::ConflictWith {
+        slug: "last-owner",
+        detail: "An organisation keeps at least one owner; make another member owner first.".into(),
+    }
+}
+
+/// The write that moves the organisation's owner count, if a role change moves it.
+fn owner_count_change(org_id: &str, from: Option<Role>, to: Option<Role>) -> Option<WriteOp> {
+    let was = from == Some(Role::Owner);
+    let is = to == Some(Role::Owner);
+    match (was, is) {
+        (true, false) => Some(
+            WriteOp::update(keys::org(org_id), Update::new().add(OWNER_COUNT, -1))
+                .when(Condition::AtLeast(OWNER_COUNT.into(), 2)),
+        ),
+        (false, true) => Some(
+            WriteOp::update(keys::org(org_id), Update::new().add(OWNER_COUNT, 1))
+                .when(Condition::Exists),
+        ),
+        _ => None,
+    }
+}
+
 /// How deep enterprise hierarchies go.
 pub const MAX_DEPTH: usize = 5;
 /// How long an invitation stays open.
@@ -286,20 +312,24 @@ impl Orgs {
         needed: Role,
     ) -> Result<Access, AccountsError> {
         let org = self.org(org_id).await?.ok_or_else(not_found)?;
-        let mut role = self.membership(org_id, user_id).await?.map(|m| m.role);
-        // Owners and admins of an ancestor administer its descendants.
+        let direct = self.membership(org_id, user_id).await?.map(|m| m.role);
+        // Owners and admins of an ancestor administer its descendants; a lower direct role
+        // there does not hide that.
+        let mut inherited = None;
         let mut parent = org.parent_org_id.clone();
         let mut depth = 0;
-        while role.is_none() && depth < MAX_DEPTH {
+        while direct.is_none_or(|r| r < Role::Admin) && depth < MAX_DEPTH {
             let Some(ancestor) = parent else { break };
             if let Some(m) = self.membership(&ancestor, user_id).await?
                 && m.role >= Role::Admin
             {
-                role = Some(Role::Admin);
+                inherited = Some(Role::Admin);
+                break;
             }
             parent = self.org(&ancestor).await?.and_then(|o| o.parent_org_id);
             depth += 1;
         }
+        let role = direct.max(inherited);
         let role = role.ok_or_else(not_found)?;
         if role < needed {
             return Err(forbidden(format!(
@@ -364,6 +394,8 @@ impl Orgs {
             updated_at: now,
         };
         let mut org_item = items::with_key(&keys::org(&org.org_id), &org)?;
+        // Kept in the same transactions as owner changes, so "at least one owner" is a condition.
+        org_item.insert(OWNER_COUNT.into(), 1.into());
         if let Some(parent) = &org.parent_org_id {
             org_item = with_gsi1(org_item, keys::children_of(parent), &org.org_id);
         }
@@ -590,10 +622,15 @@ impl Orgs {
         };
         match self
             .table
-            .write(vec![
-                WriteOp::delete(key).when(Condition::Exists),
-                WriteOp::put(self.member_item(&member)?).when(Condition::NotExists),
-            ])
+            .write(
+                vec![
+                    WriteOp::delete(key).when(Condition::Exists),
+                    WriteOp::put(self.member_item(&member)?).when(Condition::NotExists),
+                ]
+                .into_iter()
+                .chain(owner_count_change(org_id, None, Some(member.role)))
+                .collect(),
+            )
             .await
         {
             Ok(()) => {}
@@ -611,23 +648,6 @@ impl Orgs {
             )
             .await?;
         Ok(member)
-    }
-
-    async fn owners(&self, org_id: &str) -> Result<usize, AccountsError> {
-        let page = self
-            .table
-            .query(
-                &Query::partition(Index::Primary, keys::org_partition(org_id))
-                    .sort(amanar_core::SortKey::BeginsWith("MEMBER#".into()))
-                    .limit(1000),
-            )
-            .await?;
-        let members: Vec<Member> = page
-            .items
-            .into_iter()
-            .map(items::parse)
-            .collect::<Result<_, _>>()?;
-        Ok(members.iter().filter(|m| m.role == Role::Owner).count())
     }
 
     /// Changes a member's role. Admins manage members and viewers; owners manage everyone; the
@@ -648,29 +668,22 @@ impl Orgs {
         if (member.role == Role::Owner || role == Role::Owner) && access.role != Role::Owner {
             return Err(forbidden("Only owners can make or change owners."));
         }
-        if member.role == Role::Owner && role != Role::Owner && self.owners(org_id).await? <= 1 {
-            return Err(AccountsError::ConflictWith {
-                slug: "last-owner",
-                detail:
-                    "An organisation keeps at least one owner; make another member owner first."
-                        .into(),
-            });
-        }
         let previous = member.role;
         member.role = role;
-        self.table
-            .write(vec![
-                WriteOp::update(
-                    keys::org_member(org_id, member_id),
-                    Update::new().set("role", role.as_str()),
-                )
-                .when(Condition::Equals("role".into(), previous.as_str().into())),
-            ])
-            .await
-            .map_err(|e| match e {
-                TableError::ConditionFailed { .. } => AccountsError::Conflict,
-                other => other.into(),
-            })?;
+        let ops: Vec<WriteOp> = std::iter::once(
+            WriteOp::update(
+                keys::org_member(org_id, member_id),
+                Update::new().set("role", role.as_str()),
+            )
+            .when(Condition::Equals("role".into(), previous.as_str().into())),
+        )
+        .chain(owner_count_change(org_id, Some(previous), Some(role)))
+        .collect();
+        self.table.write(ops).await.map_err(|e| match e {
+            TableError::ConditionFailed { index: 1, .. } => last_owner(),
+            TableError::ConditionFailed { .. } => AccountsError::Conflict,
+            other => other.into(),
+        })?;
         self.audit
             .record(
                 &[user_id, member_id],
@@ -704,23 +717,17 @@ impl Orgs {
         if member.role == Role::Owner && user_id != member_id && access.role != Role::Owner {
             return Err(forbidden("Only owners can remove owners."));
         }
-        if member.role == Role::Owner && self.owners(org_id).await? <= 1 {
-            return Err(AccountsError::ConflictWith {
-                slug: "last-owner",
-                detail:
-                    "An organisation keeps at least one owner; make another member owner first."
-                        .into(),
-            });
-        }
-        self.table
-            .write(vec![
-                WriteOp::delete(keys::org_member(org_id, member_id)).when(Condition::Exists),
-            ])
-            .await
-            .map_err(|e| match e {
-                TableError::ConditionFailed { .. } => not_found(),
-                other => other.into(),
-            })?;
+        let ops: Vec<WriteOp> =
+            std::iter::once(WriteOp::delete(keys::org_member(org_id, member_id)).when(
+                Condition::Equals("role".into(), member.role.as_str().into()),
+            ))
+            .chain(owner_count_change(org_id, Some(member.role), None))
+            .collect();
+        self.table.write(ops).await.map_err(|e| match e {
+            TableError::ConditionFailed { index: 1, .. } => last_owner(),
+            TableError::ConditionFailed { .. } => AccountsError::Conflict,
+            other => other.into(),
+        })?;
         self.audit
             .record(
                 &[user_id, member_id],

@@ -254,6 +254,11 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
 }
 
+fn session_hash(session: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(session.trim().as_bytes()))
+}
+
 /// The subject of an access token the provider just issued (so no need to verify it again).
 fn subject_of(access_token: &str) -> Option<String> {
     use base64::Engine;
@@ -382,7 +387,11 @@ impl Accounts {
 
     pub async fn resend_code(&self, email: &str) -> Result<(), AccountsError> {
         let email = email_field(email)?;
-        Ok(self.idp.resend_code(&email).await?)
+        match self.idp.resend_code(&email).await {
+            // A cooldown is not revealed: the answer is the same for every address.
+            Ok(()) | Err(IdentityError::Cooldown { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn failures(&self, email: &str) -> Result<LoginFailures, AccountsError> {
@@ -443,35 +452,93 @@ impl Accounts {
                 retry_after_secs: (failures.locked_until - now) as u64,
             });
         }
+        // The attempt counts before the password is checked, so parallel guesses cannot all slip
+        // in under the limit; a right password clears the count again.
+        self.record_failure(&email, failures).await?;
         match self.idp.sign_in(&email, password).await {
             Ok(outcome) => {
-                if failures.failures > 0 {
+                self.table
+                    .write(vec![WriteOp::delete(keys::login_failures(&email))])
+                    .await?;
+                self.after_sign_in(&email, &outcome).await?;
+                Ok(outcome)
+            }
+            Err(IdentityError::BadCredentials) => {
+                self.record_by_email(&email, "auth.login_failed").await?;
+                Err(IdentityError::BadCredentials.into())
+            }
+            Err(other) => {
+                if other == IdentityError::NotConfirmed {
+                    // The password was right.
                     self.table
                         .write(vec![WriteOp::delete(keys::login_failures(&email))])
                         .await?;
                 }
-                match &outcome {
-                    SignIn::Tokens(tokens) => self.record_login(tokens).await?,
-                    SignIn::Totp { .. } => {
-                        self.record_by_email(&email, "auth.mfa_challenged").await?
-                    }
-                }
-                Ok(outcome)
+                Err(other.into())
             }
-            Err(IdentityError::BadCredentials) => {
-                self.record_failure(&email, failures).await?;
-                self.record_by_email(&email, "auth.login_failed").await?;
-                Err(IdentityError::BadCredentials.into())
+        }
+    }
+
+    /// Audits a sign-in; a TOTP challenge is remembered with its email, so wrong codes count
+    /// towards that email's lockout like wrong passwords.
+    async fn after_sign_in(&self, email: &str, outcome: &SignIn) -> Result<(), AccountsError> {
+        match outcome {
+            SignIn::Tokens(tokens) => self.record_login(tokens).await,
+            SignIn::Totp { session } => {
+                let key = keys::mfa_challenge(&session_hash(session));
+                let mut item = amanar_core::Item::new();
+                item.insert("email".into(), email.into());
+                let expires = self.clock.now().timestamp() + 600;
+                item.insert(amanar_core::table::EXPIRES_AT.into(), expires.into());
+                let item = items::with_key(&key, &item)?;
+                self.table.write(vec![WriteOp::put(item)]).await?;
+                self.record_by_email(email, "auth.mfa_challenged").await
             }
-            Err(other) => Err(other.into()),
         }
     }
 
     /// Completes a login that answered with a TOTP challenge.
     pub async fn complete_mfa(&self, session: &str, code: &str) -> Result<TokenSet, AccountsError> {
-        let tokens = self.idp.respond_totp(session, code).await?;
-        self.record_login(&tokens).await?;
-        Ok(tokens)
+        let email = match self
+            .table
+            .get(&keys::mfa_challenge(&session_hash(session)))
+            .await?
+        {
+            Some(item) => item
+                .get("email")
+                .and_then(|e| e.as_str())
+                .map(str::to_owned),
+            None => None,
+        };
+        let Some(email) = email else {
+            return Err(IdentityError::BadMfaSession.into());
+        };
+        let failures = self.failures(&email).await?;
+        let now = self.clock.now().timestamp();
+        if failures.locked_until > now {
+            return Err(AccountsError::Locked {
+                retry_after_secs: (failures.locked_until - now) as u64,
+            });
+        }
+        self.record_failure(&email, failures).await?;
+        match self.idp.respond_totp(session, code).await {
+            Ok(tokens) => {
+                self.table
+                    .write(vec![
+                        WriteOp::delete(keys::login_failures(&email)),
+                        WriteOp::delete(keys::mfa_challenge(&session_hash(session))),
+                    ])
+                    .await?;
+                self.record_login(&tokens).await?;
+                Ok(tokens)
+            }
+            Err(error) => {
+                if error == IdentityError::BadCode {
+                    self.record_by_email(&email, "auth.mfa_failed").await?;
+                }
+                Err(error.into())
+            }
+        }
     }
 
     /// Starts TOTP enrolment: the secret and the `otpauth://` URI for the authenticator app.
@@ -499,8 +566,8 @@ impl Accounts {
         self.set_mfa(user_id, true).await
     }
 
-    pub async fn mfa_disable(&self, user_id: &str) -> Result<Profile, AccountsError> {
-        self.idp.totp_disable(user_id).await?;
+    pub async fn mfa_disable(&self, user_id: &str, code: &str) -> Result<Profile, AccountsError> {
+        self.idp.totp_disable(user_id, code).await?;
         self.audit
             .record(&[user_id], None, AuditEvent::new(user_id, "mfa.disabled"))
             .await?;
@@ -532,9 +599,9 @@ impl Accounts {
         subject: &str,
         email: &str,
         name: &str,
-    ) -> Result<TokenSet, AccountsError> {
+    ) -> Result<SignIn, AccountsError> {
         let email = email_field(email)?;
-        let (user_id, tokens, created) = self
+        let (user_id, outcome, created) = self
             .idp
             .federated_session(provider, subject, &email, name)
             .await?;
@@ -562,7 +629,8 @@ impl Accounts {
                 .detail(provider.to_owned()),
             )
             .await?;
-        Ok(tokens)
+        self.after_sign_in(&email, &outcome).await?;
+        Ok(outcome)
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, AccountsError> {
@@ -686,7 +754,20 @@ impl Accounts {
         let new = self.new_identity(&registration)?;
         let user_id = match self.idp.create_confirmed(&new).await {
             Ok(id) => id,
-            Err(IdentityError::EmailTaken) => self.idp.user_by_email(&new.email).await?.user_id,
+            Err(IdentityError::EmailTaken) => {
+                // Someone may have registered this address first: it becomes the admin only if
+                // it holds the configured password and is confirmed.
+                match self.idp.sign_in(&new.email, password).await {
+                    Ok(_) => self.idp.user_by_email(&new.email).await?.user_id,
+                    Err(IdentityError::BadCredentials | IdentityError::NotConfirmed) => {
+                        return Err(AccountsError::Invalid {
+                            field: "AMANAR_ADMIN_EMAIL",
+                            message: "belongs to an account with another password, or an unconfirmed one; it does not become admin".into(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Err(e) => return Err(e.into()),
         };
         let user = self.idp.user(&user_id).await?;

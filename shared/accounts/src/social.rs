@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::identity::{IdentityError, TokenSet};
+use crate::identity::{IdentityError, SignIn, TokenSet};
 use crate::service::{Accounts, AccountsError};
 
 /// How long a started login may take to come back.
@@ -304,7 +304,7 @@ impl Social {
 
     /// Completes a login from the provider's redirect: checks and consumes the state, exchanges
     /// the code, and returns a platform session.
-    pub async fn callback(&self, code: &str, state: &str) -> Result<TokenSet, SocialError> {
+    pub async fn callback(&self, code: &str, state: &str) -> Result<SignIn, SocialError> {
         let key = keys::social_state(&hex::encode(Sha256::digest(state.as_bytes())));
         let item = self.table.get(&key).await?.ok_or(SocialError::BadState)?;
         let record: State = items::parse(item)?;
@@ -401,11 +401,11 @@ impl Social {
                         "the token response lacks tokens".into(),
                     ));
                 };
-                Ok(TokenSet {
+                Ok(SignIn::Tokens(TokenSet {
                     access_token,
                     refresh_token,
                     expires_in: tokens.expires_in.unwrap_or(0),
-                })
+                }))
             }
         }
     }

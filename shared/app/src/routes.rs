@@ -83,6 +83,7 @@ fn finish(router: OpenApiRouter<Ports>, wired: &Wired) -> Router {
         table: ports.table.clone(),
         clock: ports.clock.clone(),
         body_limit: amanar_http::DEFAULT_BODY_LIMIT,
+        exempt_prefixes: &["/v1/auth/"],
     };
     let (router, _) = router.split_for_parts();
     let router = router

@@ -179,8 +179,8 @@ impl IdentityProvider for CognitoIdentity {
                     | "UserNotFoundException"
                     | "TooManyFailedAttemptsException",
                 ) => IdentityError::BadCode,
-                // Already confirmed.
-                Some("NotAuthorizedException") => return Ok(()),
+                // Already confirmed: the same answer as a wrong code.
+                Some("NotAuthorizedException") => IdentityError::BadCode,
                 _ => unavailable(e),
             }),
         }
@@ -332,7 +332,7 @@ impl IdentityProvider for CognitoIdentity {
             .map_err(unavailable)
     }
 
-    async fn totp_disable(&self, user_id: &str) -> Result<(), IdentityError> {
+    async fn totp_disable(&self, user_id: &str, _code: &str) -> Result<(), IdentityError> {
         let email = self.email_of(user_id).await?;
         self.client
             .admin_set_user_mfa_preference()
@@ -446,7 +446,23 @@ impl IdentityProvider for CognitoIdentity {
         let output = match result {
             Ok(output) => output,
             Err(e) if e.code() == Some("UserNotFoundException") => {
-                return Err(IdentityError::NoSuchUser);
+                // Federated users (Google_..., LinkedIn_...) are not named by their sub.
+                let listed = self
+                    .client
+                    .list_users()
+                    .user_pool_id(&self.user_pool_id)
+                    .filter(format!("sub = \"{}\"", user_id.replace('"', "")))
+                    .limit(1)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                let Some(username) = listed.users().first().and_then(|u| u.username()) else {
+                    return Err(IdentityError::NoSuchUser);
+                };
+                if username == user_id {
+                    return Err(IdentityError::NoSuchUser);
+                }
+                return Box::pin(self.user(username)).await;
             }
             Err(e) => return Err(unavailable(e)),
         };
@@ -569,7 +585,7 @@ impl IdentityProvider for CognitoIdentity {
         _subject: &str,
         _email: &str,
         _name: &str,
-    ) -> Result<(String, TokenSet, bool), IdentityError> {
+    ) -> Result<(String, SignIn, bool), IdentityError> {
         Err(IdentityError::Unavailable(
             "Cognito federates social logins through its hosted UI".into(),
         ))

@@ -22,6 +22,7 @@
 //! | API key (lookup) | `APIKEY#<sha256 of secret>` | `KEY` | `APIKEY#<keyId>` / `KEY` | |
 //! | audit log head / entry | `AUDIT#<USER#id or ORG#id>` | `HEAD` / `E#<seq>` | | |
 //! | rate-limit window | `RATE#<user:id or key:id>` | `<window start>` | | |
+//! | TOTP challenge's email (lockout) | `MFA#<sha256 of session>` | `EMAIL` | | |
 //! | social login state | `SOCIAL#STATE#<sha256 of state>` | `STATE` | | |
 
 use crate::table::Key;
@@ -151,4 +152,8 @@ pub fn rate_window(subject: &str, window_start: i64) -> Key {
 
 pub fn social_state(state_hash: &str) -> Key {
     Key::new(format!("SOCIAL#STATE#{state_hash}"), "STATE")
+}
+
+pub fn mfa_challenge(session_hash: &str) -> Key {
+    Key::new(format!("MFA#{session_hash}"), "EMAIL")
 }

@@ -40,6 +40,9 @@ pub struct Idempotency {
     pub clock: Arc<dyn Clock>,
     /// Largest request body accepted (the middleware buffers the body to fingerprint it).
     pub body_limit: usize,
+    /// Paths whose responses are never stored (sign-in answers carry tokens, and their bodies
+    /// passwords): a key there is accepted and ignored.
+    pub exempt_prefixes: &'static [&'static str],
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -121,7 +124,13 @@ pub async fn middleware(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if request.method() != Method::POST || !request.headers().contains_key(HEADER) {
+    if request.method() != Method::POST
+        || !request.headers().contains_key(HEADER)
+        || store
+            .exempt_prefixes
+            .iter()
+            .any(|p| request.uri().path().starts_with(p))
+    {
         return Ok(next.run(request).await);
     }
     let key = request

@@ -56,6 +56,7 @@ fn app() -> (Router, Arc<AtomicUsize>) {
         table,
         clock: Arc::new(SystemClock),
         body_limit: 1024,
+        exempt_prefixes: &[],
     };
     (amanar_http::finish(router, idempotency, None, None), calls)
 }

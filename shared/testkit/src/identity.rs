@@ -322,7 +322,16 @@ pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixt
         Err(IdentityError::BadMfaSession)
     );
 
-    f.idp.totp_disable(&id).await.unwrap();
+    if f.codes.checks_codes() {
+        assert_eq!(
+            f.idp.totp_disable(&id, &wrong).await,
+            Err(IdentityError::BadCode),
+            "turning MFA off takes a current code"
+        );
+        assert!(f.idp.user(&id).await.unwrap().mfa_enabled);
+    }
+    let current = totp::code_at_step(&key, totp::step_of(unix_now()));
+    f.idp.totp_disable(&id, &current).await.unwrap();
     assert!(!f.idp.user(&id).await.unwrap().mfa_enabled);
     assert!(matches!(
         f.idp.sign_in(&email, PASSWORD).await,
