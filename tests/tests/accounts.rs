@@ -539,6 +539,10 @@ async fn totp_mfa_enrols_then_guards_every_login() {
     assert_eq!(verified.status, 200, "{}", verified.body);
     assert_eq!(verified.body["mfaEnabled"], true);
 
+    let again = api
+        .send("POST", "/v1/me/mfa/totp", Some(&access), None)
+        .await;
+    assert_eq!(again.status, 409, "an active secret is not replaced");
     let challenge = api.login("hedy@example.com", PASSWORD).await;
     assert_eq!(challenge.status, 200);
     assert_eq!(challenge.body["challenge"], "totp");

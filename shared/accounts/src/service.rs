@@ -548,6 +548,14 @@ impl Accounts {
         access_token: &str,
     ) -> Result<(String, String), AccountsError> {
         let profile = self.profile(user_id).await?;
+        if profile.mfa_enabled {
+            // Replacing an active secret would let a stolen access token take over the second
+            // factor: turn MFA off first, which needs a current code.
+            return Err(AccountsError::ConflictWith {
+                slug: "mfa-already-enabled",
+                detail: "MFA is on; disable it with a current code (DELETE /v1/me/mfa?code=) before enrolling again.".into(),
+            });
+        }
         let secret = self.idp.totp_enrol(user_id, access_token).await?;
         let uri = crate::totp::otpauth_uri("AmanarCarbon", &profile.email, &secret);
         Ok((secret, uri))
