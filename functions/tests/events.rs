@@ -75,6 +75,13 @@ async fn stack() -> Stack {
     let user_pool = amanar_cognito::create_user_pool(&cognito, &ns)
         .await
         .unwrap();
+    let mail_from = format!("no-reply-{ns}@amanar.example");
+    aws_sdk_sesv2::Client::new(&sdk)
+        .create_email_identity()
+        .email_identity(&mail_from)
+        .send()
+        .await
+        .unwrap();
     let env = vec![
         ("AWS_ENDPOINT_URL", aws_endpoint()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
@@ -89,6 +96,7 @@ async fn stack() -> Stack {
         ("AMANAR_UPLOADS_BUCKET", buckets[&Bucket::Uploads].clone()),
         ("AMANAR_EXPORTS_BUCKET", buckets[&Bucket::Exports].clone()),
         ("AMANAR_S3_FORCE_PATH_STYLE", "true".into()),
+        ("AMANAR_MAIL_FROM", mail_from.clone()),
         ("AMANAR_USER_POOL_ID", user_pool.0.clone()),
         ("AMANAR_USER_POOL_CLIENT_ID", user_pool.1.clone()),
         ("RUST_LOG", "warn".into()),
@@ -345,6 +353,23 @@ async fn the_account_functions_register_log_in_and_serve_the_profile_on_cognito(
     assert_eq!(
         (org["name"].as_str(), org["role"].as_str()),
         (Some("Acme Ltd"), Some("owner"))
+    );
+
+    // An invitation goes out through SES (v2 on moto).
+    let org_id = org["orgId"].as_str().unwrap();
+    let mut invite = event("api-orgs.json");
+    invite["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    let path = format!("/v1/orgs/{org_id}/members");
+    invite["rawPath"] = json!(path);
+    invite["requestContext"]["http"]["path"] = json!(path);
+    invite["routeKey"] = json!("POST /v1/orgs/{orgId}/members");
+    let invitee = format!("bob-{}@example.com", namespace());
+    invite["body"] = json!(format!(r#"{{"email": "{invitee}", "role": "member"}}"#));
+    let invited = invoke("api-orgs", &stack, vec![invite]).await;
+    assert_eq!(response(&invited[0])["statusCode"], json!(201));
+    assert!(
+        amanar_testkit::emulator_sent_mail_to(&invitee, "invited to Acme Ltd").await,
+        "the invitation mail went out through SES"
     );
 }
 

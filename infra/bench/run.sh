@@ -68,7 +68,7 @@ boto3.client("dynamodb").create_table(TableName="bench", BillingMode="PAY_PER_RE
     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
 PY
-export AMANAR_USER_POOL_ID=eu-west-1_bench AMANAR_USER_POOL_CLIENT_ID=bench
+export AMANAR_USER_POOL_ID=eu-west-1_bench AMANAR_USER_POOL_CLIENT_ID=bench AMANAR_MAIL_FROM=no-reply@amanar.example
 export AMANAR_TABLE_NAME=bench AMANAR_QUEUE_URL_JOBS="http://127.0.0.1:$moto_port/123456789012/jobs" \
     AMANAR_UPLOADS_BUCKET=bench-uploads AMANAR_EXPORTS_BUCKET=bench-exports RUST_LOG=warn
 "$bin/lambda-init" "$bin/hello-lambda" "$runs" events/api-health.json

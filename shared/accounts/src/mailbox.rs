@@ -71,3 +71,17 @@ impl Mailbox {
         page.items.into_iter().map(items::parse).collect()
     }
 }
+
+#[async_trait::async_trait]
+impl amanar_core::mail::Mailer for Mailbox {
+    async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        text: &str,
+    ) -> Result<(), amanar_core::mail::MailError> {
+        Mailbox::send(self, to, subject, text)
+            .await
+            .map_err(|e| amanar_core::mail::MailError::Unavailable(e.to_string()))
+    }
+}

@@ -16,7 +16,6 @@ use utoipa::ToSchema;
 
 use crate::apikeys::{ApiKey, ApiKeyStore, KeyError};
 use crate::audit::{Audit, AuditEvent};
-use crate::mailbox::Mailbox;
 use crate::policy::{self, AccountType};
 use crate::service::{Accounts, AccountsError, Profile};
 
@@ -143,7 +142,7 @@ pub struct Orgs {
     accounts: Arc<Accounts>,
     table: Arc<dyn Table>,
     clock: Arc<dyn Clock>,
-    mailbox: Option<Mailbox>,
+    mailer: Arc<dyn amanar_core::mail::Mailer>,
     audit: Audit,
     pub keys: ApiKeyStore,
 }
@@ -151,11 +150,12 @@ pub struct Orgs {
 impl Orgs {
     /// `mailbox` is where invitations are mailed in the local runtime; without one (AWS, until
     /// outgoing mail lands) invitees find them at `GET /v1/me/invitations`.
+    /// `mailer` sends invitations: the local mailbox in the local runtime, SES in AWS.
     pub fn new(
         accounts: Arc<Accounts>,
         table: Arc<dyn Table>,
         clock: Arc<dyn Clock>,
-        mailbox: Option<Mailbox>,
+        mailer: Arc<dyn amanar_core::mail::Mailer>,
     ) -> Self {
         Self {
             audit: Audit::new(table.clone(), clock.clone()),
@@ -163,7 +163,7 @@ impl Orgs {
             accounts,
             table,
             clock,
-            mailbox,
+            mailer,
         }
     }
 
@@ -559,18 +559,16 @@ impl Orgs {
         let item = items::with_key(&keys::org_invitation(org_id, &email), &invitation)?;
         let item = with_gsi1(item, keys::invitations_of(&email), org_id);
         self.table.write(vec![WriteOp::put(item)]).await?;
-        if let Some(mailbox) = &self.mailbox {
-            mailbox
-                .send(
-                    &email,
-                    &format!("You are invited to {} on AmanarCarbon", access.org.name),
-                    &format!(
-                        "You are invited to join {} as {}. Log in (or register with this address) and accept at POST /v1/orgs/{org_id}/invitations/accept. The invitation expires in 14 days.",
-                        access.org.name,
-                        role.as_str()
-                    ),
-                )
-                .await?;
+        let subject = format!("You are invited to {} on AmanarCarbon", access.org.name);
+        let text = format!(
+            "You are invited to join {} as {}. Log in (or register with this address) and accept at POST /v1/orgs/{org_id}/invitations/accept. The invitation expires in 14 days.",
+            access.org.name,
+            role.as_str()
+        );
+        // The invitation stands even if the mail fails: the invitee also finds it at
+        // GET /v1/me/invitations.
+        if let Err(error) = self.mailer.send(&email, &subject, &text).await {
+            tracing::warn!(%error, "invitation mail not sent");
         }
         self.audit
             .record(

@@ -38,6 +38,15 @@ pub enum BlobBackend {
     },
 }
 
+/// Where outgoing mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailBackend {
+    /// The local mailbox (`GET /_local/mailbox`).
+    Local,
+    /// SES, from a verified sender address.
+    Ses { from: String },
+}
+
 /// Who keeps credentials and issues tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdentityBackend {
@@ -58,6 +67,7 @@ pub struct Config {
     pub queue: QueueBackend,
     pub blobs: BlobBackend,
     pub identity: IdentityBackend,
+    pub mail: MailBackend,
     /// Social login providers by name (`google`, `linkedin`), and the callback URL they return to.
     pub social: Vec<(String, amanar_accounts::social::Mode)>,
     pub social_callback_url: String,
@@ -108,6 +118,8 @@ pub mod vars {
     pub const RETRY_BASE_MS: &str = "AMANAR_RETRY_BASE_MS";
     pub const LOG_FORMAT: &str = "AMANAR_LOG_FORMAT";
     pub const IDENTITY_BACKEND: &str = "AMANAR_IDENTITY_BACKEND";
+    pub const MAIL_BACKEND: &str = "AMANAR_MAIL_BACKEND";
+    pub const MAIL_FROM: &str = "AMANAR_MAIL_FROM";
     pub const USER_POOL_ID: &str = "AMANAR_USER_POOL_ID";
     pub const USER_POOL_CLIENT_ID: &str = "AMANAR_USER_POOL_CLIENT_ID";
     pub const ADMIN_EMAIL: &str = "AMANAR_ADMIN_EMAIL";
@@ -224,6 +236,13 @@ impl Config {
                 issuer: get(vars::PUBLIC_URL).unwrap_or_else(|| format!("http://{addr}")),
             }
         };
+        let mail = if choice(vars::MAIL_BACKEND, "local", "ses")? {
+            MailBackend::Ses {
+                from: required(vars::MAIL_FROM)?,
+            }
+        } else {
+            MailBackend::Local
+        };
         let first_admin = match (get(vars::ADMIN_EMAIL), get(vars::ADMIN_PASSWORD)) {
             (Some(email), Some(password)) => Some((email, password)),
             (None, None) => None,
@@ -318,6 +337,7 @@ impl Config {
             queue,
             blobs,
             identity,
+            mail,
             first_admin,
             social,
             social_callback_url,

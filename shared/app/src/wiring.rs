@@ -8,7 +8,9 @@ use amanar_core::{Blobs, Clock, Ports, Queue, SystemClock, Table};
 use amanar_embedded::{EmbeddedStore, LocalBlobs, RedbQueue};
 use amanar_http::{Auth, Verifier};
 
-use crate::config::{BlobBackend, Config, IdentityBackend, QueueBackend, TableBackend};
+use crate::config::{
+    BlobBackend, Config, IdentityBackend, MailBackend, QueueBackend, TableBackend,
+};
 
 /// Everything a process needs, built once.
 #[derive(Clone)]
@@ -82,7 +84,8 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
     let needs_aws = !matches!(config.table, TableBackend::Embedded)
         || !matches!(config.queue, QueueBackend::Embedded)
         || matches!(config.blobs, BlobBackend::S3 { .. })
-        || matches!(config.identity, IdentityBackend::Cognito { .. });
+        || matches!(config.identity, IdentityBackend::Cognito { .. })
+        || matches!(config.mail, MailBackend::Ses { .. });
     // The SDK reads region, credentials and AWS_ENDPOINT_URL (emulators) from the environment.
     let sdk = if needs_aws {
         Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
@@ -200,13 +203,18 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
         table.clone(),
         clock.clone(),
     ));
+    let mailer: Arc<dyn amanar_core::mail::Mailer> = match &config.mail {
+        MailBackend::Local => Arc::new(Mailbox::new(table.clone(), clock.clone())),
+        MailBackend::Ses { from } => Arc::new(amanar_ses::SesMailer::new(
+            aws_sdk_sesv2::Client::new(sdk.as_ref().expect("loaded above")),
+            from.clone(),
+        )),
+    };
     let orgs = Arc::new(amanar_accounts::orgs::Orgs::new(
         accounts.clone(),
         table.clone(),
         clock.clone(),
-        local_identity
-            .as_ref()
-            .map(|l: &LocalIdentitySurface| l.mailbox.clone()),
+        mailer,
     ));
     Ok(Wired {
         ports: Ports {

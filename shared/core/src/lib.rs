@@ -4,6 +4,7 @@
 pub mod blobs;
 pub mod clock;
 pub mod keys;
+pub mod mail;
 pub mod messages;
 pub mod queue;
 pub mod table;

@@ -48,3 +48,28 @@ pub fn block_on_own_runtime<T: Send + 'static>(
     .join()
     .expect("set-up thread")
 }
+
+/// Mail that SES on the emulator accepted (moto records it instead of sending): each
+/// `{source, destinations: {ToAddresses}, subject, body}`.
+pub async fn emulator_sent_mail() -> Vec<serde_json::Value> {
+    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
+        .await
+        .expect("the emulator answers")
+        .json()
+        .await
+        .expect("moto's state is JSON");
+    data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Whether the emulator's SES accepted a message to `to` whose subject contains `subject`.
+pub async fn emulator_sent_mail_to(to: &str, subject: &str) -> bool {
+    emulator_sent_mail().await.iter().any(|m| {
+        m["subject"].as_str().is_some_and(|s| s.contains(subject))
+            && m["destinations"]["ToAddresses"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|d| d == to))
+    })
+}

@@ -1,0 +1,69 @@
+//! The Mailer port on Amazon SES (API v2): plain-text messages from one verified sender address.
+
+use amanar_core::mail::{MailError, Mailer};
+use async_trait::async_trait;
+use aws_sdk_sesv2::Client;
+use aws_sdk_sesv2::error::ProvideErrorMetadata;
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+
+#[derive(Clone)]
+pub struct SesMailer {
+    client: Client,
+    from: String,
+}
+
+impl SesMailer {
+    /// `from` must be an identity SES has verified (template.yaml declares it).
+    pub fn new(client: Client, from: impl Into<String>) -> Self {
+        Self {
+            client,
+            from: from.into(),
+        }
+    }
+}
+
+fn content(text: &str) -> Result<Content, MailError> {
+    Content::builder()
+        .data(text)
+        .charset("UTF-8")
+        .build()
+        .map_err(|e| MailError::Refused(e.to_string()))
+}
+
+#[async_trait]
+impl Mailer for SesMailer {
+    async fn send(&self, to: &str, subject: &str, text: &str) -> Result<(), MailError> {
+        let message = Message::builder()
+            .subject(content(subject)?)
+            .body(Body::builder().text(content(text)?).build())
+            .build();
+        let result = self
+            .client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(to).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let detail = format!(
+                    "{}: {}",
+                    e.code().unwrap_or("unknown"),
+                    e.message().unwrap_or("no message")
+                );
+                Err(match e.code() {
+                    Some(
+                        "MessageRejected"
+                        | "MailFromDomainNotVerifiedException"
+                        | "AccountSuspendedException"
+                        | "SendingPausedException"
+                        | "BadRequestException",
+                    ) => MailError::Refused(detail),
+                    _ => MailError::Unavailable(detail),
+                })
+            }
+        }
+    }
+}
