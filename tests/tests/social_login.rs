@@ -40,13 +40,20 @@ fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
-/// Plays the browser: start at the platform, log in and consent at the provider (its development
-/// screens accept any login), and return the platform callback URL the provider redirects to.
-async fn browse_to_callback(platform: &str, login: &str) -> String {
-    let started = reqwest::Client::builder()
+fn new_browser() -> reqwest::Client {
+    reqwest::Client::builder()
         .redirect(Policy::none())
+        .cookie_store(true)
         .build()
         .unwrap()
+}
+
+/// Plays the browser: start at the platform, log in and consent at the provider (its development
+/// screens accept any login). Returns the browser, which holds the login's cookie, and the
+/// platform callback URL the provider redirects to.
+async fn browse_to_callback(platform: &str, login: &str) -> (reqwest::Client, String) {
+    let browser = new_browser();
+    let started = browser
         .get(format!("{platform}/v1/auth/social/google/start"))
         .send()
         .await
@@ -57,16 +64,23 @@ async fn browse_to_callback(platform: &str, login: &str) -> String {
     let params: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
     assert_eq!(params["code_challenge_method"], "S256");
     assert!(params.contains_key("state") && params.contains_key("nonce"));
-    browse(url, platform, login).await
+    let cookie = started.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("amanar_social=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let callback = browse(&browser, url, platform, login).await;
+    (browser, callback)
+}
+
+/// A whole social login in one browser: the platform's answer at the callback.
+async fn social_login(platform: &str, login: &str) -> reqwest::Response {
+    let (browser, callback) = browse_to_callback(platform, login).await;
+    browser.get(callback).send().await.unwrap()
 }
 
 /// From an authorization URL through the provider's screens to the redirect back to `back_to`.
-async fn browse(mut url: String, back_to: &str, login: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
+async fn browse(browser: &reqwest::Client, mut url: String, back_to: &str, login: &str) -> String {
     let platform = back_to;
     let provider = issuer();
     for _ in 0..12 {
@@ -118,8 +132,11 @@ async fn an_openid_login_creates_then_reuses_an_account_and_links_verified_email
     let platform = format!("http://{}", running.addr);
     let client = reqwest::Client::new();
 
-    let callback = browse_to_callback(&platform, "grace@example.com").await;
-    let answer = client.get(&callback).send().await.unwrap();
+    // The callback URL alone, replayed in another browser, is refused (login CSRF).
+    let (browser, callback) = browse_to_callback(&platform, "grace@example.com").await;
+    let elsewhere = client.get(&callback).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 400);
+    let answer = browser.get(&callback).send().await.unwrap();
     assert_eq!(answer.status(), 200);
     let tokens: Value = answer.json().await.unwrap();
     let access = tokens["accessToken"].as_str().unwrap();
@@ -137,7 +154,7 @@ async fn an_openid_login_creates_then_reuses_an_account_and_links_verified_email
     let first_user = me["userId"].as_str().unwrap().to_owned();
 
     // The state works once.
-    let replay = client.get(&callback).send().await.unwrap();
+    let replay = browser.get(&callback).send().await.unwrap();
     assert_eq!(replay.status(), 400);
     let problem: Value = replay.json().await.unwrap();
     assert_eq!(
@@ -146,11 +163,8 @@ async fn an_openid_login_creates_then_reuses_an_account_and_links_verified_email
     );
 
     // The same provider identity comes back to the same account.
-    let again: Value = client
-        .get(browse_to_callback(&platform, "grace@example.com").await)
-        .send()
+    let again: Value = social_login(&platform, "grace@example.com")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -175,11 +189,8 @@ async fn an_openid_login_creates_then_reuses_an_account_and_links_verified_email
         .json()
         .await
         .unwrap();
-    let linked: Value = client
-        .get(browse_to_callback(&platform, "ada@example.com").await)
-        .send()
+    let linked: Value = social_login(&platform, "ada@example.com")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -204,11 +215,7 @@ async fn an_openid_login_creates_then_reuses_an_account_and_links_verified_email
         .await
         .unwrap();
     assert_eq!(squatter.status(), 201);
-    let owner = client
-        .get(browse_to_callback(&platform, "lin@example.com").await)
-        .send()
-        .await
-        .unwrap();
+    let owner = social_login(&platform, "lin@example.com").await;
     assert_eq!(owner.status(), 200);
     let old_password = client
         .post(format!("{platform}/v1/auth/login"))
@@ -219,11 +226,7 @@ async fn an_openid_login_creates_then_reuses_an_account_and_links_verified_email
     assert_eq!(old_password.status(), 401);
 
     // No verified email, no account.
-    let refused = client
-        .get(browse_to_callback(&platform, "unverified@example.com").await)
-        .send()
-        .await
-        .unwrap();
+    let refused = social_login(&platform, "unverified@example.com").await;
     assert_eq!(refused.status(), 403);
 
     // Unknown providers and forged states are refused.
@@ -288,7 +291,7 @@ async fn the_hosted_ui_mode_sends_identity_provider_and_exchanges_the_code_with_
         table,
         clock,
     );
-    let url = social.start("google").await.unwrap();
+    let (url, browser_secret) = social.start("google").await.unwrap();
     assert!(
         url.starts_with(&format!("{}/oauth2/authorize?", issuer())),
         "{url}"
@@ -302,14 +305,26 @@ async fn the_hosted_ui_mode_sends_identity_provider_and_exchanges_the_code_with_
     assert_eq!(params["client_id"], "amanar-hosted-ui");
     assert_eq!(params["redirect_uri"], callback);
 
-    let back = browse(url, "http://127.0.0.1:1/", "lin@example.com").await;
+    let back = browse(
+        &new_browser(),
+        url,
+        "http://127.0.0.1:1/",
+        "lin@example.com",
+    )
+    .await;
     let params: HashMap<_, _> = reqwest::Url::parse(&back)
         .unwrap()
         .query_pairs()
         .into_owned()
         .collect();
+    assert!(matches!(
+        social
+            .callback(&params["code"], &params["state"], Some("another browser"))
+            .await,
+        Err(amanar_accounts::social::SocialError::BadState)
+    ));
     let tokens = social
-        .callback(&params["code"], &params["state"])
+        .callback(&params["code"], &params["state"], Some(&browser_secret))
         .await
         .unwrap()
         .tokens()
@@ -318,7 +333,9 @@ async fn the_hosted_ui_mode_sends_identity_provider_and_exchanges_the_code_with_
     assert!(!tokens.refresh_token.is_empty());
     assert!(tokens.expires_in > 0);
     assert!(matches!(
-        social.callback(&params["code"], &params["state"]).await,
+        social
+            .callback(&params["code"], &params["state"], Some(&browser_secret))
+            .await,
         Err(amanar_accounts::social::SocialError::BadState)
     ));
 }

@@ -608,10 +608,16 @@ pub async fn social_start(
     Extension(social): Extension<Arc<crate::social::Social>>,
     Path(provider): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let url = social.start(&provider).await?;
+    let (url, browser_secret) = social.start(&provider).await?;
     Ok((
         StatusCode::FOUND,
-        [(axum::http::header::LOCATION, url.clone())],
+        [
+            (axum::http::header::LOCATION, url.clone()),
+            (
+                axum::http::header::SET_COOKIE,
+                social.cookie(&browser_secret, crate::social::STATE_SECS),
+            ),
+        ],
         Json(SocialStart {
             authorization_url: url,
         }),
@@ -630,7 +636,8 @@ pub struct CallbackQuery {
     pub iss: Option<String>,
 }
 
-/// The provider's redirect back: exchanges the code and answers with a session.
+/// The provider's redirect back: exchanges the code and answers with a session. The browser must
+/// bring back the cookie set at the start.
 #[utoipa::path(get, path = "/v1/auth/social/callback", tag = "accounts", summary = "Finish a social login",
     params(CallbackQuery),
     responses((status = 200, description = "Tokens, or a TOTP challenge when the account has MFA on", body = LoginAnswer),
@@ -639,8 +646,9 @@ pub struct CallbackQuery {
         (status = 403, description = "The provider did not verify an email", body = Problem, content_type = "application/problem+json")))]
 pub async fn social_callback(
     Extension(social): Extension<Arc<crate::social::Social>>,
+    headers: axum::http::HeaderMap,
     amanar_http::Query(query): amanar_http::Query<CallbackQuery>,
-) -> Result<Json<LoginAnswer>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     if let Some(error) = query.error {
         return Err(
             crate::social::SocialError::Refused(match query.error_description {
@@ -656,5 +664,20 @@ pub async fn social_callback(
             "the provider's redirect carries code and state",
         ));
     };
-    Ok(Json(social.callback(&code, &state).await?.into()))
+    let browser_secret = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == crate::social::COOKIE)
+        .map(|(_, value)| value.to_owned());
+    let answer: LoginAnswer = social
+        .callback(&code, &state, browser_secret.as_deref())
+        .await?
+        .into();
+    Ok((
+        [(axum::http::header::SET_COOKIE, social.cookie("", 0))],
+        Json(answer),
+    ))
 }

@@ -21,7 +21,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
+use tokio::sync::RwLock;
 
 use crate::identity::{IdentityError, SignIn, TokenSet};
 use crate::service::{Accounts, AccountsError};
@@ -29,6 +29,8 @@ use crate::service::{Accounts, AccountsError};
 /// How long a started login may take to come back.
 pub const STATE_SECS: i64 = 600;
 pub const PROVIDERS: [&str; 2] = ["google", "linkedin"];
+/// Cookie holding the browser secret of a login in progress.
+pub const COOKIE: &str = "amanar_social";
 
 /// How one provider is reached.
 #[derive(Debug, Clone)]
@@ -62,6 +64,9 @@ struct State {
     provider: String,
     code_verifier: String,
     nonce: String,
+    /// SHA-256 of the secret in the starting browser's cookie: the callback must come from it.
+    #[serde(default)]
+    browser_hash: String,
     expires_at: i64,
 }
 
@@ -128,7 +133,7 @@ impl From<TableError> for SocialError {
 
 struct ProviderEntry {
     mode: Mode,
-    discovery: OnceCell<(Discovery, JwkSet)>,
+    discovery: RwLock<Option<Arc<(Discovery, JwkSet)>>>,
 }
 
 pub struct Social {
@@ -167,7 +172,7 @@ impl Social {
                         name,
                         ProviderEntry {
                             mode,
-                            discovery: OnceCell::new(),
+                            discovery: RwLock::new(None),
                         },
                     )
                 })
@@ -184,6 +189,18 @@ impl Social {
         }
     }
 
+    /// The cookie attributes for the browser secret: `Secure` when the callback is HTTPS.
+    pub fn cookie(&self, value: &str, max_age_secs: i64) -> String {
+        let secure = if self.redirect_uri.starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        };
+        format!(
+            "{COOKIE}={value}; Path=/v1/auth/social; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
+        )
+    }
+
     fn entry(&self, provider: &str) -> Result<&ProviderEntry, SocialError> {
         self.providers.get(provider).ok_or_else(|| {
             let mut names: Vec<&str> = self.providers.keys().map(String::as_str).collect();
@@ -196,52 +213,58 @@ impl Social {
         })
     }
 
-    async fn discovery<'a>(
+    /// The provider's discovery document and keys, fetched once and again on `refresh` (a token
+    /// signed with a key the cache does not know means the provider rotated its keys).
+    async fn discovery(
         &self,
-        entry: &'a ProviderEntry,
+        entry: &ProviderEntry,
         issuer: &str,
-    ) -> Result<&'a (Discovery, JwkSet), SocialError> {
-        entry
-            .discovery
-            .get_or_try_init(|| async {
-                let url = format!(
-                    "{}/.well-known/openid-configuration",
-                    issuer.trim_end_matches('/')
-                );
-                let discovery: Discovery = self
-                    .http
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(unavailable)?
-                    .error_for_status()
-                    .map_err(unavailable)?
-                    .json()
-                    .await
-                    .map_err(unavailable)?;
-                if discovery.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
-                    return Err(SocialError::Unavailable(
-                        "the discovery document names another issuer".into(),
-                    ));
-                }
-                let jwks: JwkSet = self
-                    .http
-                    .get(&discovery.jwks_uri)
-                    .send()
-                    .await
-                    .map_err(unavailable)?
-                    .json()
-                    .await
-                    .map_err(unavailable)?;
-                Ok((discovery, jwks))
-            })
+        refresh: bool,
+    ) -> Result<Arc<(Discovery, JwkSet)>, SocialError> {
+        if !refresh && let Some(cached) = entry.discovery.read().await.as_ref() {
+            return Ok(cached.clone());
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let discovery: Discovery = self
+            .http
+            .get(&url)
+            .send()
             .await
+            .map_err(unavailable)?
+            .error_for_status()
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        if discovery.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+            return Err(SocialError::Unavailable(
+                "the discovery document names another issuer".into(),
+            ));
+        }
+        let jwks: JwkSet = self
+            .http
+            .get(&discovery.jwks_uri)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        let fresh = Arc::new((discovery, jwks));
+        *entry.discovery.write().await = Some(fresh.clone());
+        Ok(fresh)
     }
 
-    /// The provider's authorization URL for a new login, after storing its state.
-    pub async fn start(&self, provider: &str) -> Result<String, SocialError> {
+    /// The provider's authorization URL for a new login, after storing its state, and the secret
+    /// to keep in the browser (an HTTP-only cookie) that the callback must bring back, so that a
+    /// callback URL replayed in another browser (login CSRF) is refused.
+    pub async fn start(&self, provider: &str) -> Result<(String, String), SocialError> {
         let entry = self.entry(provider)?;
         let state = random_b64(32);
+        let browser_secret = random_b64(32);
         let code_verifier = random_b64(32);
         let nonce = random_b64(16);
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(code_verifier.as_bytes()));
@@ -249,6 +272,7 @@ impl Social {
             provider: provider.to_owned(),
             code_verifier,
             nonce: nonce.clone(),
+            browser_hash: hex::encode(Sha256::digest(browser_secret.as_bytes())),
             expires_at: self.clock.now().timestamp() + STATE_SECS,
         };
         let mut item = items::with_key(
@@ -267,7 +291,8 @@ impl Social {
             Mode::Oidc {
                 issuer, client_id, ..
             } => {
-                let (discovery, _) = self.discovery(entry, issuer).await?;
+                let cached = self.discovery(entry, issuer, false).await?;
+                let discovery = &cached.0;
                 (
                     discovery.authorization_endpoint.clone(),
                     client_id,
@@ -299,16 +324,30 @@ impl Social {
                 query.append_pair(name, value);
             }
         }
-        Ok(url.into())
+        Ok((url.into(), browser_secret))
     }
 
     /// Completes a login from the provider's redirect: checks and consumes the state, exchanges
     /// the code, and returns a platform session.
-    pub async fn callback(&self, code: &str, state: &str) -> Result<SignIn, SocialError> {
+    pub async fn callback(
+        &self,
+        code: &str,
+        state: &str,
+        browser_secret: Option<&str>,
+    ) -> Result<SignIn, SocialError> {
         let key = keys::social_state(&hex::encode(Sha256::digest(state.as_bytes())));
         let item = self.table.get(&key).await?.ok_or(SocialError::BadState)?;
         let record: State = items::parse(item)?;
         if record.expires_at <= self.clock.now().timestamp() {
+            return Err(SocialError::BadState);
+        }
+        let presented = hex::encode(Sha256::digest(browser_secret.unwrap_or("").as_bytes()));
+        if browser_secret.is_none()
+            || !bool::from(subtle::ConstantTimeEq::ct_eq(
+                presented.as_bytes(),
+                record.browser_hash.as_bytes(),
+            ))
+        {
             return Err(SocialError::BadState);
         }
         // Single use: only the request that deletes it goes on.
@@ -328,10 +367,10 @@ impl Social {
                 client_id,
                 client_secret,
             } => {
-                let (discovery, jwks) = self.discovery(entry, issuer).await?;
+                let mut cached = self.discovery(entry, issuer, false).await?;
                 let tokens = self
                     .exchange(
-                        &discovery.token_endpoint,
+                        &cached.0.token_endpoint,
                         client_id,
                         Some(client_secret),
                         code,
@@ -341,7 +380,14 @@ impl Social {
                 let id_token = tokens
                     .id_token
                     .ok_or_else(|| SocialError::Refused("no ID token".into()))?;
-                let mut claims = verify_id_token(&id_token, jwks, &discovery.issuer, client_id)?;
+                let mut claims =
+                    match verify_id_token(&id_token, &cached.1, &cached.0.issuer, client_id) {
+                        Err(SocialError::Refused(reason)) if reason.contains("unknown key") => {
+                            cached = self.discovery(entry, issuer, true).await?;
+                            verify_id_token(&id_token, &cached.1, &cached.0.issuer, client_id)?
+                        }
+                        other => other?,
+                    };
                 if claims.nonce.as_deref() != Some(record.nonce.as_str()) {
                     return Err(SocialError::Refused(
                         "the ID token's nonce does not match".into(),
@@ -350,7 +396,7 @@ impl Social {
                 // Providers may keep scope claims for the userinfo endpoint (OIDC Core 5.4).
                 if claims.email.is_none()
                     && let (Some(endpoint), Some(access_token)) =
-                        (&discovery.userinfo_endpoint, &tokens.access_token)
+                        (&cached.0.userinfo_endpoint, &tokens.access_token)
                 {
                     let info: IdClaims = self
                         .http
