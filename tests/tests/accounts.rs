@@ -92,12 +92,8 @@ impl Api {
             .find(|m| m["subject"].as_str().unwrap().contains(subject))
             .unwrap_or_else(|| panic!("a mail about {subject} to {to}: {}", mail.body))["text"]
             .as_str()
-            .unwrap()
-            .to_owned();
-        text.split(|c: char| !c.is_ascii_digit())
-            .find(|w| w.len() == 6)
-            .unwrap()
-            .to_owned()
+            .unwrap();
+        amanar_testkit::mailed_code(text)
     }
 
     async fn register_and_verify(&self, email: &str) -> String {
@@ -488,13 +484,6 @@ async fn only_the_configured_admin_grants_platform_roles() {
     running.shutdown().await;
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_mfa_enrols_then_guards_every_login() {
     use amanar_accounts::totp;
@@ -518,7 +507,7 @@ async fn totp_mfa_enrols_then_guards_every_login() {
             .starts_with("otpauth://totp/AmanarCarbon:hedy@example.com?secret=")
     );
     let key = totp::base32_decode(secret).unwrap();
-    let step = totp::step_of(unix_now());
+    let step = totp::step_of(amanar_testkit::unix_now());
     let wrong = api
         .send(
             "POST",
@@ -549,7 +538,10 @@ async fn totp_mfa_enrols_then_guards_every_login() {
     assert!(challenge.body.get("accessToken").is_none());
     let session = challenge.body["session"].as_str().unwrap();
     // The enrolment code was this step's, and a code works once: the next step's is in the window.
-    let code = totp::code_at_step(&key, totp::step_of(unix_now()).max(step) + 1);
+    let code = totp::code_at_step(
+        &key,
+        totp::step_of(amanar_testkit::unix_now()).max(step) + 1,
+    );
     let replay = api
         .post(
             "/v1/auth/mfa",
@@ -574,7 +566,7 @@ async fn totp_mfa_enrols_then_guards_every_login() {
             .status,
         422
     );
-    let current = totp::code_at_step(&key, totp::step_of(unix_now()));
+    let current = totp::code_at_step(&key, totp::step_of(amanar_testkit::unix_now()));
     assert_eq!(
         api.send(
             "DELETE",

@@ -60,11 +60,7 @@ async fn an_account_journey_logs_no_secret_and_no_email() {
         .await
         .unwrap();
     let text = mail["items"][0]["text"].as_str().unwrap();
-    let code = text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .unwrap()
-        .to_owned();
+    let code = amanar_testkit::mailed_code(text);
     post(
         "/v1/auth/verify-email",
         json!({"email": email, "code": "999999"}),
@@ -124,11 +120,7 @@ async fn an_account_journey_logs_no_secret_and_no_email() {
         .await
         .unwrap();
     let reset_text = mail["items"][0]["text"].as_str().unwrap();
-    let reset_code = reset_text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .unwrap()
-        .to_owned();
+    let reset_code = amanar_testkit::mailed_code(reset_text);
     post(
         "/v1/auth/password/reset",
         json!({"email": email, "code": reset_code, "newPassword": new_password}),

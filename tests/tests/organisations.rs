@@ -82,10 +82,7 @@ impl Api {
             .await
             .unwrap();
         let text = mail["items"][0]["text"].as_str().unwrap();
-        let code = text
-            .split(|c: char| !c.is_ascii_digit())
-            .find(|w| w.len() == 6)
-            .unwrap();
+        let code = amanar_testkit::mailed_code(text);
         self.anonymous(
             "/v1/auth/verify-email",
             json!({"email": email, "code": code}),
@@ -346,10 +343,7 @@ async fn enterprises_need_mfa_and_administer_their_child_organisations() {
 
     let (_, enrolment) = api.send("POST", "/v1/me/mfa/totp", &enterprise, None).await;
     let key = totp::base32_decode(enrolment["secret"].as_str().unwrap()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = amanar_testkit::unix_now();
     let code = totp::code_at_step(&key, totp::step_of(now));
     let (status, _) = api
         .send(

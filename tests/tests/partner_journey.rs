@@ -7,19 +7,9 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "Correct horse 7 battery";
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn code_in(mail: &Value) -> String {
     let text = mail["items"][0]["text"].as_str().unwrap();
-    text.split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .unwrap()
-        .to_owned()
+    amanar_testkit::mailed_code(text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +78,7 @@ async fn register_mfa_organisation_api_key_rate_limit_and_revocation() {
         .await
         .unwrap();
     let key = totp::base32_decode(enrolment["secret"].as_str().unwrap()).unwrap();
-    let step = totp::step_of(now());
+    let step = totp::step_of(amanar_testkit::unix_now());
     let confirmed = post(
         "/v1/me/mfa/totp/verify",
         Some(&access),
@@ -111,7 +101,7 @@ async fn register_mfa_organisation_api_key_rate_limit_and_revocation() {
     let tokens: Value = post(
         "/v1/auth/mfa",
         None,
-        json!({"session": challenge["session"], "code": totp::code_at_step(&key, totp::step_of(now()).max(step) + 1)}),
+        json!({"session": challenge["session"], "code": totp::code_at_step(&key, totp::step_of(amanar_testkit::unix_now()).max(step) + 1)}),
     )
     .await
     .unwrap()

@@ -98,10 +98,7 @@ pub async fn list_orgs(
 ) -> Result<Json<List<Member>>, ApiError> {
     let page = page.validate()?;
     let listed = orgs.mine(&caller.user_id, page.limit, page.cursor).await?;
-    Ok(Json(List {
-        items: listed.items,
-        next_cursor: listed.next.map(|c| c.as_str().to_owned()),
-    }))
+    Ok(Json(List::new(listed.items, listed.next)))
 }
 
 /// Reads an organisation. Another tenant's organisation is a 404.
@@ -194,10 +191,7 @@ pub async fn list_members(
     orgs.access_as(&principal, &org_id, Role::Viewer, "members:read")
         .await?;
     let listed = orgs.members(&org_id, page.limit, page.cursor).await?;
-    Ok(Json(List {
-        items: listed.items,
-        next_cursor: listed.next.map(|c| c.as_str().to_owned()),
-    }))
+    Ok(Json(List::new(listed.items, listed.next)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -274,16 +268,6 @@ pub async fn my_invitations(
     }))
 }
 
-fn audit_page(
-    entries: Vec<AuditEntry>,
-    next: Option<amanar_core::Cursor>,
-) -> Json<List<AuditEntry>> {
-    Json(List {
-        items: entries,
-        next_cursor: next.map(|c| c.as_str().to_owned()),
-    })
-}
-
 /// The caller's audit log, newest first.
 #[utoipa::path(get, path = "/v1/me/audit-log", tag = "accounts", summary = "My audit log", security(("bearer" = [])),
     params(PageParams),
@@ -298,7 +282,7 @@ pub async fn my_audit_log(
         .audit
         .list(&format!("USER#{}", caller.user_id), page.limit, page.cursor)
         .await?;
-    Ok(audit_page(entries, next))
+    Ok(Json(List::new(entries, next)))
 }
 
 /// An organisation's audit log (owners and admins), newest first.
@@ -321,7 +305,7 @@ pub async fn org_audit_log(
         .audit
         .list(&format!("ORG#{org_id}"), page.limit, page.cursor)
         .await?;
-    Ok(audit_page(entries, next))
+    Ok(Json(List::new(entries, next)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

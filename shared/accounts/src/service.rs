@@ -441,25 +441,32 @@ impl Accounts {
         Ok(())
     }
 
-    /// Checks the password and starts a session. Repeated failures lock the email for a while,
-    /// whether or not an account has it.
-    pub async fn login(&self, email: &str, password: &str) -> Result<SignIn, AccountsError> {
-        let email = email_field(email)?;
-        let failures = self.failures(&email).await?;
+    /// Refuses a locked email; otherwise counts this attempt before the secret (password or TOTP
+    /// code) is checked, so parallel guesses cannot all slip in under the limit. A right answer
+    /// clears the count again ([`Self::clear_attempts`]).
+    async fn count_attempt(&self, email: &str) -> Result<(), AccountsError> {
+        let failures = self.failures(email).await?;
         let now = self.clock.now().timestamp();
         if failures.locked_until > now {
             return Err(AccountsError::Locked {
                 retry_after_secs: (failures.locked_until - now) as u64,
             });
         }
-        // The attempt counts before the password is checked, so parallel guesses cannot all slip
-        // in under the limit; a right password clears the count again.
-        self.record_failure(&email, failures).await?;
+        self.record_failure(email, failures).await
+    }
+
+    fn clear_attempts(email: &str) -> WriteOp {
+        WriteOp::delete(keys::login_failures(email))
+    }
+
+    /// Checks the password and starts a session. Repeated failures lock the email for a while,
+    /// whether or not an account has it.
+    pub async fn login(&self, email: &str, password: &str) -> Result<SignIn, AccountsError> {
+        let email = email_field(email)?;
+        self.count_attempt(&email).await?;
         match self.idp.sign_in(&email, password).await {
             Ok(outcome) => {
-                self.table
-                    .write(vec![WriteOp::delete(keys::login_failures(&email))])
-                    .await?;
+                self.table.write(vec![Self::clear_attempts(&email)]).await?;
                 self.after_sign_in(&email, &outcome).await?;
                 Ok(outcome)
             }
@@ -470,9 +477,7 @@ impl Accounts {
             Err(other) => {
                 if other == IdentityError::NotConfirmed {
                     // The password was right.
-                    self.table
-                        .write(vec![WriteOp::delete(keys::login_failures(&email))])
-                        .await?;
+                    self.table.write(vec![Self::clear_attempts(&email)]).await?;
                 }
                 Err(other.into())
             }
@@ -513,19 +518,12 @@ impl Accounts {
         let Some(email) = email else {
             return Err(IdentityError::BadMfaSession.into());
         };
-        let failures = self.failures(&email).await?;
-        let now = self.clock.now().timestamp();
-        if failures.locked_until > now {
-            return Err(AccountsError::Locked {
-                retry_after_secs: (failures.locked_until - now) as u64,
-            });
-        }
-        self.record_failure(&email, failures).await?;
+        self.count_attempt(&email).await?;
         match self.idp.respond_totp(session, code).await {
             Ok(tokens) => {
                 self.table
                     .write(vec![
-                        WriteOp::delete(keys::login_failures(&email)),
+                        Self::clear_attempts(&email),
                         WriteOp::delete(keys::mfa_challenge(&session_hash(session))),
                     ])
                     .await?;
@@ -674,9 +672,7 @@ impl Accounts {
             .confirm_forgot_password(&email, code, new_password)
             .await?;
         // A reset also lifts a lockout: the mailbox owner proved who they are.
-        self.table
-            .write(vec![WriteOp::delete(keys::login_failures(&email))])
-            .await?;
+        self.table.write(vec![Self::clear_attempts(&email)]).await?;
         self.record_by_email(&email, "auth.password_reset").await
     }
 

@@ -18,10 +18,7 @@ impl Codes for MailboxCodes {
             .find(|m| m.subject.contains(subject))
             .unwrap_or_else(|| panic!("a {subject} mail to {email}"))
             .text;
-        text.split(|c: char| !c.is_ascii_digit())
-            .find(|w| w.len() == 6)
-            .unwrap()
-            .to_owned()
+        amanar_testkit::mailed_code(text)
     }
 
     fn totp_codes_work_once(&self) -> bool {

@@ -60,6 +60,14 @@ pub struct List<T> {
 }
 
 impl<T> List<T> {
+    /// A page of already-converted items and the table cursor of the next one.
+    pub fn new(items: Vec<T>, next: Option<Cursor>) -> Self {
+        List {
+            items,
+            next_cursor: next.map(|c| c.as_str().to_owned()),
+        }
+    }
+
     /// Converts a table page, mapping each stored item to its wire form.
     pub fn from_page(
         page: Page,
@@ -70,10 +78,7 @@ impl<T> List<T> {
             .into_iter()
             .map(convert)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(List {
-            items,
-            next_cursor: page.next.map(|c| c.as_str().to_owned()),
-        })
+        Ok(List::new(items, page.next))
     }
 }
 

@@ -251,13 +251,6 @@ pub async fn wrong_confirmation_codes_are_refused(f: Fixture, ns: &str) {
     );
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixture, ns: &str) {
     let email = email(ns, "gus");
     let id = confirmed(&f, &email).await;
@@ -279,7 +272,7 @@ pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixt
     );
     let secret = f.idp.totp_enrol(&id, &tokens.access_token).await.unwrap();
     let key = totp::base32_decode(&secret).expect("a base32 secret");
-    let now = totp::step_of(unix_now());
+    let now = totp::step_of(crate::unix_now());
     let wrong = format!(
         "{:06}",
         (totp::code_at_step(&key, now).parse::<u32>().unwrap() + 1) % 1_000_000
@@ -301,7 +294,7 @@ pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixt
         f.idp.respond_totp(&session, &wrong).await,
         Err(IdentityError::BadCode)
     );
-    let step = totp::step_of(unix_now());
+    let step = totp::step_of(crate::unix_now());
     let code = if f.codes.totp_codes_work_once() {
         // The enrolment used this step's code; the next step's is within the drift window.
         totp::code_at_step(&key, step.max(now) + 1)
@@ -330,7 +323,7 @@ pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixt
         );
         assert!(f.idp.user(&id).await.unwrap().mfa_enabled);
     }
-    let current = totp::code_at_step(&key, totp::step_of(unix_now()));
+    let current = totp::code_at_step(&key, totp::step_of(crate::unix_now()));
     f.idp.totp_disable(&id, &current).await.unwrap();
     assert!(!f.idp.user(&id).await.unwrap().mfa_enabled);
     assert!(matches!(

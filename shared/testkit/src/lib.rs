@@ -73,3 +73,19 @@ pub async fn emulator_sent_mail_to(to: &str, subject: &str) -> bool {
                 .is_some_and(|a| a.iter().any(|d| d == to))
     })
 }
+
+/// The six-digit code in a mail's text (verification, reset).
+pub fn mailed_code(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("a six-digit code in {text:?}"))
+        .to_owned()
+}
+
+/// Seconds since the Unix epoch, for computing TOTP codes in tests.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs() as i64
+}
