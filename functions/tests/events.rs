@@ -14,7 +14,7 @@ use amanar_testkit::{aws_endpoint, emulator_sdk_config, namespace};
 use serde_json::{Value, json};
 
 /// The function binaries, by name.
-const FUNCTIONS: [(&str, &str); 11] = [
+const FUNCTIONS: [(&str, &str); 13] = [
     ("api-health", env!("CARGO_BIN_EXE_api-health")),
     ("api-docs", env!("CARGO_BIN_EXE_api-docs")),
     (
@@ -22,6 +22,11 @@ const FUNCTIONS: [(&str, &str); 11] = [
         env!("CARGO_BIN_EXE_api-emission-factors"),
     ),
     ("api-estimates", env!("CARGO_BIN_EXE_api-estimates")),
+    ("api-footprints", env!("CARGO_BIN_EXE_api-footprints")),
+    (
+        "api-activity-imports",
+        env!("CARGO_BIN_EXE_api-activity-imports"),
+    ),
     ("api-auth", env!("CARGO_BIN_EXE_api-auth")),
     ("api-me", env!("CARGO_BIN_EXE_api-me")),
     ("api-admin-users", env!("CARGO_BIN_EXE_api-admin-users")),
@@ -168,6 +173,8 @@ fn every_sample_event_names_a_function_and_is_exercised_here() {
         "api-docs.openapi.json",
         "api-emission-factors.json",
         "api-estimates.json",
+        "api-footprints.json",
+        "api-activity-imports.json",
         "api-auth.json",
         "api-auth.login.json",
         "api-me.json",
@@ -398,6 +405,7 @@ async fn the_upload_verifier_accepts_a_real_pdf_and_files_it() {
     let new = amanar_platform::uploads::NewUpload {
         owner: "usr_sample".into(),
         purpose: "project_document".into(),
+        reference: None,
         filename: "design.pdf".into(),
         content_type: "application/pdf".into(),
         size: body.len() as u64,
@@ -471,4 +479,202 @@ async fn the_housekeeping_schedule_sends_a_canary_to_the_jobs_queue() {
         .unwrap();
     assert_eq!(sent.len(), 1);
     assert!(sent[0].body.contains(r#""type":"canary.v1""#));
+}
+
+/// Registers a user through `api-auth` on Cognito, confirms them and logs in; returns the access
+/// token.
+async fn cognito_session(stack: &Stack, email: &str) -> String {
+    let mut register = event("api-auth.json");
+    register["body"] = json!(format!(
+        r#"{{"email": "{email}", "password": "Correct horse 7 battery", "name": "Grace", "accountType": "business"}}"#
+    ));
+    let registered = invoke("api-auth", stack, vec![register]).await;
+    assert_eq!(response(&registered[0])["statusCode"], json!(201));
+    stack
+        .cognito
+        .confirm_sign_up()
+        .client_id(&stack.user_pool.1)
+        .username(email)
+        .confirmation_code("123456")
+        .send()
+        .await
+        .unwrap();
+    let mut login = event("api-auth.login.json");
+    login["body"] = json!(format!(
+        r#"{{"email": "{email}", "password": "Correct horse 7 battery"}}"#
+    ));
+    let session = invoke("api-auth", stack, vec![login]).await;
+    http_body(&session[0])["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// An API Gateway event for `method path` as the user with `token`.
+fn request(
+    sample: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    route: &str,
+    body: Option<String>,
+) -> Value {
+    let mut request = event(sample);
+    request["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    request["rawPath"] = json!(path);
+    request["requestContext"]["http"]["path"] = json!(path);
+    request["requestContext"]["http"]["method"] = json!(method);
+    request["routeKey"] = json!(format!("{method} {route}"));
+    request["requestContext"]["routeKey"] = json!(format!("{method} {route}"));
+    match body {
+        Some(body) => request["body"] = json!(body),
+        None => {
+            request.as_object_mut().unwrap().remove("body");
+        }
+    }
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footprints_and_a_whole_activity_import_run_on_dynamodb_s3_and_sqs() {
+    let stack = stack().await;
+    let email = format!("grace-{}@example.com", namespace());
+    let token = cognito_session(&stack, &email).await;
+
+    // A personal footprint from the sample event, then the history.
+    let mut personal = event("api-footprints.json");
+    personal["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    let history = request(
+        "api-footprints.json",
+        &token,
+        "GET",
+        "/v1/footprints",
+        "/v1/footprints",
+        None,
+    );
+    let answers = invoke("api-footprints", &stack, vec![personal, history]).await;
+    assert_eq!(
+        response(&answers[0])["statusCode"],
+        json!(201),
+        "{:?}",
+        answers[0]
+    );
+    let footprint = http_body(&answers[0]);
+    // (2700 × 0.207074288590604 + 2700 × 0.017915111409396 + 11500 × 0.182928926174497) / 2
+    //   + 2 × 1200 × 0.15102 (short-haul average passenger with RF, DESNZ 2023)
+    assert_eq!(
+        footprint["totals"]["byCategory"][1]["category"],
+        json!("home_energy")
+    );
+    assert_eq!(
+        footprint["totals"]["byCategory"][1]["co2eKg"],
+        json!("1355.57701550335775")
+    );
+    let lines_key = format!("footprints/{}/lines.csv", footprint["id"].as_str().unwrap());
+    let lines = stack
+        .ports
+        .blobs
+        .get(Bucket::Exports, &lines_key)
+        .await
+        .unwrap()
+        .expect("the lines are in S3");
+    assert_eq!(String::from_utf8_lossy(&lines.bytes).lines().count(), 5);
+    assert_eq!(response(&answers[1])["statusCode"], json!(200));
+    assert_eq!(http_body(&answers[1])["items"][0]["id"], footprint["id"]);
+
+    // An organisation imports a CSV: declared, uploaded to S3 with the presigned URL, checked by
+    // the S3-triggered verifier, and calculated by the jobs worker from the SQS message.
+    let mut create = event("api-orgs.json");
+    create["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    let org = invoke("api-orgs", &stack, vec![create]).await;
+    let org_id = http_body(&org[0])["orgId"].as_str().unwrap().to_owned();
+    let csv = "activityId,region,amount,unit,label\n\
+               fuel-natural_gas,GB,120000,kWh,Boiler\n\
+               electricity-grid,US-CAMX,400,MWh,Warehouse\n";
+    let imports = format!("/v1/orgs/{org_id}/activity-imports");
+    let declared = request(
+        "api-activity-imports.json",
+        &token,
+        "POST",
+        &imports,
+        "/v1/orgs/{orgId}/activity-imports",
+        Some(format!(
+            r#"{{"filename": "2024.csv", "size": {}, "period": {{"start": "2024-01-01", "end": "2024-12-31"}}}}"#,
+            csv.len()
+        )),
+    );
+    let declared = invoke("api-activity-imports", &stack, vec![declared]).await;
+    assert_eq!(
+        response(&declared[0])["statusCode"],
+        json!(202),
+        "{:?}",
+        declared[0]
+    );
+    let import = http_body(&declared[0]);
+    let import_id = import["id"].as_str().unwrap().to_owned();
+    assert_eq!(import["status"], json!("awaiting_upload"));
+    let mut put = reqwest::Client::new().put(import["upload"]["url"].as_str().unwrap());
+    for (name, value) in import["upload"]["headers"].as_object().unwrap() {
+        put = put.header(name.as_str(), value.as_str().unwrap());
+    }
+    let uploaded = put.body(csv).send().await.unwrap();
+    assert!(uploaded.status().is_success(), "{}", uploaded.status());
+
+    let mut s3_event = event("upload-verifier.json");
+    let quarantined = format!("quarantine/{}", import["uploadId"].as_str().unwrap());
+    s3_event["Records"][0]["s3"]["object"]["key"] = json!(quarantined);
+    let checked = invoke("upload-verifier", &stack, vec![s3_event]).await;
+    assert_eq!(response(&checked[0]), &json!({"checked": 1}));
+
+    let follow_up = stack
+        .ports
+        .queue
+        .receive(
+            QueueName::Jobs,
+            10,
+            Duration::from_secs(60),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(follow_up.len(), 1);
+    assert!(follow_up[0].body.contains(r#""type":"upload-checked.v1""#));
+    let mut sqs_event = event("worker-jobs.json");
+    let record = &mut sqs_event["Records"][0];
+    record["messageId"] = json!(follow_up[0].id);
+    record["receiptHandle"] = json!(follow_up[0].receipt);
+    record["body"] = json!(follow_up[0].body);
+    sqs_event["Records"].as_array_mut().unwrap().truncate(1);
+    let worked = invoke("worker-jobs", &stack, vec![sqs_event]).await;
+    assert_eq!(response(&worked[0]), &json!({"batchItemFailures": []}));
+
+    let get = request(
+        "api-activity-imports.json",
+        &token,
+        "GET",
+        &format!("{imports}/{import_id}"),
+        "/v1/orgs/{orgId}/activity-imports/{importId}",
+        None,
+    );
+    let done = invoke("api-activity-imports", &stack, vec![get]).await;
+    let done = http_body(&done[0]);
+    assert_eq!(done["status"], json!("completed"), "{done:#}");
+    assert_eq!(done["progress"]["rowsProcessed"], json!(2));
+    let footprint_id = done["footprintId"].as_str().unwrap();
+    let saved = amanar_accounting::footprints::get(&stack.ports, footprint_id)
+        .await
+        .unwrap()
+        .expect("the footprint is in DynamoDB");
+    // 120000 × 0.182928926174497 + 400 × 226.49817481291
+    assert_eq!(saved.totals.co2e_kg.to_string(), "112550.74106610364");
+    assert_eq!(saved.org_id.as_deref(), Some(org_id.as_str()));
+    assert!(
+        stack
+            .ports
+            .blobs
+            .get(Bucket::Exports, &saved.lines_key())
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

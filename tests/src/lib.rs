@@ -1,1 +1,180 @@
-//! End-to-end journeys live in `tests/`; this library is empty.
+//! Helpers the end-to-end journeys share: a local runtime on a fresh data directory, and an HTTP
+//! client that registers users, logs them in and calls the API as them.
+
+use amanar_app::config::{Config, Face};
+use amanar_local::Running;
+use serde_json::{Value, json};
+
+/// The password every journey user has.
+pub const PASSWORD: &str = "Correct horse 7 battery";
+
+/// Starts the local runtime on a free port with its data in a fresh temporary directory (dropped
+/// with the returned guard).
+pub async fn start() -> (Running, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let config = Config::from_lookup(Face::Local, |name| match name {
+        "AMANAR_DATA_DIR" => Some(data_dir.clone()),
+        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
+        "AMANAR_PUBLIC_URL" => Some("http://127.0.0.1:0".into()),
+        _ => None,
+    })
+    .expect("the journey configuration is valid");
+    let running = amanar_local::start(config)
+        .await
+        .expect("the local runtime starts");
+    (running, dir)
+}
+
+/// How a request authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum As<'a> {
+    Anonymous,
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+/// An API client of one running platform.
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// A response: status, headers and the body as JSON (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+impl Api {
+    pub fn new(running: &Running) -> Self {
+        Self {
+            base: format!("http://{}", running.addr),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, who: As<'_>, body: Option<Value>) -> Answer {
+        let mut request = self.http.request(
+            method.parse().expect("a method"),
+            format!("{}{path}", self.base),
+        );
+        request = match who {
+            As::Anonymous => request,
+            As::Bearer(token) => request.bearer_auth(token),
+            As::ApiKey(key) => request.header("x-api-key", key),
+        };
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the runtime answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn get(&self, path: &str, who: As<'_>) -> Answer {
+        self.call("GET", path, who, None).await
+    }
+
+    pub async fn post(&self, path: &str, who: As<'_>, body: Value) -> Answer {
+        self.call("POST", path, who, Some(body)).await
+    }
+
+    /// Registers, verifies (with the mailed code) and logs in; returns (user id, access token).
+    pub async fn user(&self, email: &str, account_type: &str) -> (String, String) {
+        let registered = self
+            .post(
+                "/v1/auth/register",
+                As::Anonymous,
+                json!({"email": email, "password": PASSWORD, "name": email, "accountType": account_type}),
+            )
+            .await;
+        assert_eq!(registered.status, 201, "{}", registered.body);
+        let mail = self
+            .get(&format!("/_local/mailbox?to={email}"), As::Anonymous)
+            .await;
+        let code = amanar_testkit::mailed_code(mail.body["items"][0]["text"].as_str().unwrap());
+        let verified = self
+            .post(
+                "/v1/auth/verify-email",
+                As::Anonymous,
+                json!({"email": email, "code": code}),
+            )
+            .await;
+        assert!(verified.status < 300, "{}", verified.body);
+        let tokens = self
+            .post(
+                "/v1/auth/login",
+                As::Anonymous,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(tokens.status, 200, "{}", tokens.body);
+        (
+            registered.body["userId"].as_str().unwrap().to_owned(),
+            tokens.body["accessToken"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates an organisation owned by the token's user; returns its id.
+    pub async fn org(&self, token: &str, name: &str) -> String {
+        let created = self
+            .post("/v1/orgs", As::Bearer(token), json!({"name": name}))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        created.body["orgId"].as_str().unwrap().to_owned()
+    }
+
+    /// Invites `email` to the organisation with `role` and accepts as its user.
+    pub async fn join(&self, owner: &str, org: &str, email: &str, token: &str, role: &str) {
+        let invited = self
+            .post(
+                &format!("/v1/orgs/{org}/members"),
+                As::Bearer(owner),
+                json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(invited.status, 201, "{}", invited.body);
+        let accepted = self
+            .call(
+                "POST",
+                &format!("/v1/orgs/{org}/invitations/accept"),
+                As::Bearer(token),
+                None,
+            )
+            .await;
+        assert!(accepted.status < 300, "{}", accepted.body);
+    }
+
+    /// Fetches a URL the API handed out (a signed download), as text.
+    pub async fn fetch_text(&self, url: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("the runtime answers");
+        (
+            response.status().as_u16(),
+            response.text().await.expect("a body"),
+        )
+    }
+}

@@ -150,6 +150,7 @@ async fn declare_upload(
     let new = NewUpload {
         owner: "usr_journey".into(),
         purpose: "project_document".into(),
+        reference: None,
         filename: "evidence.pdf".into(),
         content_type: content_type.into(),
         size: body.len() as u64,

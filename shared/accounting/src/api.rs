@@ -14,13 +14,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::estimate::{Estimate, EstimateError, GasAmount};
+use crate::calculation::{FactorChoice, estimate_error, resolve};
+use crate::estimate::{Estimate, GasAmount};
 use crate::factors::{
-    CalorificBasis, Factor, Filter, GasBasis, Library, Scope, SelectError, Selector, Source,
-    SourceInfo,
+    CalorificBasis, Factor, Filter, GasBasis, Library, Scope, Source, SourceInfo,
 };
 use crate::gwp::GwpSet;
-use crate::units::{Unit, UnitError, UnitType};
+use crate::units::UnitType;
 
 /// Most items one batch request may hold.
 pub const MAX_BATCH: usize = 100;
@@ -515,104 +515,23 @@ impl From<Estimate<'_>> for EstimateView {
     }
 }
 
-fn accepted_units(factor: &Factor) -> String {
-    if factor.unit.unit_type == UnitType::Count {
-        return factor.unit.symbol.to_owned();
-    }
-    factor
-        .unit
-        .unit_type
-        .units()
-        .map(|u| u.symbol)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Runs one estimate request against the library. Field names in errors are relative to the item.
 pub fn run_estimate<'l>(
     library: &'l Library,
     request: &EstimateRequest,
 ) -> Result<Estimate<'l>, Vec<FieldError>> {
-    let unit = Unit::parse(&request.unit);
-    let factor = match (&request.factor_id, &request.activity_id) {
-        (Some(_), Some(_)) | (None, None) => {
-            return Err(vec![FieldError::new(
-                "factorId",
-                "give either factorId, or activityId (with region and year as needed), not both",
-            )]);
-        }
-        (Some(id), None) => {
-            let extra = [
-                ("region", request.region.is_some()),
-                ("year", request.year.is_some()),
-                ("calorificBasis", request.calorific_basis.is_some()),
-            ];
-            if let Some((field, _)) = extra.iter().find(|(_, given)| *given) {
-                return Err(vec![FieldError::new(
-                    *field,
-                    "only applies with activityId; a factorId already names one factor",
-                )]);
-            }
-            library.get(id).ok_or_else(|| {
-                vec![FieldError::new(
-                    "factorId",
-                    "no emission factor has this id",
-                )]
-            })?
-        }
-        (None, Some(activity_id)) => {
-            let Some(unit) = unit else {
-                return Err(vec![FieldError::new(
-                    "unit",
-                    format!("unknown unit {:?}; see GET /v1/units", request.unit),
-                )]);
-            };
-            let selector = Selector {
-                activity_id,
-                region: request.region.as_deref(),
-                year: request.year,
-                calorific_basis: request.calorific_basis,
-            };
-            library.select(&selector, unit).map_err(|e| {
-                let field = match &e {
-                    SelectError::UnknownActivity(_) => "activityId",
-                    SelectError::NoneFor { field, .. } | SelectError::Ambiguous { field, .. } => {
-                        field
-                    }
-                    SelectError::WrongUnitType { .. } => "unit",
-                };
-                vec![FieldError::new(field, e.to_string())]
-            })?
-        }
+    let choice = FactorChoice {
+        factor_id: request.factor_id.as_deref(),
+        activity_id: request.activity_id.as_deref(),
+        region: request.region.as_deref(),
+        year: request.year,
+        calorific_basis: request.calorific_basis,
+        unit: &request.unit,
     };
-    let Some(unit) = unit else {
-        return Err(vec![FieldError::new(
-            "unit",
-            format!(
-                "unknown unit {:?}; this factor is per {} and accepts: {}",
-                request.unit,
-                factor.unit,
-                accepted_units(factor)
-            ),
-        )]);
-    };
+    let (factor, unit) = resolve(library, &choice).map_err(|e| vec![e])?;
     let gwp_set = request.gwp_set.unwrap_or(factor.gwp_set);
-    crate::estimate::estimate(factor, request.amount.0, unit, gwp_set).map_err(|e| {
-        vec![match e {
-            EstimateError::NegativeAmount => FieldError::new("amount", e.to_string()),
-            EstimateError::Unit(UnitError::Incompatible { from, to }) => FieldError::new(
-                "unit",
-                format!(
-                    "{from} is a {} unit, but this factor is per {to} ({}) and accepts: {}",
-                    from.unit_type,
-                    to.unit_type,
-                    accepted_units(factor)
-                ),
-            ),
-            EstimateError::Unit(UnitError::Unknown(_)) => FieldError::new("unit", e.to_string()),
-            EstimateError::GwpUnavailable { .. } => FieldError::new("gwpSet", e.to_string()),
-        }]
-    })
+    crate::estimate::estimate(factor, request.amount.0, unit, gwp_set)
+        .map_err(|e| vec![estimate_error(factor, e)])
 }
 
 /// Estimates the emissions of one activity.
@@ -725,8 +644,13 @@ pub async fn create_estimate_batch(
     let total_co2e_kg = items
         .iter()
         .filter_map(|i| i.estimate.as_ref())
-        .map(|e| e.co2e_kg)
-        .sum::<Decimal>()
+        .try_fold(Decimal::ZERO, |sum, e| sum.checked_add(e.co2e_kg))
+        .ok_or_else(|| {
+            ApiError::validation(
+                "items",
+                "the estimates add up to more than a decimal holds (7.9e28); split the batch",
+            )
+        })?
         .normalize();
     let succeeded = items.iter().filter(|i| i.estimate.is_some()).count();
     Ok(Json(BatchResponse {

@@ -54,19 +54,28 @@ pub enum EstimateError {
     Unit(#[from] UnitError),
     #[error("this factor has no per-gas breakdown that covers its total, so it is only available on {}", available.as_str())]
     GwpUnavailable { available: GwpSet },
+    #[error("the amount is too large: the result would exceed what a decimal holds (7.9e28)")]
+    TooLarge,
 }
 
-/// Per-unit value of one gas restated on `gwp`: (mass per unit, CO2e per unit).
+/// Per-unit value of one gas restated on `gwp`: (mass per unit, CO2e per unit). Factor values and
+/// GWPs are small, so these products always fit.
 fn restate(
     value: Decimal,
     basis: GasBasis,
     published: Decimal,
     target: Decimal,
 ) -> (Option<Decimal>, Exactly) {
+    let fits = "a factor value times a GWP fits in a decimal";
     match basis {
-        GasBasis::Mass => (Some(value), Exactly::mul(value, target)),
+        GasBasis::Mass => (Some(value), Exactly::mul(value, target).expect(fits)),
         GasBasis::Co2e if published == target => (None, Exactly::exact(value)),
-        GasBasis::Co2e => (None, Exactly::mul(value, target).divided_by(published)),
+        GasBasis::Co2e => (
+            None,
+            Exactly::mul(value, target)
+                .and_then(|v| v.divided_by(published))
+                .expect(fits),
+        ),
     }
 }
 
@@ -87,22 +96,26 @@ pub fn estimate<'f>(
     }
     let conversion = Conversion::between(unit, factor.unit)?;
     // amount × numerator × value ÷ denominator: multiply first, divide once.
-    let scaled = |per_unit: Exactly| {
-        let product = Exactly::mul(amount, conversion.numerator).times(per_unit.value);
+    let scaled = |per_unit: Exactly| -> Result<Exactly, EstimateError> {
+        let product = Exactly::mul(amount, conversion.numerator)
+            .and_then(|p| p.times(per_unit.value))
+            .ok_or(EstimateError::TooLarge)?;
         let result = if conversion.is_identity() {
             product
         } else {
-            product.divided_by(conversion.denominator)
+            product
+                .divided_by(conversion.denominator)
+                .ok_or(EstimateError::TooLarge)?
         };
-        Exactly {
+        Ok(Exactly {
             value: result.value,
             exact: result.exact && per_unit.exact,
-        }
+        })
     };
 
     let published = factor.gwp_set;
     let mut per_unit_total = Exactly::exact(factor.co2e_kg);
-    let gases = factor.gases.map(|g| {
+    let gases = factor.gases.map(|g| -> Result<GasAmounts, EstimateError> {
         let co2 = g.co2.map(|v| (Some(v), Exactly::exact(v)));
         let ch4 = g
             .ch4
@@ -114,30 +127,39 @@ pub fn estimate<'f>(
             per_unit_total = [co2, ch4, n2o]
                 .into_iter()
                 .flatten()
-                .fold(Exactly::exact(Decimal::ZERO), |sum, (_, co2e)| {
+                .try_fold(Exactly::exact(Decimal::ZERO), |sum, (_, co2e)| {
                     sum.plus(co2e)
-                });
+                })
+                .ok_or(EstimateError::TooLarge)?;
         }
         let share = |gas: Option<(Option<Decimal>, Exactly)>| {
-            gas.map(|(mass, co2e)| GasAmount {
-                kg: mass.map(|m| scaled(Exactly::exact(m)).value.normalize()),
-                co2e_kg: scaled(co2e).value.normalize(),
+            gas.map(|(mass, co2e)| -> Result<GasAmount, EstimateError> {
+                Ok(GasAmount {
+                    kg: match mass {
+                        Some(m) => Some(scaled(Exactly::exact(m))?.value.normalize()),
+                        None => None,
+                    },
+                    co2e_kg: scaled(co2e)?.value.normalize(),
+                })
             })
+            .transpose()
         };
-        GasAmounts {
-            co2: share(co2),
-            ch4: share(ch4),
-            n2o: share(n2o),
-        }
+        Ok(GasAmounts {
+            co2: share(co2)?,
+            ch4: share(ch4)?,
+            n2o: share(n2o)?,
+        })
     });
-    let total = scaled(per_unit_total);
+    let gases = gases.transpose()?;
+    let total = scaled(per_unit_total)?;
+    let converted = conversion.apply(amount).ok_or(EstimateError::TooLarge)?;
     Ok(Estimate {
         factor,
         co2e_kg: total.value.normalize(),
         gases,
         amount,
         unit,
-        converted_amount: conversion.apply(amount).value.normalize(),
+        converted_amount: converted.value.normalize(),
         factor_value: per_unit_total.value.normalize(),
         gwp_set,
         exact: total.exact,

@@ -16,7 +16,20 @@ use utoipa::ToSchema;
 ///   Warming Potential Values" (August 2024) lists them. 27.0 is AR6's non-fossil methane value, which
 ///   the GHG Protocol prescribes for combustion emissions (every CH4 factor in this library); the
 ///   fossil value 29.8 applies only to fugitive fossil methane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
 pub enum GwpSet {
     #[serde(rename = "AR4")]
     Ar4,

@@ -1,12 +1,21 @@
-//! Carbon accounting: the emission-factor library, units, exact estimates and footprints.
+//! Carbon accounting: the emission-factor library, units, exact estimates, footprints (the
+//! personal calculator and organisational scopes) and activity imports.
 //!
-//! Pure domain code (factors, units, GWP sets, estimates) sits beside its HTTP routes in [`api`];
-//! nothing here touches an SDK.
+//! Pure domain code (factors, units, GWP sets, estimates, the footprint calculation) sits beside
+//! the stores written on the Table and Blobs ports and the HTTP routes in [`api`] and
+//! [`api_footprints`]; nothing here touches an SDK.
 
+pub mod activity_csv;
 pub mod api;
+pub mod api_footprints;
+pub mod calculation;
 pub mod estimate;
 pub mod factors;
+pub mod footprints;
 pub mod gwp;
+pub mod imports;
+pub mod period;
+pub mod personal;
 pub mod units;
 
 pub use estimate::{Estimate, EstimateError, estimate};

@@ -203,6 +203,10 @@ pub enum UnitError {
         from: &'static Unit,
         to: &'static Unit,
     },
+    #[error(
+        "the amount is too large to convert (results are limited to 28 significant digits below 7.9e28)"
+    )]
+    Overflow,
 }
 
 /// The exact fraction that turns an amount in `from` into an amount in `to`.
@@ -235,17 +239,19 @@ impl Conversion {
         self.numerator == self.denominator
     }
 
-    /// `amount × numerator / denominator`, and whether that is exact.
-    pub fn apply(&self, amount: Decimal) -> Exactly {
+    /// `amount × numerator / denominator`, and whether that is exact; `None` when the result
+    /// exceeds what a decimal holds.
+    pub fn apply(&self, amount: Decimal) -> Option<Exactly> {
         if self.is_identity() {
-            return Exactly::exact(amount);
+            return Some(Exactly::exact(amount));
         }
-        let product = Exactly::mul(amount, self.numerator);
-        product.divided_by(self.denominator)
+        Exactly::mul(amount, self.numerator)?.divided_by(self.denominator)
     }
 }
 
-/// A decimal result and whether it equals the true value (no digit was rounded away).
+/// A decimal result and whether it equals the true value (no digit was rounded away). Every
+/// operation is checked: `None` means the result exceeds what a decimal holds (about 7.9e28), which
+/// callers report as a too-large amount rather than panicking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exactly {
     pub value: Decimal,
@@ -259,36 +265,36 @@ impl Exactly {
 
     /// `a × b`. Decimal multiplication only ever rounds by dropping scale, so an unchanged scale
     /// sum proves the product exact.
-    pub fn mul(a: Decimal, b: Decimal) -> Self {
-        let value = a * b;
+    pub fn mul(a: Decimal, b: Decimal) -> Option<Self> {
+        let value = a.checked_mul(b)?;
         let exact = value.is_zero() || value.scale() == a.scale() + b.scale();
-        Self { value, exact }
+        Some(Self { value, exact })
     }
 
     /// `self × factor`, exact only if both are.
-    pub fn times(self, factor: Decimal) -> Self {
-        let product = Exactly::mul(self.value, factor);
-        Self {
+    pub fn times(self, factor: Decimal) -> Option<Self> {
+        let product = Exactly::mul(self.value, factor)?;
+        Some(Self {
             value: product.value,
             exact: self.exact && product.exact,
-        }
+        })
     }
 
     /// `self ÷ divisor`, exact if the quotient times the divisor gives back the dividend.
-    pub fn divided_by(self, divisor: Decimal) -> Self {
-        let value = self.value / divisor;
-        let back = Exactly::mul(value, divisor);
-        Self {
-            value,
-            exact: self.exact && back.exact && back.value == self.value,
-        }
+    pub fn divided_by(self, divisor: Decimal) -> Option<Self> {
+        let value = self.value.checked_div(divisor)?;
+        let exact = match Exactly::mul(value, divisor) {
+            Some(back) => self.exact && back.exact && back.value == self.value,
+            None => false,
+        };
+        Some(Self { value, exact })
     }
 
-    pub fn plus(self, other: Exactly) -> Self {
-        Self {
-            value: self.value + other.value,
+    pub fn plus(self, other: Exactly) -> Option<Self> {
+        Some(Self {
+            value: self.value.checked_add(other.value)?,
             exact: self.exact && other.exact,
-        }
+        })
     }
 }
 
@@ -298,7 +304,9 @@ pub fn convert(
     from: &'static Unit,
     to: &'static Unit,
 ) -> Result<Exactly, UnitError> {
-    Ok(Conversion::between(from, to)?.apply(amount))
+    Conversion::between(from, to)?
+        .apply(amount)
+        .ok_or(UnitError::Overflow)
 }
 
 #[cfg(test)]
@@ -389,6 +397,18 @@ mod tests {
         assert!(convert(Decimal::ONE, unit("room_night"), unit("fte_hour")).is_err());
         assert!(convert(Decimal::ONE, unit("room_night"), unit("room_night")).is_ok());
         assert!(convert(Decimal::ONE, unit("km"), unit("passenger.km")).is_err());
+    }
+
+    #[test]
+    fn an_amount_too_large_to_hold_is_an_error_not_a_panic() {
+        assert_eq!(
+            convert(Decimal::MAX, unit("GWh"), unit("kWh")),
+            Err(UnitError::Overflow)
+        );
+        assert_eq!(
+            convert(Decimal::MAX, unit("l"), unit("ml")),
+            Err(UnitError::Overflow)
+        );
     }
 
     fn same_type_pair() -> impl Strategy<Value = (&'static Unit, &'static Unit, &'static Unit)> {

@@ -381,3 +381,25 @@ pub async fn revoke_api_key(
     orgs.revoke_key(&caller.user_id, &org_id, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Organisation access for the other contexts: viewers and up read, members and up write; an API
+/// key acts only on its own organisation and needs the named scope.
+#[async_trait::async_trait]
+impl amanar_http::OrgGuard for Orgs {
+    async fn authorize(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        action: amanar_http::OrgAction,
+        key_scope: &str,
+    ) -> Result<(), ApiError> {
+        let needed = match action {
+            amanar_http::OrgAction::Read => Role::Viewer,
+            amanar_http::OrgAction::Write => Role::Member,
+        };
+        self.access_as(principal, org_id, needed, key_scope)
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from)
+    }
+}

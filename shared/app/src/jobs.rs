@@ -19,6 +19,13 @@ impl JobHandler for JobsWorker {
             JobMessage::Canary { sent_at } => {
                 amanar_platform::canary::record(&self.0, sent_at).await
             }
+            JobMessage::UploadChecked { upload_id, purpose } => match purpose.as_str() {
+                amanar_accounting::imports::PURPOSE => {
+                    amanar_accounting::imports::on_upload_checked(&self.0, &upload_id).await
+                }
+                // Files whose context needs no follow-up (project documents are read on demand).
+                _ => Ok(()),
+            },
         }
     }
 }

@@ -15,14 +15,44 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// Declares the two ways to authenticate that the handlers' `security` entries name.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from POST /v1/auth/login"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "An organisation's API key (POST /v1/orgs/{orgId}/api-keys)",
+            ))),
+        );
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&SecuritySchemes),
     info(title = "AmanarCarbon", description = "Carbon accounting, credit marketplace and climate-risk API. JSON in and out, camelCase fields, RFC 3339 times, money and mass as decimal strings.", license(name = "Apache-2.0")),
     components(schemas(amanar_http::Problem, amanar_http::FieldError)),
     tags(
         (name = "platform", description = "Health, documentation and operations"),
         (name = "accounts", description = "Registration, login, sessions, profiles and roles"),
-        (name = "carbon accounting", description = "Emission factors, units and estimates")
+        (name = "carbon accounting", description = "Emission factors, units, estimates, footprints and activity imports")
     )
 )]
 struct ApiDoc;
@@ -37,6 +67,14 @@ pub fn http_functions() -> Vec<(&'static str, OpenApiRouter<Ports>)> {
             amanar_accounting::api::factors_router(),
         ),
         ("api-estimates", amanar_accounting::api::estimates_router()),
+        (
+            "api-footprints",
+            amanar_accounting::api_footprints::footprints_router(),
+        ),
+        (
+            "api-activity-imports",
+            amanar_accounting::api_footprints::imports_router(),
+        ),
         ("api-auth", amanar_accounts::api::auth_router()),
         (
             "api-me",
@@ -86,8 +124,10 @@ fn finish(router: OpenApiRouter<Ports>, wired: &Wired) -> Router {
         exempt_prefixes: &["/v1/auth/"],
     };
     let (router, _) = router.split_for_parts();
+    let org_guard: Arc<dyn amanar_http::OrgGuard> = wired.orgs.clone();
     let router = router
         .with_state(ports)
+        .layer(axum::Extension(org_guard))
         .layer(axum::Extension(wired.accounts.clone()))
         .layer(axum::Extension(wired.orgs.clone()))
         .layer(axum::Extension(wired.social.clone()));

@@ -24,6 +24,11 @@
 //! | rate-limit window | `RATE#<user:id or key:id>` | `<window start>` | | |
 //! | TOTP challenge's email (lockout) | `MFA#<sha256 of session>` | `EMAIL` | | |
 //! | social login state | `SOCIAL#STATE#<sha256 of state>` | `STATE` | | |
+//! | footprint | `FOOTPRINT#<footprintId>` | `FOOTPRINT` | `FOOTPRINTS#<owner>` / `<period start>#<footprintId>` while current | |
+//! | an owner's current footprint periods | `FOOTPRINTS#<owner>` | `PERIODS` | | |
+//! | activity import | `IMPORT#<importId>` | `IMPORT` | `ORG#<orgId>#IMPORTS` / `<importId>` | |
+//!
+//! A footprint owner is `USER#<userId>` or `ORG#<orgId>`.
 
 use crate::table::Key;
 
@@ -156,4 +161,37 @@ pub fn social_state(state_hash: &str) -> Key {
 
 pub fn mfa_challenge(session_hash: &str) -> Key {
     Key::new(format!("MFA#{session_hash}"), "EMAIL")
+}
+
+/// A footprint's owner as keys name it: a person or an organisation.
+pub fn footprint_owner_user(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+pub fn footprint_owner_org(org_id: &str) -> String {
+    format!("ORG#{org_id}")
+}
+
+pub fn footprint(footprint_id: &str) -> Key {
+    Key::new(format!("FOOTPRINT#{footprint_id}"), "FOOTPRINT")
+}
+
+/// The owner's current footprint periods: the item every new footprint of the owner is checked
+/// against (and moves) in the same transaction, so two footprints never cover the same day.
+pub fn footprint_periods(owner: &str) -> Key {
+    Key::new(format!("FOOTPRINTS#{owner}"), "PERIODS")
+}
+
+/// GSI1 partition listing an owner's current footprints by period start.
+pub fn footprints_of(owner: &str) -> String {
+    format!("FOOTPRINTS#{owner}")
+}
+
+pub fn activity_import(import_id: &str) -> Key {
+    Key::new(format!("IMPORT#{import_id}"), "IMPORT")
+}
+
+/// GSI1 partition listing an organisation's activity imports, oldest first.
+pub fn imports_of_org(org_id: &str) -> String {
+    format!("ORG#{org_id}#IMPORTS")
 }

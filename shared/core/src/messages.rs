@@ -12,6 +12,11 @@ pub enum JobMessage {
     /// can tell that schedules, the queue and the worker all run.
     #[serde(rename = "canary.v1", rename_all = "camelCase")]
     Canary { sent_at: DateTime<Utc> },
+    /// Sent when an upload's check is settled (accepted or rejected), for the context that asked
+    /// for the file: an activity import starts processing its CSV. Sent at least once per upload;
+    /// consumers read the upload's record for its outcome and are idempotent.
+    #[serde(rename = "upload-checked.v1", rename_all = "camelCase")]
+    UploadChecked { upload_id: String, purpose: String },
 }
 
 /// Messages of the `uploads` queue: object-created events of the uploads bucket, in the local
@@ -53,6 +58,20 @@ mod tests {
             serde_json::from_str::<JobMessage>(&body).unwrap(),
             JobMessage::Canary { sent_at: at }
         );
+    }
+
+    #[test]
+    fn the_upload_checked_contract_is_pinned() {
+        let message = JobMessage::UploadChecked {
+            upload_id: "upl_1".into(),
+            purpose: "activity_import".into(),
+        };
+        let body = message.to_body();
+        assert_eq!(
+            body,
+            r#"{"type":"upload-checked.v1","uploadId":"upl_1","purpose":"activity_import"}"#
+        );
+        assert_eq!(serde_json::from_str::<JobMessage>(&body).unwrap(), message);
     }
 
     #[test]

@@ -73,6 +73,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+/// What a caller wants to do in an organisation: read its data (viewers and up, or a key with
+/// the read scope) or change it (members and up, or a key with the write scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgAction {
+    Read,
+    Write,
+}
+
+/// Decides whether a principal may act on an organisation's data. The accounts context answers
+/// it from memberships and API keys; other contexts ask it without knowing how organisations work.
+/// Another tenant's organisation is [`ApiError::NotFound`]; a role or key scope too low is
+/// [`ApiError::Forbidden`].
+#[async_trait::async_trait]
+pub trait OrgGuard: Send + Sync {
+    async fn authorize(
+        &self,
+        principal: &Principal,
+        org_id: &str,
+        action: OrgAction,
+        key_scope: &str,
+    ) -> Result<(), ApiError>;
+}
+
 /// Claims every access token carries, whichever provider issued it.
 #[derive(Debug, Deserialize)]
 struct Claims {

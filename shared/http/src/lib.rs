@@ -18,7 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub use auth::{ApiKeyCaller, Auth, Caller, Principal, Verifier};
+pub use auth::{ApiKeyCaller, Auth, Caller, OrgAction, OrgGuard, Principal, Verifier};
 pub use extract::{Json, Query};
 pub use idempotency::{CallerScope, Idempotency};
 pub use pagination::{List, PageParams, PageRequest};

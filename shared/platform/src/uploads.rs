@@ -4,14 +4,16 @@
 //! and activity imports are built on this.
 //!
 //! Crash safety: the file is copied to its destination first, the record is switched from `pending`
-//! with a condition, and the quarantined copy is deleted last, so a retry after any crash finishes
-//! the job and a duplicate event changes nothing.
+//! with a condition, the `upload-checked.v1` follow-up is queued, and the quarantined copy is
+//! deleted last, so a retry after any crash finishes the job and a duplicate event changes nothing
+//! but a repeated follow-up (its consumers are idempotent).
 
 use std::time::Duration;
 
 use amanar_core::blobs::{Bucket, PresignedRequest, UploadPolicy};
+use amanar_core::messages::JobMessage;
 use amanar_core::table::{Condition, Index, Query, SortKey, TableError, Update, WriteOp, items};
-use amanar_core::{JobError, Ports, keys, new_id};
+use amanar_core::{JobError, Ports, QueueName, keys, new_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -46,6 +48,10 @@ pub struct Upload {
     pub owner: String,
     /// What the file is for, e.g. `project_document` or `activity_import`.
     pub purpose: String,
+    /// The resource the file belongs to (an activity import id, a project id), for the consumer of
+    /// its `upload-checked.v1` follow-up.
+    #[serde(default)]
+    pub reference: Option<String>,
     pub filename: String,
     pub content_type: String,
     pub size: u64,
@@ -79,6 +85,7 @@ impl Upload {
 pub struct NewUpload {
     pub owner: String,
     pub purpose: String,
+    pub reference: Option<String>,
     pub filename: String,
     pub content_type: String,
     pub size: u64,
@@ -144,6 +151,15 @@ pub async fn create(
     ports: &Ports,
     new: NewUpload,
 ) -> Result<(Upload, PresignedRequest), UploadError> {
+    let (upload, record) = prepare(ports, new)?;
+    ports.table.write(vec![record]).await?;
+    let url = presign(ports, &upload).await?;
+    Ok((upload, url))
+}
+
+/// Validates a declared upload and returns it with the write that records it, for a caller that
+/// records it in one transaction with its own items (then [`presign`]s the URL).
+pub fn prepare(ports: &Ports, new: NewUpload) -> Result<(Upload, WriteOp), UploadError> {
     if !ACCEPTED_TYPES.iter().any(|(t, _)| *t == new.content_type) {
         let accepted: Vec<&str> = ACCEPTED_TYPES.iter().map(|(t, _)| *t).collect();
         return Err(invalid(
@@ -172,6 +188,7 @@ pub async fn create(
         id: new_id("upl"),
         owner: new.owner,
         purpose: new.purpose,
+        reference: new.reference,
         filename: new.filename,
         content_type: new.content_type,
         size: new.size,
@@ -181,22 +198,36 @@ pub async fn create(
         created_at: ports.clock.now(),
         checked_at: None,
     };
-    ports
-        .table
-        .write(vec![
-            WriteOp::put(record_item(&upload)?).when(Condition::NotExists),
-        ])
-        .await?;
+    let record = WriteOp::put(record_item(&upload)?).when(Condition::NotExists);
+    Ok((upload, record))
+}
+
+/// The URL a client uploads a recorded upload's file to: one PUT of exactly the declared type and
+/// length, valid for [`UPLOAD_URL_TTL`].
+pub async fn presign(ports: &Ports, upload: &Upload) -> Result<PresignedRequest, UploadError> {
     let policy = UploadPolicy {
         content_type: upload.content_type.clone(),
         content_length: upload.size,
         expires_in: UPLOAD_URL_TTL,
     };
-    let url = ports
+    Ok(ports
         .blobs
         .presign_upload(Bucket::Uploads, &upload.quarantine_key(), &policy)
-        .await?;
-    Ok((upload, url))
+        .await?)
+}
+
+/// Tells the upload's consumer (through the `jobs` queue) that its check is settled. Sent after
+/// every settlement, and again on a duplicate event: consumers are idempotent.
+async fn announce(ports: &Ports, upload: &Upload) -> Result<(), amanar_core::QueueError> {
+    let message = JobMessage::UploadChecked {
+        upload_id: upload.id.clone(),
+        purpose: upload.purpose.clone(),
+    };
+    ports
+        .queue
+        .send(QueueName::Jobs, &message.to_body(), Duration::ZERO)
+        .await
+        .map(|_| ())
 }
 
 pub async fn get(ports: &Ports, upload_id: &str) -> Result<Option<Upload>, TableError> {
@@ -328,6 +359,9 @@ pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
                 ..upload
             };
             settle(ports, &expired).await?;
+            if let Err(error) = announce(ports, &expired).await {
+                tracing::warn!(upload_id = %expired.id, %error, "could not announce an expired upload");
+            }
             settled += 1;
         }
     }
@@ -352,7 +386,9 @@ pub async fn verify(ports: &Ports, object_key: &str) -> Result<(), JobError> {
             .map_err(|e| retry(&e));
     };
     if upload.status != UploadStatus::Pending {
-        // Already filed (a duplicate event, or a retry after the record was switched).
+        // Already filed (a duplicate event, or a retry after the record was switched): the
+        // follow-up may not have gone out before a crash, so it goes again.
+        announce(ports, &upload).await.map_err(|e| retry(&e))?;
         return ports
             .blobs
             .delete(Bucket::Uploads, object_key)
@@ -392,6 +428,7 @@ pub async fn verify(ports: &Ports, object_key: &str) -> Result<(), JobError> {
         .map_err(|e| retry(&e))?;
     settle(ports, &checked).await.map_err(|e| retry(&e))?;
     tracing::info!(upload_id = %checked.id, status = ?checked.status, "upload checked");
+    announce(ports, &checked).await.map_err(|e| retry(&e))?;
     ports
         .blobs
         .delete(Bucket::Uploads, object_key)

@@ -28,6 +28,7 @@ fn declared(size: usize) -> NewUpload {
     NewUpload {
         owner: "usr_1".into(),
         purpose: "activity_import".into(),
+        reference: None,
         filename: "activities.csv".into(),
         content_type: "text/csv".into(),
         size: size as u64,

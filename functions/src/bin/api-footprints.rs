@@ -1,0 +1,6 @@
+//! Lambda: HTTP function `api-footprints`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    amanar_functions::run_http("api-footprints").await
+}

@@ -1,0 +1,481 @@
+//! Activity imports: an organisation uploads a CSV of activities (see [`crate::activity_csv`]) with
+//! a presigned URL; the upload is checked like every upload (size, type, checksum); then a job on
+//! the `jobs` queue calculates the whole file and saves it as the organisation's footprint for the
+//! import's period, or lists the bad rows and saves nothing.
+//!
+//! States: `awaiting_upload` → `processing` (with progress) → `completed` (with the footprint id),
+//! or `failed` (bad rows, or the period is taken), or `rejected` (the file failed its upload check
+//! or never arrived). The job is idempotent: the footprint's id is derived from the import's, the
+//! footprint and the import's `completed` status commit in one transaction, and every status change
+//! is conditional on the status it leaves, so a redelivered or concurrent message changes nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use amanar_core::table::{Condition, Index, Query, TableError, Update, WriteOp, items};
+use amanar_core::{BlobError, Bucket, Cursor, JobError, Ports, PresignedRequest, keys, new_id};
+use amanar_platform::uploads::{self, NewUpload, UploadError, UploadStatus};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::activity_csv::{self, RowError};
+use crate::factors::Library;
+use crate::footprints::{self, Calculator, Footprint, SaveError};
+use crate::gwp::GwpSet;
+use crate::period::Period;
+
+/// The upload purpose of activity files.
+pub const PURPOSE: &str = "activity_import";
+/// How often a running import records its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportStatus {
+    AwaitingUpload,
+    Processing,
+    Completed,
+    Failed,
+    Rejected,
+}
+
+impl ImportStatus {
+    fn value(self) -> Value {
+        serde_json::to_value(self).expect("statuses serialise")
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ImportStatus::Completed | ImportStatus::Failed | ImportStatus::Rejected
+        )
+    }
+}
+
+/// How far a running import is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub rows_processed: u64,
+    pub bytes_processed: u64,
+    pub bytes_total: u64,
+}
+
+/// An activity import and where it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityImport {
+    pub id: String,
+    pub org_id: String,
+    pub upload_id: String,
+    pub filename: String,
+    /// Declared size of the file, in bytes.
+    pub size: u64,
+    /// The footprint period the file's activities belong to.
+    pub period: Period,
+    pub name: Option<String>,
+    pub gwp_set: Option<GwpSet>,
+    /// A current footprint of the organisation that the import's footprint corrects.
+    pub replaces: Option<String>,
+    pub status: ImportStatus,
+    pub progress: Progress,
+    /// Every problem found (rows and file).
+    pub error_count: u64,
+    /// The first 100 problems, with their row (1 is the header) and column.
+    pub errors: Vec<RowError>,
+    /// Why the import was rejected or failed as a whole.
+    pub reason: Option<String>,
+    /// The footprint the import made, once completed.
+    pub footprint_id: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What a client declares to start an import.
+#[derive(Debug, Clone)]
+pub struct NewImport {
+    pub org_id: String,
+    pub created_by: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub period: Period,
+    pub name: Option<String>,
+    pub gwp_set: Option<GwpSet>,
+    pub replaces: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+impl From<UploadError> for ImportError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::Invalid { field, message } => ImportError::Invalid { field, message },
+            UploadError::Table(e) => ImportError::Table(e),
+            UploadError::Blob(e) => ImportError::Blob(e),
+        }
+    }
+}
+
+impl From<ImportError> for amanar_http::ApiError {
+    fn from(error: ImportError) -> Self {
+        match error {
+            ImportError::Invalid { field, message } => {
+                amanar_http::ApiError::validation(field, message)
+            }
+            ImportError::Table(e) => e.into(),
+            ImportError::Blob(e) => e.into(),
+        }
+    }
+}
+
+/// The footprint an import makes: its id follows from the import's, so a retried job can only
+/// ever make the same one.
+pub fn footprint_id(import_id: &str) -> String {
+    format!("fp_{}", import_id.strip_prefix("imp_").unwrap_or(import_id))
+}
+
+fn import_item(import: &ActivityImport) -> Result<amanar_core::Item, TableError> {
+    let mut item = items::with_key(&keys::activity_import(&import.id), import)?;
+    item.insert("gsi1pk".into(), keys::imports_of_org(&import.org_id).into());
+    item.insert("gsi1sk".into(), import.id.clone().into());
+    Ok(item)
+}
+
+/// Records an import waiting for its file and returns the URL to upload the file to.
+pub async fn create(
+    ports: &Ports,
+    new: NewImport,
+) -> Result<(ActivityImport, PresignedRequest), ImportError> {
+    if let Some(name) = &new.name
+        && (name.trim().is_empty() || name.chars().count() > 100)
+    {
+        return Err(ImportError::Invalid {
+            field: "name",
+            message: "must be 1 to 100 characters".into(),
+        });
+    }
+    let id = new_id("imp");
+    let (upload, upload_record) = uploads::prepare(
+        ports,
+        NewUpload {
+            owner: format!("org:{}", new.org_id),
+            purpose: PURPOSE.into(),
+            reference: Some(id.clone()),
+            filename: new.filename.clone(),
+            content_type: "text/csv".into(),
+            size: new.size,
+            sha256: new.sha256,
+        },
+    )?;
+    let now = ports.clock.now();
+    let import = ActivityImport {
+        id,
+        org_id: new.org_id,
+        upload_id: upload.id.clone(),
+        filename: upload.filename.clone(),
+        size: upload.size,
+        period: new.period,
+        name: new.name,
+        gwp_set: new.gwp_set,
+        replaces: new.replaces,
+        status: ImportStatus::AwaitingUpload,
+        progress: Progress {
+            bytes_total: upload.size,
+            ..Progress::default()
+        },
+        error_count: 0,
+        errors: Vec::new(),
+        reason: None,
+        footprint_id: None,
+        created_by: new.created_by,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+    };
+    ports
+        .table
+        .write(vec![
+            upload_record,
+            WriteOp::put(import_item(&import)?).when(Condition::NotExists),
+        ])
+        .await?;
+    let url = uploads::presign(ports, &upload).await?;
+    Ok((import, url))
+}
+
+pub async fn get(ports: &Ports, import_id: &str) -> Result<Option<ActivityImport>, TableError> {
+    ports
+        .table
+        .get(&keys::activity_import(import_id))
+        .await?
+        .map(items::parse)
+        .transpose()
+}
+
+/// An organisation's imports, newest first.
+pub async fn list(
+    ports: &Ports,
+    org_id: &str,
+    limit: usize,
+    cursor: Option<Cursor>,
+) -> Result<(Vec<ActivityImport>, Option<Cursor>), TableError> {
+    let page = ports
+        .table
+        .query(
+            &Query::partition(Index::Gsi1, keys::imports_of_org(org_id))
+                .backward()
+                .limit(limit)
+                .after(cursor),
+        )
+        .await?;
+    let imports = page
+        .items
+        .into_iter()
+        .map(items::parse)
+        .collect::<Result<_, _>>()?;
+    Ok((imports, page.next))
+}
+
+/// Moves an import from `from` to another status with `changes`; false when it was not in `from`
+/// (another delivery moved it first).
+async fn transition(
+    ports: &Ports,
+    import_id: &str,
+    from: ImportStatus,
+    changes: Update,
+) -> Result<bool, TableError> {
+    let op = WriteOp::update(
+        keys::activity_import(import_id),
+        changes.set("updatedAt", json!(ports.clock.now())),
+    )
+    .when(Condition::Equals("status".into(), from.value()));
+    match ports.table.write(vec![op]).await {
+        Ok(()) => Ok(true),
+        Err(TableError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn finished(status: ImportStatus, now: DateTime<Utc>) -> Update {
+    Update::new()
+        .set("status", status.value())
+        .set("finishedAt", json!(now))
+}
+
+fn retry(error: impl std::fmt::Display) -> JobError {
+    JobError::Retry(error.to_string())
+}
+
+/// The consumer of `upload-checked.v1` for activity files: settles a rejected upload's import, or
+/// calculates an accepted file and saves its footprint. Idempotent.
+pub async fn on_upload_checked(ports: &Ports, upload_id: &str) -> Result<(), JobError> {
+    let Some(upload) = uploads::get(ports, upload_id).await.map_err(retry)? else {
+        return Err(JobError::Poison(format!("no upload {upload_id}")));
+    };
+    let Some(import_id) = upload.reference.clone() else {
+        return Err(JobError::Poison(format!(
+            "upload {upload_id} names no import"
+        )));
+    };
+    let Some(import) = get(ports, &import_id).await.map_err(retry)? else {
+        return Err(JobError::Poison(format!(
+            "upload {upload_id} names import {import_id}, which does not exist"
+        )));
+    };
+    if import.status.is_final() {
+        return Ok(());
+    }
+    match upload.status {
+        UploadStatus::Pending => Err(JobError::Retry("the upload is not checked yet".into())),
+        UploadStatus::Rejected => {
+            let reason = upload
+                .reason
+                .unwrap_or_else(|| "the file failed its upload check".into());
+            transition(
+                ports,
+                &import.id,
+                ImportStatus::AwaitingUpload,
+                finished(ImportStatus::Rejected, ports.clock.now()).set("reason", reason),
+            )
+            .await
+            .map_err(retry)?;
+            Ok(())
+        }
+        UploadStatus::Accepted => {
+            if import.status == ImportStatus::AwaitingUpload {
+                let started = transition(
+                    ports,
+                    &import.id,
+                    ImportStatus::AwaitingUpload,
+                    Update::new().set("status", ImportStatus::Processing.value()),
+                )
+                .await
+                .map_err(retry)?;
+                if !started {
+                    // Another delivery moved it: carry on only if it is still running.
+                    let current = get(ports, &import.id).await.map_err(retry)?;
+                    if current.is_none_or(|i| i.status != ImportStatus::Processing) {
+                        return Ok(());
+                    }
+                }
+            }
+            process(ports, import, &upload.object_key()).await
+        }
+    }
+}
+
+/// Calculates the accepted file and saves the footprint, or the reasons there is none.
+async fn process(ports: &Ports, import: ActivityImport, object_key: &str) -> Result<(), JobError> {
+    let Some(blob) = ports
+        .blobs
+        .get(Bucket::Uploads, object_key)
+        .await
+        .map_err(retry)?
+    else {
+        return Err(JobError::Retry(format!(
+            "accepted file {object_key} is not readable yet"
+        )));
+    };
+    let bytes_total = blob.bytes.len() as u64;
+    let rows = Arc::new(AtomicU64::new(0));
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let gwp_set = import.gwp_set;
+    let calculation = {
+        let (rows, bytes_read) = (rows.clone(), bytes_read.clone());
+        tokio::task::spawn_blocking(move || {
+            activity_csv::calculate(Library::shipped(), gwp_set, &blob.bytes, |r, b| {
+                rows.store(r, Ordering::Relaxed);
+                bytes_read.store(b, Ordering::Relaxed);
+            })
+        })
+    };
+    tokio::pin!(calculation);
+    let outcome = loop {
+        tokio::select! {
+            done = &mut calculation => break done.map_err(|e| retry(format!("the calculation stopped: {e}")))?,
+            _ = tokio::time::sleep(PROGRESS_EVERY) => {
+                let progress = Progress {
+                    rows_processed: rows.load(Ordering::Relaxed),
+                    bytes_processed: bytes_read.load(Ordering::Relaxed),
+                    bytes_total,
+                };
+                // Progress is a courtesy: a failed write only leaves the figure older.
+                if let Err(error) = transition(
+                    ports,
+                    &import.id,
+                    ImportStatus::Processing,
+                    Update::new().set("progress", json!(progress)),
+                )
+                .await
+                {
+                    tracing::warn!(import_id = %import.id, %error, "could not record import progress");
+                }
+            }
+        }
+    };
+    let now = ports.clock.now();
+    let computed = match outcome {
+        Ok(computed) => computed,
+        Err(rejected) => {
+            tracing::info!(import_id = %import.id, errors = rejected.error_count, "activity file has bad rows");
+            let progress = Progress {
+                rows_processed: rejected.rows,
+                bytes_processed: bytes_total,
+                bytes_total,
+            };
+            transition(
+                ports,
+                &import.id,
+                ImportStatus::Processing,
+                finished(ImportStatus::Failed, now)
+                    .set("progress", json!(progress))
+                    .set("errorCount", rejected.error_count)
+                    .set("errors", json!(rejected.errors))
+                    .set(
+                        "reason",
+                        format!(
+                            "{} problem(s) in the file; nothing was imported",
+                            rejected.error_count
+                        ),
+                    ),
+            )
+            .await
+            .map_err(retry)?;
+            return Ok(());
+        }
+    };
+    let footprint = Footprint {
+        id: footprint_id(&import.id),
+        org_id: Some(import.org_id.clone()),
+        user_id: None,
+        name: import.name.clone(),
+        period: import.period,
+        calculator: Calculator::Import,
+        import_id: Some(import.id.clone()),
+        gwp_set: import.gwp_set,
+        library_version: format!("{:x}", Library::shipped().version()),
+        totals: computed.totals,
+        line_count: computed.line_count,
+        replaces: import.replaces.clone(),
+        superseded_by: None,
+        created_by: import.created_by.clone(),
+        created_at: now,
+    };
+    let progress = Progress {
+        rows_processed: computed.line_count,
+        bytes_processed: bytes_total,
+        bytes_total,
+    };
+    let complete = WriteOp::update(
+        keys::activity_import(&import.id),
+        finished(ImportStatus::Completed, now)
+            .set("updatedAt", json!(now))
+            .set("progress", json!(progress))
+            .set("footprintId", footprint.id.clone()),
+    )
+    .when(Condition::Equals(
+        "status".into(),
+        ImportStatus::Processing.value(),
+    ));
+    match footprints::save(ports, &footprint, computed.lines_csv.into(), vec![complete]).await {
+        Ok(()) => {
+            tracing::info!(import_id = %import.id, footprint_id = %footprint.id, lines = footprint.line_count, "activity import completed");
+            Ok(())
+        }
+        // Another delivery finished first.
+        Err(SaveError::AlreadyExists | SaveError::ConditionFailed(_)) => Ok(()),
+        Err(
+            refused @ (SaveError::Overlap { .. } | SaveError::NotCurrent(_) | SaveError::TooMany),
+        ) => {
+            transition(
+                ports,
+                &import.id,
+                ImportStatus::Processing,
+                finished(ImportStatus::Failed, now)
+                    .set("progress", json!(progress))
+                    .set("reason", refused.to_string()),
+            )
+            .await
+            .map_err(retry)?;
+            Ok(())
+        }
+        Err(other) => Err(retry(other)),
+    }
+}
