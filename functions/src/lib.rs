@@ -163,7 +163,7 @@ pub async fn run_housekeeping() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
         let ports = ports.clone();
         async move {
-            amanar_platform::housekeeping(&ports).await?;
+            amanar_app::jobs::housekeeping(&ports).await?;
             Ok::<_, Error>(serde_json::json!({ "ok": true }))
         }
     }))

@@ -1,59 +1,17 @@
 //! Carbon accounting through the local runtime over HTTP: find a factor, estimate with it, and
 //! estimate a batch of 100 with a bad item among them.
 
-use amanar_app::config::{Config, Face};
-use amanar_local::Running;
+use amanar_journeys::{Api, As, start};
 use serde_json::{Value, json};
 
-async fn start() -> (Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_string_lossy().into_owned();
-    let config = Config::from_lookup(Face::Local, |name| match name {
-        "AMANAR_DATA_DIR" => Some(data_dir.clone()),
-        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-        "AMANAR_PUBLIC_URL" => Some("http://127.0.0.1:0".into()),
-        _ => None,
-    })
-    .unwrap();
-    let running = amanar_local::start(config).await.unwrap();
-    (running, dir)
+async fn get(api: &Api, path: &str) -> (u16, Value) {
+    let answer = api.get(path, As::Anonymous).await;
+    (answer.status, answer.body)
 }
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    fn new(running: &Running) -> Self {
-        Self {
-            base: format!("http://{}", running.addr),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
-    }
+async fn post(api: &Api, path: &str, body: Value) -> (u16, Value) {
+    let answer = api.post(path, As::Anonymous, body).await;
+    (answer.status, answer.body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,9 +19,11 @@ async fn search_a_factor_then_estimate_with_it() {
     let (running, _dir) = start().await;
     let api = Api::new(&running);
 
-    let (status, page) = api
-        .get("/v1/emission-factors?q=natural+gas&source=desnz&region=GB&unitType=energy&scope=1")
-        .await;
+    let (status, page) = get(
+        &api,
+        "/v1/emission-factors?q=natural+gas&source=desnz&region=GB&unitType=energy&scope=1",
+    )
+    .await;
     assert_eq!(status, 200, "{page}");
     let gross = page["items"]
         .as_array()
@@ -81,20 +41,18 @@ async fn search_a_factor_then_estimate_with_it() {
     );
 
     let id = gross["id"].as_str().unwrap();
-    let (status, one) = api.get(&format!("/v1/emission-factors/{id}")).await;
+    let (status, one) = get(&api, &format!("/v1/emission-factors/{id}")).await;
     assert_eq!((status, &one["id"]), (200, &gross["id"]));
-    let (status, by_source_id) = api
-        .get("/v1/emission-factors?sourceId=1_100_1004_6_1")
-        .await;
+    let (status, by_source_id) = get(&api, "/v1/emission-factors?sourceId=1_100_1004_6_1").await;
     assert_eq!(status, 200);
     assert_eq!(by_source_id["items"][0]["id"], gross["id"]);
 
-    let (status, estimate) = api
-        .post(
-            "/v1/estimates",
-            json!({"factorId": id, "amount": "12.5", "unit": "MWh"}),
-        )
-        .await;
+    let (status, estimate) = post(
+        &api,
+        "/v1/estimates",
+        json!({"factorId": id, "amount": "12.5", "unit": "MWh"}),
+    )
+    .await;
     assert_eq!(status, 200, "{estimate}");
     assert_eq!(estimate["co2eKg"], "2286.6115771812125");
     assert_eq!(estimate["factor"]["sourceId"], "1_100_1004_6_1");
@@ -103,44 +61,42 @@ async fn search_a_factor_then_estimate_with_it() {
     assert_eq!(estimate["calculation"]["exact"], true);
     assert_eq!(estimate["gases"]["co2"]["co2eKg"], "2282");
 
-    let (status, by_activity) = api
-        .post(
-            "/v1/estimates",
+    let (status, by_activity) = post(&api, "/v1/estimates",
             json!({"activityId": gross["activityId"], "region": "GB", "year": 2023, "amount": "12500", "unit": "kWh"}),
         )
         .await;
     assert_eq!(status, 200, "{by_activity}");
     assert_eq!(by_activity["co2eKg"], estimate["co2eKg"]);
 
-    let (status, problem) = api
-        .post(
-            "/v1/estimates",
-            json!({"factorId": id, "amount": "5", "unit": "litres"}),
-        )
-        .await;
+    let (status, problem) = post(
+        &api,
+        "/v1/estimates",
+        json!({"factorId": id, "amount": "5", "unit": "litres"}),
+    )
+    .await;
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "unit");
     let message = problem["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("accepts: Wh, kWh, MWh"), "{message}");
 
-    let (status, problem) = api
-        .post(
-            "/v1/estimates",
-            json!({"factorId": id, "amount": 5, "unit": "kWh"}),
-        )
-        .await;
+    let (status, problem) = post(
+        &api,
+        "/v1/estimates",
+        json!({"factorId": id, "amount": 5, "unit": "kWh"}),
+    )
+    .await;
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "amount");
 
-    let (status, _) = api.get("/v1/emission-factors/ef_0000000000000000").await;
+    let (status, _) = get(&api, "/v1/emission-factors/ef_0000000000000000").await;
     assert_eq!(status, 404);
-    let (status, problem) = api.get("/v1/emission-factors?unitType=weight").await;
+    let (status, problem) = get(&api, "/v1/emission-factors?unitType=weight").await;
     assert_eq!(
         (status, problem["errors"][0]["field"].as_str()),
         (422, Some("unitType"))
     );
 
-    let (status, units) = api.get("/v1/units").await;
+    let (status, units) = get(&api, "/v1/units").await;
     assert_eq!(status, 200);
     let energy = units["items"]
         .as_array()
@@ -163,9 +119,7 @@ async fn search_a_factor_then_estimate_with_it() {
 async fn a_batch_of_a_hundred_keeps_its_order_and_reports_the_bad_item_alone() {
     let (running, _dir) = start().await;
     let api = Api::new(&running);
-    let (_, page) = api
-        .get("/v1/emission-factors?sourceId=7_400_4000_5_1")
-        .await;
+    let (_, page) = get(&api, "/v1/emission-factors?sourceId=7_400_4000_5_1").await;
     let electricity = page["items"][0]["id"].as_str().unwrap().to_owned();
 
     let items: Vec<Value> = (1..=100)
@@ -177,9 +131,7 @@ async fn a_batch_of_a_hundred_keeps_its_order_and_reports_the_bad_item_alone() {
             }
         })
         .collect();
-    let (status, batch) = api
-        .post("/v1/estimates/batch", json!({ "items": items }))
-        .await;
+    let (status, batch) = post(&api, "/v1/estimates/batch", json!({ "items": items })).await;
     assert_eq!(status, 200, "{batch}");
     assert_eq!(
         (batch["succeeded"].as_u64(), batch["failed"].as_u64()),
@@ -198,12 +150,32 @@ async fn a_batch_of_a_hundred_keeps_its_order_and_reports_the_bad_item_alone() {
     assert_eq!(batch["totalCo2eKg"], "1037.028037261744832");
 
     let too_many: Vec<Value> = (0..101).map(|_| json!({})).collect();
-    let (status, problem) = api
-        .post("/v1/estimates/batch", json!({ "items": too_many }))
-        .await;
+    let (status, problem) = post(&api, "/v1/estimates/batch", json!({ "items": too_many })).await;
     assert_eq!(
         (status, problem["errors"][0]["field"].as_str()),
         (422, Some("items"))
     );
     running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amount_too_large_to_calculate_is_a_422_on_amount_not_a_crash() {
+    let (running, _dir) = start().await;
+    let api = Api::new(&running);
+    let (status, problem) = post(
+        &api,
+        "/v1/estimates",
+        json!({"activityId": "electricity-grid", "region": "GB", "amount": "79228162514264337593543950335", "unit": "GWh"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "amount");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too large")
+    );
+    let (status, _) = get(&api, "/v1/health").await;
+    assert_eq!(status, 200, "the runtime is still up");
 }

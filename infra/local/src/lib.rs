@@ -228,7 +228,7 @@ async fn schedule(ports: Ports, every: Duration, mut stop: watch::Receiver<bool>
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                if let Err(error) = amanar_platform::housekeeping(&ports).await {
+                if let Err(error) = amanar_app::jobs::housekeeping(&ports).await {
                     tracing::error!(%error, "housekeeping failed");
                 }
             }

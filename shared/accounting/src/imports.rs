@@ -13,8 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use amanar_core::table::{Condition, Index, Query, TableError, Update, WriteOp, items};
-use amanar_core::{BlobError, Bucket, Cursor, JobError, Ports, PresignedRequest, keys, new_id};
+use amanar_core::messages::JobMessage;
+use amanar_core::table::{Condition, Index, Query, SortKey, TableError, Update, WriteOp, items};
+use amanar_core::{
+    BlobError, Bucket, Cursor, JobError, Ports, PresignedRequest, QueueName, keys, new_id,
+};
 use amanar_platform::uploads::{self, NewUpload, UploadError, UploadStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -93,6 +96,7 @@ pub struct ActivityImport {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -151,10 +155,27 @@ pub fn footprint_id(import_id: &str) -> String {
     format!("fp_{}", import_id.strip_prefix("imp_").unwrap_or(import_id))
 }
 
+/// A timestamp whose text order is its time order.
+fn sortable(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// GSI2 sort key of an unfinished import: when it last moved, so the sweeper finds stuck ones.
+fn open_sort_key(at: DateTime<Utc>, import_id: &str) -> String {
+    format!("{}#{import_id}", sortable(at))
+}
+
 fn import_item(import: &ActivityImport) -> Result<amanar_core::Item, TableError> {
     let mut item = items::with_key(&keys::activity_import(&import.id), import)?;
     item.insert("gsi1pk".into(), keys::imports_of_org(&import.org_id).into());
     item.insert("gsi1sk".into(), import.id.clone().into());
+    if !import.status.is_final() {
+        item.insert("gsi2pk".into(), keys::OPEN_IMPORTS.into());
+        item.insert(
+            "gsi2sk".into(),
+            open_sort_key(import.updated_at, &import.id).into(),
+        );
+    }
     Ok(item)
 }
 
@@ -207,6 +228,7 @@ pub async fn create(
         created_by: new.created_by,
         created_at: now,
         updated_at: now,
+        started_at: None,
         finished_at: None,
     };
     ports
@@ -253,30 +275,45 @@ pub async fn list(
     Ok((imports, page.next))
 }
 
-/// Moves an import from `from` to another status with `changes`; false when it was not in `from`
-/// (another delivery moved it first).
+/// The write that moves an import from `from` to `to` with `changes`, keeping it in the index of
+/// unfinished imports until it is final.
+fn move_op(
+    import_id: &str,
+    from: ImportStatus,
+    to: ImportStatus,
+    changes: Update,
+    now: DateTime<Utc>,
+) -> WriteOp {
+    let mut update = changes
+        .set("status", to.value())
+        .set("updatedAt", json!(now));
+    update = if to.is_final() {
+        update
+            .set("finishedAt", json!(now))
+            .remove("gsi2pk")
+            .remove("gsi2sk")
+    } else {
+        update.set("gsi2sk", open_sort_key(now, import_id))
+    };
+    WriteOp::update(keys::activity_import(import_id), update)
+        .when(Condition::Equals("status".into(), from.value()))
+}
+
+/// Moves an import from `from` to `to` with `changes`; false when it was not in `from` (another
+/// delivery moved it first).
 async fn transition(
     ports: &Ports,
     import_id: &str,
     from: ImportStatus,
+    to: ImportStatus,
     changes: Update,
 ) -> Result<bool, TableError> {
-    let op = WriteOp::update(
-        keys::activity_import(import_id),
-        changes.set("updatedAt", json!(ports.clock.now())),
-    )
-    .when(Condition::Equals("status".into(), from.value()));
+    let op = move_op(import_id, from, to, changes, ports.clock.now());
     match ports.table.write(vec![op]).await {
         Ok(()) => Ok(true),
         Err(TableError::ConditionFailed { .. }) => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-fn finished(status: ImportStatus, now: DateTime<Utc>) -> Update {
-    Update::new()
-        .set("status", status.value())
-        .set("finishedAt", json!(now))
 }
 
 fn retry(error: impl std::fmt::Display) -> JobError {
@@ -312,7 +349,8 @@ pub async fn on_upload_checked(ports: &Ports, upload_id: &str) -> Result<(), Job
                 ports,
                 &import.id,
                 ImportStatus::AwaitingUpload,
-                finished(ImportStatus::Rejected, ports.clock.now()).set("reason", reason),
+                ImportStatus::Rejected,
+                Update::new().set("reason", reason),
             )
             .await
             .map_err(retry)?;
@@ -324,7 +362,8 @@ pub async fn on_upload_checked(ports: &Ports, upload_id: &str) -> Result<(), Job
                     ports,
                     &import.id,
                     ImportStatus::AwaitingUpload,
-                    Update::new().set("status", ImportStatus::Processing.value()),
+                    ImportStatus::Processing,
+                    Update::new().set("startedAt", json!(ports.clock.now())),
                 )
                 .await
                 .map_err(retry)?;
@@ -381,6 +420,7 @@ async fn process(ports: &Ports, import: ActivityImport, object_key: &str) -> Res
                     ports,
                     &import.id,
                     ImportStatus::Processing,
+                    ImportStatus::Processing,
                     Update::new().set("progress", json!(progress)),
                 )
                 .await
@@ -404,7 +444,8 @@ async fn process(ports: &Ports, import: ActivityImport, object_key: &str) -> Res
                 ports,
                 &import.id,
                 ImportStatus::Processing,
-                finished(ImportStatus::Failed, now)
+                ImportStatus::Failed,
+                Update::new()
                     .set("progress", json!(progress))
                     .set("errorCount", rejected.error_count)
                     .set("errors", json!(rejected.errors))
@@ -443,17 +484,15 @@ async fn process(ports: &Ports, import: ActivityImport, object_key: &str) -> Res
         bytes_processed: bytes_total,
         bytes_total,
     };
-    let complete = WriteOp::update(
-        keys::activity_import(&import.id),
-        finished(ImportStatus::Completed, now)
-            .set("updatedAt", json!(now))
+    let complete = move_op(
+        &import.id,
+        ImportStatus::Processing,
+        ImportStatus::Completed,
+        Update::new()
             .set("progress", json!(progress))
             .set("footprintId", footprint.id.clone()),
-    )
-    .when(Condition::Equals(
-        "status".into(),
-        ImportStatus::Processing.value(),
-    ));
+        now,
+    );
     match footprints::save(ports, &footprint, computed.lines_csv.into(), vec![complete]).await {
         Ok(()) => {
             tracing::info!(import_id = %import.id, footprint_id = %footprint.id, lines = footprint.line_count, "activity import completed");
@@ -468,7 +507,8 @@ async fn process(ports: &Ports, import: ActivityImport, object_key: &str) -> Res
                 ports,
                 &import.id,
                 ImportStatus::Processing,
-                finished(ImportStatus::Failed, now)
+                ImportStatus::Failed,
+                Update::new()
                     .set("progress", json!(progress))
                     .set("reason", refused.to_string()),
             )
@@ -477,5 +517,230 @@ async fn process(ports: &Ports, import: ActivityImport, object_key: &str) -> Res
             Ok(())
         }
         Err(other) => Err(retry(other)),
+    }
+}
+
+/// How long an unfinished import may stand still before the sweeper nudges it.
+pub const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// Nudges after which a stuck import is failed rather than retried again.
+pub const MAX_SWEEPS: i64 = 3;
+
+/// Finishes imports that stopped moving: their `upload-checked.v1` message went to the dead-letter
+/// queue, or a worker died mid-file. An import whose upload is settled gets its message again;
+/// after [`MAX_SWEEPS`] nudges it is failed with a reason, so no import waits forever. Uploads still
+/// pending are left to the upload sweeper, whose settlement sends the message. Run by housekeeping;
+/// returns how many imports it nudged or failed.
+pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
+    let now = ports.clock.now();
+    let query = Query::partition(Index::Gsi2, keys::OPEN_IMPORTS)
+        .sort(SortKey::LessThan(sortable(now - STALE_AFTER)))
+        .limit(100);
+    let mut handled = 0;
+    for item in ports.table.query(&query).await?.items {
+        let sweeps = item.get("sweeps").and_then(Value::as_i64).unwrap_or(0);
+        let import: ActivityImport = items::parse(item)?;
+        let Some(upload) = uploads::get(ports, &import.upload_id).await? else {
+            tracing::warn!(import_id = %import.id, "an import's upload record is missing");
+            continue;
+        };
+        if upload.status == UploadStatus::Pending {
+            continue;
+        }
+        if sweeps >= MAX_SWEEPS {
+            let failed = transition(
+                ports,
+                &import.id,
+                import.status,
+                ImportStatus::Failed,
+                Update::new().set(
+                    "reason",
+                    "the file could not be processed after repeated attempts; start a new import",
+                ),
+            )
+            .await?;
+            if failed {
+                tracing::error!(import_id = %import.id, "gave up on a stuck import");
+                handled += 1;
+            }
+            continue;
+        }
+        let message = JobMessage::UploadChecked {
+            upload_id: upload.id.clone(),
+            purpose: upload.purpose.clone(),
+        };
+        if let Err(error) = ports
+            .queue
+            .send(QueueName::Jobs, &message.to_body(), Duration::ZERO)
+            .await
+        {
+            tracing::warn!(import_id = %import.id, %error, "could not nudge a stuck import");
+            continue;
+        }
+        // Counted, and out of the sweeper's sight for another STALE_AFTER.
+        transition(
+            ports,
+            &import.id,
+            import.status,
+            import.status,
+            Update::new().add("sweeps", 1),
+        )
+        .await?;
+        tracing::warn!(import_id = %import.id, status = ?import.status, "nudged a stuck import");
+        handled += 1;
+    }
+    Ok(handled)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use amanar_core::{ManualClock, Received};
+    use amanar_embedded::{EmbeddedStore, LocalBlobs};
+
+    use super::*;
+
+    fn ports(clock: Arc<ManualClock>) -> (Ports, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let ports = Ports {
+            table: Arc::new(store.table.clone()),
+            queue: Arc::new(store.queue.clone()),
+            blobs: Arc::new(LocalBlobs::new(
+                dir.path().join("blobs"),
+                "http://127.0.0.1:9",
+                vec![7; 32],
+            )),
+            clock,
+        };
+        (ports, dir)
+    }
+
+    const FILE: &[u8] = b"activityId,region,amount,unit\nfuel-natural_gas,GB,1000,kWh\n";
+
+    /// Declares an import and puts its file in quarantine, as a client's upload would.
+    async fn uploaded(ports: &Ports) -> ActivityImport {
+        let (import, _) = create(
+            ports,
+            NewImport {
+                org_id: "org_1".into(),
+                created_by: "usr_1".into(),
+                filename: "a.csv".into(),
+                size: FILE.len() as u64,
+                sha256: None,
+                period: Period::new("2024-01-01".parse().unwrap(), "2024-12-31".parse().unwrap())
+                    .unwrap(),
+                name: None,
+                gwp_set: None,
+                replaces: None,
+            },
+        )
+        .await
+        .unwrap();
+        ports
+            .blobs
+            .put(
+                Bucket::Uploads,
+                &format!("quarantine/{}", import.upload_id),
+                bytes::Bytes::from_static(FILE),
+                "text/csv",
+            )
+            .await
+            .unwrap();
+        import
+    }
+
+    /// Takes every message off the jobs queue (as if they were lost to the dead-letter queue).
+    async fn drain(ports: &Ports) -> Vec<Received> {
+        let messages = ports
+            .queue
+            .receive(QueueName::Jobs, 10, Duration::from_secs(60), Duration::ZERO)
+            .await
+            .unwrap();
+        for m in &messages {
+            ports
+                .queue
+                .delete(QueueName::Jobs, &m.receipt)
+                .await
+                .unwrap();
+        }
+        messages
+    }
+
+    #[tokio::test]
+    async fn an_import_whose_message_was_lost_is_nudged_and_completes() {
+        let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
+        let (ports, _dir) = ports(clock.clone());
+        let import = uploaded(&ports).await;
+        uploads::verify(&ports, &format!("quarantine/{}", import.upload_id))
+            .await
+            .unwrap();
+        assert_eq!(drain(&ports).await.len(), 1, "the check announced the file");
+
+        assert_eq!(sweep_stale(&ports).await.unwrap(), 0, "not stale yet");
+        clock.advance(STALE_AFTER + chrono::TimeDelta::seconds(1));
+        assert_eq!(sweep_stale(&ports).await.unwrap(), 1);
+        assert_eq!(
+            sweep_stale(&ports).await.unwrap(),
+            0,
+            "nudged once per period"
+        );
+        let nudges = drain(&ports).await;
+        assert_eq!(nudges.len(), 1);
+        let Ok(JobMessage::UploadChecked { upload_id, .. }) = serde_json::from_str(&nudges[0].body)
+        else {
+            panic!("an upload-checked message: {}", nudges[0].body);
+        };
+        on_upload_checked(&ports, &upload_id).await.unwrap();
+        let done = get(&ports, &import.id).await.unwrap().unwrap();
+        assert_eq!(done.status, ImportStatus::Completed);
+        clock.advance(STALE_AFTER * 2);
+        assert_eq!(
+            sweep_stale(&ports).await.unwrap(),
+            0,
+            "finished imports leave the index"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_import_that_never_moves_is_failed_after_the_last_nudge() {
+        let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
+        let (ports, _dir) = ports(clock.clone());
+        let import = uploaded(&ports).await;
+        uploads::verify(&ports, &format!("quarantine/{}", import.upload_id))
+            .await
+            .unwrap();
+        for _ in 0..MAX_SWEEPS {
+            clock.advance(STALE_AFTER + chrono::TimeDelta::seconds(1));
+            assert_eq!(sweep_stale(&ports).await.unwrap(), 1);
+            drain(&ports).await; // every nudge is lost too
+        }
+        clock.advance(STALE_AFTER + chrono::TimeDelta::seconds(1));
+        assert_eq!(sweep_stale(&ports).await.unwrap(), 1);
+        let failed = get(&ports, &import.id).await.unwrap().unwrap();
+        assert_eq!(failed.status, ImportStatus::Failed);
+        assert!(failed.reason.unwrap().contains("repeated attempts"));
+        assert!(failed.finished_at.is_some());
+        assert!(drain(&ports).await.is_empty(), "no more nudges");
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_message_after_completion_changes_nothing() {
+        let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
+        let (ports, _dir) = ports(clock);
+        let import = uploaded(&ports).await;
+        uploads::verify(&ports, &format!("quarantine/{}", import.upload_id))
+            .await
+            .unwrap();
+        on_upload_checked(&ports, &import.upload_id).await.unwrap();
+        let first = get(&ports, &import.id).await.unwrap().unwrap();
+        on_upload_checked(&ports, &import.upload_id).await.unwrap();
+        let again = get(&ports, &import.id).await.unwrap().unwrap();
+        assert_eq!(first, again);
+        let footprint = footprints::get(&ports, &footprint_id(&import.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(footprint.line_count, 1);
     }
 }

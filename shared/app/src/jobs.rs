@@ -46,6 +46,17 @@ impl JobHandler for UploadsWorker {
     }
 }
 
+/// The periodic housekeeping of every context (EventBridge schedule in AWS, a timer in the local
+/// runtime): the job canary and stale uploads (platform), then stuck activity imports.
+pub async fn housekeeping(ports: &Ports) -> Result<(), amanar_platform::HousekeepingError> {
+    amanar_platform::housekeeping(ports).await?;
+    let nudged = amanar_accounting::imports::sweep_stale(ports).await?;
+    if nudged > 0 {
+        tracing::info!(nudged, "housekeeping nudged stuck activity imports");
+    }
+    Ok(())
+}
+
 /// Every queue the local runtime polls, with its consumer.
 pub fn consumers(ports: &Ports) -> Vec<(QueueName, Arc<dyn JobHandler>)> {
     vec![

@@ -26,7 +26,7 @@
 //! | social login state | `SOCIAL#STATE#<sha256 of state>` | `STATE` | | |
 //! | footprint | `FOOTPRINT#<footprintId>` | `FOOTPRINT` | `FOOTPRINTS#<owner>` / `<period start>#<footprintId>` while current | |
 //! | an owner's current footprint periods | `FOOTPRINTS#<owner>` | `PERIODS` | | |
-//! | activity import | `IMPORT#<importId>` | `IMPORT` | `ORG#<orgId>#IMPORTS` / `<importId>` | |
+//! | activity import | `IMPORT#<importId>` | `IMPORT` | `ORG#<orgId>#IMPORTS` / `<importId>` | `IMPORTS#open` / `<updatedAt>#<importId>` until final |
 //!
 //! A footprint owner is `USER#<userId>` or `ORG#<orgId>`.
 
@@ -190,6 +190,9 @@ pub fn footprints_of(owner: &str) -> String {
 pub fn activity_import(import_id: &str) -> Key {
     Key::new(format!("IMPORT#{import_id}"), "IMPORT")
 }
+
+/// GSI2 partition listing unfinished activity imports by when they last moved (the sweeper reads it).
+pub const OPEN_IMPORTS: &str = "IMPORTS#open";
 
 /// GSI1 partition listing an organisation's activity imports, oldest first.
 pub fn imports_of_org(org_id: &str) -> String {
