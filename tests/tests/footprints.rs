@@ -241,6 +241,33 @@ async fn the_calculator_uses_epa_factors_and_the_egrid_subregion_in_the_us() {
         .await;
     assert_eq!(unsupported.status, 422);
     assert_eq!(unsupported.body["errors"][0]["field"], "personal.region");
+    let negative = api
+        .post(
+            "/v1/footprints",
+            As::Bearer(&token),
+            json!({"period": year(2023), "personal": {"region": "GB",
+                "flights": [{"distance": {"amount": "-5", "unit": "km"}}],
+                "publicTransport": [{"mode": "bus", "distance": {"amount": "10", "unit": "kWh"}}]}}),
+        )
+        .await;
+    assert_eq!(negative.status, 422, "{}", negative.body);
+    assert_eq!(
+        negative.body["errors"][0]["field"],
+        "personal.publicTransport[0].distance.unit"
+    );
+    let negative = api
+        .post(
+            "/v1/footprints",
+            As::Bearer(&token),
+            json!({"period": year(2023), "personal": {"region": "GB",
+                "flights": [{"distance": {"amount": "-5", "unit": "km"}}]}}),
+        )
+        .await;
+    assert_eq!(negative.status, 422, "{}", negative.body);
+    assert_eq!(
+        negative.body["errors"][0]["field"],
+        "personal.flights[0].distance.amount"
+    );
     assert_eq!(
         api.get("/v1/footprints", As::Bearer(&token)).await.body["items"]
             .as_array()

@@ -8,3 +8,5 @@ pub fn quantile(sorted: &[u64], q: f64) -> u64 {
     let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[rank]
 }
+
+pub mod workload;

@@ -16,6 +16,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use amanar_http::problem::MAX_ECHO;
+use amanar_http::quoted;
+
 use crate::calculation::{Calculation, Computed, Entry, FactorChoice, SupplierRate};
 use crate::factors::{CalorificBasis, Library};
 use crate::gwp::GwpSet;
@@ -122,7 +125,8 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
         .flatten()
         .ok_or_else(|| {
             format!(
-                "{text:?} is not a decimal such as 12.5 (digits and one point; no exponent or thousands separators; at most 28 digits)"
+                "{} is not a decimal such as 12.5 (digits and one point; no exponent or thousands separators; at most 28 digits)",
+                quoted(text)
             )
         })
 }
@@ -142,10 +146,16 @@ impl Lines<'_> {
             start += 1;
         }
         if start >= self.counted_to {
-            self.line += self.body[self.counted_to..start]
+            // A line ends at `\n`, or at a `\r` that no `\n` follows (old Mac files).
+            let ends = self.body[self.counted_to..start]
                 .iter()
-                .filter(|b| **b == b'\n')
-                .count() as u64;
+                .enumerate()
+                .filter(|&(i, b)| {
+                    *b == b'\n'
+                        || (*b == b'\r' && self.body.get(self.counted_to + i + 1) != Some(&b'\n'))
+                })
+                .count();
+            self.line += ends as u64;
             self.counted_to = start;
         }
         self.line
@@ -222,12 +232,13 @@ pub fn calculate(
             None if key.is_empty() => columns.push(None),
             None => {
                 let known: Vec<&str> = COLUMNS.iter().map(|(n, _, _)| *n).collect();
+                let name: String = name.trim().chars().take(MAX_ECHO).collect();
                 errors.push(
                     1,
-                    name.trim(),
+                    name.clone(),
                     format!(
-                        "unknown column {:?} (column {}); the columns are: {}",
-                        name.trim(),
+                        "unknown column {} (column {}); the columns are: {}",
+                        quoted(&name),
                         i + 1,
                         known.join(", ")
                     ),
@@ -478,6 +489,10 @@ mod tests {
                     fuel-natural_gas,GB,x,kWh,\r\n";
         let rejected = run(file).unwrap_err();
         assert_eq!(rejected.errors[0].row, 4);
+        let old_mac = "activityId,region,amount,unit\r\
+                       fuel-natural_gas,GB,1,kWh\r\
+                       fuel-natural_gas,GB,x,kWh\r";
+        assert_eq!(run(old_mac).unwrap_err().errors[0].row, 3);
     }
 
     #[test]

@@ -354,7 +354,8 @@ impl<'de> Deserialize<'de> for DecimalText {
                     .map(DecimalText)
                     .ok_or_else(|| {
                         E::custom(format!(
-                            "{text:?} is not a decimal string such as \"12.5\" (at most 28 digits, no exponent)"
+                            "{} is not a decimal string such as \"12.5\" (at most 28 digits, no exponent)",
+                            amanar_http::quoted(text)
                         ))
                     })
             }

@@ -302,10 +302,12 @@ pub async fn create_footprint(
             }
             for (i, entry) in entries.iter().enumerate() {
                 if let Err(e) = calc.add(i as u64 + 1, &entry.entry()) {
-                    errors.push(FieldError::new(
-                        at(&format!("entries[{i}]"), &e.field),
-                        e.message,
-                    ));
+                    // The GWP set is the request's, not the entry's: name it, and the entry.
+                    let (field, message) = match e.field.as_str() {
+                        "gwpSet" => ("gwpSet".to_owned(), format!("entries[{i}]: {}", e.message)),
+                        _ => (at(&format!("entries[{i}]"), &e.field), e.message),
+                    };
+                    errors.push(FieldError::new(field, message));
                 }
             }
             Calculator::Entries
@@ -327,10 +329,11 @@ pub async fn create_footprint(
             })?;
             for (i, plan) in planned.iter().enumerate() {
                 if let Err(e) = calc.add(i as u64 + 1, &plan.entry()) {
-                    // The answer's own fields are amount and unit; anything else is about the
-                    // combination of answers (no published factor for it).
+                    // Amount and unit are the answer's own; anything else is about the combination
+                    // of answers (no published factor for it).
                     let (field, message) = match e.field.as_str() {
-                        "amount" | "unit" => (at(&plan.field, &e.field), e.message),
+                        "amount" | "unit" => (at(&plan.quantity_field, &e.field), e.message),
+                        "gwpSet" => ("gwpSet".to_owned(), e.message),
                         _ => (
                             plan.field.clone(),
                             format!(

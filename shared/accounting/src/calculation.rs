@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use amanar_http::FieldError;
+use amanar_http::{FieldError, quoted};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -102,7 +102,7 @@ pub fn resolve<'l>(
             let Some(unit) = unit else {
                 return Err(FieldError::new(
                     "unit",
-                    format!("unknown unit {:?}; see GET /v1/units", choice.unit),
+                    format!("unknown unit {}; see GET /v1/units", quoted(choice.unit)),
                 ));
             };
             let selector = Selector {
@@ -127,8 +127,8 @@ pub fn resolve<'l>(
         return Err(FieldError::new(
             "unit",
             format!(
-                "unknown unit {:?}; this factor is per {} and accepts: {}",
-                choice.unit,
+                "unknown unit {}; this factor is per {} and accepts: {}",
+                quoted(choice.unit),
                 factor.unit,
                 accepted_units(factor)
             ),
@@ -271,7 +271,7 @@ pub const MAX_LABEL: usize = 200;
 /// Longest category name, in characters.
 pub const MAX_CATEGORY: usize = 100;
 /// Most distinct categories in one footprint (its totals are stored as one item).
-pub const MAX_CATEGORIES: usize = 200;
+pub const MAX_CATEGORIES: usize = 100;
 
 /// Columns of the lines CSV.
 pub const LINE_COLUMNS: [&str; 21] = [
@@ -318,6 +318,16 @@ fn too_large() -> FieldError {
         "amount",
         "the footprint's totals would exceed what a decimal holds (7.9e28)",
     )
+}
+
+/// Text a user typed, made safe to open in a spreadsheet: a cell that starts like a formula (`=`,
+/// `+`, `-`, `@`, tab or carriage return) gets a leading `'` so it is shown, never run (OWASP's
+/// CSV injection advice).
+fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}").into(),
+        _ => text.into(),
+    }
 }
 
 /// `value` divided among `share_of` (when sharing), noting in `exact` whether that rounded.
@@ -385,6 +395,7 @@ impl<'l> Calculation<'l> {
         &mut self,
         choice: &FactorChoice<'_>,
     ) -> Result<(&'l Factor, &'static Unit), FieldError> {
+        // Each part with its length first, so no two different inputs make the same key.
         self.key.clear();
         for part in [
             choice.factor_id.unwrap_or(""),
@@ -393,8 +404,7 @@ impl<'l> Calculation<'l> {
             choice.calorific_basis.map_or("", CalorificBasis::as_str),
             choice.unit,
         ] {
-            self.key.push_str(part);
-            self.key.push('\u{1f}');
+            let _ = write!(self.key, "{}:{part}", part.len());
         }
         if let Some(year) = choice.year {
             let _ = write!(self.key, "{year}");
@@ -408,8 +418,10 @@ impl<'l> Calculation<'l> {
     }
 
     /// Calculates one entry and adds it to the totals. `line` numbers it in the lines CSV (an
-    /// entry's position, or a CSV file's row). On error nothing is added; field names are relative
-    /// to the entry.
+    /// entry's position, or a CSV file's row). Field names in errors are relative to the entry. An
+    /// entry refused for its input adds nothing; a decimal overflow of the totals (past 7.9e28) may
+    /// leave them part-added, and the caller must then discard the calculation, as every caller
+    /// does on any error.
     pub fn add(&mut self, line: u64, entry: &Entry<'_>) -> Result<(), FieldError> {
         if entry.label.is_some_and(|l| l.chars().count() > MAX_LABEL) {
             return Err(FieldError::new(
@@ -475,7 +487,7 @@ impl<'l> Calculation<'l> {
                 let Some(rate_unit) = Unit::parse(rate.unit) else {
                     return Err(FieldError::new(
                         "supplierFactor.unit",
-                        format!("unknown unit {:?}; see GET /v1/units", rate.unit),
+                        format!("unknown unit {}; see GET /v1/units", quoted(rate.unit)),
                     ));
                 };
                 let converted = Conversion::between(unit, rate_unit)
@@ -531,13 +543,16 @@ impl<'l> Calculation<'l> {
                 .next()
                 .unwrap_or(&factor.category)
         });
-        match sums.categories.get_mut(category) {
-            Some(slot) => {
-                add(&mut slot.0, co2e_kg)?;
-                slot.1 += 1;
-            }
-            None => {
-                sums.categories.insert(category.to_owned(), (co2e_kg, 1));
+        // Categories break the scopes down, so emissions outside them stay out, as from co2eKg.
+        if factor.scope != Scope::Outside {
+            match sums.categories.get_mut(category) {
+                Some(slot) => {
+                    add(&mut slot.0, co2e_kg)?;
+                    slot.1 += 1;
+                }
+                None => {
+                    sums.categories.insert(category.to_owned(), (co2e_kg, 1));
+                }
             }
         }
         sums.gwp_sets.insert(gwp_set);
@@ -554,8 +569,8 @@ impl<'l> Calculation<'l> {
         };
         let written: csv::Result<()> = (|| {
             w.write_field(line.to_string())?;
-            w.write_field(entry.label.unwrap_or(""))?;
-            w.write_field(category)?;
+            w.write_field(spreadsheet_safe(entry.label.unwrap_or("")).as_bytes())?;
+            w.write_field(spreadsheet_safe(category).as_bytes())?;
             w.write_field(factor.scope.as_str())?;
             w.write_field(scope3_category.map(|c| c.to_string()).unwrap_or_default())?;
             decimal(w, co2e_kg)?;
@@ -799,19 +814,38 @@ mod tests {
     }
 
     #[test]
-    fn outside_of_scopes_emissions_are_reported_apart() {
+    fn outside_of_scopes_emissions_are_reported_apart_and_in_no_category() {
         let mut calc = Calculation::new(Library::shipped(), None);
-        calc.add(
-            1,
-            &entry(
-                activity("outside_of_scopes-biomass-wood_logs", "GB", "kWh"),
-                "1000",
-            ),
-        )
-        .unwrap();
-        let totals = calc.finish().totals;
-        assert_eq!(totals.co2e_kg, Decimal::ZERO);
-        assert!(totals.outside_of_scopes_co2e_kg > Decimal::ZERO);
+        let mut biogenic = entry(
+            activity("outside_of_scopes-biomass-wood_logs", "GB", "kWh"),
+            "1000",
+        );
+        biogenic.category = Some("home_energy");
+        let mut scope1 = entry(activity("bioenergy-biomass-wood_logs", "GB", "kWh"), "1000");
+        scope1.category = Some("home_energy");
+        calc.add(1, &biogenic).unwrap();
+        calc.add(2, &scope1).unwrap();
+        let computed = calc.finish();
+        let totals = computed.totals;
+        // DESNZ 2023: wood logs 0.01074 kg/kWh in scope 1, 0.35 kg/kWh biogenic CO2 outside.
+        assert_eq!(totals.co2e_kg, dec("10.74"));
+        assert_eq!(totals.outside_of_scopes_co2e_kg, dec("350"));
+        assert_eq!(totals.by_category.len(), 1);
+        assert_eq!(totals.by_category[0].co2e_kg, dec("10.74"));
+        assert_eq!(computed.line_count, 2, "the biogenic line is still a line");
+    }
+
+    #[test]
+    fn labels_that_look_like_formulas_are_written_as_text() {
+        let mut calc = Calculation::new(Library::shipped(), None);
+        let mut gas = entry(activity("fuel-natural_gas", "GB", "kWh"), "1");
+        gas.label = Some("=HYPERLINK(\"http://evil\")");
+        calc.add(1, &gas).unwrap();
+        let lines = String::from_utf8(calc.finish().lines_csv).unwrap();
+        assert!(
+            lines.contains("\n1,\"'=HYPERLINK(\"\"http://evil\"\")\",Fuels,"),
+            "{lines}"
+        );
     }
 
     #[test]

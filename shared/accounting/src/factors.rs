@@ -247,7 +247,7 @@ pub struct Selector<'a> {
 /// Why no single factor fits a selector.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
-    #[error("no factor has activity id {0:?}")]
+    #[error("no factor has activity id {0}")]
     UnknownActivity(String),
     #[error("the activity has no factor for this region and year; it has {available}")]
     NoneFor {
@@ -517,9 +517,9 @@ impl Library {
             .map(|positions| positions.iter().map(|&i| &self.factors[i]).collect())
             .unwrap_or_default();
         if of_activity.is_empty() {
-            return Err(SelectError::UnknownActivity(
-                selector.activity_id.to_owned(),
-            ));
+            return Err(SelectError::UnknownActivity(amanar_http::quoted(
+                selector.activity_id,
+            )));
         }
         let listed = |values: &mut Vec<String>| {
             values.sort();

@@ -9,9 +9,9 @@
 //! it: the new one names the old in `replaces`, which may overlap it, and the old one is marked
 //! `supersededBy` in the same transaction (it stays readable, out of the history).
 //!
-//! The lines file is written before the transaction, under the footprint's id: a footprint that is
-//! committed always has its lines, and a failed commit leaves at most an unreferenced file that
-//! the next attempt of the same footprint overwrites.
+//! The lines file is written before the transaction, under the footprint's id, once the footprint
+//! has passed the checks: a footprint that is committed always has its lines, a refused one leaves
+//! none, and a commit that loses a race leaves at most an unreferenced file.
 
 use std::time::Duration;
 
@@ -181,15 +181,60 @@ async fn read_periods(ports: &Ports, owner: &Owner) -> Result<Periods, TableErro
     }
 }
 
+/// The owner's current periods once `footprint` is added (and the one it replaces removed), or
+/// why it cannot be.
+fn with_footprint(
+    current: &Periods,
+    footprint: &Footprint,
+) -> Result<Vec<CurrentPeriod>, SaveError> {
+    let replaces = footprint.replaces.as_deref();
+    if let Some(old) = replaces
+        && !current.periods.iter().any(|p| p.footprint_id == old)
+    {
+        return Err(SaveError::NotCurrent(old.to_owned()));
+    }
+    let mut next: Vec<CurrentPeriod> = Vec::with_capacity(current.periods.len() + 1);
+    for existing in &current.periods {
+        if replaces == Some(existing.footprint_id.as_str()) {
+            continue;
+        }
+        if existing.period.overlaps(&footprint.period) {
+            return Err(SaveError::Overlap {
+                period: footprint.period,
+                footprint_id: existing.footprint_id.clone(),
+                existing: existing.period,
+            });
+        }
+        next.push(existing.clone());
+    }
+    if next.len() >= MAX_CURRENT {
+        return Err(SaveError::TooMany);
+    }
+    next.push(CurrentPeriod {
+        period: footprint.period,
+        footprint_id: footprint.id.clone(),
+    });
+    next.sort_by_key(|a| a.period.start);
+    Ok(next)
+}
+
 /// Saves a calculated footprint with its lines, checked against the owner's current periods.
 /// `extra` operations (an import's status) commit in the same transaction; if one of them fails
 /// its condition, nothing is saved and [`SaveError::ConditionFailed`] gives its position.
+///
+/// The checks run once before the lines file is written, so a refused footprint leaves no file,
+/// and again under the transaction's condition, so a concurrent footprint cannot slip between.
 pub async fn save(
     ports: &Ports,
     footprint: &Footprint,
     lines_csv: bytes::Bytes,
     extra: Vec<WriteOp>,
 ) -> Result<(), SaveError> {
+    if get(ports, &footprint.id).await?.is_some() {
+        return Err(SaveError::AlreadyExists);
+    }
+    let owner = footprint.owner();
+    with_footprint(&read_periods(ports, &owner).await?, footprint)?;
     ports
         .blobs
         .put(
@@ -199,38 +244,10 @@ pub async fn save(
             "text/csv",
         )
         .await?;
-    let owner = footprint.owner();
     let periods_key = keys::footprint_periods(&owner.key());
     for _ in 0..COMMIT_ATTEMPTS {
         let current = read_periods(ports, &owner).await?;
-        let replaces = footprint.replaces.as_deref();
-        if let Some(old) = replaces
-            && !current.periods.iter().any(|p| p.footprint_id == old)
-        {
-            return Err(SaveError::NotCurrent(old.to_owned()));
-        }
-        let mut next: Vec<CurrentPeriod> = Vec::with_capacity(current.periods.len() + 1);
-        for existing in &current.periods {
-            if replaces == Some(existing.footprint_id.as_str()) {
-                continue;
-            }
-            if existing.period.overlaps(&footprint.period) {
-                return Err(SaveError::Overlap {
-                    period: footprint.period,
-                    footprint_id: existing.footprint_id.clone(),
-                    existing: existing.period,
-                });
-            }
-            next.push(existing.clone());
-        }
-        if next.len() >= MAX_CURRENT {
-            return Err(SaveError::TooMany);
-        }
-        next.push(CurrentPeriod {
-            period: footprint.period,
-            footprint_id: footprint.id.clone(),
-        });
-        next.sort_by_key(|a| a.period.start);
+        let next = with_footprint(&current, footprint)?;
         let mut ops = vec![
             WriteOp::put(footprint_item(footprint, &owner)?).when(Condition::NotExists),
             WriteOp::update(
@@ -303,11 +320,15 @@ pub async fn history(
     let mut query = Query::partition(Index::Gsi1, keys::footprints_of(&owner.key()))
         .limit(limit)
         .after(cursor);
-    let low = from.map(|d| d.to_string()).unwrap_or_default();
-    let high = to.map_or_else(|| "~".to_owned(), |d| format!("{d}#~"));
-    if from.is_some() || to.is_some() {
-        query = query.sort(SortKey::Between(low, high));
-    }
+    // Sort keys are `<start>#<id>`; `~` sorts after every id character. (DynamoDB refuses an empty
+    // string in a key condition, so an open end is no condition rather than "".)
+    let last_of = |day: NaiveDate| format!("{day}#~");
+    query = match (from, to) {
+        (None, None) => query,
+        (Some(from), None) => query.sort(SortKey::AtLeast(from.to_string())),
+        (None, Some(to)) => query.sort(SortKey::AtMost(last_of(to))),
+        (Some(from), Some(to)) => query.sort(SortKey::Between(from.to_string(), last_of(to))),
+    };
     if !oldest_first {
         query = query.backward();
     }
@@ -399,19 +420,54 @@ mod tests {
             save_one(&ports, &overlapping).await,
             Err(SaveError::Overlap { footprint_id, .. }) if footprint_id == "fp_2025"
         ));
-        let history = history(
-            &ports,
-            &Owner::Org("org_1".into()),
-            None,
-            None,
-            false,
-            10,
-            None,
-        )
-        .await
-        .unwrap();
-        let ids: Vec<&str> = history.items.iter().map(|f| f.id.as_str()).collect();
-        assert_eq!(ids, ["fp_2025", "fp_2024"], "newest period first");
+        let owner = Owner::Org("org_1".into());
+        let ids = |from: Option<&str>, to: Option<&str>| {
+            let (ports, owner) = (ports.clone(), owner.clone());
+            let from = from.map(|d| d.parse().unwrap());
+            let to = to.map(|d| d.parse().unwrap());
+            async move {
+                history(&ports, &owner, from, to, false, 10, None)
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .map(|f| f.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            ids(None, None).await,
+            ["fp_2025", "fp_2024"],
+            "newest period first"
+        );
+        assert_eq!(ids(Some("2025-01-01"), None).await, ["fp_2025"]);
+        assert_eq!(ids(None, Some("2024-06-30")).await, ["fp_2024"]);
+        assert_eq!(
+            ids(Some("2024-01-01"), Some("2025-01-01")).await,
+            ["fp_2025", "fp_2024"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_footprint_leaves_no_lines_file() {
+        let (ports, _dir) = ports();
+        save_one(&ports, &footprint("fp_a", "2025-01-01", "2025-12-31"))
+            .await
+            .unwrap();
+        let refused = footprint("fp_b", "2025-03-01", "2025-03-31");
+        assert!(save_one(&ports, &refused).await.is_err());
+        assert!(
+            ports
+                .blobs
+                .get(Bucket::Exports, &refused.lines_key())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            save_one(&ports, &footprint("fp_a", "2026-01-01", "2026-12-31")).await,
+            Err(SaveError::AlreadyExists)
+        ));
     }
 
     #[tokio::test]

@@ -522,8 +522,11 @@ async fn process(ports: &Ports, import: ActivityImport, object_key: &str) -> Res
 
 /// How long an unfinished import may stand still before the sweeper nudges it.
 pub const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
-/// Nudges after which a stuck import is failed rather than retried again.
-pub const MAX_SWEEPS: i64 = 3;
+/// Nudges after which a stuck import is failed rather than retried again (two hours of nudges, so
+/// a long queue backlog alone does not fail a healthy import).
+pub const MAX_SWEEPS: i64 = 12;
+/// Most stale imports one sweep looks at.
+const SWEEP_LIMIT: usize = 1000;
 
 /// Finishes imports that stopped moving: their `upload-checked.v1` message went to the dead-letter
 /// queue, or a worker died mid-file. An import whose upload is settled gets its message again;
@@ -535,8 +538,20 @@ pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
     let query = Query::partition(Index::Gsi2, keys::OPEN_IMPORTS)
         .sort(SortKey::LessThan(sortable(now - STALE_AFTER)))
         .limit(100);
+    // Every page, not just the first: imports whose upload is still pending are skipped here and
+    // must not hide the stuck ones behind them.
+    let mut stale = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = ports.table.query(&query.clone().after(cursor)).await?;
+        stale.extend(page.items);
+        cursor = page.next;
+        if cursor.is_none() || stale.len() >= SWEEP_LIMIT {
+            break;
+        }
+    }
     let mut handled = 0;
-    for item in ports.table.query(&query).await?.items {
+    for item in stale {
         let sweeps = item.get("sweeps").and_then(Value::as_i64).unwrap_or(0);
         let import: ActivityImport = items::parse(item)?;
         let Some(upload) = uploads::get(ports, &import.upload_id).await? else {

@@ -278,6 +278,9 @@ pub mod category {
 pub struct Planned {
     /// Path of the answer in the request, e.g. `personal.flights[1]`.
     pub field: String,
+    /// Path of the object holding the answer's `amount` and `unit` (its `distance` for flights
+    /// and rides, else the answer itself).
+    pub quantity_field: String,
     pub label: String,
     pub category: &'static str,
     pub activity_id: String,
@@ -354,6 +357,7 @@ impl Planner<'_> {
         share_of: Option<u32>,
     ) {
         self.planned.push(Planned {
+            quantity_field: field.clone(),
             field,
             label,
             category,
@@ -363,6 +367,13 @@ impl Planner<'_> {
             unit: unit.to_owned(),
             share_of,
         });
+    }
+
+    /// Says where the last planned answer's amount and unit are, when not on the answer itself.
+    fn quantity_at(&mut self, path: String) {
+        if let Some(last) = self.planned.last_mut() {
+            last.quantity_field = path;
+        }
     }
 
     fn home(&mut self, home: &Home) {
@@ -600,7 +611,7 @@ impl Planner<'_> {
             return self.refuse(format!("{field}.distance.amount"), "is too large");
         };
         self.plan(
-            field,
+            field.clone(),
             format!(
                 "Flights: {} × {} km{}",
                 trips,
@@ -614,6 +625,7 @@ impl Planner<'_> {
             "passenger.km",
             None,
         );
+        self.quantity_at(format!("{field}.distance"));
     }
 
     fn ride(&mut self, i: usize, ride: &Ride) {
@@ -674,7 +686,7 @@ impl Planner<'_> {
         };
         let region = self.region();
         self.plan(
-            field,
+            field.clone(),
             format!("Public transport: {}", mode_name(ride.mode)),
             category::PUBLIC_TRANSPORT,
             activity.into(),
@@ -683,6 +695,7 @@ impl Planner<'_> {
             &unit,
             None,
         );
+        self.quantity_at(format!("{field}.distance"));
     }
 
     fn spend(

@@ -25,6 +25,9 @@ pub const EXPIRES_AT: &str = "expiresAt";
 pub const VERSION: &str = "version";
 /// Most operations allowed in one [`Table::write`], as in DynamoDB `TransactWriteItems`.
 pub const MAX_WRITE_OPS: usize = 100;
+/// Largest item, as DynamoDB allows it (400 KB). Both adapters refuse a larger put the same way;
+/// the size is measured as the item's JSON, which is never smaller than DynamoDB's own count.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// Most keys in one [`Table::batch_get`] call made by a caller; adapters page further as needed.
 pub const MAX_BATCH_GET: usize = 100;
 
@@ -432,6 +435,13 @@ pub fn validate_write(ops: &[WriteOp]) -> Result<Vec<Key>, TableError> {
                 ));
             }
             WriteOp::Put { item, .. } => {
+                let size = serde_json::to_vec(item).map_or(usize::MAX, |json| json.len());
+                if size > MAX_ITEM_BYTES {
+                    return Err(TableError::Invalid(format!(
+                        "item {}/{} is {size} bytes; an item holds at most {MAX_ITEM_BYTES}",
+                        key.pk, key.sk
+                    )));
+                }
                 for index in [Index::Gsi1, Index::Gsi2] {
                     let (p, s) = index.key_attributes();
                     for attribute in [p, s] {
@@ -657,5 +667,14 @@ mod tests {
             .collect();
         assert!(matches!(validate_write(&many), Err(TableError::Invalid(_))));
         assert!(matches!(validate_write(&[]), Err(TableError::Invalid(_))));
+    }
+
+    #[test]
+    fn an_item_larger_than_dynamodb_allows_is_refused_before_any_backend_sees_it() {
+        let big = "x".repeat(MAX_ITEM_BYTES);
+        let put = WriteOp::put(item(json!({"pk": "A", "sk": "B", "blob": big})));
+        assert!(
+            matches!(validate_write(&[put]), Err(TableError::Invalid(m)) if m.contains("at most"))
+        );
     }
 }

@@ -22,7 +22,7 @@ pub use auth::{ApiKeyCaller, Auth, Caller, OrgAction, OrgGuard, Principal, Verif
 pub use extract::{Json, Query};
 pub use idempotency::{CallerScope, Idempotency};
 pub use pagination::{List, PageParams, PageRequest};
-pub use problem::{ApiError, FieldError, Problem};
+pub use problem::{ApiError, FieldError, Problem, quoted};
 pub use ratelimit::RateLimits;
 
 /// Largest request body accepted by default.

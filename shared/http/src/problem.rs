@@ -11,6 +11,21 @@ use crate::request_id;
 pub const PROBLEM_BASE: &str = "https://docs.amanarcarbon.com/problems/";
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// Longest piece of a client's input that an error message repeats.
+pub const MAX_ECHO: usize = 60;
+
+/// A client's input as an error message quotes it: in quotes, and cut at [`MAX_ECHO`] characters
+/// so that a huge value never makes a huge problem (or a stored error list past an item limit).
+pub fn quoted(text: &str) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(MAX_ECHO).collect();
+    if chars.next().is_some() {
+        format!("{:?}", format!("{head}…"))
+    } else {
+        format!("{head:?}")
+    }
+}
+
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
