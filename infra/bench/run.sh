@@ -43,6 +43,11 @@ local="http://127.0.0.1:$local_port"
 "$bin/load" "$local/v1/estimates/batch" 1 "$seconds" infra/bench/estimates-batch-100.json
 "$bin/load" "$local/v1/emission-factors?q=natural+gas&region=GB" "$connections" "$seconds"
 
+# Footprints: an activity file calculated in-process, then imported end to end (upload, check,
+# queue, calculation, lines file, footprint) through the local runtime.
+"$bin/imports" "${IMPORT_ROWS:-350000}" 5
+"$bin/import-load" "$local" "${IMPORT_ROWS:-350000}" 5
+
 # Accounts: token verification in-process; login (argon2id) and an authenticated read over HTTP.
 "$bin/verify-tokens" 3
 email="bench@example.com"; password="Correct horse 7 battery"

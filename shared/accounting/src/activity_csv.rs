@@ -113,8 +113,8 @@ fn normalise(name: &str) -> String {
         .collect()
 }
 
-/// A decimal as the API accepts it: digits, one point, an optional minus; no exponent or
-/// thousands separators.
+/// A decimal as the API accepts it, in JSON strings and CSV cells alike: digits, one point, an
+/// optional minus; no exponent or thousands separators.
 pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
     let valid = !text.is_empty()
         && text
@@ -125,7 +125,7 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
         .flatten()
         .ok_or_else(|| {
             format!(
-                "{} is not a decimal such as 12.5 (digits and one point; no exponent or thousands separators; at most 28 digits)",
+                "{} is not a decimal such as \"12.5\" (digits and one point; no exponent or thousands separators; at most 28 digits)",
                 quoted(text)
             )
         })

@@ -1,8 +1,6 @@
 //! HTTP routes of the factor library and estimates: `GET /v1/emission-factors[/{factorId}]`,
 //! `GET /v1/units`, `POST /v1/estimates` and `POST /v1/estimates/batch`.
 
-use std::str::FromStr;
-
 use amanar_core::Ports;
 use amanar_http::{ApiError, FieldError, Json, Problem, Query};
 use axum::extract::Path;
@@ -344,20 +342,9 @@ impl<'de> Deserialize<'de> for DecimalText {
                 f.write_str("a decimal string such as \"12.5\"")
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DecimalText, E> {
-                let valid = !text.is_empty()
-                    && text
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
-                valid
-                    .then(|| Decimal::from_str(text).ok())
-                    .flatten()
+                crate::activity_csv::parse_decimal(text)
                     .map(DecimalText)
-                    .ok_or_else(|| {
-                        E::custom(format!(
-                            "{} is not a decimal string such as \"12.5\" (at most 28 digits, no exponent)",
-                            amanar_http::quoted(text)
-                        ))
-                    })
+                    .map_err(E::custom)
             }
         }
         deserializer.deserialize_str(Visitor)

@@ -14,19 +14,8 @@ use std::time::{Duration, Instant};
 use amanar_accounting::Library;
 use amanar_accounting::activity_csv;
 use amanar_bench::workload::activity_file;
+use amanar_journeys::{Api, As};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "Correct horse 7 battery";
-
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
-    let mut request = http.post(url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("the runtime answers");
-    assert!(response.status().is_success(), "{}", response.status());
-    response.json().await.unwrap_or(Value::Null)
-}
 
 #[tokio::main]
 async fn main() {
@@ -36,7 +25,6 @@ async fn main() {
         .expect("usage: import-load BASE_URL [ROWS] [RUNS]");
     let rows: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(350_000);
     let runs: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(5);
-    let http = reqwest::Client::new();
     let file = activity_file(rows);
 
     let started = Instant::now();
@@ -45,59 +33,29 @@ async fn main() {
     let in_process = started.elapsed();
     assert_eq!(computed.line_count, rows as u64);
 
+    let api = Api {
+        base: base.clone(),
+        http: reqwest::Client::new(),
+    };
     let email = format!("import-bench-{}@example.com", std::process::id());
-    post(
-        &http,
-        format!("{base}/v1/auth/register"),
-        None,
-        json!({"email": email, "password": PASSWORD, "name": "Bench", "accountType": "business"}),
-    )
-    .await;
-    let mail: Value = http
-        .get(format!("{base}/_local/mailbox?to={email}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let code = amanar_testkit::mailed_code(mail["items"][0]["text"].as_str().unwrap());
-    post(
-        &http,
-        format!("{base}/v1/auth/verify-email"),
-        None,
-        json!({"email": email, "code": code}),
-    )
-    .await;
-    let tokens = post(
-        &http,
-        format!("{base}/v1/auth/login"),
-        None,
-        json!({"email": email, "password": PASSWORD}),
-    )
-    .await;
-    let token = tokens["accessToken"].as_str().unwrap().to_owned();
-    let org = post(
-        &http,
-        format!("{base}/v1/orgs"),
-        Some(&token),
-        json!({"name": "Bench Ltd"}),
-    )
-    .await;
-    let org_id = org["orgId"].as_str().unwrap();
+    let (_, token) = api.user(&email, "business").await;
+    let org_id = api.org(&token, "Bench Ltd").await;
+    let http = &api.http;
 
     let mut samples = Vec::new();
     let mut uploads = Vec::new();
     for run in 0..runs {
         let year = 2000 + run;
-        let declared = post(
-            &http,
-            format!("{base}/v1/orgs/{org_id}/activity-imports"),
-            Some(&token),
-            json!({"filename": "bench.csv", "size": file.len(),
-                   "period": {"start": format!("{year}-01-01"), "end": format!("{year}-12-31")}}),
-        )
-        .await;
+        let declared = api
+            .post(
+                &format!("/v1/orgs/{org_id}/activity-imports"),
+                As::Bearer(&token),
+                json!({"filename": "bench.csv", "size": file.len(),
+                       "period": {"start": format!("{year}-01-01"), "end": format!("{year}-12-31")}}),
+            )
+            .await;
+        assert_eq!(declared.status, 202, "{}", declared.body);
+        let declared = declared.body;
         let import_id = declared["id"].as_str().unwrap();
         let upload = &declared["upload"];
         let mut put = http.put(upload["url"].as_str().unwrap()).body(file.clone());
