@@ -171,14 +171,11 @@ fn footprint_item(footprint: &Footprint, owner: &Owner) -> Result<Item, TableErr
 }
 
 async fn read_periods(ports: &Ports, owner: &Owner) -> Result<Periods, TableError> {
-    match ports
-        .table
-        .get(&keys::footprint_periods(&owner.key()))
-        .await?
-    {
-        Some(item) => items::parse(item),
-        None => Ok(Periods::default()),
-    }
+    Ok(
+        items::load(&*ports.table, &keys::footprint_periods(&owner.key()))
+            .await?
+            .unwrap_or_default(),
+    )
 }
 
 /// The owner's current periods once `footprint` is added (and the one it replaces removed), or
@@ -292,12 +289,7 @@ pub async fn save(
 }
 
 pub async fn get(ports: &Ports, footprint_id: &str) -> Result<Option<Footprint>, TableError> {
-    ports
-        .table
-        .get(&keys::footprint(footprint_id))
-        .await?
-        .map(items::parse)
-        .transpose()
+    items::load(&*ports.table, &keys::footprint(footprint_id)).await
 }
 
 /// One page of an owner's current footprints.

@@ -243,12 +243,7 @@ pub async fn create(
 }
 
 pub async fn get(ports: &Ports, import_id: &str) -> Result<Option<ActivityImport>, TableError> {
-    ports
-        .table
-        .get(&keys::activity_import(import_id))
-        .await?
-        .map(items::parse)
-        .transpose()
+    items::load(&*ports.table, &keys::activity_import(import_id)).await
 }
 
 /// An organisation's imports, newest first.

@@ -586,6 +586,14 @@ pub mod items {
         serde_json::from_value(Value::Object(item))
             .map_err(|e| TableError::Backend(format!("stored item has an unexpected shape: {e}")))
     }
+
+    /// Reads one item by key into a typed value, `None` when there is none.
+    pub async fn load<T: for<'de> Deserialize<'de>>(
+        table: &dyn Table,
+        key: &Key,
+    ) -> Result<Option<T>, TableError> {
+        table.get(key).await?.map(parse).transpose()
+    }
 }
 
 #[cfg(test)]

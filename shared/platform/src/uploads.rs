@@ -231,12 +231,7 @@ async fn announce(ports: &Ports, upload: &Upload) -> Result<(), amanar_core::Que
 }
 
 pub async fn get(ports: &Ports, upload_id: &str) -> Result<Option<Upload>, TableError> {
-    ports
-        .table
-        .get(&keys::upload(upload_id))
-        .await?
-        .map(items::parse)
-        .transpose()
+    items::load(&*ports.table, &keys::upload(upload_id)).await
 }
 
 /// Uploads of one owner, oldest first.
