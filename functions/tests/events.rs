@@ -267,16 +267,19 @@ async fn the_factor_and_estimate_functions_answer_from_the_compiled_library() {
     assert_eq!(page["items"][0]["sourceId"], json!("7_400_4000_5_1"));
     assert_eq!(page["items"][0]["co2eKg"], json!("0.207074288590604"));
 
-    let mut bad_unit = event("api-estimates.json");
+    let token = cognito_session(&stack, &format!("ada-{}@example.com", namespace())).await;
+    let mut estimate = event("api-estimates.json");
+    estimate["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    let mut bad_unit = estimate.clone();
     bad_unit["body"] = json!(
         r#"{"activityId": "electricity-grid", "region": "US-CAMX", "amount": "1", "unit": "kg"}"#
     );
-    let estimates = invoke(
-        "api-estimates",
-        &stack,
-        vec![event("api-estimates.json"), bad_unit],
-    )
-    .await;
+    let mut anonymous = estimate.clone();
+    anonymous["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
+    let estimates = invoke("api-estimates", &stack, vec![estimate, bad_unit, anonymous]).await;
     assert_eq!(response(&estimates[0])["statusCode"], json!(200));
     // eGRID 2024 CAMX: 226.49817481291 kg CO2e per MWh, × 2.5 MWh.
     assert_eq!(
@@ -288,6 +291,7 @@ async fn the_factor_and_estimate_functions_answer_from_the_compiled_library() {
         http_body(&estimates[1])["errors"][0]["field"],
         json!("unit")
     );
+    assert_eq!(response(&estimates[2])["statusCode"], json!(401));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,22 +34,9 @@ for target in "http://127.0.0.1:$hello_port/" "http://127.0.0.1:$local_port/v1/h
     "$bin/load" "$target" "$connections" "$seconds"
 done
 
-# Carbon accounting: estimates in-process, then single and batch estimates over HTTP.
-"$bin/estimates" 3
 local="http://127.0.0.1:$local_port"
-"$bin/load" "$local/v1/estimates" "$connections" 2 infra/bench/estimate-one.json > /dev/null
-"$bin/load" "$local/v1/estimates" "$connections" "$seconds" infra/bench/estimate-one.json
-"$bin/load" "$local/v1/estimates/batch" "$connections" "$seconds" infra/bench/estimates-batch-100.json
-"$bin/load" "$local/v1/estimates/batch" 1 "$seconds" infra/bench/estimates-batch-100.json
-"$bin/load" "$local/v1/emission-factors?q=natural+gas&region=GB" "$connections" "$seconds"
 
-# Footprints: an activity file calculated in-process, then imported end to end (upload, check,
-# queue, calculation, lines file, footprint) through the local runtime.
-"$bin/imports" "${IMPORT_ROWS:-350000}" 5
-"$bin/import-load" "$local" "${IMPORT_ROWS:-350000}" 5
-
-# Accounts: token verification in-process; login (argon2id) and an authenticated read over HTTP.
-"$bin/verify-tokens" 3
+# A user for the authenticated calls (estimates, /v1/me), and the login figures.
 email="bench@example.com"; password="Correct horse 7 battery"
 curl -fsS -o /dev/null -H 'content-type: application/json' "$local/v1/auth/register" \
     -d "{\"email\":\"$email\",\"password\":\"$password\",\"name\":\"Bench\",\"accountType\":\"individual\"}"
@@ -59,6 +46,24 @@ printf '{"email":"%s","password":"%s"}' "$email" "$password" > "$tmp/login.json"
 "$bin/load" "$local/v1/auth/login" 1 "$seconds" "$tmp/login.json"
 "$bin/load" "$local/v1/auth/login" 2 "$seconds" "$tmp/login.json"
 token="$(curl -fsS -H 'content-type: application/json' "$local/v1/auth/login" -d @"$tmp/login.json" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')"
+
+# Carbon accounting: estimates in-process, then single and batch estimates over HTTP.
+"$bin/estimates" 3
+export LOAD_HEADER="authorization: Bearer $token"   # estimates need a caller
+"$bin/load" "$local/v1/estimates" "$connections" 2 infra/bench/estimate-one.json > /dev/null
+"$bin/load" "$local/v1/estimates" "$connections" "$seconds" infra/bench/estimate-one.json
+"$bin/load" "$local/v1/estimates/batch" "$connections" "$seconds" infra/bench/estimates-batch-100.json
+"$bin/load" "$local/v1/estimates/batch" 1 "$seconds" infra/bench/estimates-batch-100.json
+unset LOAD_HEADER
+"$bin/load" "$local/v1/emission-factors?q=natural+gas&region=GB" "$connections" "$seconds"
+
+# Footprints: an activity file calculated in-process, then imported end to end (upload, check,
+# queue, calculation, lines file, footprint) through the local runtime.
+"$bin/imports" "${IMPORT_ROWS:-350000}" 5
+"$bin/import-load" "$local" "${IMPORT_ROWS:-350000}" 5
+
+# Accounts: token verification in-process; login (argon2id) and an authenticated read over HTTP.
+"$bin/verify-tokens" 3
 LOAD_HEADER="authorization: Bearer $token" "$bin/load" "$local/v1/me" "$connections" 2 > /dev/null
 LOAD_HEADER="authorization: Bearer $token" "$bin/load" "$local/v1/me" "$connections" "$seconds"
 

@@ -9,8 +9,9 @@ async fn get(api: &Api, path: &str) -> (u16, Value) {
     (answer.status, answer.body)
 }
 
-async fn post(api: &Api, path: &str, body: Value) -> (u16, Value) {
-    let answer = api.post(path, As::Anonymous, body).await;
+/// Estimates need a signed-in user (or an API key with `estimates:write`).
+async fn post(api: &Api, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let answer = api.post(path, As::Bearer(token), body).await;
     (answer.status, answer.body)
 }
 
@@ -18,6 +19,7 @@ async fn post(api: &Api, path: &str, body: Value) -> (u16, Value) {
 async fn search_a_factor_then_estimate_with_it() {
     let (running, _dir) = start().await;
     let api = Api::new(&running);
+    let (_, token) = api.user("estimator@example.com", "individual").await;
 
     let (status, page) = get(
         &api,
@@ -49,6 +51,7 @@ async fn search_a_factor_then_estimate_with_it() {
 
     let (status, estimate) = post(
         &api,
+        &token,
         "/v1/estimates",
         json!({"factorId": id, "amount": "12.5", "unit": "MWh"}),
     )
@@ -61,7 +64,7 @@ async fn search_a_factor_then_estimate_with_it() {
     assert_eq!(estimate["calculation"]["exact"], true);
     assert_eq!(estimate["gases"]["co2"]["co2eKg"], "2282");
 
-    let (status, by_activity) = post(&api, "/v1/estimates",
+    let (status, by_activity) = post(&api, &token, "/v1/estimates",
             json!({"activityId": gross["activityId"], "region": "GB", "year": 2023, "amount": "12500", "unit": "kWh"}),
         )
         .await;
@@ -70,6 +73,7 @@ async fn search_a_factor_then_estimate_with_it() {
 
     let (status, problem) = post(
         &api,
+        &token,
         "/v1/estimates",
         json!({"factorId": id, "amount": "5", "unit": "litres"}),
     )
@@ -81,6 +85,7 @@ async fn search_a_factor_then_estimate_with_it() {
 
     let (status, problem) = post(
         &api,
+        &token,
         "/v1/estimates",
         json!({"factorId": id, "amount": 5, "unit": "kWh"}),
     )
@@ -119,6 +124,7 @@ async fn search_a_factor_then_estimate_with_it() {
 async fn a_batch_of_a_hundred_keeps_its_order_and_reports_the_bad_item_alone() {
     let (running, _dir) = start().await;
     let api = Api::new(&running);
+    let (_, token) = api.user("estimator@example.com", "individual").await;
     let (_, page) = get(&api, "/v1/emission-factors?sourceId=7_400_4000_5_1").await;
     let electricity = page["items"][0]["id"].as_str().unwrap().to_owned();
 
@@ -131,7 +137,13 @@ async fn a_batch_of_a_hundred_keeps_its_order_and_reports_the_bad_item_alone() {
             }
         })
         .collect();
-    let (status, batch) = post(&api, "/v1/estimates/batch", json!({ "items": items })).await;
+    let (status, batch) = post(
+        &api,
+        &token,
+        "/v1/estimates/batch",
+        json!({ "items": items }),
+    )
+    .await;
     assert_eq!(status, 200, "{batch}");
     assert_eq!(
         (batch["succeeded"].as_u64(), batch["failed"].as_u64()),
@@ -150,7 +162,13 @@ async fn a_batch_of_a_hundred_keeps_its_order_and_reports_the_bad_item_alone() {
     assert_eq!(batch["totalCo2eKg"], "1037.028037261744832");
 
     let too_many: Vec<Value> = (0..101).map(|_| json!({})).collect();
-    let (status, problem) = post(&api, "/v1/estimates/batch", json!({ "items": too_many })).await;
+    let (status, problem) = post(
+        &api,
+        &token,
+        "/v1/estimates/batch",
+        json!({ "items": too_many }),
+    )
+    .await;
     assert_eq!(
         (status, problem["errors"][0]["field"].as_str()),
         (422, Some("items"))
@@ -162,8 +180,8 @@ async fn a_batch_of_a_hundred_keeps_its_order_and_reports_the_bad_item_alone() {
 async fn an_amount_too_large_to_calculate_is_a_422_on_amount_not_a_crash() {
     let (running, _dir) = start().await;
     let api = Api::new(&running);
-    let (status, problem) = post(
-        &api,
+    let (_, token) = api.user("estimator@example.com", "individual").await;
+    let (status, problem) = post(&api, &token,
         "/v1/estimates",
         json!({"activityId": "electricity-grid", "region": "GB", "amount": "79228162514264337593543950335", "unit": "GWh"}),
     )
@@ -178,4 +196,61 @@ async fn an_amount_too_large_to_calculate_is_a_422_on_amount_not_a_crash() {
     );
     let (status, _) = get(&api, "/v1/health").await;
     assert_eq!(status, 200, "the runtime is still up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estimates_need_a_user_or_an_api_key_with_the_estimates_scope() {
+    let (running, _dir) = start().await;
+    let api = Api::new(&running);
+    let one =
+        json!({"activityId": "fuel-natural_gas", "region": "GB", "amount": "1", "unit": "kWh"});
+    let anonymous = api.post("/v1/estimates", As::Anonymous, one.clone()).await;
+    assert_eq!(anonymous.status, 401);
+    let batch = json!({"items": [one.clone()]});
+    assert_eq!(
+        api.post("/v1/estimates/batch", As::Anonymous, batch.clone())
+            .await
+            .status,
+        401
+    );
+
+    let (_, owner) = api.user("owner@acme.example", "business").await;
+    let org = api.org(&owner, "Acme Ltd").await;
+    let key = |scopes: Value| {
+        let (api, owner, org) = (&api, &owner, &org);
+        async move {
+            let created = api
+                .post(
+                    &format!("/v1/orgs/{org}/api-keys"),
+                    As::Bearer(owner),
+                    json!({"name": "ERP", "scopes": scopes}),
+                )
+                .await;
+            assert_eq!(created.status, 201, "{}", created.body);
+            created.body["secret"].as_str().unwrap().to_owned()
+        }
+    };
+    let reader = key(json!(["footprints:read"])).await;
+    let refused = api
+        .post("/v1/estimates", As::ApiKey(&reader), one.clone())
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/insufficient-scope")
+    );
+    let estimator = key(json!(["estimates:write"])).await;
+    let estimated = api.post("/v1/estimates", As::ApiKey(&estimator), one).await;
+    assert_eq!(estimated.status, 200, "{}", estimated.body);
+    assert_eq!(
+        estimated.header("ratelimit-limit"),
+        "1200",
+        "keys are rate limited"
+    );
+    let batched = api
+        .post("/v1/estimates/batch", As::ApiKey(&estimator), batch)
+        .await;
+    assert_eq!(batched.status, 200);
 }

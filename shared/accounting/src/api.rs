@@ -2,7 +2,7 @@
 //! `GET /v1/units`, `POST /v1/estimates` and `POST /v1/estimates/batch`.
 
 use amanar_core::Ports;
-use amanar_http::{ApiError, FieldError, Json, Problem, Query};
+use amanar_http::{ApiError, FieldError, Json, Principal, Problem, Query};
 use axum::extract::Path;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -522,15 +522,36 @@ pub fn run_estimate<'l>(
         .map_err(|e| vec![estimate_error(factor, e)])
 }
 
+/// The API-key scope that estimates need.
+pub const ESTIMATES_SCOPE: &str = "estimates:write";
+
+/// Estimates are for signed-in users and for API keys with the `estimates:write` scope: they are
+/// counted against the caller's rate limit like every authenticated call.
+fn may_estimate(principal: &Principal) -> Result<(), ApiError> {
+    match principal {
+        Principal::User(_) => Ok(()),
+        Principal::Key(key) if key.has_scope(ESTIMATES_SCOPE) => Ok(()),
+        Principal::Key(_) => Err(ApiError::Forbidden {
+            slug: "insufficient-scope",
+            detail: format!("This API key lacks the {ESTIMATES_SCOPE} scope."),
+        }),
+    }
+}
+
 /// Estimates the emissions of one activity.
 #[utoipa::path(post, path = "/v1/estimates", tag = "carbon accounting", summary = "Estimate emissions",
+    security(("bearer" = []), ("apiKey" = [])),
     request_body = EstimateRequest,
-    description = "Multiplies the amount, converted exactly to the factor's unit, by the factor. The response shows the factor and every step of the calculation.",
+    description = "Multiplies the amount, converted exactly to the factor's unit, by the factor. The response shows the factor and every step of the calculation. Needs a bearer token, or an API key with the `estimates:write` scope.",
     responses((status = 200, description = "The estimate", body = EstimateView),
+        (status = 401, description = "No valid token or API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "An API key without `estimates:write`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown factor, a unit of the wrong type (the problem names the accepted units), a negative amount or an unavailable GWP set", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_estimate(
+    principal: Principal,
     Json(request): Json<EstimateRequest>,
 ) -> Result<Json<EstimateView>, ApiError> {
+    may_estimate(&principal)?;
     run_estimate(Library::shipped(), &request)
         .map(|e| Json(e.into()))
         .map_err(ApiError::Validation)
@@ -610,12 +631,17 @@ fn batch_item(library: &Library, index: usize, value: serde_json::Value) -> Batc
 /// Estimates up to 100 activities at once. Each item succeeds or fails on its own; the results
 /// keep the request's order.
 #[utoipa::path(post, path = "/v1/estimates/batch", tag = "carbon accounting", summary = "Estimate a batch",
+    security(("bearer" = []), ("apiKey" = [])),
     request_body = BatchRequest,
     responses((status = 200, description = "One result per item, in order", body = BatchResponse),
+        (status = 401, description = "No valid token or API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "An API key without `estimates:write`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No items, or more than 100", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_estimate_batch(
+    principal: Principal,
     Json(request): Json<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
+    may_estimate(&principal)?;
     if request.items.is_empty() || request.items.len() > MAX_BATCH {
         return Err(ApiError::validation(
             "items",

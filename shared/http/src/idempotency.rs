@@ -24,8 +24,9 @@ use crate::problem::ApiError;
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 const KEEP_FOR_SECS: i64 = 24 * 3600;
-/// Largest response kept for replay (DynamoDB items hold at most 400 KB).
-const MAX_STORED_BODY: usize = 300 * 1024;
+/// Largest response kept for replay. It is stored base64-encoded (4/3 larger) in an item of at
+/// most 400 KB, so 256 KiB (341 KiB encoded) leaves room for the rest of the record.
+const MAX_STORED_BODY: usize = 256 * 1024;
 /// Headers of the first response that a replay repeats.
 const REPLAYED_HEADERS: [header::HeaderName; 2] = [header::CONTENT_TYPE, header::LOCATION];
 
