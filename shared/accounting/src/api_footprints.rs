@@ -219,6 +219,23 @@ fn check_name(name: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
+/// `replaces` must name a footprint by its id (`fp_` and up to 60 letters, digits or `_`).
+fn check_replaces(replaces: &Option<String>) -> Result<(), ApiError> {
+    let valid = |id: &str| {
+        id.len() <= 64
+            && id.strip_prefix("fp_").is_some_and(|rest| {
+                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+    };
+    match replaces {
+        Some(id) if !valid(id) => Err(ApiError::validation(
+            "replaces",
+            "must be a footprint id such as fp_01j...",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn check_period(period: Period) -> Result<Period, ApiError> {
     period
         .validated()
@@ -280,6 +297,7 @@ pub async fn create_footprint(
 ) -> Result<Response, ApiError> {
     let period = check_period(request.period)?;
     check_name(&request.name)?;
+    check_replaces(&request.replaces)?;
     let owner = owner_for(
         &*guard,
         &principal,
@@ -550,6 +568,7 @@ pub async fn create_import(
 ) -> Result<Response, ApiError> {
     let period = check_period(request.period)?;
     check_name(&request.name)?;
+    check_replaces(&request.replaces)?;
     guard
         .authorize(&principal, &org_id, OrgAction::Write, WRITE_SCOPE)
         .await?;

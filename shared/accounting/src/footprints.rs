@@ -140,7 +140,7 @@ pub enum SaveError {
         footprint_id: String,
         existing: Period,
     },
-    #[error("footprint {0} is not a current footprint of this owner, so it cannot be replaced")]
+    #[error("footprint {} is not a current footprint of this owner, so it cannot be replaced", amanar_http::quoted(.0))]
     NotCurrent(String),
     #[error("an owner has at most {MAX_CURRENT} current footprints")]
     TooMany,

@@ -288,7 +288,9 @@ fn move_op(
             .remove("gsi2pk")
             .remove("gsi2sk")
     } else {
-        update.set("gsi2sk", open_sort_key(now, import_id))
+        update
+            .set("gsi2pk", keys::OPEN_IMPORTS)
+            .set("gsi2sk", open_sort_key(now, import_id))
     };
     WriteOp::update(keys::activity_import(import_id), update)
         .when(Condition::Equals("status".into(), from.value()))
@@ -517,18 +519,23 @@ async fn process(ports: &Ports, import: ActivityImport, object_key: &str) -> Res
 
 /// How long an unfinished import may stand still before the sweeper nudges it.
 pub const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
-/// Nudges after which a stuck import is failed rather than retried again (two hours of nudges, so
-/// a long queue backlog alone does not fail a healthy import).
+/// Nudges after which a stuck import is failed rather than retried again (two to three hours of
+/// nudges, so a long queue backlog alone does not fail a healthy import).
 pub const MAX_SWEEPS: i64 = 12;
+/// Age after which an import whose file never passed its check is failed.
+pub const ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(3);
 /// Most stale imports one sweep looks at.
 const SWEEP_LIMIT: usize = 1000;
+/// How long one sweep may work (housekeeping runs every 5 minutes, with a 120 s timeout in AWS).
+const SWEEP_BUDGET: Duration = Duration::from_secs(50);
 
 /// Finishes imports that stopped moving: their `upload-checked.v1` message went to the dead-letter
 /// queue, or a worker died mid-file. An import whose upload is settled gets its message again;
-/// after [`MAX_SWEEPS`] nudges it is failed with a reason, so no import waits forever. Uploads still
-/// pending are left to the upload sweeper, whose settlement sends the message. Run by housekeeping;
-/// returns how many imports it nudged or failed.
+/// after [`MAX_SWEEPS`] nudges, or [`ABANDONED_AFTER`] with no checked file, it is failed with a
+/// reason, so no import waits forever. Run by housekeeping; returns how many imports it nudged or
+/// failed. One import's error is logged and left to the next run.
 pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
+    let started = std::time::Instant::now();
     let now = ports.clock.now();
     let query = Query::partition(Index::Gsi2, keys::OPEN_IMPORTS)
         .sort(SortKey::LessThan(sortable(now - STALE_AFTER)))
@@ -547,58 +554,75 @@ pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
     }
     let mut handled = 0;
     for item in stale {
-        let sweeps = item.get("sweeps").and_then(Value::as_i64).unwrap_or(0);
-        let import: ActivityImport = items::parse(item)?;
-        let Some(upload) = uploads::get(ports, &import.upload_id).await? else {
-            tracing::warn!(import_id = %import.id, "an import's upload record is missing");
-            continue;
-        };
-        if upload.status == UploadStatus::Pending {
-            continue;
+        if started.elapsed() > SWEEP_BUDGET {
+            tracing::warn!("import sweep stopped at its time budget; the next run goes on");
+            break;
         }
-        if sweeps >= MAX_SWEEPS {
-            let failed = transition(
-                ports,
-                &import.id,
-                import.status,
-                ImportStatus::Failed,
-                Update::new().set(
-                    "reason",
-                    "the file could not be processed after repeated attempts; start a new import",
-                ),
-            )
-            .await?;
-            if failed {
-                tracing::error!(import_id = %import.id, "gave up on a stuck import");
-                handled += 1;
-            }
-            continue;
+        match sweep_one(ports, item, now).await {
+            Ok(true) => handled += 1,
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "could not sweep an import; the next run retries"),
         }
-        let message = JobMessage::UploadChecked {
-            upload_id: upload.id.clone(),
-            purpose: upload.purpose.clone(),
-        };
-        if let Err(error) = ports
-            .queue
-            .send(QueueName::Jobs, &message.to_body(), Duration::ZERO)
-            .await
-        {
-            tracing::warn!(import_id = %import.id, %error, "could not nudge a stuck import");
-            continue;
+    }
+    Ok(handled)
+}
+
+/// Nudges or fails one stale import; false when it is left as it is.
+async fn sweep_one(
+    ports: &Ports,
+    item: amanar_core::Item,
+    now: DateTime<Utc>,
+) -> Result<bool, TableError> {
+    let sweeps = item.get("sweeps").and_then(Value::as_i64).unwrap_or(0);
+    let import: ActivityImport = items::parse(item)?;
+    let Some(upload) = uploads::get(ports, &import.upload_id).await? else {
+        tracing::warn!(import_id = %import.id, "an import's upload record is missing");
+        return Ok(false);
+    };
+    let abandoned = now - import.created_at > ABANDONED_AFTER;
+    let give_up = match upload.status {
+        // The upload sweeper settles it, and that sends the message; unless it never does.
+        UploadStatus::Pending if !abandoned => return Ok(false),
+        UploadStatus::Pending => Some("no checked file arrived within 3 hours; start a new import"),
+        _ if sweeps >= MAX_SWEEPS => {
+            Some("the file could not be processed after repeated attempts; start a new import")
         }
-        // Counted, and out of the sweeper's sight for another STALE_AFTER.
-        transition(
+        _ => None,
+    };
+    if let Some(reason) = give_up {
+        let failed = transition(
             ports,
             &import.id,
             import.status,
-            import.status,
-            Update::new().add("sweeps", 1),
+            ImportStatus::Failed,
+            Update::new().set("reason", reason),
         )
         .await?;
-        tracing::warn!(import_id = %import.id, status = ?import.status, "nudged a stuck import");
-        handled += 1;
+        if failed {
+            tracing::error!(import_id = %import.id, reason, "gave up on a stuck import");
+        }
+        return Ok(failed);
     }
-    Ok(handled)
+    let message = JobMessage::UploadChecked {
+        upload_id: upload.id.clone(),
+        purpose: upload.purpose.clone(),
+    };
+    ports
+        .queue
+        .send(QueueName::Jobs, &message.to_body(), Duration::ZERO)
+        .await
+        .map_err(|e| TableError::Backend(format!("could not queue a nudge: {e}")))?;
+    // Counted, and out of the sweeper's sight for another STALE_AFTER.
+    transition(
+        ports,
+        &import.id,
+        import.status,
+        import.status,
+        Update::new().add("sweeps", 1),
+    )
+    .await?;
+    tracing::warn!(import_id = %import.id, status = ?import.status, "nudged a stuck import");
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -732,6 +756,40 @@ mod tests {
         assert!(failed.reason.unwrap().contains("repeated attempts"));
         assert!(failed.finished_at.is_some());
         assert!(drain(&ports).await.is_empty(), "no more nudges");
+    }
+
+    #[tokio::test]
+    async fn an_import_whose_file_never_arrives_is_failed_once_abandoned() {
+        let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
+        let (ports, _dir) = ports(clock.clone());
+        let (import, _) = create(
+            &ports,
+            NewImport {
+                org_id: "org_1".into(),
+                created_by: "usr_1".into(),
+                filename: "a.csv".into(),
+                size: 10,
+                sha256: None,
+                period: Period::new("2024-01-01".parse().unwrap(), "2024-12-31".parse().unwrap())
+                    .unwrap(),
+                name: None,
+                gwp_set: None,
+                replaces: None,
+            },
+        )
+        .await
+        .unwrap();
+        clock.advance(STALE_AFTER * 2);
+        assert_eq!(
+            sweep_stale(&ports).await.unwrap(),
+            0,
+            "the upload is still pending"
+        );
+        clock.advance(ABANDONED_AFTER);
+        assert_eq!(sweep_stale(&ports).await.unwrap(), 1);
+        let failed = get(&ports, &import.id).await.unwrap().unwrap();
+        assert_eq!(failed.status, ImportStatus::Failed);
+        assert!(failed.reason.unwrap().contains("no checked file"));
     }
 
     #[tokio::test]

@@ -189,8 +189,16 @@ pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
             .with_api_keys(api_keys),
         )
     };
+    // One process with its own store counts in memory; processes that share a table (Lambda, or
+    // a local runtime on DynamoDB) count in it.
+    let counter: Arc<dyn amanar_http::ratelimit::WindowCounter> = match &config.table {
+        TableBackend::Embedded => Arc::new(amanar_http::ratelimit::MemoryCounter::default()),
+        TableBackend::Dynamo { .. } => {
+            Arc::new(amanar_http::ratelimit::TableCounter(table.clone()))
+        }
+    };
     let limits = amanar_http::RateLimits {
-        table: table.clone(),
+        counter,
         clock: clock.clone(),
         per_user: config.rate_limit_per_user,
         per_key: config.rate_limit_per_key,

@@ -59,12 +59,24 @@ pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, A
     })
 }
 
-/// serde's message without its " at line 1 column 9" suffix (the field path says where).
+/// Longest serde message a problem repeats: serde quotes the offending input ("unknown variant
+/// `...`"), which could otherwise be as long as the body.
+const MAX_DATA_MESSAGE: usize = 300;
+
+/// serde's message without its " at line 1 column 9" suffix (the field path says where), cut to
+/// [`MAX_DATA_MESSAGE`] characters.
 fn data_message(error: &serde_json::Error) -> String {
     let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
+    let text = match text.rfind(" at line ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(MAX_DATA_MESSAGE).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
     }
 }
 

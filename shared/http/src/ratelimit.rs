@@ -1,14 +1,20 @@
-//! Rate limits per user and per API key, counted in the table so every Lambda instance shares them.
+//! Rate limits per user and per API key, in fixed one-minute windows.
 //!
-//! Fixed one-minute windows: the first request of a window creates its counter (with a TTL), each
-//! request adds one, and a request over the limit is a 429 with `Retry-After`. Every authenticated
-//! response carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until
-//! the window resets). Anonymous requests are limited upstream (API Gateway throttling in AWS).
+//! The first request of a window starts its counter, each request adds one, and a request over the
+//! limit is a 429 with `Retry-After`. Every authenticated response carries `RateLimit-Limit`,
+//! `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the window resets). Anonymous
+//! requests are limited upstream (API Gateway throttling in AWS).
+//!
+//! Where the counters live depends on who shares them: Lambda instances share nothing, so in AWS
+//! they are table items ([`TableCounter`], with a TTL) that every instance moves. The local runtime
+//! is one process, so there a counter in memory ([`MemoryCounter`]) counts the same requests
+//! without a durable write per request.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use amanar_core::Clock;
-use amanar_core::table::{EXPIRES_AT, Table, Update, WriteOp};
+use amanar_core::table::{EXPIRES_AT, Table, TableError, Update, WriteOp};
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
@@ -19,9 +25,57 @@ use crate::problem::ApiError;
 
 pub const WINDOW_SECS: i64 = 60;
 
+/// Counts requests per subject and window.
+#[async_trait::async_trait]
+pub trait WindowCounter: Send + Sync {
+    /// Adds one request to `subject`'s window starting at `window` (epoch seconds) and returns
+    /// how many it holds now.
+    async fn hit(&self, subject: &str, window: i64) -> Result<i64, TableError>;
+}
+
+/// Counters as table items shared by every process (Lambda).
+pub struct TableCounter(pub Arc<dyn Table>);
+
+#[async_trait::async_trait]
+impl WindowCounter for TableCounter {
+    async fn hit(&self, subject: &str, window: i64) -> Result<i64, TableError> {
+        let key = amanar_core::keys::rate_window(subject, window);
+        let count = Update::new()
+            .add("count", 1)
+            .set(EXPIRES_AT, window + 2 * WINDOW_SECS);
+        self.0
+            .write(vec![WriteOp::update(key.clone(), count)])
+            .await?;
+        Ok(self
+            .0
+            .get(&key)
+            .await?
+            .and_then(|i| i.get("count").and_then(|c| c.as_i64()))
+            .unwrap_or(1))
+    }
+}
+
+/// Counters in this process's memory: exact for a single process (the local runtime), and free of
+/// a durable write per request. One entry per subject, reset when its window passes.
+#[derive(Default)]
+pub struct MemoryCounter(Mutex<HashMap<String, (i64, i64)>>);
+
+#[async_trait::async_trait]
+impl WindowCounter for MemoryCounter {
+    async fn hit(&self, subject: &str, window: i64) -> Result<i64, TableError> {
+        let mut windows = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = windows.entry(subject.to_owned()).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        entry.1 += 1;
+        Ok(entry.1)
+    }
+}
+
 #[derive(Clone)]
 pub struct RateLimits {
-    pub table: Arc<dyn Table>,
+    pub counter: Arc<dyn WindowCounter>,
     pub clock: Arc<dyn Clock>,
     /// Requests per minute for one user.
     pub per_user: u32,
@@ -53,21 +107,8 @@ pub async fn middleware(
     let now = limits.clock.now().timestamp();
     let window = now - now.rem_euclid(WINDOW_SECS);
     let reset = window + WINDOW_SECS - now;
-    let key = amanar_core::keys::rate_window(&subject, window);
-    let count = Update::new()
-        .add("count", 1)
-        .set(EXPIRES_AT, window + 2 * WINDOW_SECS);
-    let used = match limits
-        .table
-        .write(vec![WriteOp::update(key.clone(), count)])
-        .await
-    {
-        Ok(()) => match limits.table.get(&key).await {
-            Ok(item) => item
-                .and_then(|i| i.get("count").and_then(|c| c.as_i64()))
-                .unwrap_or(1),
-            Err(error) => return ApiError::from(error).into_response(),
-        },
+    let used = match limits.counter.hit(&subject, window).await {
+        Ok(used) => used,
         Err(error) => return ApiError::from(error).into_response(),
     };
     let remaining = (i64::from(limit) - used).max(0) as u32;
@@ -82,4 +123,38 @@ pub async fn middleware(
     let mut response = next.run(request).await;
     headers(&mut response, limit, remaining, reset);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_memory_counter_counts_per_subject_and_starts_again_each_window() {
+        let counter = MemoryCounter::default();
+        assert_eq!(counter.hit("user:a", 60).await.unwrap(), 1);
+        assert_eq!(counter.hit("user:a", 60).await.unwrap(), 2);
+        assert_eq!(counter.hit("user:b", 60).await.unwrap(), 1);
+        assert_eq!(counter.hit("user:a", 120).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_table_counter_counts_in_items_that_expire_after_their_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let table: Arc<dyn Table> = Arc::new(
+            amanar_embedded::EmbeddedStore::open(dir.path())
+                .unwrap()
+                .table,
+        );
+        let counter = TableCounter(table.clone());
+        assert_eq!(counter.hit("key:k", 60).await.unwrap(), 1);
+        assert_eq!(counter.hit("key:k", 60).await.unwrap(), 2);
+        assert_eq!(counter.hit("key:k", 120).await.unwrap(), 1);
+        let item = table
+            .get(&amanar_core::keys::rate_window("key:k", 60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(item[EXPIRES_AT], serde_json::json!(180));
+    }
 }
