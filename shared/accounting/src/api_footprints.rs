@@ -236,10 +236,19 @@ fn check_replaces(replaces: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
-fn check_period(period: Period) -> Result<Period, ApiError> {
-    period
+/// The fields a footprint and an import declare alike: the period (returned checked), the name
+/// and the footprint it replaces.
+fn check_footprint_fields(
+    period: Period,
+    name: &Option<String>,
+    replaces: &Option<String>,
+) -> Result<Period, ApiError> {
+    let period = period
         .validated()
-        .map_err(|message| ApiError::validation("period", message))
+        .map_err(|message| ApiError::validation("period", message))?;
+    check_name(name)?;
+    check_replaces(replaces)?;
+    Ok(period)
 }
 
 fn saved_or_problem(error: SaveError) -> ApiError {
@@ -295,9 +304,7 @@ pub async fn create_footprint(
     principal: Principal,
     Json(request): Json<CreateFootprint>,
 ) -> Result<Response, ApiError> {
-    let period = check_period(request.period)?;
-    check_name(&request.name)?;
-    check_replaces(&request.replaces)?;
+    let period = check_footprint_fields(request.period, &request.name, &request.replaces)?;
     let owner = owner_for(
         &*guard,
         &principal,
@@ -566,9 +573,7 @@ pub async fn create_import(
     Path(org_id): Path<String>,
     Json(request): Json<CreateImport>,
 ) -> Result<Response, ApiError> {
-    let period = check_period(request.period)?;
-    check_name(&request.name)?;
-    check_replaces(&request.replaces)?;
+    let period = check_footprint_fields(request.period, &request.name, &request.replaces)?;
     guard
         .authorize(&principal, &org_id, OrgAction::Write, WRITE_SCOPE)
         .await?;

@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use amanar_core::messages::JobMessage;
 use amanar_core::table::{Condition, Index, Query, SortKey, TableError, Update, WriteOp, items};
-use amanar_core::{
-    BlobError, Bucket, Cursor, JobError, Ports, PresignedRequest, QueueName, keys, new_id,
-};
+use amanar_core::{Bucket, Cursor, JobError, Ports, PresignedRequest, QueueName, keys, new_id};
 use amanar_platform::uploads::{self, NewUpload, UploadError, UploadStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -114,41 +112,6 @@ pub struct NewImport {
     pub replaces: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
-    #[error(transparent)]
-    Table(#[from] TableError),
-    #[error(transparent)]
-    Blob(#[from] BlobError),
-}
-
-impl From<UploadError> for ImportError {
-    fn from(error: UploadError) -> Self {
-        match error {
-            UploadError::Invalid { field, message } => ImportError::Invalid { field, message },
-            UploadError::Table(e) => ImportError::Table(e),
-            UploadError::Blob(e) => ImportError::Blob(e),
-        }
-    }
-}
-
-impl From<ImportError> for amanar_http::ApiError {
-    fn from(error: ImportError) -> Self {
-        match error {
-            ImportError::Invalid { field, message } => {
-                amanar_http::ApiError::validation(field, message)
-            }
-            ImportError::Table(e) => e.into(),
-            ImportError::Blob(e) => e.into(),
-        }
-    }
-}
-
 /// The footprint an import makes: its id follows from the import's, so a retried job can only
 /// ever make the same one.
 pub fn footprint_id(import_id: &str) -> String {
@@ -179,15 +142,16 @@ fn import_item(import: &ActivityImport) -> Result<amanar_core::Item, TableError>
     Ok(item)
 }
 
-/// Records an import waiting for its file and returns the URL to upload the file to.
+/// Records an import waiting for its file and returns the URL to upload the file to. Its errors
+/// are the upload's: a declaration it refuses, or the table and blob stores.
 pub async fn create(
     ports: &Ports,
     new: NewImport,
-) -> Result<(ActivityImport, PresignedRequest), ImportError> {
+) -> Result<(ActivityImport, PresignedRequest), UploadError> {
     if let Some(name) = &new.name
         && (name.trim().is_empty() || name.chars().count() > 100)
     {
-        return Err(ImportError::Invalid {
+        return Err(UploadError::Invalid {
             field: "name",
             message: "must be 1 to 100 characters".into(),
         });
