@@ -470,7 +470,7 @@ pub async fn list_footprints(
         OrgAction::Read,
     )
     .await?;
-    let listed = footprints::history(
+    let (listed, next) = footprints::history(
         &ports,
         &owner,
         query.from,
@@ -480,11 +480,11 @@ pub async fn list_footprints(
         page.cursor,
     )
     .await?;
-    let mut items = Vec::with_capacity(listed.items.len());
-    for footprint in listed.items {
+    let mut items = Vec::with_capacity(listed.len());
+    for footprint in listed {
         items.push(view(&ports, footprint).await?);
     }
-    Ok(Json(List::new(items, listed.next)))
+    Ok(Json(List::new(items, next)))
 }
 
 /// Reads one footprint, current or superseded.

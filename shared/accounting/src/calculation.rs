@@ -387,10 +387,6 @@ impl<'l> Calculation<'l> {
         }
     }
 
-    pub fn line_count(&self) -> u64 {
-        self.line_count
-    }
-
     fn resolve(
         &mut self,
         choice: &FactorChoice<'_>,

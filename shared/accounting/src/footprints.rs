@@ -292,12 +292,6 @@ pub async fn get(ports: &Ports, footprint_id: &str) -> Result<Option<Footprint>,
     items::load(&*ports.table, &keys::footprint(footprint_id)).await
 }
 
-/// One page of an owner's current footprints.
-pub struct Listed {
-    pub items: Vec<Footprint>,
-    pub next: Option<Cursor>,
-}
-
 /// An owner's current footprints by period start, newest first unless `oldest_first`, optionally
 /// only those starting between `from` and `to` (inclusive).
 pub async fn history(
@@ -308,7 +302,7 @@ pub async fn history(
     oldest_first: bool,
     limit: usize,
     cursor: Option<Cursor>,
-) -> Result<Listed, TableError> {
+) -> Result<(Vec<Footprint>, Option<Cursor>), TableError> {
     let mut query = Query::partition(Index::Gsi1, keys::footprints_of(&owner.key()))
         .limit(limit)
         .after(cursor);
@@ -324,15 +318,7 @@ pub async fn history(
     if !oldest_first {
         query = query.backward();
     }
-    let page = ports.table.query(&query).await?;
-    Ok(Listed {
-        items: page
-            .items
-            .into_iter()
-            .map(items::parse)
-            .collect::<Result<_, _>>()?,
-        next: page.next,
-    })
+    items::parse_page(ports.table.query(&query).await?)
 }
 
 /// A URL to download a footprint's lines.
@@ -421,7 +407,7 @@ mod tests {
                 history(&ports, &owner, from, to, false, 10, None)
                     .await
                     .unwrap()
-                    .items
+                    .0
                     .into_iter()
                     .map(|f| f.id)
                     .collect::<Vec<_>>()
@@ -473,7 +459,7 @@ mod tests {
         save_one(&ports, &new).await.unwrap();
         let old = get(&ports, "fp_old").await.unwrap().unwrap();
         assert_eq!(old.superseded_by.as_deref(), Some("fp_new"));
-        let history = history(
+        let (current, _) = history(
             &ports,
             &Owner::Org("org_1".into()),
             None,
@@ -484,8 +470,8 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(history.items.len(), 1);
-        assert_eq!(history.items[0].id, "fp_new");
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0].id, "fp_new");
         // The old one is no longer current: it cannot be replaced again.
         let mut again = footprint("fp_again", "2025-01-01", "2025-12-31");
         again.replaces = Some("fp_old".into());

@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use amanar_core::messages::JobMessage;
 use amanar_core::table::{Condition, Index, Query, SortKey, TableError, Update, WriteOp, items};
-use amanar_core::{Bucket, Cursor, JobError, Ports, PresignedRequest, QueueName, keys, new_id};
+use amanar_core::{Bucket, Cursor, JobError, Ports, PresignedRequest, keys, new_id};
 use amanar_platform::uploads::{self, NewUpload, UploadError, UploadStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -226,12 +225,7 @@ pub async fn list(
                 .after(cursor),
         )
         .await?;
-    let imports = page
-        .items
-        .into_iter()
-        .map(items::parse)
-        .collect::<Result<_, _>>()?;
-    Ok((imports, page.next))
+    items::parse_page(page)
 }
 
 /// The write that moves an import from `from` to `to` with `changes`, keeping it in the index of
@@ -567,13 +561,7 @@ async fn sweep_one(
         }
         return Ok(failed);
     }
-    let message = JobMessage::UploadChecked {
-        upload_id: upload.id.clone(),
-        purpose: upload.purpose.clone(),
-    };
-    ports
-        .queue
-        .send(QueueName::Jobs, &message.to_body(), Duration::ZERO)
+    uploads::announce(ports, &upload)
         .await
         .map_err(|e| TableError::Backend(format!("could not queue a nudge: {e}")))?;
     // Counted, and out of the sweeper's sight for another STALE_AFTER.
@@ -593,7 +581,8 @@ async fn sweep_one(
 mod tests {
     use std::sync::Arc;
 
-    use amanar_core::{ManualClock, Received};
+    use amanar_core::messages::JobMessage;
+    use amanar_core::{ManualClock, QueueName, Received};
     use amanar_embedded::{EmbeddedStore, LocalBlobs};
 
     use super::*;

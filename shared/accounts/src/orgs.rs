@@ -439,13 +439,10 @@ impl Orgs {
                     .after(cursor),
             )
             .await?;
+        let (parsed, next) = items::parse_page(page)?;
         Ok(Listed {
-            items: page
-                .items
-                .into_iter()
-                .map(items::parse)
-                .collect::<Result<_, _>>()?,
-            next: page.next,
+            items: parsed,
+            next,
         })
     }
 
@@ -517,13 +514,10 @@ impl Orgs {
                     .after(cursor),
             )
             .await?;
+        let (parsed, next) = items::parse_page(page)?;
         Ok(Listed {
-            items: page
-                .items
-                .into_iter()
-                .map(items::parse)
-                .collect::<Result<_, _>>()?,
-            next: page.next,
+            items: parsed,
+            next,
         })
     }
 

@@ -587,6 +587,18 @@ pub mod items {
             .map_err(|e| TableError::Backend(format!("stored item has an unexpected shape: {e}")))
     }
 
+    /// A query page's items as typed values, with the cursor of the next page.
+    pub fn parse_page<T: for<'de> Deserialize<'de>>(
+        page: Page,
+    ) -> Result<(Vec<T>, Option<Cursor>), TableError> {
+        let parsed = page
+            .items
+            .into_iter()
+            .map(parse)
+            .collect::<Result<_, _>>()?;
+        Ok((parsed, page.next))
+    }
+
     /// Reads one item by key into a typed value, `None` when there is none.
     pub async fn load<T: for<'de> Deserialize<'de>>(
         table: &dyn Table,

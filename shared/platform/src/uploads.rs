@@ -217,8 +217,9 @@ pub async fn presign(ports: &Ports, upload: &Upload) -> Result<PresignedRequest,
 }
 
 /// Tells the upload's consumer (through the `jobs` queue) that its check is settled. Sent after
-/// every settlement, and again on a duplicate event: consumers are idempotent.
-async fn announce(ports: &Ports, upload: &Upload) -> Result<(), amanar_core::QueueError> {
+/// every settlement, and again on a duplicate event or a consumer's sweeper nudge: consumers are
+/// idempotent.
+pub async fn announce(ports: &Ports, upload: &Upload) -> Result<(), amanar_core::QueueError> {
     let message = JobMessage::UploadChecked {
         upload_id: upload.id.clone(),
         purpose: upload.purpose.clone(),
