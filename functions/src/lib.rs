@@ -1,12 +1,15 @@
 //! Lambda entry points. Each binary in `src/bin/` is one line calling a function here, which reads
-//! the configuration, builds the ports once per cold start and hands every event to library code.
+//! the configuration and hands every event to library code. A binary names its own function (an
+//! HTTP function of a context, or a worker), so it links and builds only what that function uses:
+//! `api-health` neither links nor builds anything but its DynamoDB table.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use amanar_app::{Config, Face, Wired, routes};
+use amanar_app::{Config, Face, Wiring, routes};
+use amanar_core::FromDeps;
 use amanar_core::queue::{self, Completion};
-use amanar_core::{JobError, JobHandler, Ports, QueueName, Received};
+use amanar_core::{JobError, JobHandler, Ports, Queue, QueueName, Received};
+use amanar_http::HttpFunction;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -15,17 +18,19 @@ use serde::Serialize;
 /// First retry delay for a failed message (doubles per attempt, through ChangeMessageVisibility).
 const RETRY_BASE: Duration = Duration::from_secs(10);
 
-async fn cold_start() -> Result<Wired, Error> {
+fn cold_start() -> Result<Wiring, Error> {
     let config = Config::from_env(Face::Lambda)?;
     amanar_http::telemetry::init(config.json_logs);
-    Ok(amanar_app::wire(&config).await?)
+    Ok(Wiring::new(config))
 }
 
-/// Serves one HTTP function's routes behind API Gateway.
-pub async fn run_http(function: &'static str) -> Result<(), Error> {
-    let wired = cold_start().await?;
-    let router = routes::function_router(function, &wired)
-        .ok_or_else(|| format!("no HTTP function is named {function}"))?;
+/// Serves one HTTP function's routes behind API Gateway, with only its own state built.
+pub async fn run_http<S>(function: HttpFunction<S>) -> Result<(), Error>
+where
+    S: FromDeps<Wiring> + Clone,
+{
+    let wiring = cold_start()?;
+    let router = routes::function_router(function, &wiring).await?;
     lambda_http::run(router).await
 }
 
@@ -45,7 +50,7 @@ pub struct BatchItemFailure {
 /// Handles one SQS batch: the same processing as the local poller, except that Lambda deletes the
 /// messages not reported as failed.
 pub async fn handle_sqs_batch(
-    ports: &Ports,
+    queue: &dyn Queue,
     name: QueueName,
     handler: &dyn JobHandler,
     event: SqsEvent,
@@ -65,7 +70,7 @@ pub async fn handle_sqs_batch(
         })
         .collect();
     let outcome = queue::process_batch(
-        &*ports.queue,
+        queue,
         name,
         handler,
         messages,
@@ -84,16 +89,14 @@ pub async fn handle_sqs_batch(
 
 /// Consumes one SQS queue with the consumer the app assigns to it.
 pub async fn run_sqs_worker(name: QueueName) -> Result<(), Error> {
-    let wired = cold_start().await?;
-    let ports = wired.ports;
-    let handler: Arc<dyn JobHandler> = amanar_app::jobs::consumers(&ports)
-        .into_iter()
-        .find(|(queue, _)| *queue == name)
-        .map(|(_, handler)| handler)
+    let wiring = cold_start()?;
+    let queue = wiring.queue().await?;
+    let handler = amanar_app::jobs::consumer(&wiring, name)
+        .await?
         .ok_or_else(|| format!("no consumer reads queue {name}"))?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let (ports, handler) = (ports.clone(), handler.clone());
-        async move { Ok::<_, Error>(handle_sqs_batch(&ports, name, &*handler, event.payload).await) }
+        let (queue, handler) = (queue.clone(), handler.clone());
+        async move { Ok::<_, Error>(handle_sqs_batch(&*queue, name, &*handler, event.payload).await) }
     }))
     .await
 }
@@ -145,7 +148,7 @@ pub async fn handle_s3_event(ports: &Ports, event: S3Event) -> Result<usize, Err
 }
 
 pub async fn run_upload_verifier() -> Result<(), Error> {
-    let ports = cold_start().await?.ports;
+    let ports = cold_start()?.ports().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| {
         let ports = ports.clone();
         async move {
@@ -159,11 +162,11 @@ pub async fn run_upload_verifier() -> Result<(), Error> {
 
 /// The housekeeping schedule (EventBridge).
 pub async fn run_housekeeping() -> Result<(), Error> {
-    let ports = cold_start().await?.ports;
+    let housekeeping = std::sync::Arc::new(amanar_app::jobs::Housekeeping::new(cold_start()?));
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
-        let ports = ports.clone();
+        let housekeeping = housekeeping.clone();
         async move {
-            amanar_app::jobs::housekeeping(&ports).await?;
+            housekeeping.run().await?;
             Ok::<_, Error>(serde_json::json!({ "ok": true }))
         }
     }))

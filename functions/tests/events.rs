@@ -13,28 +13,16 @@ use amanar_testkit::lambda::{Outcome, RuntimeApi};
 use amanar_testkit::{aws_endpoint, emulator_sdk_config, namespace};
 use serde_json::{Value, json};
 
-/// The function binaries, by name.
-const FUNCTIONS: [(&str, &str); 13] = [
-    ("api-health", env!("CARGO_BIN_EXE_api-health")),
-    ("api-docs", env!("CARGO_BIN_EXE_api-docs")),
-    (
-        "api-emission-factors",
-        env!("CARGO_BIN_EXE_api-emission-factors"),
-    ),
-    ("api-estimates", env!("CARGO_BIN_EXE_api-estimates")),
-    ("api-footprints", env!("CARGO_BIN_EXE_api-footprints")),
-    (
-        "api-activity-imports",
-        env!("CARGO_BIN_EXE_api-activity-imports"),
-    ),
-    ("api-auth", env!("CARGO_BIN_EXE_api-auth")),
-    ("api-me", env!("CARGO_BIN_EXE_api-me")),
-    ("api-admin-users", env!("CARGO_BIN_EXE_api-admin-users")),
-    ("api-orgs", env!("CARGO_BIN_EXE_api-orgs")),
-    ("worker-jobs", env!("CARGO_BIN_EXE_worker-jobs")),
-    ("upload-verifier", env!("CARGO_BIN_EXE_upload-verifier")),
-    ("housekeeping", env!("CARGO_BIN_EXE_housekeeping")),
-];
+/// A function's binary: cargo builds every binary of this package for its integration tests,
+/// beside `api-health`.
+fn binary(function: &str) -> PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_BIN_EXE_api-health"))
+        .parent()
+        .expect("binaries sit in a directory");
+    let path = dir.join(format!("{function}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.exists(), "no binary for function {function}");
+    path
+}
 
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
@@ -123,13 +111,8 @@ async fn stack() -> Stack {
 
 /// Runs one function binary and feeds it the events in order; returns what it answered to each.
 async fn invoke(function: &str, stack: &Stack, events: Vec<Value>) -> Vec<Outcome> {
-    let binary = FUNCTIONS
-        .iter()
-        .find(|(name, _)| *name == function)
-        .unwrap_or_else(|| panic!("no function {function}"))
-        .1;
     let mut api = RuntimeApi::start().await;
-    let mut child = tokio::process::Command::new(binary)
+    let mut child = tokio::process::Command::new(binary(function))
         .envs(stack.env.iter().cloned())
         .envs(api.env(function))
         .stdout(Stdio::null())
@@ -165,41 +148,50 @@ fn http_body(outcome: &Outcome) -> Value {
         .expect("a JSON body")
 }
 
-#[test]
-fn every_sample_event_names_a_function_and_is_exercised_here() {
-    let exercised = [
-        "api-health.json",
-        "api-docs.json",
-        "api-docs.openapi.json",
-        "api-emission-factors.json",
-        "api-estimates.json",
-        "api-footprints.json",
-        "api-activity-imports.json",
-        "api-auth.json",
-        "api-auth.login.json",
-        "api-me.json",
-        "api-admin-users.json",
-        "api-orgs.json",
-        "worker-jobs.json",
-        "upload-verifier.json",
-        "housekeeping.json",
-    ];
-    let mut files: Vec<String> = std::fs::read_dir(events_dir())
+/// Sample events by function: `events/<function>.json` and `events/<function>.<variant>.json`.
+fn sample_events() -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(events_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .map(|file| {
+            let function = file.split('.').next().unwrap().to_owned();
+            (function, file)
+        })
         .collect();
     files.sort();
-    let mut expected: Vec<String> = exercised.iter().map(|s| s.to_string()).collect();
-    expected.sort();
-    assert_eq!(
-        files, expected,
-        "add a test here for every new sample event"
-    );
-    for (name, _) in FUNCTIONS {
+    files
+}
+
+#[test]
+fn every_function_has_a_sample_event_and_every_sample_event_names_a_function() {
+    let functions = amanar_app::function_names();
+    let events = sample_events();
+    for name in &functions {
         assert!(
-            files.iter().any(|f| f.split('.').next() == Some(name)),
-            "function {name} has no sample event"
+            events.iter().any(|(function, _)| function == name),
+            "function {name} has no sample event in events/"
         );
+    }
+    for (function, file) in &events {
+        assert!(
+            functions.contains(&function.as_str()),
+            "events/{file} names no function"
+        );
+    }
+}
+
+/// Every sample event goes through its function's binary on a fresh stack: the function starts,
+/// answers and never fails with a 5xx. The tests below check what each answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_event_runs_through_its_binary() {
+    let stack = stack().await;
+    for (function, file) in sample_events() {
+        let outcomes = invoke(&function, &stack, vec![event(&file)]).await;
+        if let Outcome::Response(value) = &outcomes[0]
+            && let Some(status) = value["statusCode"].as_u64()
+        {
+            assert!(status < 500, "events/{file}: {function} answered {status}");
+        }
     }
 }
 

@@ -60,18 +60,43 @@ fn binaries() -> BTreeSet<String> {
 }
 
 #[test]
-fn every_function_binary_is_deployed_and_nothing_else_is() {
+fn every_registered_function_has_a_binary_and_is_deployed_and_nothing_else_is() {
+    let registered: BTreeSet<String> = amanar_app::function_names()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        binaries(),
+        registered,
+        "each function needs src/bin/<name>.rs (one line naming its HttpFunction)"
+    );
     let deployed: BTreeSet<String> = deployed_functions().into_keys().collect();
-    assert_eq!(deployed, binaries());
+    assert_eq!(
+        deployed, registered,
+        "template.yaml deploys exactly the registered functions"
+    );
+}
+
+#[test]
+fn each_http_binary_runs_the_function_it_is_named_after() {
+    for function in amanar_app::routes::http_functions() {
+        let name = function.name();
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("src/bin/{name}.rs"));
+        let source = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            source.contains("amanar_functions::run_http("),
+            "src/bin/{name}.rs must call amanar_functions::run_http with the function's constant"
+        );
+    }
 }
 
 #[test]
 fn each_http_function_is_routed_exactly_the_routes_its_code_serves() {
     let deployed = deployed_functions();
     let mut served_anywhere = BTreeSet::new();
-    for (name, _) in amanar_app::routes::http_functions() {
-        let served: BTreeSet<String> = amanar_app::routes::function_routes(name)
-            .unwrap()
+    for function in amanar_app::routes::http_functions() {
+        let name = function.name();
+        let served: BTreeSet<String> = amanar_app::routes::function_routes(&*function)
             .into_iter()
             .map(|(m, p)| format!("{m} {p}"))
             .collect();

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use amanar_app::config::{Config, Face};
-use amanar_core::messages::JobMessage;
+use amanar_core::messages::{Canary, JobMessage};
 use amanar_core::table::{Item, Key, WriteOp};
 use amanar_core::{Bucket, QueueName};
 use amanar_local::Running;
@@ -273,7 +273,7 @@ async fn committed_data_and_queued_work_survive_a_restart() {
         .await
         .unwrap();
     // Nothing consumes the dead-letter queue, so the message waits there across the restart.
-    let parked = JobMessage::Canary {
+    let parked = Canary {
         sent_at: chrono::Utc::now(),
     }
     .to_body();

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    amanar_functions::run_http("api-activity-imports").await
+    amanar_functions::run_http(amanar_accounting::api_footprints::IMPORTS).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    amanar_functions::run_http("api-estimates").await
+    amanar_functions::run_http(amanar_accounting::api::ESTIMATES).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    amanar_functions::run_http("api-health").await
+    amanar_functions::run_http(amanar_platform::health::FUNCTION).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    amanar_functions::run_http("api-me").await
+    amanar_functions::run_http(amanar_accounts::ME).await
 }

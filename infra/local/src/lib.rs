@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use amanar_app::config::Config;
 use amanar_app::wiring::LocalIdentitySurface;
-use amanar_app::{Wired, jobs, routes};
+use amanar_app::{Wiring, jobs, routes};
 use amanar_core::messages::UploadEvent;
 use amanar_core::queue::{self, Completion};
 use amanar_core::{Blobs, Bucket, JobHandler, Ports, QueueName};
@@ -31,7 +31,8 @@ const POLL_WAIT: Duration = Duration::from_secs(1);
 /// A started runtime. Dropping it aborts every task at once; [`Running::shutdown`] stops gracefully.
 pub struct Running {
     pub addr: SocketAddr,
-    pub wired: Wired,
+    pub wiring: Wiring,
+    ports: Ports,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -53,7 +54,7 @@ impl Running {
     }
 
     pub fn ports(&self) -> &Ports {
-        &self.wired.ports
+        &self.ports
     }
 }
 
@@ -222,13 +223,17 @@ async fn poll(
 }
 
 /// Runs the housekeeping schedule until shutdown: once at start, then at every interval.
-async fn schedule(ports: Ports, every: Duration, mut stop: watch::Receiver<bool>) {
+async fn schedule(
+    housekeeping: jobs::Housekeeping,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                if let Err(error) = amanar_app::jobs::housekeeping(&ports).await {
+                if let Err(error) = housekeeping.run().await {
                     tracing::error!(%error, "housekeeping failed");
                 }
             }
@@ -240,7 +245,7 @@ async fn schedule(ports: Ports, every: Duration, mut stop: watch::Receiver<bool>
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Wiring(#[from] amanar_app::wiring::WiringError),
+    Wiring(#[from] amanar_core::DepsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -277,25 +282,28 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     if config.social_callback_url.contains(":0/") {
         config.social_callback_url = format!("http://{addr}/v1/auth/social/callback");
     }
-    let wired = amanar_app::wire(&config).await?;
+    let wiring = Wiring::new(config.clone());
+    let ports = wiring.ports().await?;
     if let Some((email, password)) = &config.first_admin {
-        wired
-            .accounts
-            .ensure_admin(email, password)
-            .await
-            .map_err(|e| StartError::FirstAdmin(e.to_string()))?;
+        amanar_accounts::Accounts::new(
+            wiring.identity().await?,
+            ports.table.clone(),
+            ports.clock.clone(),
+        )
+        .ensure_admin(email, password)
+        .await
+        .map_err(|e| StartError::FirstAdmin(e.to_string()))?;
         tracing::info!("first admin ready");
     }
-    let ports = wired.ports.clone();
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
-    let mut app = routes::api_router(&wired);
-    if let Some(blobs) = &wired.local_blobs {
-        app = app.merge(blob_routes(blobs.clone(), ports.clone()));
+    let mut app = routes::api_router(&wiring).await?;
+    if let Some(blobs) = wiring.local_blobs().await? {
+        app = app.merge(blob_routes(blobs, ports.clone()));
     }
-    if let Some(identity) = &wired.local_identity {
-        app = app.merge(identity_routes(identity.clone()));
+    if let Some(identity) = wiring.local_identity().await? {
+        app = app.merge(identity_routes(identity));
     }
     let mut server_stop = stopped.clone();
     tasks.spawn(async move {
@@ -309,7 +317,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
             tracing::error!(%error, "HTTP server failed");
         }
     });
-    for (name, handler) in jobs::consumers(&ports) {
+    for (name, handler) in jobs::consumers(&wiring).await? {
         tasks.spawn(poll(
             ports.clone(),
             name,
@@ -319,14 +327,15 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         ));
     }
     tasks.spawn(schedule(
-        ports.clone(),
+        jobs::Housekeeping::new(wiring.clone()),
         config.housekeeping_every,
         stopped.clone(),
     ));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "amanar-local started");
     Ok(Running {
         addr,
-        wired,
+        wiring,
+        ports,
         stop,
         tasks,
     })

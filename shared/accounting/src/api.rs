@@ -1,8 +1,7 @@
 //! HTTP routes of the factor library and estimates: `GET /v1/emission-factors[/{factorId}]`,
 //! `GET /v1/units`, `POST /v1/estimates` and `POST /v1/estimates/batch`.
 
-use amanar_core::Ports;
-use amanar_http::{ApiError, FieldError, Json, Principal, Problem, Query};
+use amanar_http::{ApiError, FieldError, HttpFunction, Json, Principal, Problem, Query};
 use axum::extract::Path;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,16 +22,27 @@ use crate::units::UnitType;
 /// Most items one batch request may hold.
 pub const MAX_BATCH: usize = 100;
 
-/// Routes of the `api-emission-factors` function: the library and the units it uses.
-pub fn factors_router() -> OpenApiRouter<Ports> {
+/// The `api-emission-factors` function: the library and the units it uses. Public, and needs
+/// nothing but the compiled-in library.
+pub const FACTORS: HttpFunction<()> = HttpFunction {
+    name: "api-emission-factors",
+    routes: factors_router,
+};
+
+/// The `api-estimates` function.
+pub const ESTIMATES: HttpFunction<()> = HttpFunction {
+    name: "api-estimates",
+    routes: estimates_router,
+};
+
+fn factors_router() -> OpenApiRouter<()> {
     OpenApiRouter::new()
         .routes(routes!(list_factors))
         .routes(routes!(get_factor))
         .routes(routes!(list_units))
 }
 
-/// Routes of the `api-estimates` function.
-pub fn estimates_router() -> OpenApiRouter<Ports> {
+fn estimates_router() -> OpenApiRouter<()> {
     OpenApiRouter::new()
         .routes(routes!(create_estimate))
         .routes(routes!(create_estimate_batch))
@@ -522,20 +532,10 @@ pub fn run_estimate<'l>(
         .map_err(|e| vec![estimate_error(factor, e)])
 }
 
-/// The API-key scope that estimates need.
-pub const ESTIMATES_SCOPE: &str = "estimates:write";
-
 /// Estimates are for signed-in users and for API keys with the `estimates:write` scope: they are
 /// counted against the caller's rate limit like every authenticated call.
 fn may_estimate(principal: &Principal) -> Result<(), ApiError> {
-    match principal {
-        Principal::User(_) => Ok(()),
-        Principal::Key(key) if key.has_scope(ESTIMATES_SCOPE) => Ok(()),
-        Principal::Key(_) => Err(ApiError::Forbidden {
-            slug: "insufficient-scope",
-            detail: format!("This API key lacks the {ESTIMATES_SCOPE} scope."),
-        }),
-    }
+    amanar_http::require_scope(principal, crate::ESTIMATES_WRITE)
 }
 
 /// Estimates the emissions of one activity.

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use amanar_core::{Ports, PresignedRequest, new_id};
+use amanar_core::{DepsError, FromDeps, Need, Ports, PresignedRequest, Provide, new_id};
 use amanar_http::{
-    ApiError, FieldError, Json, List, OrgAction, OrgGuard, PageParams, Principal, Problem, Query,
+    ApiError, FieldError, HttpFunction, Json, List, OrgAction, OrgGuard, PageParams, Principal,
+    Problem, Query, Scope,
 };
-use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -32,20 +32,62 @@ pub const MAX_ENTRIES: usize = 1000;
 /// Most problems one refused footprint request lists.
 const MAX_LISTED_ERRORS: usize = 100;
 
-const READ_SCOPE: &str = "footprints:read";
-const WRITE_SCOPE: &str = "footprints:write";
+const READ_SCOPE: Scope = crate::FOOTPRINTS_READ;
+const WRITE_SCOPE: Scope = crate::FOOTPRINTS_WRITE;
 
-type Guard = Extension<Arc<dyn OrgGuard>>;
+/// What footprint and import handlers use: the ports (footprints and their lines, uploads) and
+/// the organisation guard.
+#[derive(Clone)]
+pub struct FootprintsState {
+    pub ports: Ports,
+    pub guard: Arc<dyn OrgGuard>,
+}
 
-/// Routes of the `api-footprints` function.
-pub fn footprints_router() -> OpenApiRouter<Ports> {
+impl<D> FromDeps<D> for FootprintsState
+where
+    D: Provide<Ports> + Provide<Arc<dyn OrgGuard>> + Sync,
+{
+    async fn from_deps(deps: &D) -> Result<Self, DepsError> {
+        Ok(Self {
+            ports: deps.need::<Ports>().await?,
+            guard: deps.need::<Arc<dyn OrgGuard>>().await?,
+        })
+    }
+}
+
+impl FromRef<FootprintsState> for Ports {
+    fn from_ref(state: &FootprintsState) -> Self {
+        state.ports.clone()
+    }
+}
+
+impl FromRef<FootprintsState> for Arc<dyn OrgGuard> {
+    fn from_ref(state: &FootprintsState) -> Self {
+        state.guard.clone()
+    }
+}
+
+type Guard = State<Arc<dyn OrgGuard>>;
+
+/// The `api-footprints` function.
+pub const FOOTPRINTS: HttpFunction<FootprintsState> = HttpFunction {
+    name: "api-footprints",
+    routes: footprints_router,
+};
+
+/// The `api-activity-imports` function.
+pub const IMPORTS: HttpFunction<FootprintsState> = HttpFunction {
+    name: "api-activity-imports",
+    routes: imports_router,
+};
+
+fn footprints_router() -> OpenApiRouter<FootprintsState> {
     OpenApiRouter::new()
         .routes(routes!(create_footprint, list_footprints))
         .routes(routes!(get_footprint))
 }
 
-/// Routes of the `api-activity-imports` function.
-pub fn imports_router() -> OpenApiRouter<Ports> {
+fn imports_router() -> OpenApiRouter<FootprintsState> {
     OpenApiRouter::new()
         .routes(routes!(create_import, list_imports))
         .routes(routes!(get_import))
@@ -168,7 +210,7 @@ async fn view(ports: &Ports, footprint: Footprint) -> Result<FootprintView, ApiE
 fn created_by(principal: &Principal) -> String {
     match principal {
         Principal::User(caller) => caller.user_id.clone(),
-        Principal::Key(key) => format!("key:{}", key.key_id),
+        Principal::Key(key) => amanar_http::scope::key_subject(&key.key_id),
     }
 }
 
@@ -300,7 +342,7 @@ fn refused(errors: Vec<FieldError>) -> ApiError {
         (status = 422, description = "A bad entry or answer, named by its path (`entries[3].unit`)", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_footprint(
     State(ports): State<Ports>,
-    Extension(guard): Guard,
+    State(guard): Guard,
     principal: Principal,
     Json(request): Json<CreateFootprint>,
 ) -> Result<Response, ApiError> {
@@ -444,7 +486,7 @@ pub struct FootprintQuery {
         (status = 422, description = "A bad filter or cursor", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_footprints(
     State(ports): State<Ports>,
-    Extension(guard): Guard,
+    State(guard): Guard,
     principal: Principal,
     Query(query): Query<FootprintQuery>,
 ) -> Result<Json<List<FootprintView>>, ApiError> {
@@ -495,7 +537,7 @@ pub async fn list_footprints(
         (status = 404, description = "No such footprint for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_footprint(
     State(ports): State<Ports>,
-    Extension(guard): Guard,
+    State(guard): Guard,
     principal: Principal,
     Path(footprint_id): Path<String>,
 ) -> Result<Json<FootprintView>, ApiError> {
@@ -568,7 +610,7 @@ pub struct CreatedImport {
         (status = 422, description = "A bad declaration", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_import(
     State(ports): State<Ports>,
-    Extension(guard): Guard,
+    State(guard): Guard,
     principal: Principal,
     Path(org_id): Path<String>,
     Json(request): Json<CreateImport>,
@@ -612,7 +654,7 @@ pub async fn create_import(
         (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_imports(
     State(ports): State<Ports>,
-    Extension(guard): Guard,
+    State(guard): Guard,
     principal: Principal,
     Path(org_id): Path<String>,
     Query(page): Query<PageParams>,
@@ -633,7 +675,7 @@ pub async fn list_imports(
         (status = 404, description = "No such import for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_import(
     State(ports): State<Ports>,
-    Extension(guard): Guard,
+    State(guard): Guard,
     principal: Principal,
     Path((org_id, import_id)): Path<(String, String)>,
 ) -> Result<Json<ActivityImport>, ApiError> {

@@ -275,6 +275,19 @@ fn retry(error: impl std::fmt::Display) -> JobError {
     JobError::Retry(error.to_string())
 }
 
+/// The follow-up of a checked activity file: [`on_upload_checked`].
+pub const UPLOAD: amanar_core::context::UploadFollowUp<Ports> =
+    amanar_core::context::UploadFollowUp {
+        purpose: PURPOSE,
+        on_checked: |ports, upload_id| Box::pin(on_upload_checked(ports, upload_id)),
+    };
+
+/// The housekeeping task of [`sweep_stale`].
+pub const SWEEP: amanar_core::context::Task<Ports> = amanar_core::context::Task {
+    name: "stuck activity imports",
+    run: |ports| Box::pin(async move { sweep_stale(ports).await.map_err(|e| e.to_string()) }),
+};
+
 /// The consumer of `upload-checked.v1` for activity files: settles a rejected upload's import, or
 /// calculates an accepted file and saves its footprint. Idempotent.
 pub async fn on_upload_checked(ports: &Ports, upload_id: &str) -> Result<(), JobError> {
@@ -581,7 +594,7 @@ async fn sweep_one(
 mod tests {
     use std::sync::Arc;
 
-    use amanar_core::messages::JobMessage;
+    use amanar_core::messages::{JobMessage, UploadChecked};
     use amanar_core::{ManualClock, QueueName, Received};
     use amanar_embedded::{EmbeddedStore, LocalBlobs};
 
@@ -674,8 +687,7 @@ mod tests {
         );
         let nudges = drain(&ports).await;
         assert_eq!(nudges.len(), 1);
-        let Ok(JobMessage::UploadChecked { upload_id, .. }) = serde_json::from_str(&nudges[0].body)
-        else {
+        let Ok(UploadChecked { upload_id, .. }) = UploadChecked::from_body(&nudges[0].body) else {
             panic!("an upload-checked message: {}", nudges[0].body);
         };
         on_upload_checked(&ports, &upload_id).await.unwrap();

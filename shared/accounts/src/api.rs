@@ -2,11 +2,9 @@
 
 use std::sync::Arc;
 
-use amanar_core::Ports;
 use amanar_http::auth::BearerToken;
 use amanar_http::{ApiError, Caller, FieldError, Json, Problem};
-use axum::Extension;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -18,7 +16,7 @@ use crate::identity::{IdentityError, SignIn, TokenSet};
 use crate::service::{Accounts, AccountsError, Profile, ProfilePatch, Registration};
 
 /// Routes of the `api-auth` function.
-pub fn auth_router() -> OpenApiRouter<Ports> {
+pub(crate) fn auth_router() -> OpenApiRouter<crate::AccountsState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(verify_email))
@@ -34,7 +32,7 @@ pub fn auth_router() -> OpenApiRouter<Ports> {
 }
 
 /// Routes of the `api-me` function.
-pub fn me_router() -> OpenApiRouter<Ports> {
+pub(crate) fn me_router() -> OpenApiRouter<crate::AccountsState> {
     OpenApiRouter::new()
         .routes(routes!(get_me, patch_me))
         .routes(routes!(enrol_totp))
@@ -43,11 +41,11 @@ pub fn me_router() -> OpenApiRouter<Ports> {
 }
 
 /// Routes of the `api-admin-users` function.
-pub fn admin_router() -> OpenApiRouter<Ports> {
+pub(crate) fn admin_router() -> OpenApiRouter<crate::AccountsState> {
     OpenApiRouter::new().routes(routes!(put_roles))
 }
 
-type AccountsExt = Extension<Arc<Accounts>>;
+type AccountsExt = State<Arc<Accounts>>;
 
 impl From<AccountsError> for ApiError {
     fn from(error: AccountsError) -> Self {
@@ -147,7 +145,7 @@ pub struct Registered {
         (status = 409, description = "An account with this email exists (emails compare case-insensitively)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid email, weak password, bad name or account type", body = Problem, content_type = "application/problem+json")))]
 pub async fn register(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     Json(request): Json<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user_id = accounts
@@ -186,7 +184,7 @@ pub struct Status {
     responses((status = 200, description = "Verified", body = Status),
         (status = 422, description = "The code is wrong or has expired", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify_email(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     Json(request): Json<VerifyEmailRequest>,
 ) -> Result<Json<Status>, ApiError> {
     accounts.verify_email(&request.email, &request.code).await?;
@@ -206,7 +204,7 @@ pub struct EmailRequest {
     responses((status = 202, description = "A code is on its way if the address has an unverified account", body = Status),
         (status = 429, description = "A code was sent less than a minute ago", body = Problem, content_type = "application/problem+json")))]
 pub async fn resend_code(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     Json(request): Json<EmailRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     accounts.resend_code(&request.email).await?;
@@ -281,7 +279,7 @@ impl From<SignIn> for LoginAnswer {
         (status = 403, description = "The email is not verified yet", body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "Locked after 5 failed logins in 15 minutes; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn login(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     Json(request): Json<LoginRequest>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
     Ok(Json(
@@ -307,7 +305,7 @@ pub struct MfaRequest {
         (status = 401, description = "The session is invalid, used or expired", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong code (a code works once)", body = Problem, content_type = "application/problem+json")))]
 pub async fn complete_mfa(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     Json(request): Json<MfaRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
     Ok(Json(
@@ -331,7 +329,7 @@ pub struct RefreshRequest {
     responses((status = 200, description = "Tokens", body = Tokens),
         (status = 401, description = "Invalid, expired or revoked refresh token", body = Problem, content_type = "application/problem+json")))]
 pub async fn refresh(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     Json(request): Json<RefreshRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
     Ok(Json(accounts.refresh(&request.refresh_token).await?.into()))
@@ -342,10 +340,7 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses((status = 204, description = "Logged out everywhere"),
         (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
-pub async fn logout(
-    Extension(accounts): AccountsExt,
-    caller: Caller,
-) -> Result<StatusCode, ApiError> {
+pub async fn logout(State(accounts): AccountsExt, caller: Caller) -> Result<StatusCode, ApiError> {
     accounts.logout(&caller.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -356,7 +351,7 @@ pub async fn logout(
     request_body = EmailRequest,
     responses((status = 202, description = "A code is on its way if the address has an account", body = Status)))]
 pub async fn forgot_password(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     Json(request): Json<EmailRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     accounts.forgot_password(&request.email).await?;
@@ -377,7 +372,7 @@ pub struct ResetRequest {
     responses((status = 200, description = "Password changed; log in again", body = Status),
         (status = 422, description = "Wrong or expired code, or a weak password", body = Problem, content_type = "application/problem+json")))]
 pub async fn reset_password(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     Json(request): Json<ResetRequest>,
 ) -> Result<Json<Status>, ApiError> {
     accounts
@@ -402,10 +397,7 @@ pub struct Me {
 #[utoipa::path(get, path = "/v1/me", tag = "accounts", summary = "My profile", security(("bearer" = [])),
     responses((status = 200, description = "The profile", body = Me),
         (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
-pub async fn get_me(
-    Extension(accounts): AccountsExt,
-    caller: Caller,
-) -> Result<Json<Me>, ApiError> {
+pub async fn get_me(State(accounts): AccountsExt, caller: Caller) -> Result<Json<Me>, ApiError> {
     let profile = accounts.profile(&caller.user_id).await?;
     Ok(Json(Me {
         profile,
@@ -420,7 +412,7 @@ pub async fn get_me(
         (status = 409, description = "Changed concurrently; retry", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid value, named by its field", body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_me(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     caller: Caller,
     Json(patch): Json<ProfilePatch>,
 ) -> Result<Json<Me>, ApiError> {
@@ -453,7 +445,7 @@ pub struct Roles {
         (status = 403, description = "The caller is not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json")))]
 pub async fn put_roles(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     caller: Caller,
     Path(user_id): Path<String>,
     Json(request): Json<RolesRequest>,
@@ -491,7 +483,7 @@ pub struct TotpEnrolment {
     responses((status = 200, description = "The secret and its otpauth URI", body = TotpEnrolment),
         (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
 pub async fn enrol_totp(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     caller: Caller,
     BearerToken(token): BearerToken,
 ) -> Result<Json<TotpEnrolment>, ApiError> {
@@ -515,7 +507,7 @@ pub struct CodeRequest {
         (status = 409, description = "No enrolment is waiting", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong code", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify_totp(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     caller: Caller,
     BearerToken(token): BearerToken,
     Json(request): Json<CodeRequest>,
@@ -543,7 +535,7 @@ pub struct DisableMfaQuery {
         (status = 422, description = "Missing or wrong code", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
 pub async fn disable_mfa(
-    Extension(accounts): AccountsExt,
+    State(accounts): AccountsExt,
     caller: Caller,
     amanar_http::Query(query): amanar_http::Query<DisableMfaQuery>,
 ) -> Result<StatusCode, ApiError> {
@@ -605,7 +597,7 @@ pub struct SocialStart {
     responses((status = 302, description = "Redirect to the provider; the body also gives the URL", body = SocialStart),
         (status = 404, description = "The provider is not configured", body = Problem, content_type = "application/problem+json")))]
 pub async fn social_start(
-    Extension(social): Extension<Arc<crate::social::Social>>,
+    State(social): State<Arc<crate::social::Social>>,
     Path(provider): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (url, browser_secret) = social.start(&provider).await?;
@@ -645,7 +637,7 @@ pub struct CallbackQuery {
         (status = 401, description = "The provider refused, or its ID token did not verify", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The provider did not verify an email", body = Problem, content_type = "application/problem+json")))]
 pub async fn social_callback(
-    Extension(social): Extension<Arc<crate::social::Social>>,
+    State(social): State<Arc<crate::social::Social>>,
     headers: axum::http::HeaderMap,
     amanar_http::Query(query): amanar_http::Query<CallbackQuery>,
 ) -> Result<impl IntoResponse, ApiError> {

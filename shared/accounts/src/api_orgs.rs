@@ -2,10 +2,8 @@
 
 use std::sync::Arc;
 
-use amanar_core::Ports;
 use amanar_http::{ApiError, Caller, Json, List, PageParams, Principal, Problem, Query};
-use axum::Extension;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -18,10 +16,10 @@ use crate::audit::AuditEntry;
 use crate::orgs::{Invitation, Member, Org, Orgs, Role};
 use crate::service::Accounts;
 
-type OrgsExt = Extension<Arc<Orgs>>;
+type OrgsExt = State<Arc<Orgs>>;
 
 /// Routes of the `api-orgs` function.
-pub fn orgs_router() -> OpenApiRouter<Ports> {
+pub(crate) fn orgs_router() -> OpenApiRouter<crate::AccountsState> {
     OpenApiRouter::new()
         .routes(routes!(create_org, list_orgs))
         .routes(routes!(get_org, patch_org))
@@ -34,7 +32,7 @@ pub fn orgs_router() -> OpenApiRouter<Ports> {
 }
 
 /// Routes of the caller's own invitations and audit log (served by `api-me`).
-pub fn me_extras_router() -> OpenApiRouter<Ports> {
+pub(crate) fn me_extras_router() -> OpenApiRouter<crate::AccountsState> {
     OpenApiRouter::new()
         .routes(routes!(my_invitations))
         .routes(routes!(my_audit_log))
@@ -66,7 +64,7 @@ pub struct OrgView {
         (status = 403, description = "Enterprise account without MFA (`mfa-required`), or a child organisation by a non-enterprise account", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The parent organisation is not the caller's", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_org(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
     Json(request): Json<CreateOrg>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -92,7 +90,7 @@ pub async fn create_org(
     params(PageParams),
     responses((status = 200, description = "Memberships", body = List<Member>)))]
 pub async fn list_orgs(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<Member>>, ApiError> {
@@ -107,12 +105,12 @@ pub async fn list_orgs(
     responses((status = 200, description = "The organisation", body = OrgView),
         (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_org(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     principal: Principal,
     Path(org_id): Path<String>,
 ) -> Result<Json<OrgView>, ApiError> {
     let access = orgs
-        .access_as(&principal, &org_id, Role::Viewer, "orgs:read")
+        .access_as(&principal, &org_id, Role::Viewer, crate::ORGS_READ)
         .await?;
     let children = orgs.children(&org_id).await?;
     Ok(Json(OrgView {
@@ -135,7 +133,7 @@ pub struct PatchOrg {
         (status = 403, description = "The caller's role is too low", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_org(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
     Path(org_id): Path<String>,
     Json(request): Json<PatchOrg>,
@@ -165,7 +163,7 @@ pub struct InviteRequest {
         (status = 403, description = "The caller's role is too low", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn invite_member(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
     Path(org_id): Path<String>,
     Json(request): Json<InviteRequest>,
@@ -182,13 +180,13 @@ pub async fn invite_member(
     responses((status = 200, description = "Members", body = List<Member>),
         (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_members(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     principal: Principal,
     Path(org_id): Path<String>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<Member>>, ApiError> {
     let page = page.validate()?;
-    orgs.access_as(&principal, &org_id, Role::Viewer, "members:read")
+    orgs.access_as(&principal, &org_id, Role::Viewer, crate::MEMBERS_READ)
         .await?;
     let listed = orgs.members(&org_id, page.limit, page.cursor).await?;
     Ok(Json(List::new(listed.items, listed.next)))
@@ -209,7 +207,7 @@ pub struct PatchMember {
         (status = 404, description = "No such organisation or member for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It would leave no owner", body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_member(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
     Path((org_id, user_id)): Path<(String, String)>,
     Json(request): Json<PatchMember>,
@@ -228,7 +226,7 @@ pub async fn patch_member(
         (status = 404, description = "No such organisation or member for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It would leave no owner", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_member(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
     Path((org_id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -243,7 +241,7 @@ pub async fn delete_member(
         (status = 404, description = "No open invitation for the caller's email", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json")))]
 pub async fn accept_invitation(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -260,7 +258,7 @@ pub struct InvitationList {
 #[utoipa::path(get, path = "/v1/me/invitations", tag = "accounts", summary = "My invitations", security(("bearer" = [])),
     responses((status = 200, description = "Open invitations", body = InvitationList)))]
 pub async fn my_invitations(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
 ) -> Result<Json<InvitationList>, ApiError> {
     Ok(Json(InvitationList {
@@ -273,7 +271,7 @@ pub async fn my_invitations(
     params(PageParams),
     responses((status = 200, description = "Entries, newest first; each holds the hash of the one before", body = List<AuditEntry>)))]
 pub async fn my_audit_log(
-    Extension(accounts): Extension<Arc<Accounts>>,
+    State(accounts): State<Arc<Accounts>>,
     caller: Caller,
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<AuditEntry>>, ApiError> {
@@ -292,14 +290,14 @@ pub async fn my_audit_log(
         (status = 403, description = "The caller's role is too low", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn org_audit_log(
-    Extension(orgs): OrgsExt,
-    Extension(accounts): Extension<Arc<Accounts>>,
+    State(orgs): OrgsExt,
+    State(accounts): State<Arc<Accounts>>,
     principal: Principal,
     Path(org_id): Path<String>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<AuditEntry>>, ApiError> {
     let page = page.validate()?;
-    orgs.access_as(&principal, &org_id, Role::Admin, "audit:read")
+    orgs.access_as(&principal, &org_id, Role::Admin, crate::AUDIT_READ)
         .await?;
     let (entries, next) = accounts
         .audit
@@ -335,7 +333,7 @@ pub struct CreatedApiKey {
         (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad name or unknown scope", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_api_key(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
     Path(org_id): Path<String>,
     Json(request): Json<CreateApiKey>,
@@ -358,7 +356,7 @@ pub struct ApiKeyList {
         (status = 403, description = "The caller's role is too low", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_api_keys(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
     Path(org_id): Path<String>,
 ) -> Result<Json<ApiKeyList>, ApiError> {
@@ -374,7 +372,7 @@ pub async fn list_api_keys(
         (status = 403, description = "The caller's role is too low", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organisation or active key for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn revoke_api_key(
-    Extension(orgs): OrgsExt,
+    State(orgs): OrgsExt,
     caller: Caller,
     Path((org_id, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -391,7 +389,7 @@ impl amanar_http::OrgGuard for Orgs {
         principal: &Principal,
         org_id: &str,
         action: amanar_http::OrgAction,
-        key_scope: &str,
+        key_scope: amanar_http::Scope,
     ) -> Result<(), ApiError> {
         let needed = match action {
             amanar_http::OrgAction::Read => Role::Viewer,

@@ -11,7 +11,7 @@ use amanar_core::table::{
     Condition, Index, Query, SortKey, Table, TableError, Update, WriteOp, items,
 };
 use amanar_core::{Clock, keys, new_id};
-use amanar_http::ApiKeyCaller;
+use amanar_http::{ApiKeyCaller, Scope};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,16 +20,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
-
-/// What a key may be granted.
-pub const SCOPES: [&str; 6] = [
-    "orgs:read",
-    "members:read",
-    "audit:read",
-    "estimates:write",
-    "footprints:read",
-    "footprints:write",
-];
 
 /// Most keys an organisation keeps.
 pub const MAX_KEYS: usize = 50;
@@ -99,14 +89,23 @@ impl ApiKeyStore {
         page.items.into_iter().map(items::parse).collect()
     }
 
-    /// Makes a key; returns it with its secret, which is never shown again.
+    /// Makes a key with some of the `known` scopes (every scope a context declares); returns it
+    /// with its secret, which is never shown again.
     pub async fn create(
         &self,
         org_id: &str,
         created_by: &str,
         name: &str,
         scopes: &[String],
+        known: &[Scope],
     ) -> Result<(ApiKey, String), KeyError> {
+        let listed = || {
+            known
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(KeyError::Invalid("name must be 1 to 100 characters".into()));
@@ -114,13 +113,16 @@ impl ApiKeyStore {
         if scopes.is_empty() {
             return Err(KeyError::Invalid(format!(
                 "scopes must name at least one of: {}",
-                SCOPES.join(", ")
+                listed()
             )));
         }
-        if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+        if let Some(bad) = scopes
+            .iter()
+            .find(|s| !known.iter().any(|k| k.as_str() == s.as_str()))
+        {
             return Err(KeyError::Invalid(format!(
                 "{bad:?} is not a scope; scopes are: {}",
-                SCOPES.join(", ")
+                listed()
             )));
         }
         let active = self

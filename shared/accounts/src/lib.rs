@@ -6,6 +6,7 @@ pub mod api;
 pub mod api_orgs;
 pub mod apikeys;
 pub mod audit;
+mod context;
 pub mod identity;
 pub mod local_idp;
 pub mod mailbox;
@@ -15,6 +16,10 @@ pub mod service;
 pub mod social;
 pub mod totp;
 
+pub use context::{
+    ADMIN_USERS, AUDIT_READ, AUTH, AccountsState, ME, MEMBERS_READ, ORGS, ORGS_READ, SCOPES, TAG,
+    context,
+};
 pub use identity::{IdentityError, IdentityProvider};
 pub use local_idp::LocalIdentity;
 pub use mailbox::{Mail, Mailbox};

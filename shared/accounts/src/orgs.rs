@@ -145,6 +145,8 @@ pub struct Orgs {
     mailer: Arc<dyn amanar_core::mail::Mailer>,
     audit: Audit,
     pub keys: ApiKeyStore,
+    /// Every scope an API key may be granted (what the contexts declare).
+    scopes: amanar_http::scope::KnownScopes,
 }
 
 impl Orgs {
@@ -156,8 +158,10 @@ impl Orgs {
         table: Arc<dyn Table>,
         clock: Arc<dyn Clock>,
         mailer: Arc<dyn amanar_core::mail::Mailer>,
+        scopes: amanar_http::scope::KnownScopes,
     ) -> Self {
         Self {
+            scopes,
             audit: Audit::new(table.clone(), clock.clone()),
             keys: ApiKeyStore::new(table.clone(), clock.clone()),
             accounts,
@@ -206,7 +210,7 @@ impl Orgs {
         principal: &amanar_http::Principal,
         org_id: &str,
         needed: Role,
-        scope: &str,
+        scope: amanar_http::Scope,
     ) -> Result<Access, AccountsError> {
         match principal {
             amanar_http::Principal::User(caller) => {
@@ -219,8 +223,8 @@ impl Orgs {
                 }
                 if !key.has_scope(scope) {
                     return Err(AccountsError::Forbidden {
-                        slug: "insufficient-scope",
-                        detail: format!("This API key lacks the {scope} scope."),
+                        slug: amanar_http::scope::INSUFFICIENT_SCOPE,
+                        detail: amanar_http::scope::insufficient_scope_detail(scope),
                     });
                 }
                 let org = self.org(org_id).await?.ok_or_else(not_found)?;
@@ -244,7 +248,7 @@ impl Orgs {
         self.access(user_id, org_id, Role::Admin).await?;
         let (key, secret) = self
             .keys
-            .create(org_id, user_id, name, scopes)
+            .create(org_id, user_id, name, scopes, &self.scopes.0)
             .await
             .map_err(|e| match e {
                 KeyError::Invalid(message) => AccountsError::Invalid {

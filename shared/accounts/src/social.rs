@@ -155,7 +155,30 @@ fn unavailable(e: impl std::fmt::Display) -> SocialError {
     SocialError::Unavailable(e.to_string())
 }
 
+/// The configured providers and the callback they send the browser back to.
+#[derive(Debug, Clone, Default)]
+pub struct SocialSettings {
+    pub providers: Vec<(String, Mode)>,
+    /// The platform's callback (`<public url>/v1/auth/social/callback`).
+    pub callback_url: String,
+}
+
 impl Social {
+    pub fn from_settings(
+        settings: SocialSettings,
+        accounts: Arc<Accounts>,
+        table: Arc<dyn Table>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::new(
+            settings.providers.into_iter().collect(),
+            settings.callback_url,
+            accounts,
+            table,
+            clock,
+        )
+    }
+
     /// `redirect_uri` is the platform's callback (`<public url>/v1/auth/social/callback`).
     pub fn new(
         providers: HashMap<String, Mode>,

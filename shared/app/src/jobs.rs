@@ -1,31 +1,65 @@
-//! Queue consumers and their dispatch: which handler reads which queue. Both the Lambda SQS handlers
-//! and the local runtime's pollers take them from here.
+//! Queue consumers and housekeeping, derived from the contexts' registrations: the `jobs` worker
+//! dispatches on each message's `type` (and `upload-checked.v1` on the upload's purpose), the
+//! upload check reads the `uploads` queue, and housekeeping runs every context's tasks. Both the
+//! Lambda handlers and the local runtime's pollers take them from here.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use amanar_core::messages::{JobMessage, UploadEvent};
+use amanar_core::context::{JobService, TaskService, UploadService};
+use amanar_core::messages::{JobMessage, UploadChecked, UploadEvent, message_type};
 use amanar_core::{JobError, JobHandler, Ports, QueueName, Received};
 use async_trait::async_trait;
 
-/// Consumer of the `jobs` queue.
-pub struct JobsWorker(pub Ports);
+use crate::wiring::Wiring;
+
+/// Consumer of the `jobs` queue: every context's job handlers by message type, and its upload
+/// follow-ups by purpose. A handler's state is built on its first message.
+pub struct JobsWorker {
+    wiring: Wiring,
+    jobs: HashMap<&'static str, Arc<dyn JobService<Wiring>>>,
+    uploads: HashMap<&'static str, Arc<dyn UploadService<Wiring>>>,
+}
+
+impl JobsWorker {
+    pub fn new(wiring: Wiring) -> Self {
+        let (mut jobs, mut uploads) = (HashMap::new(), HashMap::new());
+        for context in crate::contexts() {
+            for job in context.jobs {
+                jobs.insert(job.message_type(), job);
+            }
+            for upload in context.uploads {
+                uploads.insert(upload.purpose(), upload);
+            }
+        }
+        Self {
+            wiring,
+            jobs,
+            uploads,
+        }
+    }
+}
 
 #[async_trait]
 impl JobHandler for JobsWorker {
     async fn handle(&self, message: &Received) -> Result<(), JobError> {
-        let job: JobMessage = serde_json::from_str(&message.body)
-            .map_err(|e| JobError::Poison(format!("unreadable job: {e}")))?;
-        match job {
-            JobMessage::Canary { sent_at } => {
-                amanar_platform::canary::record(&self.0, sent_at).await
-            }
-            JobMessage::UploadChecked { upload_id, purpose } => match purpose.as_str() {
-                amanar_accounting::imports::PURPOSE => {
-                    amanar_accounting::imports::on_upload_checked(&self.0, &upload_id).await
-                }
-                // Files whose context needs no follow-up (project documents are read on demand).
-                _ => Ok(()),
-            },
+        let Some(ty) = message_type(&message.body) else {
+            return Err(JobError::Poison("a job message needs a type".into()));
+        };
+        if ty == UploadChecked::TYPE {
+            let checked = UploadChecked::from_body(&message.body).map_err(JobError::Poison)?;
+            return match self.uploads.get(checked.purpose.as_str()) {
+                Some(follow_up) => follow_up.on_checked(&self.wiring, &checked.upload_id).await,
+                // Files whose context needs no follow-up (read on demand).
+                None => Ok(()),
+            };
+        }
+        match self.jobs.get(ty.as_str()) {
+            Some(job) => job.handle(&self.wiring, message).await,
+            None => Err(JobError::Poison(format!(
+                "no context handles {ty} messages"
+            ))),
         }
     }
 }
@@ -47,20 +81,75 @@ impl JobHandler for UploadsWorker {
 }
 
 /// The periodic housekeeping of every context (EventBridge schedule in AWS, a timer in the local
-/// runtime): the job canary and stale uploads (platform), then stuck activity imports.
-pub async fn housekeeping(ports: &Ports) -> Result<(), amanar_platform::HousekeepingError> {
-    amanar_platform::housekeeping(ports).await?;
-    let nudged = amanar_accounting::imports::sweep_stale(ports).await?;
-    if nudged > 0 {
-        tracing::info!(nudged, "housekeeping nudged stuck activity imports");
+/// runtime). Tasks run one after another; a failed task is logged and the others still run.
+pub struct Housekeeping {
+    wiring: Wiring,
+    tasks: Vec<Arc<dyn TaskService<Wiring>>>,
+}
+
+/// The tasks that failed in a housekeeping run, with why.
+#[derive(Debug, thiserror::Error)]
+#[error("housekeeping tasks failed: {}", .0.iter().map(|(t, e)| format!("{t}: {e}")).collect::<Vec<_>>().join("; "))]
+pub struct HousekeepingFailed(pub Vec<(&'static str, String)>);
+
+impl Housekeeping {
+    pub fn new(wiring: Wiring) -> Self {
+        let tasks = crate::contexts()
+            .into_iter()
+            .flat_map(|c| c.housekeeping)
+            .collect();
+        Self { wiring, tasks }
     }
-    Ok(())
+
+    pub async fn run(&self) -> Result<(), HousekeepingFailed> {
+        let mut failed = Vec::new();
+        for task in &self.tasks {
+            let started = Instant::now();
+            match task.run(&self.wiring).await {
+                Ok(0) => {}
+                Ok(moved) => tracing::info!(task = task.name(), moved, "housekeeping task"),
+                Err(error) => {
+                    tracing::error!(task = task.name(), %error, "housekeeping task failed");
+                    failed.push((task.name(), error));
+                }
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                tracing::warn!(
+                    task = task.name(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "slow housekeeping task"
+                );
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(HousekeepingFailed(failed))
+        }
+    }
+}
+
+/// The consumer of one queue.
+pub async fn consumer(
+    wiring: &Wiring,
+    queue: QueueName,
+) -> Result<Option<Arc<dyn JobHandler>>, amanar_core::DepsError> {
+    Ok(match queue {
+        QueueName::Jobs => Some(Arc::new(JobsWorker::new(wiring.clone()))),
+        QueueName::Uploads => Some(Arc::new(UploadsWorker(wiring.ports().await?))),
+        QueueName::JobsDlq | QueueName::UploadsDlq => None,
+    })
 }
 
 /// Every queue the local runtime polls, with its consumer.
-pub fn consumers(ports: &Ports) -> Vec<(QueueName, Arc<dyn JobHandler>)> {
-    vec![
-        (QueueName::Jobs, Arc::new(JobsWorker(ports.clone()))),
-        (QueueName::Uploads, Arc::new(UploadsWorker(ports.clone()))),
-    ]
+pub async fn consumers(
+    wiring: &Wiring,
+) -> Result<Vec<(QueueName, Arc<dyn JobHandler>)>, amanar_core::DepsError> {
+    let mut all = Vec::new();
+    for queue in QueueName::ALL {
+        if let Some(handler) = consumer(wiring, queue).await? {
+            all.push((queue, handler));
+        }
+    }
+    Ok(all)
 }

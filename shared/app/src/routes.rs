@@ -4,10 +4,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use amanar_core::Ports;
+use amanar_core::{DepsError, FromDeps};
+use amanar_http::{HttpFunction, HttpService, Idempotency};
 
-use crate::wiring::Wired;
-use amanar_http::Idempotency;
+use crate::wiring::Wiring;
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -48,63 +48,46 @@ impl utoipa::Modify for SecuritySchemes {
 #[openapi(
     modifiers(&SecuritySchemes),
     info(title = "AmanarCarbon", description = "Carbon accounting, credit marketplace and climate-risk API. JSON in and out, camelCase fields, RFC 3339 times, money and mass as decimal strings.", license(name = "Apache-2.0")),
-    components(schemas(amanar_http::Problem, amanar_http::FieldError)),
-    tags(
-        (name = "platform", description = "Health, documentation and operations"),
-        (name = "accounts", description = "Registration, login, sessions, profiles and roles"),
-        (name = "carbon accounting", description = "Emission factors, units, estimates, footprints and activity imports")
-    )
+    components(schemas(amanar_http::Problem, amanar_http::FieldError))
 )]
 struct ApiDoc;
 
-/// Every HTTP function by its binary name, with the routes it serves.
-pub fn http_functions() -> Vec<(&'static str, OpenApiRouter<Ports>)> {
-    vec![
-        ("api-health", amanar_platform::health::router()),
-        ("api-docs", docs_router()),
-        (
-            "api-emission-factors",
-            amanar_accounting::api::factors_router(),
-        ),
-        ("api-estimates", amanar_accounting::api::estimates_router()),
-        (
-            "api-footprints",
-            amanar_accounting::api_footprints::footprints_router(),
-        ),
-        (
-            "api-activity-imports",
-            amanar_accounting::api_footprints::imports_router(),
-        ),
-        ("api-auth", amanar_accounts::api::auth_router()),
-        (
-            "api-me",
-            amanar_accounts::api::me_router().merge(amanar_accounts::api_orgs::me_extras_router()),
-        ),
-        ("api-orgs", amanar_accounts::api_orgs::orgs_router()),
-        ("api-admin-users", amanar_accounts::api::admin_router()),
-    ]
-}
+/// `api-docs`: the OpenAPI document and the reference page rendered from it. It belongs to the
+/// composition, not to a context, because the document lists every context's routes.
+pub const DOCS: HttpFunction<()> = HttpFunction {
+    name: "api-docs",
+    routes: docs_router,
+};
 
-/// The routes of one HTTP function, by binary name.
-fn http_function(name: &str) -> Option<OpenApiRouter<Ports>> {
-    http_functions()
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, router)| router)
-}
-
-fn all_routes() -> OpenApiRouter<Ports> {
-    http_functions().into_iter().fold(
-        OpenApiRouter::with_openapi(ApiDoc::openapi()),
-        |all, (_, router)| all.merge(router),
-    )
+/// Every HTTP function of every context, and `api-docs`.
+pub fn http_functions() -> Vec<Arc<dyn HttpService<Wiring>>> {
+    let mut functions: Vec<Arc<dyn HttpService<Wiring>>> = vec![DOCS.erase()];
+    for context in crate::contexts() {
+        functions.extend(context.http);
+    }
+    functions
 }
 
 /// The OpenAPI document of the whole API.
 pub fn openapi() -> &'static utoipa::openapi::OpenApi {
     static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
     DOC.get_or_init(|| {
-        let mut doc = all_routes().split_for_parts().1;
+        let mut doc = ApiDoc::openapi();
+        let contexts = crate::contexts();
+        doc.tags = Some(
+            contexts
+                .iter()
+                .map(|c| {
+                    utoipa::openapi::tag::TagBuilder::new()
+                        .name(c.tag.name)
+                        .description(Some(c.tag.description))
+                        .build()
+                })
+                .collect(),
+        );
+        for function in http_functions() {
+            doc.merge(function.openapi());
+        }
         doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
         doc
     })
@@ -115,39 +98,47 @@ pub fn route_table() -> Vec<(String, String)> {
     amanar_http::docs::routes(openapi())
 }
 
-fn finish(router: OpenApiRouter<Ports>, wired: &Wired) -> Router {
-    let ports = wired.ports.clone();
+/// (method, path) of the routes one HTTP function serves.
+pub fn function_routes(function: &dyn HttpService<Wiring>) -> Vec<(String, String)> {
+    amanar_http::docs::routes(&function.openapi())
+}
+
+/// Adds what every function shares: bearer tokens and API keys, rate limits, idempotency keys,
+/// problem+json fallbacks, request ids.
+async fn finish(router: Router, wiring: &Wiring) -> Result<Router, DepsError> {
     let idempotency = Idempotency {
-        table: ports.table.clone(),
-        clock: ports.clock.clone(),
+        table: wiring.table().await?,
+        clock: wiring.clock(),
         body_limit: amanar_http::DEFAULT_BODY_LIMIT,
         exempt_prefixes: &["/v1/auth/"],
     };
-    let (router, _) = router.split_for_parts();
-    let org_guard: Arc<dyn amanar_http::OrgGuard> = wired.orgs.clone();
-    let router = router
-        .with_state(ports)
-        .layer(axum::Extension(org_guard))
-        .layer(axum::Extension(wired.accounts.clone()))
-        .layer(axum::Extension(wired.orgs.clone()))
-        .layer(axum::Extension(wired.social.clone()));
-    amanar_http::finish(
+    Ok(amanar_http::finish(
         router,
         idempotency,
-        Some(wired.auth.clone()),
-        Some(wired.limits.clone()),
-    )
+        Some(wiring.auth().await?),
+        Some(wiring.limits().await?),
+    ))
 }
 
-/// The router of one Lambda function; `None` for an unknown name.
-pub fn function_router(name: &str, wired: &Wired) -> Option<Router> {
-    let router = http_function(name)?;
-    Some(finish(router, wired))
+/// The router of one Lambda function, with only its own state built.
+pub async fn function_router<S>(
+    function: HttpFunction<S>,
+    wiring: &Wiring,
+) -> Result<Router, DepsError>
+where
+    S: FromDeps<Wiring> + Clone,
+{
+    let router = function.router(wiring).await?;
+    finish(router, wiring).await
 }
 
 /// Every route of the API in one router (the local runtime).
-pub fn api_router(wired: &Wired) -> Router {
-    finish(all_routes(), wired)
+pub async fn api_router(wiring: &Wiring) -> Result<Router, DepsError> {
+    let mut all = Router::new();
+    for function in http_functions() {
+        all = all.merge(function.router(wiring).await?);
+    }
+    finish(all, wiring).await
 }
 
 /// The OpenAPI 3.1 document of the API.
@@ -182,14 +173,8 @@ async fn docs_page() -> impl IntoResponse {
     )
 }
 
-fn docs_router() -> OpenApiRouter<Ports> {
+fn docs_router() -> OpenApiRouter<()> {
     OpenApiRouter::new()
         .routes(routes!(openapi_json))
         .routes(routes!(docs_page))
-}
-
-/// (method, path) of the routes one HTTP function serves.
-pub fn function_routes(name: &str) -> Option<Vec<(String, String)>> {
-    let router = http_function(name)?;
-    Some(amanar_http::docs::routes(&router.split_for_parts().1))
 }

@@ -1,37 +1,40 @@
-//! Builds the ports once per process from the configuration: the embedded adapters, the AWS
-//! adapters (one SDK configuration shared by every client), or any mix.
+//! The composition root: builds each port and shared service on first request, from the
+//! configuration, and keeps it for the life of the process. A Lambda asks only for what the states
+//! of its own routes and jobs need (through [`Provide`]), so `api-health` builds a DynamoDB client
+//! and nothing else; the local runtime asks for everything.
 
 use std::sync::Arc;
 
-use amanar_accounts::{Accounts, IdentityProvider, LocalIdentity, Mailbox};
-use amanar_core::{Blobs, Clock, Ports, Queue, SystemClock, Table};
+use amanar_accounts::social::SocialSettings;
+use amanar_accounts::{IdentityProvider, LocalIdentity, Mailbox};
+use amanar_core::mail::Mailer;
+use amanar_core::{Blobs, Clock, DepsError, Ports, Provide, Queue, SystemClock, Table};
 use amanar_embedded::{EmbeddedStore, LocalBlobs, RedbQueue};
-use amanar_http::{Auth, Verifier};
+use amanar_http::scope::KnownScopes;
+use amanar_http::{Auth, OrgGuard, RateLimits, Verifier};
+use tokio::sync::OnceCell;
 
 use crate::config::{
     BlobBackend, Config, IdentityBackend, MailBackend, QueueBackend, TableBackend,
 };
 
-/// Everything a process needs, built once.
+/// Everything a process may need, each part built once, on first use. Cheap to clone.
 #[derive(Clone)]
-pub struct Wired {
-    pub ports: Ports,
-    /// Present when blobs are local: the runtime serves and verifies their signed URLs.
-    pub local_blobs: Option<LocalBlobs>,
-    /// Present when queues are embedded (for operations and tests).
-    pub embedded_queue: Option<RedbQueue>,
-    /// Account use cases over the configured identity provider.
-    pub accounts: Arc<Accounts>,
-    /// Social login (Google, LinkedIn).
-    pub social: Arc<amanar_accounts::social::Social>,
-    /// Organisations, members and invitations.
-    pub orgs: Arc<amanar_accounts::orgs::Orgs>,
-    /// Bearer-token and API-key checks (token keys loaded on first use).
-    pub auth: Arc<Auth>,
-    /// Per-user and per-key request limits, counted in the table.
-    pub limits: amanar_http::RateLimits,
-    /// Present with the local identity provider: the runtime serves its JWKS and mailbox.
-    pub local_identity: Option<LocalIdentitySurface>,
+pub struct Wiring(Arc<Parts>);
+
+#[derive(Default)]
+struct Parts {
+    config: Option<Config>,
+    sdk: OnceCell<aws_config::SdkConfig>,
+    store: OnceCell<EmbeddedStore>,
+    table: OnceCell<Arc<dyn Table>>,
+    queue: OnceCell<Arc<dyn Queue>>,
+    blobs: OnceCell<(Arc<dyn Blobs>, Option<LocalBlobs>)>,
+    identity: OnceCell<(Arc<dyn IdentityProvider>, Option<LocalIdentitySurface>)>,
+    mailer: OnceCell<Arc<dyn Mailer>>,
+    auth: OnceCell<Arc<Auth>>,
+    limits: OnceCell<RateLimits>,
+    guard: OnceCell<Arc<dyn OrgGuard>>,
 }
 
 /// What the local runtime serves for its own identity provider.
@@ -41,203 +44,383 @@ pub struct LocalIdentitySurface {
     pub mailbox: Mailbox,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum WiringError {
-    #[error("cannot open the data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: amanar_embedded::StoreError,
-    },
-    #[error("cannot prepare the local signing secret: {0}")]
-    Secret(std::io::Error),
-    #[error("identity provider: {0}")]
-    Identity(String),
+fn failed(what: &'static str) -> impl FnOnce(String) -> DepsError {
+    move |reason| DepsError::new(what, reason)
 }
 
 /// Reads the local secret that signs blob URLs, creating it on first start.
-fn local_secret(config: &Config) -> Result<Vec<u8>, WiringError> {
+fn local_secret(config: &Config) -> Result<Vec<u8>, DepsError> {
     let path = config.data_dir.join("local-secret");
+    let fail = |e: std::io::Error| DepsError::new("the local signing secret", e);
     match std::fs::read(&path) {
         Ok(secret) if secret.len() >= 32 => Ok(secret),
         _ => {
             let mut secret = vec![0u8; 32];
-            getrandom::fill(&mut secret)
-                .map_err(|e| WiringError::Secret(std::io::Error::other(e.to_string())))?;
-            std::fs::create_dir_all(&config.data_dir).map_err(WiringError::Secret)?;
-            std::fs::write(&path, &secret).map_err(WiringError::Secret)?;
+            getrandom::fill(&mut secret).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
+            std::fs::create_dir_all(&config.data_dir).map_err(fail)?;
+            std::fs::write(&path, &secret).map_err(fail)?;
             Ok(secret)
         }
     }
 }
 
-pub async fn wire(config: &Config) -> Result<Wired, WiringError> {
-    let store = if config.uses_embedded_store() {
-        Some(
-            EmbeddedStore::open(&config.data_dir).map_err(|source| WiringError::DataDir {
-                path: config.data_dir.display().to_string(),
-                source,
-            })?,
-        )
-    } else {
-        None
-    };
-    let needs_aws = !matches!(config.table, TableBackend::Embedded)
-        || !matches!(config.queue, QueueBackend::Embedded)
-        || matches!(config.blobs, BlobBackend::S3 { .. })
-        || matches!(config.identity, IdentityBackend::Cognito { .. })
-        || matches!(config.mail, MailBackend::Ses { .. });
-    // The SDK reads region, credentials and AWS_ENDPOINT_URL (emulators) from the environment.
-    let sdk = if needs_aws {
-        Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
-    } else {
-        None
-    };
+impl Wiring {
+    pub fn new(config: Config) -> Self {
+        Wiring(Arc::new(Parts {
+            config: Some(config),
+            ..Parts::default()
+        }))
+    }
 
-    let table: Arc<dyn Table> = match &config.table {
-        TableBackend::Embedded => Arc::new(store.as_ref().expect("opened above").table.clone()),
-        TableBackend::Dynamo { table_name } => Arc::new(amanar_dynamo::DynamoTable::new(
-            aws_sdk_dynamodb::Client::new(sdk.as_ref().expect("loaded above")),
-            table_name,
-        )),
-    };
-    let embedded_queue = store
-        .as_ref()
-        .map(|s| s.queue.clone())
-        .filter(|_| config.queue == QueueBackend::Embedded);
-    let queue: Arc<dyn Queue> = match &config.queue {
-        QueueBackend::Embedded => Arc::new(embedded_queue.clone().expect("opened above")),
-        QueueBackend::Sqs { urls } => Arc::new(amanar_sqs::SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk.as_ref().expect("loaded above")),
-            urls.clone(),
-        )),
-    };
-    let (blobs, local_blobs): (Arc<dyn Blobs>, _) = match &config.blobs {
-        BlobBackend::Local { public_url } => {
-            let local = LocalBlobs::new(
-                config.data_dir.join("blobs"),
-                public_url.clone(),
-                local_secret(config)?,
-            );
-            (Arc::new(local.clone()), Some(local))
-        }
-        BlobBackend::S3 {
-            buckets,
-            force_path_style,
-        } => {
-            let s3 = aws_sdk_s3::config::Builder::from(sdk.as_ref().expect("loaded above"))
-                .force_path_style(*force_path_style)
-                .build();
-            (
-                Arc::new(amanar_s3::S3Blobs::new(
-                    aws_sdk_s3::Client::from_conf(s3),
-                    buckets.clone(),
-                )),
-                None,
-            )
-        }
-    };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (idp, local_identity): (Arc<dyn IdentityProvider>, _) = match &config.identity {
-        IdentityBackend::Local { issuer } => {
-            let local = LocalIdentity::open(table.clone(), clock.clone(), issuer.clone())
-                .await
-                .map_err(|e| WiringError::Identity(e.to_string()))?;
-            let surface = LocalIdentitySurface {
-                jwks: local
-                    .jwks()
-                    .await
-                    .map_err(|e| WiringError::Identity(e.to_string()))?,
-                mailbox: Mailbox::new(table.clone(), clock.clone()),
-            };
-            (Arc::new(local), Some(surface))
-        }
-        IdentityBackend::Cognito {
-            user_pool_id,
-            client_id,
-        } => {
-            let sdk = sdk.as_ref().expect("loaded above");
-            let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-            let endpoint = std::env::var("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
-                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-                .ok();
-            let cognito = amanar_cognito::CognitoIdentity::new(
-                aws_sdk_cognitoidentityprovider::Client::new(sdk),
-                &region,
+    pub fn config(&self) -> &Config {
+        self.0
+            .config
+            .as_ref()
+            .expect("a wiring always has its configuration")
+    }
+
+    /// The AWS SDK configuration, loaded on first use: region, credentials and `AWS_ENDPOINT_URL`
+    /// (emulators) come from the environment.
+    async fn sdk(&self) -> &aws_config::SdkConfig {
+        self.0
+            .sdk
+            .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
+            .await
+    }
+
+    /// The embedded store under the data directory (table and queues in one file).
+    async fn store(&self) -> Result<&EmbeddedStore, DepsError> {
+        self.0
+            .store
+            .get_or_try_init(|| async {
+                let dir = &self.config().data_dir;
+                EmbeddedStore::open(dir).map_err(|e| {
+                    DepsError::new("the embedded store", format!("{}: {e}", dir.display()))
+                })
+            })
+            .await
+    }
+
+    pub async fn table(&self) -> Result<Arc<dyn Table>, DepsError> {
+        self.0
+            .table
+            .get_or_try_init(|| async {
+                Ok(match &self.config().table {
+                    TableBackend::Embedded => {
+                        Arc::new(self.store().await?.table.clone()) as Arc<dyn Table>
+                    }
+                    TableBackend::Dynamo { table_name } => {
+                        Arc::new(amanar_dynamo::DynamoTable::new(
+                            aws_sdk_dynamodb::Client::new(self.sdk().await),
+                            table_name,
+                        ))
+                    }
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    pub async fn queue(&self) -> Result<Arc<dyn Queue>, DepsError> {
+        self.0
+            .queue
+            .get_or_try_init(|| async {
+                Ok(match &self.config().queue {
+                    QueueBackend::Embedded => {
+                        Arc::new(self.store().await?.queue.clone()) as Arc<dyn Queue>
+                    }
+                    QueueBackend::Sqs { urls } => Arc::new(amanar_sqs::SqsQueue::new(
+                        aws_sdk_sqs::Client::new(self.sdk().await),
+                        urls.clone(),
+                    )),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// The embedded queue, when queues are embedded (the local runtime's operations and tests).
+    pub async fn embedded_queue(&self) -> Result<Option<RedbQueue>, DepsError> {
+        Ok(match self.config().queue {
+            QueueBackend::Embedded => Some(self.store().await?.queue.clone()),
+            QueueBackend::Sqs { .. } => None,
+        })
+    }
+
+    async fn blob_parts(&self) -> Result<&(Arc<dyn Blobs>, Option<LocalBlobs>), DepsError> {
+        self.0
+            .blobs
+            .get_or_try_init(|| async {
+                let config = self.config();
+                Ok(match &config.blobs {
+                    BlobBackend::Local { public_url } => {
+                        let local = LocalBlobs::new(
+                            config.data_dir.join("blobs"),
+                            public_url.clone(),
+                            local_secret(config)?,
+                        );
+                        (Arc::new(local.clone()) as Arc<dyn Blobs>, Some(local))
+                    }
+                    BlobBackend::S3 {
+                        buckets,
+                        force_path_style,
+                    } => {
+                        let s3 = aws_sdk_s3::config::Builder::from(self.sdk().await)
+                            .force_path_style(*force_path_style)
+                            .build();
+                        let blobs = amanar_s3::S3Blobs::new(
+                            aws_sdk_s3::Client::from_conf(s3),
+                            buckets.clone(),
+                        );
+                        (Arc::new(blobs) as Arc<dyn Blobs>, None)
+                    }
+                })
+            })
+            .await
+    }
+
+    pub async fn blobs(&self) -> Result<Arc<dyn Blobs>, DepsError> {
+        Ok(self.blob_parts().await?.0.clone())
+    }
+
+    /// The local blob adapter, when blobs are local: the runtime serves and verifies its URLs.
+    pub async fn local_blobs(&self) -> Result<Option<LocalBlobs>, DepsError> {
+        Ok(self.blob_parts().await?.1.clone())
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::new(SystemClock)
+    }
+
+    pub async fn ports(&self) -> Result<Ports, DepsError> {
+        Ok(Ports {
+            table: self.table().await?,
+            queue: self.queue().await?,
+            blobs: self.blobs().await?,
+            clock: self.clock(),
+        })
+    }
+
+    async fn identity_parts(
+        &self,
+    ) -> Result<&(Arc<dyn IdentityProvider>, Option<LocalIdentitySurface>), DepsError> {
+        self.0
+            .identity
+            .get_or_try_init(|| async {
+                Ok(match &self.config().identity {
+                    IdentityBackend::Local { issuer } => {
+                        let (table, clock) = (self.table().await?, self.clock());
+                        let fail = |e: amanar_accounts::IdentityError| e.to_string();
+                        let local =
+                            LocalIdentity::open(table.clone(), clock.clone(), issuer.clone())
+                                .await
+                                .map_err(fail)
+                                .map_err(failed("the local identity provider"))?;
+                        let surface = LocalIdentitySurface {
+                            jwks: local
+                                .jwks()
+                                .await
+                                .map_err(fail)
+                                .map_err(failed("the local identity provider"))?,
+                            mailbox: Mailbox::new(table, clock),
+                        };
+                        (Arc::new(local) as Arc<dyn IdentityProvider>, Some(surface))
+                    }
+                    IdentityBackend::Cognito {
+                        user_pool_id,
+                        client_id,
+                    } => {
+                        let sdk = self.sdk().await;
+                        let cognito = amanar_cognito::CognitoIdentity::new(
+                            aws_sdk_cognitoidentityprovider::Client::new(sdk),
+                            &region(sdk),
+                            user_pool_id,
+                            client_id,
+                            cognito_endpoint().as_deref(),
+                        );
+                        (Arc::new(cognito) as Arc<dyn IdentityProvider>, None)
+                    }
+                })
+            })
+            .await
+    }
+
+    pub async fn identity(&self) -> Result<Arc<dyn IdentityProvider>, DepsError> {
+        Ok(self.identity_parts().await?.0.clone())
+    }
+
+    /// The local identity provider's JWKS and mailbox, when it is the provider.
+    pub async fn local_identity(&self) -> Result<Option<LocalIdentitySurface>, DepsError> {
+        Ok(self.identity_parts().await?.1.clone())
+    }
+
+    pub async fn mailer(&self) -> Result<Arc<dyn Mailer>, DepsError> {
+        self.0
+            .mailer
+            .get_or_try_init(|| async {
+                Ok(match &self.config().mail {
+                    MailBackend::Local => {
+                        Arc::new(Mailbox::new(self.table().await?, self.clock())) as Arc<dyn Mailer>
+                    }
+                    MailBackend::Ses { from } => Arc::new(amanar_ses::SesMailer::new(
+                        aws_sdk_sesv2::Client::new(self.sdk().await),
+                        from.clone(),
+                    )),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// Bearer-token and API-key checks. Token keys load on the first token: locally from the
+    /// embedded provider, in AWS from the user pool's JWKS over HTTPS (no Cognito client).
+    pub async fn auth(&self) -> Result<Arc<Auth>, DepsError> {
+        self.0
+            .auth
+            .get_or_try_init(|| async {
+                let keys =
+                    amanar_accounts::apikeys::ApiKeyStore::new(self.table().await?, self.clock());
+                let wiring = self.clone();
+                let auth = Auth::lazy(move || {
+                    let wiring = wiring.clone();
+                    async move { wiring.verifier().await }
+                })
+                .with_api_keys(Arc::new(keys));
+                Ok(Arc::new(auth))
+            })
+            .await
+            .cloned()
+    }
+
+    async fn verifier(&self) -> Result<Verifier, String> {
+        let (issuer, jwks) = match &self.config().identity {
+            IdentityBackend::Local { .. } => {
+                let idp = self.identity().await.map_err(|e| e.to_string())?;
+                (idp.issuer(), idp.jwks().await.map_err(|e| e.to_string())?)
+            }
+            IdentityBackend::Cognito {
                 user_pool_id,
                 client_id,
-                endpoint.as_deref(),
-            );
-            (Arc::new(cognito), None)
-        }
-    };
-    let api_keys = Arc::new(amanar_accounts::apikeys::ApiKeyStore::new(
-        table.clone(),
-        clock.clone(),
-    ));
-    let auth = {
-        let idp = idp.clone();
-        Arc::new(
-            Auth::lazy(move || {
-                let idp = idp.clone();
-                async move {
-                    let issuer = idp.issuer();
-                    let jwks = idp.jwks().await.map_err(|e| e.to_string())?;
-                    Verifier::from_jwks(issuer.issuer, issuer.client_id, &jwks)
-                        .map_err(|e| e.to_string())
-                }
+            } => {
+                let keys = amanar_cognito::TokenKeys::new(
+                    &region(self.sdk().await),
+                    user_pool_id,
+                    client_id,
+                    cognito_endpoint().as_deref(),
+                );
+                (keys.issuer(), keys.jwks().await.map_err(|e| e.to_string())?)
+            }
+        };
+        Verifier::from_jwks(issuer.issuer, issuer.client_id, &jwks).map_err(|e| e.to_string())
+    }
+
+    /// Per-user and per-key request limits. One process with its own store counts in memory;
+    /// processes that share a table (Lambda, or a local runtime on DynamoDB) count in it.
+    pub async fn limits(&self) -> Result<RateLimits, DepsError> {
+        self.0
+            .limits
+            .get_or_try_init(|| async {
+                let config = self.config();
+                let counter: Arc<dyn amanar_http::ratelimit::WindowCounter> = match &config.table {
+                    TableBackend::Embedded => {
+                        Arc::new(amanar_http::ratelimit::MemoryCounter::default())
+                    }
+                    TableBackend::Dynamo { .. } => {
+                        Arc::new(amanar_http::ratelimit::TableCounter(self.table().await?))
+                    }
+                };
+                Ok(RateLimits {
+                    counter,
+                    clock: self.clock(),
+                    per_user: config.rate_limit_per_user,
+                    per_key: config.rate_limit_per_key,
+                })
             })
-            .with_api_keys(api_keys),
-        )
-    };
-    // One process with its own store counts in memory; processes that share a table (Lambda, or
-    // a local runtime on DynamoDB) count in it.
-    let counter: Arc<dyn amanar_http::ratelimit::WindowCounter> = match &config.table {
-        TableBackend::Embedded => Arc::new(amanar_http::ratelimit::MemoryCounter::default()),
-        TableBackend::Dynamo { .. } => {
-            Arc::new(amanar_http::ratelimit::TableCounter(table.clone()))
+            .await
+            .cloned()
+    }
+
+    /// How other contexts ask whether a caller may touch an organisation (accounts answers).
+    pub async fn org_guard(&self) -> Result<Arc<dyn OrgGuard>, DepsError> {
+        self.0
+            .guard
+            .get_or_try_init(|| async {
+                let (table, clock) = (self.table().await?, self.clock());
+                let accounts = Arc::new(amanar_accounts::Accounts::new(
+                    self.identity().await?,
+                    table.clone(),
+                    clock.clone(),
+                ));
+                let orgs = amanar_accounts::orgs::Orgs::new(
+                    accounts,
+                    table,
+                    clock,
+                    self.mailer().await?,
+                    crate::known_scopes(),
+                );
+                Ok(Arc::new(orgs) as Arc<dyn OrgGuard>)
+            })
+            .await
+            .cloned()
+    }
+
+    pub fn social(&self) -> SocialSettings {
+        let config = self.config();
+        SocialSettings {
+            providers: config.social.clone(),
+            callback_url: config.social_callback_url.clone(),
         }
+    }
+}
+
+fn region(sdk: &aws_config::SdkConfig) -> String {
+    sdk.region().map(|r| r.to_string()).unwrap_or_default()
+}
+
+/// An emulator's Cognito endpoint, when one is configured.
+fn cognito_endpoint() -> Option<String> {
+    std::env::var("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok()
+}
+
+/// One `Provide` per dependency kind, each delegating to the builder above.
+macro_rules! provide {
+    ($($ty:ty => $method:ident),* $(,)?) => {
+        $(impl Provide<$ty> for Wiring {
+            async fn provide(&self) -> Result<$ty, DepsError> {
+                self.$method().await
+            }
+        })*
     };
-    let limits = amanar_http::RateLimits {
-        counter,
-        clock: clock.clone(),
-        per_user: config.rate_limit_per_user,
-        per_key: config.rate_limit_per_key,
-    };
-    let accounts = Arc::new(Accounts::new(idp, table.clone(), clock.clone()));
-    let social = Arc::new(amanar_accounts::social::Social::new(
-        config.social.iter().cloned().collect(),
-        config.social_callback_url.clone(),
-        accounts.clone(),
-        table.clone(),
-        clock.clone(),
-    ));
-    let mailer: Arc<dyn amanar_core::mail::Mailer> = match &config.mail {
-        MailBackend::Local => Arc::new(Mailbox::new(table.clone(), clock.clone())),
-        MailBackend::Ses { from } => Arc::new(amanar_ses::SesMailer::new(
-            aws_sdk_sesv2::Client::new(sdk.as_ref().expect("loaded above")),
-            from.clone(),
-        )),
-    };
-    let orgs = Arc::new(amanar_accounts::orgs::Orgs::new(
-        accounts.clone(),
-        table.clone(),
-        clock.clone(),
-        mailer,
-    ));
-    Ok(Wired {
-        ports: Ports {
-            table,
-            queue,
-            blobs,
-            clock,
-        },
-        local_blobs,
-        embedded_queue,
-        accounts,
-        orgs,
-        social,
-        auth,
-        limits,
-        local_identity,
-    })
+}
+
+provide! {
+    Arc<dyn Table> => table,
+    Arc<dyn Queue> => queue,
+    Arc<dyn Blobs> => blobs,
+    Ports => ports,
+    Arc<dyn IdentityProvider> => identity,
+    Arc<dyn Mailer> => mailer,
+    Arc<Auth> => auth,
+    RateLimits => limits,
+    Arc<dyn OrgGuard> => org_guard,
+}
+
+impl Provide<Arc<dyn Clock>> for Wiring {
+    async fn provide(&self) -> Result<Arc<dyn Clock>, DepsError> {
+        Ok(self.clock())
+    }
+}
+
+impl Provide<SocialSettings> for Wiring {
+    async fn provide(&self) -> Result<SocialSettings, DepsError> {
+        Ok(self.social())
+    }
+}
+
+impl Provide<KnownScopes> for Wiring {
+    async fn provide(&self) -> Result<KnownScopes, DepsError> {
+        Ok(crate::known_scopes())
+    }
 }

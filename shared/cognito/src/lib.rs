@@ -30,9 +30,58 @@ pub struct CognitoIdentity {
     client: Client,
     user_pool_id: String,
     client_id: String,
-    issuer: String,
+    keys: TokenKeys,
+}
+
+/// Where a user pool's tokens come from and the keys they are signed with. Needs no Cognito
+/// client: a function that only verifies tokens builds this and not the SDK.
+#[derive(Clone)]
+pub struct TokenKeys {
+    issuer: TokenIssuer,
     jwks_url: String,
     http: reqwest::Client,
+}
+
+impl TokenKeys {
+    /// `endpoint` overrides `https://cognito-idp.<region>.amazonaws.com` (an emulator); the issuer
+    /// stays the AWS one, as Cognito and emulators both sign with it.
+    pub fn new(region: &str, user_pool_id: &str, client_id: &str, endpoint: Option<&str>) -> Self {
+        let aws = format!("https://cognito-idp.{region}.amazonaws.com");
+        let base = endpoint.unwrap_or(&aws).trim_end_matches('/');
+        Self {
+            issuer: TokenIssuer {
+                issuer: format!("{aws}/{user_pool_id}"),
+                client_id: client_id.to_owned(),
+            },
+            jwks_url: format!("{base}/{user_pool_id}/.well-known/jwks.json"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn issuer(&self) -> TokenIssuer {
+        self.issuer.clone()
+    }
+
+    /// The pool's published signing keys.
+    pub async fn jwks(&self) -> Result<JwkSet, IdentityError> {
+        let response = self
+            .http
+            .get(&self.jwks_url)
+            .send()
+            .await
+            .map_err(|e| IdentityError::Unavailable(format!("JWKS: {e}")))?;
+        if !response.status().is_success() {
+            return Err(IdentityError::Unavailable(format!(
+                "JWKS: {} from {}",
+                response.status(),
+                self.jwks_url
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| IdentityError::Unavailable(format!("JWKS: {e}")))
+    }
 }
 
 fn attribute(name: &str, value: &str) -> AttributeType {
@@ -63,15 +112,12 @@ impl CognitoIdentity {
         endpoint: Option<&str>,
     ) -> Self {
         let user_pool_id = user_pool_id.into();
-        let aws = format!("https://cognito-idp.{region}.amazonaws.com");
-        let base = endpoint.unwrap_or(&aws).trim_end_matches('/');
+        let client_id = client_id.into();
         Self {
-            issuer: format!("{aws}/{user_pool_id}"),
-            jwks_url: format!("{base}/{user_pool_id}/.well-known/jwks.json"),
+            keys: TokenKeys::new(region, &user_pool_id, &client_id, endpoint),
             client,
-            client_id: client_id.into(),
+            client_id,
             user_pool_id,
-            http: reqwest::Client::new(),
         }
     }
 
@@ -592,30 +638,11 @@ impl IdentityProvider for CognitoIdentity {
     }
 
     fn issuer(&self) -> TokenIssuer {
-        TokenIssuer {
-            issuer: self.issuer.clone(),
-            client_id: self.client_id.clone(),
-        }
+        self.keys.issuer()
     }
 
     async fn jwks(&self) -> Result<JwkSet, IdentityError> {
-        let response = self
-            .http
-            .get(&self.jwks_url)
-            .send()
-            .await
-            .map_err(|e| IdentityError::Unavailable(format!("JWKS: {e}")))?;
-        if !response.status().is_success() {
-            return Err(IdentityError::Unavailable(format!(
-                "JWKS: {} from {}",
-                response.status(),
-                self.jwks_url
-            )));
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| IdentityError::Unavailable(format!("JWKS: {e}")))
+        self.keys.jwks().await
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod clock;
+pub mod context;
 pub mod keys;
 pub mod mail;
 pub mod messages;
@@ -11,6 +12,7 @@ pub mod table;
 
 pub use blobs::{Blob, BlobError, Blobs, Bucket, PresignedRequest, UploadPolicy};
 pub use clock::{Clock, ManualClock, SystemClock, new_id};
+pub use context::{DepsError, FromDeps, Need, Provide};
 pub use queue::{JobError, JobHandler, Queue, QueueError, QueueName, Received};
 pub use table::{
     Condition, Cursor, Index, Item, Key, Page, Query, SortKey, Table, TableError, Update, WriteOp,
@@ -25,4 +27,11 @@ pub struct Ports {
     pub queue: Arc<dyn Queue>,
     pub blobs: Arc<dyn Blobs>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// Code written over all four ports (uploads, imports, the sweepers) takes them as its state.
+impl<D: Provide<Ports> + Sync> FromDeps<D> for Ports {
+    async fn from_deps(deps: &D) -> Result<Self, DepsError> {
+        deps.provide().await
+    }
 }

@@ -1,22 +1,75 @@
 //! Message contracts: every message a producer sends and a consumer reads, typed and versioned in
-//! one place. A new version is a new variant (`*.v2`) that consumers learn before producers send it.
+//! one place. A message on the `jobs` queue is a JSON object whose `type` names its contract
+//! (`canary.v1`); a new version is a new type (`*.v2`) that consumers learn before producers send
+//! it. Each context registers the types it handles (see [`crate::context`]), so the jobs worker
+//! dispatches on `type` without a closed list.
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Messages of the `jobs` queue.
+/// A message of the `jobs` queue: a typed body and the contract name it travels under.
+pub trait JobMessage: Serialize + DeserializeOwned {
+    /// The `type` field of the wire format, for example `canary.v1`.
+    const TYPE: &'static str;
+
+    /// The wire format: `{"type":"<TYPE>", ...fields}`.
+    fn to_body(&self) -> String {
+        let fields = serde_json::to_string(self).expect("job messages always serialise");
+        let ty = serde_json::to_string(Self::TYPE).expect("a type name serialises");
+        match fields.strip_prefix('{') {
+            Some("}") => format!("{{\"type\":{ty}}}"),
+            Some(rest) => format!("{{\"type\":{ty},{rest}"),
+            None => unreachable!("job messages serialise as JSON objects"),
+        }
+    }
+
+    /// Reads a body of this type; `Err` says why it cannot be one (wrong type or fields).
+    fn from_body(body: &str) -> Result<Self, String> {
+        match message_type(body) {
+            Some(ty) if ty == Self::TYPE => {
+                serde_json::from_str(body).map_err(|e| format!("unreadable {ty}: {e}"))
+            }
+            Some(ty) => Err(format!("expected a {} message, got {ty}", Self::TYPE)),
+            None => Err("a job message is a JSON object with a type".into()),
+        }
+    }
+}
+
+/// The `type` of a job message, without reading the rest; `None` when the body has none.
+pub fn message_type(body: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(rename = "type")]
+        ty: String,
+    }
+    serde_json::from_str::<Envelope>(body).ok().map(|e| e.ty)
+}
+
+/// Sent by the housekeeping schedule; the worker records when it processed it, so health checks
+/// can tell that schedules, the queue and the worker all run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum JobMessage {
-    /// Sent by the housekeeping schedule; the worker records when it processed it, so health checks
-    /// can tell that schedules, the queue and the worker all run.
-    #[serde(rename = "canary.v1", rename_all = "camelCase")]
-    Canary { sent_at: DateTime<Utc> },
-    /// Sent when an upload's check is settled (accepted or rejected), for the context that asked
-    /// for the file: an activity import starts processing its CSV. Sent at least once per upload;
-    /// consumers read the upload's record for its outcome and are idempotent.
-    #[serde(rename = "upload-checked.v1", rename_all = "camelCase")]
-    UploadChecked { upload_id: String, purpose: String },
+#[serde(rename_all = "camelCase")]
+pub struct Canary {
+    pub sent_at: DateTime<Utc>,
+}
+
+impl JobMessage for Canary {
+    const TYPE: &'static str = "canary.v1";
+}
+
+/// Sent when an upload's check is settled (accepted or rejected), for the context that asked for
+/// the file: an activity import starts processing its CSV. Sent at least once per upload;
+/// consumers read the upload's record for its outcome and are idempotent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadChecked {
+    pub upload_id: String,
+    pub purpose: String,
+}
+
+impl JobMessage for UploadChecked {
+    const TYPE: &'static str = "upload-checked.v1";
 }
 
 /// Messages of the `uploads` queue: object-created events of the uploads bucket, in the local
@@ -26,12 +79,6 @@ pub enum JobMessage {
 pub enum UploadEvent {
     #[serde(rename = "object-created.v1", rename_all = "camelCase")]
     ObjectCreated { key: String, size: u64 },
-}
-
-impl JobMessage {
-    pub fn to_body(&self) -> String {
-        serde_json::to_string(self).expect("job messages always serialise")
-    }
 }
 
 impl UploadEvent {
@@ -49,20 +96,17 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let body = JobMessage::Canary { sent_at: at }.to_body();
+        let body = Canary { sent_at: at }.to_body();
         assert_eq!(
             body,
             r#"{"type":"canary.v1","sentAt":"2026-11-25T10:00:00Z"}"#
         );
-        assert_eq!(
-            serde_json::from_str::<JobMessage>(&body).unwrap(),
-            JobMessage::Canary { sent_at: at }
-        );
+        assert_eq!(Canary::from_body(&body).unwrap(), Canary { sent_at: at });
     }
 
     #[test]
     fn the_upload_checked_contract_is_pinned() {
-        let message = JobMessage::UploadChecked {
+        let message = UploadChecked {
             upload_id: "upl_1".into(),
             purpose: "activity_import".into(),
         };
@@ -71,11 +115,24 @@ mod tests {
             body,
             r#"{"type":"upload-checked.v1","uploadId":"upl_1","purpose":"activity_import"}"#
         );
-        assert_eq!(serde_json::from_str::<JobMessage>(&body).unwrap(), message);
+        assert_eq!(UploadChecked::from_body(&body).unwrap(), message);
     }
 
     #[test]
-    fn an_unknown_message_type_does_not_parse() {
-        assert!(serde_json::from_str::<JobMessage>(r#"{"type":"canary.v9"}"#).is_err());
+    fn a_message_of_another_type_or_version_does_not_parse() {
+        assert!(
+            Canary::from_body(r#"{"type":"canary.v9","sentAt":"2026-11-25T10:00:00Z"}"#).is_err()
+        );
+        assert!(Canary::from_body(r#"{"sentAt":"2026-11-25T10:00:00Z"}"#).is_err());
+        assert!(Canary::from_body("not json").is_err());
+    }
+
+    #[test]
+    fn the_type_is_read_without_the_rest() {
+        assert_eq!(
+            message_type(r#"{"type":"x.v1","anything":[1,2]}"#).as_deref(),
+            Some("x.v1")
+        );
+        assert_eq!(message_type(r#"{"kind":"x"}"#), None);
     }
 }

@@ -40,12 +40,6 @@ pub struct ApiKeyCaller {
     pub scopes: Vec<String>,
 }
 
-impl ApiKeyCaller {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
-}
-
 /// Checks API keys (the accounts context implements it over the table).
 #[async_trait::async_trait]
 pub trait ApiKeys: Send + Sync {
@@ -92,7 +86,7 @@ pub trait OrgGuard: Send + Sync {
         principal: &Principal,
         org_id: &str,
         action: OrgAction,
-        key_scope: &str,
+        key_scope: crate::scope::Scope,
     ) -> Result<(), ApiError>;
 }
 
@@ -315,7 +309,7 @@ pub async fn middleware(
         };
         match keys.verify(secret.trim()).await {
             Ok(Some(key)) => {
-                let scope = CallerScope(format!("key:{}", key.key_id));
+                let scope = CallerScope(crate::scope::key_subject(&key.key_id));
                 request.extensions_mut().insert(scope);
                 request.extensions_mut().insert(key);
                 return next.run(request).await;
@@ -337,7 +331,7 @@ pub async fn middleware(
             }
             Ok(verifier) => match verifier.verify(token) {
                 Ok(caller) => {
-                    let scope = CallerScope(format!("user:{}", caller.user_id));
+                    let scope = CallerScope(crate::scope::user_subject(&caller.user_id));
                     request.extensions_mut().insert(scope);
                     request.extensions_mut().insert(caller);
                 }

@@ -2,6 +2,7 @@
 //! problems, request ids, cursor pagination, idempotency keys, the docs page and logging.
 
 pub mod auth;
+pub mod context;
 pub mod docs;
 pub mod extract;
 pub mod idempotency;
@@ -9,6 +10,7 @@ pub mod pagination;
 pub mod problem;
 pub mod ratelimit;
 pub mod request_id;
+pub mod scope;
 pub mod telemetry;
 
 use std::any::Any;
@@ -19,11 +21,13 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::{ApiKeyCaller, Auth, Caller, OrgAction, OrgGuard, Principal, Verifier};
+pub use context::{Context, HttpFunction, HttpService, Tag};
 pub use extract::{Json, Query};
 pub use idempotency::{CallerScope, Idempotency};
 pub use pagination::{List, PageParams, PageRequest};
 pub use problem::{ApiError, FieldError, Problem, quoted};
 pub use ratelimit::RateLimits;
+pub use scope::{Scope, require_scope};
 
 /// Largest request body accepted by default.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;

@@ -98,9 +98,9 @@ pub async fn middleware(
 ) -> Response {
     let extensions = request.extensions();
     let (subject, limit) = if let Some(key) = extensions.get::<ApiKeyCaller>() {
-        (format!("key:{}", key.key_id), limits.per_key)
+        (crate::scope::key_subject(&key.key_id), limits.per_key)
     } else if let Some(caller) = extensions.get::<Caller>() {
-        (format!("user:{}", caller.user_id), limits.per_user)
+        (crate::scope::user_subject(&caller.user_id), limits.per_user)
     } else {
         return next.run(request).await;
     };

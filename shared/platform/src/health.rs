@@ -1,9 +1,11 @@
 //! `GET /v1/health`: whether the table answers and whether the job pipeline (schedule -> queue ->
 //! worker) ran recently, read from the canary item the worker keeps.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use amanar_core::{Ports, keys};
+use amanar_core::{Clock, DepsError, FromDeps, Need, Provide, Table, keys};
+use amanar_http::HttpFunction;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -49,7 +51,7 @@ pub struct JobsCheck {
 #[utoipa::path(get, path = "/v1/health", tag = "platform", summary = "Service health",
     description = "Checks that the table answers and that background jobs ran recently. 200 while the API can serve, 503 when the table is unavailable.",
     responses((status = 200, description = "Serving", body = Health), (status = 503, description = "Unavailable", body = Health)))]
-pub async fn health(State(ports): State<Ports>) -> impl IntoResponse {
+pub async fn health(State(ports): State<HealthState>) -> impl IntoResponse {
     let started = Instant::now();
     let canary = ports.table.get(&keys::canary()).await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
@@ -103,6 +105,28 @@ pub async fn health(State(ports): State<Ports>) -> impl IntoResponse {
     )
 }
 
-pub fn router() -> OpenApiRouter<Ports> {
+/// What the health check reads: the table (and its canary item) and the clock.
+#[derive(Clone)]
+pub struct HealthState {
+    pub table: Arc<dyn Table>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl<D: Provide<Arc<dyn Table>> + Provide<Arc<dyn Clock>> + Sync> FromDeps<D> for HealthState {
+    async fn from_deps(deps: &D) -> Result<Self, DepsError> {
+        Ok(Self {
+            table: deps.need::<Arc<dyn Table>>().await?,
+            clock: deps.need::<Arc<dyn Clock>>().await?,
+        })
+    }
+}
+
+/// The `api-health` function.
+pub const FUNCTION: HttpFunction<HealthState> = HttpFunction {
+    name: "api-health",
+    routes: router,
+};
+
+fn router() -> OpenApiRouter<HealthState> {
     OpenApiRouter::new().routes(routes!(health))
 }

@@ -5,24 +5,28 @@ pub mod canary;
 pub mod health;
 pub mod uploads;
 
-use amanar_core::Ports;
+use std::sync::Arc;
 
-/// What went wrong in a housekeeping run.
-#[derive(Debug, thiserror::Error)]
-pub enum HousekeepingError {
-    #[error(transparent)]
-    Queue(#[from] amanar_core::QueueError),
-    #[error(transparent)]
-    Table(#[from] amanar_core::TableError),
-}
+use amanar_core::{Clock, Ports, Provide, Table};
+use amanar_http::{Context, Scope, Tag};
 
-/// The periodic housekeeping job (EventBridge schedule in AWS, a timer in the local runtime): sends
-/// the job canary and settles uploads whose check was never triggered.
-pub async fn housekeeping(ports: &Ports) -> Result<(), HousekeepingError> {
-    canary::send(ports).await?;
-    let settled = uploads::sweep_stale(ports).await?;
-    if settled > 0 {
-        tracing::info!(settled, "housekeeping settled stale uploads");
-    }
-    Ok(())
+/// The platform declares no API-key scope: health and documentation are public.
+pub const SCOPES: &[Scope] = &[];
+
+pub const TAG: Tag = Tag {
+    name: "platform",
+    description: "Health, documentation and operations",
+};
+
+/// The platform's registration: the health function, the canary job, and the housekeeping that
+/// sends the canary and settles uploads whose check was never triggered.
+pub fn context<D>() -> Context<D>
+where
+    D: Provide<Arc<dyn Table>> + Provide<Arc<dyn Clock>> + Provide<Ports> + Sync + 'static,
+{
+    Context::new("platform", TAG, SCOPES)
+        .http(health::FUNCTION)
+        .job(canary::JOB)
+        .housekeeping(canary::SEND)
+        .housekeeping(uploads::SWEEP)
 }

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use amanar_core::blobs::{Bucket, PresignedRequest, UploadPolicy};
-use amanar_core::messages::JobMessage;
+use amanar_core::messages::{JobMessage, UploadChecked};
 use amanar_core::table::{Condition, Index, Query, SortKey, TableError, Update, WriteOp, items};
 use amanar_core::{JobError, Ports, QueueName, keys, new_id};
 use chrono::{DateTime, Utc};
@@ -220,7 +220,7 @@ pub async fn presign(ports: &Ports, upload: &Upload) -> Result<PresignedRequest,
 /// every settlement, and again on a duplicate event or a consumer's sweeper nudge: consumers are
 /// idempotent.
 pub async fn announce(ports: &Ports, upload: &Upload) -> Result<(), amanar_core::QueueError> {
-    let message = JobMessage::UploadChecked {
+    let message = UploadChecked {
         upload_id: upload.id.clone(),
         purpose: upload.purpose.clone(),
     };
@@ -363,6 +363,12 @@ pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
     }
     Ok(settled)
 }
+
+/// The housekeeping task of [`sweep_stale`].
+pub const SWEEP: amanar_core::context::Task<Ports> = amanar_core::context::Task {
+    name: "stale uploads",
+    run: |ports| Box::pin(async move { sweep_stale(ports).await.map_err(|e| e.to_string()) }),
+};
 
 /// Checks an uploaded object (the object-created event's key) and files it. Idempotent.
 pub async fn verify(ports: &Ports, object_key: &str) -> Result<(), JobError> {

@@ -59,7 +59,9 @@ async fn an_upload_whose_event_was_lost_is_checked_by_the_next_housekeeping_afte
         "a fresh upload is left to its event"
     );
     clock.advance(chrono::TimeDelta::minutes(11));
-    amanar_platform::housekeeping(&ports).await.unwrap();
+    for task in [amanar_platform::canary::SEND, uploads::SWEEP] {
+        (task.run)(&ports).await.unwrap();
+    }
 
     let swept = uploads::get(&ports, &upload.id).await.unwrap().unwrap();
     assert_eq!(swept.status, UploadStatus::Accepted);
