@@ -1,29 +1,87 @@
-//! Helpers the end-to-end journeys share: a local runtime on a fresh data directory, and an HTTP
-//! client that registers users, logs them in and calls the API as them.
+//! Helpers the end-to-end journeys share: the one way to start a local runtime (with configuration
+//! overrides, on a fresh or reused data directory), and an HTTP client that registers users, logs
+//! them in and calls the API as them.
 
 use amanar_app::config::{Config, Face};
-use amanar_local::Running;
+use amanar_local::{Running, StartError};
 use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// The configuration variable names overrides are given by.
+pub use amanar_app::config::vars;
 
 /// The password every journey user has.
 pub const PASSWORD: &str = "Correct horse 7 battery";
 
-/// Starts the local runtime on a free port with its data in a fresh temporary directory (dropped
-/// with the returned guard).
-pub async fn start() -> (Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let data_dir = dir.path().to_string_lossy().into_owned();
-    let config = Config::from_lookup(Face::Local, |name| match name {
-        "AMANAR_DATA_DIR" => Some(data_dir.clone()),
-        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-        "AMANAR_PUBLIC_URL" => Some("http://127.0.0.1:0".into()),
-        _ => None,
-    })
-    .expect("the journey configuration is valid");
-    let running = amanar_local::start(config)
-        .await
-        .expect("the local runtime starts");
-    (running, dir)
+/// A local runtime to start: loopback on a free port, data in a temporary directory, plus overrides.
+#[derive(Default)]
+pub struct Platform {
+    overrides: Vec<(String, String)>,
+    data_dir: Option<TempDir>,
+}
+
+impl Platform {
+    /// The journey defaults: a free loopback port and a fresh data directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets one configuration variable (a name from [`vars`]); a later setting of a name wins.
+    pub fn set(mut self, name: &str, value: &str) -> Self {
+        self.overrides.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets each `(name, value)` in turn, as [`Platform::set`].
+    pub fn set_all(self, overrides: &[(&str, &str)]) -> Self {
+        overrides
+            .iter()
+            .fold(self, |platform, (name, value)| platform.set(name, value))
+    }
+
+    /// Starts on a data directory an earlier runtime used (a restart) instead of a fresh one.
+    pub fn reusing_data_dir(mut self, dir: TempDir) -> Self {
+        self.data_dir = Some(dir);
+        self
+    }
+
+    /// Starts the runtime, panicking if it refuses; returns it and its data directory's guard.
+    pub async fn start(self) -> (Running, TempDir) {
+        let (running, dir) = self.try_start().await;
+        (running.expect("the local runtime starts"), dir)
+    }
+
+    /// Starts the runtime and hands back its refusal, if any; an invalid configuration panics.
+    pub async fn try_start(self) -> (Result<Running, StartError>, TempDir) {
+        let dir = self
+            .data_dir
+            .unwrap_or_else(|| tempfile::tempdir().expect("a temporary directory"));
+        let data_dir = dir.path().to_string_lossy().into_owned();
+        // The public URL defaults to `http://` + the address; the runtime swaps `:0` for the bound port.
+        let defaults = [
+            (vars::DATA_DIR, data_dir.as_str()),
+            (vars::ADDR, "127.0.0.1:0"),
+        ];
+        let config = Config::from_lookup(Face::Local, |name| {
+            let overridden = self.overrides.iter().rev().find(|(n, _)| n == name);
+            let default = defaults.iter().find(|(n, _)| *n == name);
+            overridden
+                .map(|(_, value)| value.clone())
+                .or_else(|| default.map(|(_, value)| (*value).to_owned()))
+        })
+        .expect("the journey configuration is valid");
+        (amanar_local::start(config).await, dir)
+    }
+}
+
+/// Starts the local runtime with the journey defaults (see [`Platform`]).
+pub async fn start() -> (Running, TempDir) {
+    Platform::new().start().await
+}
+
+/// Starts the local runtime with the journey defaults and these `(variable, value)` overrides.
+pub async fn start_with(overrides: &[(&str, &str)]) -> (Running, TempDir) {
+    Platform::new().set_all(overrides).start().await
 }
 
 /// How a request authenticates.

@@ -1,28 +1,17 @@
 //! Accounts through the local runtime over HTTP: registration with the local mailbox, login,
 //! profile, rotating refresh tokens, logout, lockout, password reset and admin-granted roles.
 
-use amanar_app::config::{Config, Face};
+use amanar_journeys::{Platform, start, start_with, vars};
 use amanar_local::Running;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Correct horse 7 battery";
 
-async fn start(admin: Option<(&str, &str)>) -> (Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_string_lossy().into_owned();
-    let admin = admin.map(|(e, p)| (e.to_owned(), p.to_owned()));
-    let config = Config::from_lookup(Face::Local, |name| match name {
-        "AMANAR_DATA_DIR" => Some(data_dir.clone()),
-        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-        "AMANAR_PUBLIC_URL" => Some("http://127.0.0.1:0".into()),
-        "AMANAR_ADMIN_EMAIL" => admin.as_ref().map(|a| a.0.clone()),
-        "AMANAR_ADMIN_PASSWORD" => admin.as_ref().map(|a| a.1.clone()),
-        _ => None,
-    })
-    .unwrap();
-    let running = amanar_local::start(config).await.unwrap();
-    (running, dir)
-}
+/// The first admin the configuration names.
+const ADMIN: &[(&str, &str)] = &[
+    (vars::ADMIN_EMAIL, "root@example.com"),
+    (vars::ADMIN_PASSWORD, "Admin password 42"),
+];
 
 struct Api {
     base: String,
@@ -126,7 +115,7 @@ impl Api {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_verify_login_profile_refresh_and_logout() {
-    let (running, _dir) = start(None).await;
+    let (running, _dir) = start().await;
     let api = Api::new(&running);
 
     let registered = api
@@ -326,7 +315,7 @@ async fn register_verify_login_profile_refresh_and_logout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_failed_logins_lock_the_account_and_a_password_reset_ends_every_session() {
-    let (running, _dir) = start(None).await;
+    let (running, _dir) = start().await;
     let api = Api::new(&running);
     api.register_and_verify("grace@example.com").await;
     let session = api.login("grace@example.com", PASSWORD).await;
@@ -403,7 +392,7 @@ async fn five_failed_logins_lock_the_account_and_a_password_reset_ends_every_ses
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_configured_admin_grants_platform_roles() {
-    let (running, _dir) = start(Some(("root@example.com", "Admin password 42"))).await;
+    let (running, dir) = start_with(ADMIN).await;
     let api = Api::new(&running);
     let user_id = api.register_and_verify("val@example.com").await;
     let user = api.login("val@example.com", PASSWORD).await.body["accessToken"]
@@ -463,17 +452,11 @@ async fn only_the_configured_admin_grants_platform_roles() {
     running.shutdown().await;
 
     // A restart with the same configuration keeps the one admin.
-    let dir = _dir;
-    let data_dir = dir.path().to_string_lossy().into_owned();
-    let config = Config::from_lookup(Face::Local, |name| match name {
-        "AMANAR_DATA_DIR" => Some(data_dir.clone()),
-        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-        "AMANAR_ADMIN_EMAIL" => Some("root@example.com".into()),
-        "AMANAR_ADMIN_PASSWORD" => Some("Admin password 42".into()),
-        _ => None,
-    })
-    .unwrap();
-    let running = amanar_local::start(config).await.unwrap();
+    let (running, _dir) = Platform::new()
+        .set_all(ADMIN)
+        .reusing_data_dir(dir)
+        .start()
+        .await;
     let api = Api::new(&running);
     assert_eq!(
         api.login("root@example.com", "Admin password 42")
@@ -487,7 +470,7 @@ async fn only_the_configured_admin_grants_platform_roles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_mfa_enrols_then_guards_every_login() {
     use amanar_accounts::totp;
-    let (running, _dir) = start(None).await;
+    let (running, _dir) = start().await;
     let api = Api::new(&running);
     api.register_and_verify("hedy@example.com").await;
     let access = api.login("hedy@example.com", PASSWORD).await.body["accessToken"]
@@ -584,20 +567,7 @@ async fn totp_mfa_enrols_then_guards_every_login() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_someone_registered_first_does_not_become_the_admin() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_string_lossy().into_owned();
-    let config = |admin: bool| {
-        let data_dir = data_dir.clone();
-        Config::from_lookup(Face::Local, move |name| match name {
-            "AMANAR_DATA_DIR" => Some(data_dir.clone()),
-            "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-            "AMANAR_ADMIN_EMAIL" if admin => Some("root@example.com".into()),
-            "AMANAR_ADMIN_PASSWORD" if admin => Some("Admin password 42".into()),
-            _ => None,
-        })
-        .unwrap()
-    };
-    let running = amanar_local::start(config(false)).await.unwrap();
+    let (running, dir) = start().await;
     let api = Api::new(&running);
     let squatted = api
         .post(
@@ -607,7 +577,11 @@ async fn an_address_someone_registered_first_does_not_become_the_admin() {
         .await;
     assert_eq!(squatted.status, 201);
     running.shutdown().await;
-    let refused = amanar_local::start(config(true)).await;
+    let (refused, _dir) = Platform::new()
+        .set_all(ADMIN)
+        .reusing_data_dir(dir)
+        .try_start()
+        .await;
     assert!(
         refused.is_err(),
         "the runtime refuses to make the squatter an admin"

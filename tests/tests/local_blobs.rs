@@ -3,25 +3,15 @@
 
 use std::sync::Arc;
 
-use amanar_app::config::{Config, Face};
 use amanar_core::Blobs;
+use amanar_journeys::start;
 
 async fn served_blobs() -> Arc<dyn Blobs> {
-    let dir = tempfile::tempdir()
-        .unwrap()
-        .keep()
-        .to_string_lossy()
-        .into_owned();
-    let config = Config::from_lookup(Face::Local, |name| match name {
-        "AMANAR_DATA_DIR" => Some(dir.clone()),
-        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-        "AMANAR_PUBLIC_URL" => Some("http://127.0.0.1:0".into()),
-        _ => None,
-    })
-    .unwrap();
-    let running = amanar_local::start(config).await.unwrap();
+    let (running, dir) = start().await;
     let blobs = running.ports().blobs.clone();
-    // Dropping the runtime would abort its server; it serves until the test's runtime ends.
+    // Dropping the runtime would abort its server, and dropping the guard would delete its data; both
+    // stay until the test's runtime ends.
+    let _ = dir.keep();
     Box::leak(Box::new(running));
     blobs
 }

@@ -2,29 +2,19 @@
 
 use std::time::{Duration, Instant};
 
-use amanar_app::config::{Config, Face};
 use amanar_core::messages::{Canary, JobMessage};
 use amanar_core::table::{Item, Key, WriteOp};
 use amanar_core::{Bucket, QueueName};
+use amanar_journeys::{Platform, start_with, vars};
 use amanar_local::Running;
 use amanar_platform::uploads::{self, NewUpload, UploadStatus};
 use serde_json::{Value, json};
 
-async fn start_in(dir: &std::path::Path, housekeeping_secs: &str) -> Running {
-    let data_dir = dir.to_string_lossy().into_owned();
-    let config = Config::from_lookup(Face::Local, |name| match name {
-        "AMANAR_DATA_DIR" => Some(data_dir.clone()),
-        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-        "AMANAR_PUBLIC_URL" => Some("http://127.0.0.1:0".into()),
-        "AMANAR_HOUSEKEEPING_SECS" => Some(housekeeping_secs.into()),
-        "AMANAR_RETRY_BASE_MS" => Some("100".into()),
-        _ => None,
-    })
-    .unwrap();
-    amanar_local::start(config)
-        .await
-        .expect("the local runtime starts")
-}
+/// Housekeeping once at start, then not again mid-journey (hourly); job retries backing off from 100 ms.
+const TIMINGS: &[(&str, &str)] = &[
+    (vars::HOUSEKEEPING_SECS, "3600"),
+    (vars::RETRY_BASE_MS, "100"),
+];
 
 fn url(running: &Running, path: &str) -> String {
     format!("http://{}{path}", running.addr)
@@ -43,8 +33,7 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_the_table_and_the_job_pipeline_once_the_first_canary_ran() {
-    let dir = tempfile::tempdir().unwrap();
-    let running = start_in(dir.path(), "3600").await;
+    let (running, _dir) = start_with(TIMINGS).await;
     let client = reqwest::Client::new();
     let health: Value = eventually("the first canary", async || {
         let health: Value = client
@@ -66,8 +55,7 @@ async fn health_reports_the_table_and_the_job_pipeline_once_the_first_canary_ran
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_and_wrong_methods_get_problem_documents_with_the_request_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let running = start_in(dir.path(), "3600").await;
+    let (running, _dir) = start_with(TIMINGS).await;
     let client = reqwest::Client::new();
     let missing = client
         .get(url(&running, "/v1/no-such-thing"))
@@ -115,8 +103,7 @@ async fn unknown_routes_and_wrong_methods_get_problem_documents_with_the_request
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_and_the_docs_page_describe_every_route() {
-    let dir = tempfile::tempdir().unwrap();
-    let running = start_in(dir.path(), "3600").await;
+    let (running, _dir) = start_with(TIMINGS).await;
     let document: Value = reqwest::get(url(&running, "/v1/openapi.json"))
         .await
         .unwrap()
@@ -175,8 +162,7 @@ async fn put(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_through_its_signed_url_is_checked_and_filed_by_the_trigger() {
-    let dir = tempfile::tempdir().unwrap();
-    let running = start_in(dir.path(), "3600").await;
+    let (running, _dir) = start_with(TIMINGS).await;
     let pdf = b"%PDF-1.7 real enough".to_vec();
     let (good, good_url) = declare_upload(&running, "application/pdf", &pdf).await;
     let fake = b"MZ not a pdf at all!".to_vec();
@@ -260,8 +246,7 @@ async fn an_upload_through_its_signed_url_is_checked_and_filed_by_the_trigger() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_data_and_queued_work_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let running = start_in(dir.path(), "3600").await;
+    let (running, dir) = start_with(TIMINGS).await;
     let mut item = Item::new();
     item.insert("pk".into(), json!("JOURNEY#restart"));
     item.insert("sk".into(), json!("NOTE"));
@@ -285,7 +270,11 @@ async fn committed_data_and_queued_work_survive_a_restart() {
         .unwrap();
     running.shutdown().await;
 
-    let running = start_in(dir.path(), "3600").await;
+    let (running, _dir) = Platform::new()
+        .set_all(TIMINGS)
+        .reusing_data_dir(dir)
+        .start()
+        .await;
     assert_eq!(
         running
             .ports()

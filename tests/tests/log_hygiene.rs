@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use amanar_app::config::{Config, Face};
+use amanar_journeys::start;
 use serde_json::{Value, json};
 
 #[derive(Clone, Default)]
@@ -34,15 +34,7 @@ async fn an_account_journey_logs_no_secret_and_no_email() {
         .with_writer(move || writer.clone())
         .init();
 
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_string_lossy().into_owned();
-    let config = Config::from_lookup(Face::Local, |name| match name {
-        "AMANAR_DATA_DIR" => Some(data_dir.clone()),
-        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-        _ => None,
-    })
-    .unwrap();
-    let running = amanar_local::start(config).await.unwrap();
+    let (running, _dir) = start().await;
     let base = format!("http://{}", running.addr);
     let client = reqwest::Client::new();
     let post = |path: &str, body: Value| client.post(format!("{base}{path}")).json(&body).send();

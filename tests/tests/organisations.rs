@@ -2,23 +2,10 @@
 //! organisation route × own and other tenant), invitations, the last-owner rule, enterprise MFA and
 //! child organisations.
 
-use amanar_app::config::{Config, Face};
-use amanar_local::Running;
+use amanar_journeys::start;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Correct horse 7 battery";
-
-async fn start() -> (Running, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_string_lossy().into_owned();
-    let config = Config::from_lookup(Face::Local, |name| match name {
-        "AMANAR_DATA_DIR" => Some(data_dir.clone()),
-        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-        _ => None,
-    })
-    .unwrap();
-    (amanar_local::start(config).await.unwrap(), dir)
-}
 
 struct Api {
     base: String,

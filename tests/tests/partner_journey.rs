@@ -2,7 +2,7 @@
 //! API key -> calls with `X-Api-Key` under rate limits -> revocation, with every step audited.
 
 use amanar_accounts::totp;
-use amanar_app::config::{Config, Face};
+use amanar_journeys::{start_with, vars};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Correct horse 7 battery";
@@ -14,16 +14,7 @@ fn code_in(mail: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_mfa_organisation_api_key_rate_limit_and_revocation() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_string_lossy().into_owned();
-    let config = Config::from_lookup(Face::Local, |name| match name {
-        "AMANAR_DATA_DIR" => Some(data_dir.clone()),
-        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-        "AMANAR_RATE_LIMIT_PER_KEY" => Some("5".into()),
-        _ => None,
-    })
-    .unwrap();
-    let running = amanar_local::start(config).await.unwrap();
+    let (running, _dir) = start_with(&[(vars::RATE_LIMIT_KEY, "5")]).await;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let post = |path: &str, token: Option<&str>, body: Value| {

@@ -2,8 +2,7 @@
 //! npm, started by the test command on loopback): authorization code with PKCE, `state` and
 //! `nonce`, ID-token verification, account creation and linking by verified email.
 
-use amanar_app::config::{Config, Face};
-use amanar_local::Running;
+use amanar_journeys::{start_with, vars};
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 
@@ -11,21 +10,6 @@ fn issuer() -> String {
     std::env::var("AMANAR_TEST_OIDC_ISSUER").unwrap_or_else(|_| {
         panic!("AMANAR_TEST_OIDC_ISSUER is not set: run the tests with ./infra/test.sh, which starts the OpenID Provider")
     })
-}
-
-async fn start(dir: &std::path::Path) -> Running {
-    let data_dir = dir.to_string_lossy().into_owned();
-    let issuer = issuer();
-    let config = Config::from_lookup(Face::Local, |name| match name {
-        "AMANAR_DATA_DIR" => Some(data_dir.clone()),
-        "AMANAR_ADDR" => Some("127.0.0.1:0".into()),
-        "AMANAR_SOCIAL_GOOGLE_ISSUER" => Some(issuer.clone()),
-        "AMANAR_SOCIAL_GOOGLE_CLIENT_ID" => Some("amanar-test".into()),
-        "AMANAR_SOCIAL_GOOGLE_CLIENT_SECRET" => Some("amanar-test-secret".into()),
-        _ => None,
-    })
-    .unwrap();
-    amanar_local::start(config).await.unwrap()
 }
 
 fn absolute(base: &str, location: &str) -> String {
@@ -127,8 +111,16 @@ async fn browse(browser: &reqwest::Client, mut url: String, back_to: &str, login
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_openid_login_creates_then_reuses_an_account_and_links_verified_emails() {
-    let dir = tempfile::tempdir().unwrap();
-    let running = start(dir.path()).await;
+    let provider = issuer();
+    let (running, _dir) = start_with(&[
+        (&vars::social("google", "ISSUER"), &provider),
+        (&vars::social("google", "CLIENT_ID"), "amanar-test"),
+        (
+            &vars::social("google", "CLIENT_SECRET"),
+            "amanar-test-secret",
+        ),
+    ])
+    .await;
     let platform = format!("http://{}", running.addr);
     let client = reqwest::Client::new();
 
