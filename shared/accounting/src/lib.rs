@@ -4,6 +4,8 @@
 //! Pure domain code (factors, units, GWP sets, estimates, the footprint calculation) sits beside
 //! the stores written on the Table and Blobs ports and the HTTP routes in [`api`] and
 //! [`api_footprints`]; nothing here touches an SDK.
+//!
+//! Reference: `docs/accounting.md`.
 
 pub mod activity_csv;
 pub mod api;

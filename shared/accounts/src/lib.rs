@@ -1,6 +1,8 @@
 //! Accounts: registration with email verification, login with lockout, rotating sessions,
 //! password reset, profiles and platform roles. The identity provider is a port
 //! ([`identity::IdentityProvider`]): Cognito in AWS, [`local_idp::LocalIdentity`] locally.
+//!
+//! Reference: `docs/accounts.md`.
 
 pub mod api;
 pub mod api_orgs;

@@ -1,5 +1,5 @@
-//! Every key of the single table, built in this one module. The access-pattern table in the README
-//! lists each pattern with the key it uses; keep both in step.
+//! Every key of the single table, built in this one module. The access-pattern table in
+//! `docs/storage.md` lists each pattern with the key it uses; keep both in step.
 //!
 //! | entity | pk | sk | gsi1 | gsi2 |
 //! |---|---|---|---|---|

@@ -1,5 +1,7 @@
 //! Platform context: service health, the job canary that proves schedules, queues and workers run,
 //! housekeeping, and checked uploads.
+//!
+//! Reference: `docs/platform.md`.
 
 pub mod canary;
 pub mod health;
