@@ -7,9 +7,14 @@ DynamoDB requests restores the real guarantee without slowing SQS long polls, S3
 keep running concurrently.
 
 It also makes moto's Cognito check TOTP codes (RFC 6238), which it skips by default, so the MFA
-tests exercise real codes. Usage: moto_server.py HOST PORT
+tests exercise real codes.
+
+`GET /_amanar/ses-messages` lists the mail SES accepted. moto's own `/moto-api/data.json` dumps every
+service's state and fails with a 500 when a concurrent Cognito request changes a list while it is
+being serialised; this reads SES messages alone. Usage: moto_server.py HOST PORT
 """
 
+import json
 import os
 import sys
 import threading
@@ -27,7 +32,31 @@ dynamodb_lock = threading.Lock()
 app = DomainDispatcherApplication(create_backend_app)
 
 
+def ses_messages():
+    """Every public, JSON-serialisable attribute of each message SES accepted."""
+    from moto.core.model_instances import model_data
+
+    model = model_data.get("ses", {}).get("Message")
+    messages = []
+    for instance in list(getattr(model, "instances_tracked", [])):
+        message = {}
+        for attr in dir(instance):
+            if attr.startswith("_"):
+                continue
+            try:
+                value = json.loads(json.dumps(getattr(instance, attr)))
+            except (TypeError, AttributeError, ValueError):
+                continue
+            message[attr] = value
+        messages.append(message)
+    return messages
+
+
 def serialised(environ, start_response):
+    if environ.get("PATH_INFO") == "/_amanar/ses-messages":
+        body = json.dumps({"messages": ses_messages()}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
     if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
         with dynamodb_lock:
             return list(app(environ, start_response))

@@ -280,10 +280,17 @@ impl Wiring {
             .get_or_try_init(|| async {
                 let keys =
                     amanar_accounts::apikeys::ApiKeyStore::new(self.table().await?, self.clock());
-                let wiring = self.clone();
+                // Weak: the wiring keeps the Auth, so a strong handle here would be a cycle that
+                // keeps the embedded store open after the runtime stops.
+                let wiring = Arc::downgrade(&self.0);
                 let auth = Auth::lazy(move || {
-                    let wiring = wiring.clone();
-                    async move { wiring.verifier().await }
+                    let wiring = wiring.upgrade().map(Wiring);
+                    async move {
+                        match wiring {
+                            Some(wiring) => wiring.verifier().await,
+                            None => Err("the process is stopping".to_owned()),
+                        }
+                    }
                 })
                 .with_api_keys(Arc::new(keys));
                 Ok(Arc::new(auth))

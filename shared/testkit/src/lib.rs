@@ -52,13 +52,15 @@ pub fn block_on_own_runtime<T: Send + 'static>(
 /// Mail that SES on the emulator accepted (moto records it instead of sending): each
 /// `{source, destinations: {ToAddresses}, subject, body}`.
 pub async fn emulator_sent_mail() -> Vec<serde_json::Value> {
-    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
+    // Our moto launcher's own route (infra/emulators/moto_server.py): moto's whole-state dump
+    // races with concurrent Cognito requests.
+    let data: serde_json::Value = reqwest::get(format!("{}/_amanar/ses-messages", aws_endpoint()))
         .await
         .expect("the emulator answers")
         .json()
         .await
-        .expect("moto's state is JSON");
-    data["ses"]["Message"]
+        .expect("the SES messages are JSON");
+    data["messages"]
         .as_array()
         .cloned()
         .unwrap_or_default()
