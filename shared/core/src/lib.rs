@@ -13,7 +13,8 @@ pub use blobs::{Blob, BlobError, Blobs, Bucket, PresignedRequest, UploadPolicy};
 pub use clock::{Clock, ManualClock, SystemClock, new_id};
 pub use queue::{JobError, JobHandler, Queue, QueueError, QueueName, Received};
 pub use table::{
-    Condition, Cursor, Index, Item, Key, Page, Query, SortKey, Table, TableError, Update, WriteOp,
+    Condition, Cursor, Index, IndexKey, Item, Key, Page, Query, SortKey, Table, TableError, Update,
+    WriteOp,
 };
 
 use std::sync::Arc;
