@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use amanar_core::table::{
-    Condition, Index, Item, Query, SortKey, TableError, Update, WriteOp, items,
+    Condition, Index, Item, Query, SortKey, TableError, Update, VERSION, WriteOp, items,
 };
 use amanar_core::{BlobError, Bucket, Cursor, Ports, PresignedRequest, keys};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -157,15 +157,11 @@ pub enum SaveError {
     Blob(#[from] BlobError),
 }
 
-fn history_sort_key(footprint: &Footprint) -> String {
-    format!("{}#{}", footprint.period.start, footprint.id)
-}
-
 fn footprint_item(footprint: &Footprint, owner: &Owner) -> Result<Item, TableError> {
     let mut item = items::with_key(&keys::footprint(&footprint.id), footprint)?;
     if footprint.superseded_by.is_none() {
-        item.insert("gsi1pk".into(), keys::footprints_of(&owner.key()).into());
-        item.insert("gsi1sk".into(), history_sort_key(footprint).into());
+        keys::footprint_in_history(&owner.key(), footprint.period.start, &footprint.id)
+            .insert_into(&mut item);
     }
     Ok(item)
 }
@@ -254,7 +250,7 @@ pub async fn save(
                         "periods",
                         serde_json::to_value(&next).expect("periods serialise"),
                     )
-                    .set("version", current.version + 1),
+                    .set(VERSION, current.version + 1),
             )
             .when(Condition::VersionIs(current.version)),
         ];
@@ -264,8 +260,7 @@ pub async fn save(
                     keys::footprint(old),
                     Update::new()
                         .set("supersededBy", footprint.id.clone())
-                        .remove("gsi1pk")
-                        .remove("gsi1sk"),
+                        .remove_index(Index::Gsi1),
                 )
                 .when(Condition::Exists),
             );
@@ -306,14 +301,14 @@ pub async fn history(
     let mut query = Query::partition(Index::Gsi1, keys::footprints_of(&owner.key()))
         .limit(limit)
         .after(cursor);
-    // Sort keys are `<start>#<id>`; `~` sorts after every id character. (DynamoDB refuses an empty
-    // string in a key condition, so an open end is no condition rather than "".)
-    let last_of = |day: NaiveDate| format!("{day}#~");
     query = match (from, to) {
         (None, None) => query,
-        (Some(from), None) => query.sort(SortKey::AtLeast(from.to_string())),
-        (None, Some(to)) => query.sort(SortKey::AtMost(last_of(to))),
-        (Some(from), Some(to)) => query.sort(SortKey::Between(from.to_string(), last_of(to))),
+        (Some(from), None) => query.sort(SortKey::AtLeast(keys::footprints_from(from))),
+        (None, Some(to)) => query.sort(SortKey::AtMost(keys::footprints_through(to))),
+        (Some(from), Some(to)) => query.sort(SortKey::Between(
+            keys::footprints_from(from),
+            keys::footprints_through(to),
+        )),
     };
     if !oldest_first {
         query = query.backward();

@@ -117,26 +117,12 @@ pub fn footprint_id(import_id: &str) -> String {
     format!("fp_{}", import_id.strip_prefix("imp_").unwrap_or(import_id))
 }
 
-/// A timestamp whose text order is its time order.
-fn sortable(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-/// GSI2 sort key of an unfinished import: when it last moved, so the sweeper finds stuck ones.
-fn open_sort_key(at: DateTime<Utc>, import_id: &str) -> String {
-    format!("{}#{import_id}", sortable(at))
-}
-
 fn import_item(import: &ActivityImport) -> Result<amanar_core::Item, TableError> {
     let mut item = items::with_key(&keys::activity_import(&import.id), import)?;
-    item.insert("gsi1pk".into(), keys::imports_of_org(&import.org_id).into());
-    item.insert("gsi1sk".into(), import.id.clone().into());
+    keys::import_of_org(&import.org_id, &import.id).insert_into(&mut item);
     if !import.status.is_final() {
-        item.insert("gsi2pk".into(), keys::OPEN_IMPORTS.into());
-        item.insert(
-            "gsi2sk".into(),
-            open_sort_key(import.updated_at, &import.id).into(),
-        );
+        // Listed by when it last moved, so the sweeper finds stuck ones.
+        keys::open_import(import.updated_at, &import.id).insert_into(&mut item);
     }
     Ok(item)
 }
@@ -243,12 +229,9 @@ fn move_op(
     update = if to.is_final() {
         update
             .set("finishedAt", json!(now))
-            .remove("gsi2pk")
-            .remove("gsi2sk")
+            .remove_index(Index::Gsi2)
     } else {
-        update
-            .set("gsi2pk", keys::OPEN_IMPORTS)
-            .set("gsi2sk", open_sort_key(now, import_id))
+        update.set_index(keys::open_import(now, import_id))
     };
     WriteOp::update(keys::activity_import(import_id), update)
         .when(Condition::Equals("status".into(), from.value()))
@@ -509,7 +492,7 @@ pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
     let started = std::time::Instant::now();
     let now = ports.clock.now();
     let query = Query::partition(Index::Gsi2, keys::OPEN_IMPORTS)
-        .sort(SortKey::LessThan(sortable(now - STALE_AFTER)))
+        .sort(SortKey::LessThan(keys::sortable_time(now - STALE_AFTER)))
         .limit(100);
     // Every page, not just the first: imports whose upload is still pending are skipped here and
     // must not hide the stuck ones behind them.

@@ -64,7 +64,7 @@ impl From<AccountsError> for ApiError {
                 slug: "edit-conflict",
                 detail: "The resource changed meanwhile; read it again and retry.".into(),
             },
-            AccountsError::Storage(context) => ApiError::Unexpected(context),
+            AccountsError::Storage(error) => error.into(),
             AccountsError::ConflictWith { slug, detail } => ApiError::Conflict { slug, detail },
             AccountsError::NotFound => ApiError::NotFound,
             AccountsError::Forbidden { slug, detail } => ApiError::Forbidden { slug, detail },
@@ -114,6 +114,7 @@ impl From<AccountsError> for ApiError {
                     detail: "Start TOTP enrolment with POST /v1/me/mfa/totp first.".into(),
                 },
                 IdentityError::Unavailable(context) => ApiError::Unavailable(context),
+                IdentityError::Storage(error) => error.into(),
             },
         }
     }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use amanar_core::keys;
 use amanar_http::{ApiError, Caller, Json, List, PageParams, Principal, Problem, Query};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -278,7 +279,11 @@ pub async fn my_audit_log(
     let page = page.validate()?;
     let (entries, next) = accounts
         .audit
-        .list(&format!("USER#{}", caller.user_id), page.limit, page.cursor)
+        .list(
+            &keys::audit_stream_user(&caller.user_id),
+            page.limit,
+            page.cursor,
+        )
         .await?;
     Ok(Json(List::new(entries, next)))
 }
@@ -301,7 +306,7 @@ pub async fn org_audit_log(
         .await?;
     let (entries, next) = accounts
         .audit
-        .list(&format!("ORG#{org_id}"), page.limit, page.cursor)
+        .list(&keys::audit_stream_org(&org_id), page.limit, page.cursor)
         .await?;
     Ok(Json(List::new(entries, next)))
 }

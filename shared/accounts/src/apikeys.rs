@@ -82,7 +82,7 @@ impl ApiKeyStore {
             .table
             .query(
                 &Query::partition(Index::Primary, keys::org_partition(org_id))
-                    .sort(SortKey::BeginsWith("APIKEY#".into()))
+                    .sort(SortKey::BeginsWith(keys::API_KEYS.into()))
                     .limit(MAX_KEYS * 4),
             )
             .await?;
@@ -161,8 +161,7 @@ impl ApiKeyStore {
         let mut listing_item = items::with_key(&keys::api_key_listing(org_id, &key.key_id), &key)?;
         listing_item.insert("hash".into(), digest.clone().into());
         let mut lookup_item = items::with_key(&keys::api_key_lookup(&digest), &lookup)?;
-        lookup_item.insert("gsi1pk".into(), keys::api_key_by_id(&key.key_id).into());
-        lookup_item.insert("gsi1sk".into(), "KEY".into());
+        keys::api_key_id(&key.key_id).insert_into(&mut lookup_item);
         self.table
             .write(vec![
                 WriteOp::put(lookup_item).when(Condition::NotExists),
@@ -218,20 +217,15 @@ impl ApiKeyStore {
 
 #[async_trait]
 impl amanar_http::auth::ApiKeys for ApiKeyStore {
-    async fn verify(&self, secret: &str) -> Result<Option<ApiKeyCaller>, String> {
+    async fn verify(&self, secret: &str) -> Result<Option<ApiKeyCaller>, TableError> {
         if !secret.starts_with("amk_") || secret.len() > 100 {
             return Ok(None);
         }
         let digest = hash(secret);
-        let Some(item) = self
-            .table
-            .get(&keys::api_key_lookup(&digest))
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(item) = self.table.get(&keys::api_key_lookup(&digest)).await? else {
             return Ok(None);
         };
-        let lookup: Lookup = items::parse(item).map_err(|e| e.to_string())?;
+        let lookup: Lookup = items::parse(item)?;
         if !bool::from(lookup.hash.as_bytes().ct_eq(digest.as_bytes())) {
             return Ok(None);
         }
@@ -247,8 +241,7 @@ impl amanar_http::auth::ApiKeys for ApiKeyStore {
         let listing = self
             .table
             .get(&keys::api_key_listing(&lookup.org_id, &lookup.key_id))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let Some(listing) = listing.filter(|l| l.get("revokedAt").is_none_or(|v| v.is_null()))
         else {
             return Ok(None);

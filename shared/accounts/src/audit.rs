@@ -133,11 +133,11 @@ impl Audit {
         org: Option<&str>,
         event: AuditEvent,
     ) -> Result<(), TableError> {
-        let mut streams: Vec<String> = users.iter().map(|u| format!("USER#{u}")).collect();
+        let mut streams: Vec<String> = users.iter().map(|u| keys::audit_stream_user(u)).collect();
         streams.sort();
         streams.dedup();
         if let Some(org) = org {
-            streams.push(format!("ORG#{org}"));
+            streams.push(keys::audit_stream_org(org));
         }
         for stream in streams {
             self.append(&stream, &event).await?;
@@ -209,7 +209,7 @@ impl Audit {
             .table
             .query(
                 &Query::partition(Index::Primary, keys::audit_partition(stream))
-                    .sort(amanar_core::SortKey::BeginsWith("E#".into()))
+                    .sort(amanar_core::SortKey::BeginsWith(keys::AUDIT_ENTRIES.into()))
                     .backward()
                     .limit(limit)
                     .after(cursor),

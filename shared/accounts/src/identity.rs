@@ -82,6 +82,10 @@ pub enum IdentityError {
     NoSuchUser,
     #[error("the identity provider is unavailable: {0}")]
     Unavailable(String),
+    /// The provider's own storage failed (the local provider keeps its accounts in the table);
+    /// answered like any other storage error, so only a transient one is worth a retry.
+    #[error(transparent)]
+    Storage(#[from] amanar_core::TableError),
 }
 
 /// Where tokens come from and who they are for, to verify them.

@@ -257,11 +257,11 @@ impl LocalIdentity {
         issuer: impl Into<String>,
     ) -> Result<Self, IdentityError> {
         let key = keys::idp_signing_key();
-        let record = match table.get(&key).await.map_err(unavailable)? {
-            Some(item) => items::parse::<SigningKeyRecord>(item).map_err(unavailable)?,
+        let record = match table.get(&key).await? {
+            Some(item) => items::parse::<SigningKeyRecord>(item)?,
             None => {
                 let fresh = Signer::generate()?;
-                let item = items::with_key(&key, &fresh).map_err(unavailable)?;
+                let item = items::with_key(&key, &fresh)?;
                 match table
                     .write(vec![WriteOp::put(item).when(Condition::NotExists)])
                     .await
@@ -269,11 +269,10 @@ impl LocalIdentity {
                     Ok(()) => fresh,
                     // Another process made one first: use theirs.
                     Err(TableError::ConditionFailed { .. }) => {
-                        let item = table.get(&key).await.map_err(unavailable)?;
-                        items::parse(item.ok_or_else(|| unavailable("signing key vanished"))?)
-                            .map_err(unavailable)?
+                        let item = table.get(&key).await?;
+                        items::parse(item.ok_or_else(|| unavailable("signing key vanished"))?)?
                     }
-                    Err(e) => return Err(unavailable(e)),
+                    Err(e) => return Err(e.into()),
                 }
             }
         };
@@ -295,13 +294,8 @@ impl LocalIdentity {
     }
 
     async fn credentials(&self, email: &str) -> Result<Option<Credentials>, IdentityError> {
-        match self
-            .table
-            .get(&keys::idp_credentials(email))
-            .await
-            .map_err(unavailable)?
-        {
-            Some(item) => Ok(Some(items::parse(item).map_err(unavailable)?)),
+        match self.table.get(&keys::idp_credentials(email)).await? {
+            Some(item) => Ok(Some(items::parse(item)?)),
             None => Ok(None),
         }
     }
@@ -313,21 +307,18 @@ impl LocalIdentity {
                 &amanar_core::Query::partition(amanar_core::Index::Gsi1, keys::idp_user(user_id))
                     .limit(1),
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         let item = page
             .items
             .into_iter()
             .next()
             .ok_or(IdentityError::NoSuchUser)?;
-        items::parse(item).map_err(unavailable)
+        items::parse(item).map_err(IdentityError::from)
     }
 
     fn credentials_item(&self, credentials: &Credentials) -> Result<Item, IdentityError> {
-        let mut item = items::with_key(&keys::idp_credentials(&credentials.email), credentials)
-            .map_err(unavailable)?;
-        item.insert("gsi1pk".into(), keys::idp_user(&credentials.user_id).into());
-        item.insert("gsi1sk".into(), "CREDENTIALS".into());
+        let mut item = items::with_key(&keys::idp_credentials(&credentials.email), credentials)?;
+        keys::idp_user_credentials(&credentials.user_id).insert_into(&mut item);
         Ok(item)
     }
 
@@ -352,8 +343,8 @@ impl LocalIdentity {
     async fn send_code(&self, email: &str, purpose: &str) -> Result<(), IdentityError> {
         let key = keys::idp_code(email, purpose);
         let now = self.now();
-        if let Some(item) = self.table.get(&key).await.map_err(unavailable)? {
-            let previous: Code = items::parse(item).map_err(unavailable)?;
+        if let Some(item) = self.table.get(&key).await? {
+            let previous: Code = items::parse(item)?;
             let wait = previous.sent_at + RESEND_COOLDOWN_SECS - now;
             if wait > 0 {
                 return Err(IdentityError::Cooldown {
@@ -373,11 +364,8 @@ impl LocalIdentity {
             sent_at: now,
             attempts: 0,
         };
-        let item = items::with_key(&key, &record).map_err(unavailable)?;
-        self.table
-            .write(vec![WriteOp::put(item)])
-            .await
-            .map_err(unavailable)?;
+        let item = items::with_key(&key, &record)?;
+        self.table.write(vec![WriteOp::put(item)]).await?;
         let (subject, text) = if purpose == CONFIRM {
             (
                 "Verify your AmanarCarbon email",
@@ -394,7 +382,7 @@ impl LocalIdentity {
         self.mailbox
             .send(email, subject, &text)
             .await
-            .map_err(unavailable)
+            .map_err(IdentityError::from)
     }
 
     /// Counts one guess against a code or MFA session before it is compared, conditional on the
@@ -405,7 +393,7 @@ impl LocalIdentity {
         match self.table.write(vec![spend]).await {
             Ok(()) => Ok(()),
             Err(TableError::ConditionFailed { .. }) => Err(IdentityError::BadCode),
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -418,13 +406,8 @@ impl LocalIdentity {
         code: &str,
     ) -> Result<WriteOp, IdentityError> {
         let key = keys::idp_code(email, purpose);
-        let item = self
-            .table
-            .get(&key)
-            .await
-            .map_err(unavailable)?
-            .ok_or(IdentityError::BadCode)?;
-        let stored: Code = items::parse(item).map_err(unavailable)?;
+        let item = self.table.get(&key).await?.ok_or(IdentityError::BadCode)?;
+        let stored: Code = items::parse(item)?;
         if stored.expires_at <= self.now() || stored.attempts >= CODE_ATTEMPTS {
             return Err(IdentityError::BadCode);
         }
@@ -465,8 +448,7 @@ impl LocalIdentity {
             expires_at: self.now() + REFRESH_TOKEN_SECS,
             rotated: false,
         };
-        let item = items::with_key(&keys::idp_refresh_token(&sha256_hex(&[&token])), &record)
-            .map_err(unavailable)?;
+        let item = items::with_key(&keys::idp_refresh_token(&sha256_hex(&[&token])), &record)?;
         Ok((token, WriteOp::put(item).when(Condition::NotExists)))
     }
 
@@ -504,15 +486,14 @@ impl LocalIdentity {
                 attempts: 0,
             };
             let key = keys::idp_mfa_session(&sha256_hex(&[&session]));
-            let mut item = items::with_key(&key, &record).map_err(unavailable)?;
+            let mut item = items::with_key(&key, &record)?;
             item.insert(
                 amanar_core::table::EXPIRES_AT.into(),
                 record.expires_at.into(),
             );
             self.table
                 .write(vec![WriteOp::put(item).when(Condition::NotExists)])
-                .await
-                .map_err(unavailable)?;
+                .await?;
             return Ok(SignIn::Totp { session });
         }
         Ok(SignIn::Tokens(self.session(credentials).await?))
@@ -521,7 +502,7 @@ impl LocalIdentity {
     /// Stores a new refresh token and returns the session's tokens.
     async fn session(&self, credentials: &Credentials) -> Result<TokenSet, IdentityError> {
         let (refresh_token, store) = self.refresh_token(credentials)?;
-        self.table.write(vec![store]).await.map_err(unavailable)?;
+        self.table.write(vec![store]).await?;
         self.tokens(credentials, refresh_token)
     }
 
@@ -532,7 +513,7 @@ impl LocalIdentity {
                     .when(Condition::Exists),
             ])
             .await
-            .map_err(unavailable)
+            .map_err(IdentityError::from)
     }
 
     async fn create(
@@ -562,7 +543,7 @@ impl LocalIdentity {
         {
             Ok(()) => Ok(credentials),
             Err(TableError::ConditionFailed { .. }) => Err(IdentityError::EmailTaken),
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -595,7 +576,7 @@ impl IdentityProvider for LocalIdentity {
         match self.table.write(vec![consume, confirm]).await {
             Ok(()) => Ok(()),
             Err(TableError::ConditionFailed { .. }) => Err(IdentityError::BadCode),
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -628,10 +609,9 @@ impl IdentityProvider for LocalIdentity {
         let item = self
             .table
             .get(&key)
-            .await
-            .map_err(unavailable)?
+            .await?
             .ok_or(IdentityError::BadMfaSession)?;
-        let record: MfaSession = items::parse(item).map_err(unavailable)?;
+        let record: MfaSession = items::parse(item)?;
         if record.expires_at <= self.now() || record.attempts >= CODE_ATTEMPTS {
             return Err(IdentityError::BadMfaSession);
         }
@@ -663,7 +643,7 @@ impl IdentityProvider for LocalIdentity {
         match self.table.write(vec![consume, used, store]).await {
             Ok(()) => self.tokens(&credentials, refresh_token),
             Err(TableError::ConditionFailed { .. }) => Err(IdentityError::BadCode),
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -682,8 +662,7 @@ impl IdentityProvider for LocalIdentity {
                 )
                 .when(Condition::Exists),
             ])
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(secret)
     }
 
@@ -713,7 +692,7 @@ impl IdentityProvider for LocalIdentity {
             .await
             .map_err(|e| match e {
                 TableError::ConditionFailed { .. } => IdentityError::NoTotpEnrolment,
-                other => unavailable(other),
+                other => other.into(),
             })
     }
 
@@ -739,7 +718,7 @@ impl IdentityProvider for LocalIdentity {
                     .when(Condition::Exists),
             ])
             .await
-            .map_err(unavailable)
+            .map_err(IdentityError::from)
     }
 
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError> {
@@ -747,10 +726,9 @@ impl IdentityProvider for LocalIdentity {
         let item = self
             .table
             .get(&key)
-            .await
-            .map_err(unavailable)?
+            .await?
             .ok_or(IdentityError::BadRefreshToken)?;
-        let record: RefreshRecord = items::parse(item).map_err(unavailable)?;
+        let record: RefreshRecord = items::parse(item)?;
         if record.expires_at <= self.now() {
             return Err(IdentityError::BadRefreshToken);
         }
@@ -773,7 +751,7 @@ impl IdentityProvider for LocalIdentity {
         match self.table.write(vec![rotate, store]).await {
             Ok(()) => self.tokens(&credentials, next),
             Err(TableError::ConditionFailed { .. }) => Err(IdentityError::BadRefreshToken),
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -812,7 +790,7 @@ impl IdentityProvider for LocalIdentity {
         match self.table.write(vec![consume, reset]).await {
             Ok(()) => Ok(()),
             Err(TableError::ConditionFailed { .. }) => Err(IdentityError::BadCode),
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -845,7 +823,7 @@ impl IdentityProvider for LocalIdentity {
                 .when(Condition::Exists),
             ])
             .await
-            .map_err(unavailable)
+            .map_err(IdentityError::from)
     }
 
     async fn federated_session(
@@ -862,8 +840,8 @@ impl IdentityProvider for LocalIdentity {
             email: String,
         }
         let link_key = keys::idp_social_link(provider, subject);
-        if let Some(item) = self.table.get(&link_key).await.map_err(unavailable)? {
-            let link: Link = items::parse(item).map_err(unavailable)?;
+        if let Some(item) = self.table.get(&link_key).await? {
+            let link: Link = items::parse(item)?;
             let credentials = self
                 .credentials(&link.email)
                 .await?
@@ -900,9 +878,7 @@ impl IdentityProvider for LocalIdentity {
             user_id: credentials.user_id.clone(),
             email: email.to_owned(),
         };
-        let mut ops = vec![WriteOp::put(
-            items::with_key(&link_key, &link).map_err(unavailable)?,
-        )];
+        let mut ops = vec![WriteOp::put(items::with_key(&link_key, &link)?)];
         if !credentials.confirmed {
             // The provider verified the address, which is what confirmation proves. Whoever
             // registered it unconfirmed never proved it: their password and sessions go.
@@ -930,7 +906,7 @@ impl IdentityProvider for LocalIdentity {
             TableError::ConditionFailed { .. } => {
                 IdentityError::Unavailable("the account changed meanwhile; retry".into())
             }
-            other => unavailable(other),
+            other => other.into(),
         })?;
         Ok((
             credentials.user_id.clone(),

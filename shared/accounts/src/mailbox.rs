@@ -40,14 +40,7 @@ impl Mailbox {
             text: text.to_owned(),
             sent_at,
         };
-        let key = amanar_core::Key::new(
-            keys::mailbox(to),
-            format!(
-                "{}#{}",
-                sent_at.format("%Y%m%dT%H%M%S%.6fZ"),
-                new_id("mail")
-            ),
-        );
+        let key = keys::mailbox_message(to, sent_at, &new_id("mail"));
         let mut item = items::with_key(&key, &mail)?;
         item.insert(
             amanar_core::table::EXPIRES_AT.into(),

@@ -115,12 +115,6 @@ pub struct Access {
     pub role: Role,
 }
 
-fn with_gsi1(mut item: Item, pk: String, sk: &str) -> Item {
-    item.insert("gsi1pk".into(), pk.into());
-    item.insert("gsi1sk".into(), sk.into());
-    item
-}
-
 fn not_found() -> AccountsError {
     AccountsError::NotFound
 }
@@ -346,12 +340,9 @@ impl Orgs {
     }
 
     fn member_item(&self, member: &Member) -> Result<Item, AccountsError> {
-        let item = items::with_key(&keys::org_member(&member.org_id, &member.user_id), member)?;
-        Ok(with_gsi1(
-            item,
-            keys::orgs_of_user(&member.user_id),
-            &member.org_id,
-        ))
+        let mut item = items::with_key(&keys::org_member(&member.org_id, &member.user_id), member)?;
+        keys::membership_of_user(&member.user_id, &member.org_id).insert_into(&mut item);
+        Ok(item)
     }
 
     /// Creates an organisation owned by the caller; with a parent, a child organisation of an
@@ -401,7 +392,7 @@ impl Orgs {
         // Kept in the same transactions as owner changes, so "at least one owner" is a condition.
         org_item.insert(OWNER_COUNT.into(), 1.into());
         if let Some(parent) = &org.parent_org_id {
-            org_item = with_gsi1(org_item, keys::children_of(parent), &org.org_id);
+            keys::child_of(parent, &org.org_id).insert_into(&mut org_item);
         }
         let owner = Member {
             org_id: org.org_id.clone(),
@@ -513,7 +504,7 @@ impl Orgs {
             .table
             .query(
                 &Query::partition(Index::Primary, keys::org_partition(org_id))
-                    .sort(amanar_core::SortKey::BeginsWith("MEMBER#".into()))
+                    .sort(amanar_core::SortKey::BeginsWith(keys::MEMBERS.into()))
                     .limit(limit)
                     .after(cursor),
             )
@@ -554,8 +545,8 @@ impl Orgs {
         };
         // `expiresAt` here is the invitation's RFC 3339 expiry, so no TTL attribute: expired
         // invitations are filtered on read and replaced by a new invitation to the same address.
-        let item = items::with_key(&keys::org_invitation(org_id, &email), &invitation)?;
-        let item = with_gsi1(item, keys::invitations_of(&email), org_id);
+        let mut item = items::with_key(&keys::org_invitation(org_id, &email), &invitation)?;
+        keys::invitation_to(&email, org_id).insert_into(&mut item);
         self.table.write(vec![WriteOp::put(item)]).await?;
         let subject = format!("You are invited to {} on AmanarCarbon", access.org.name);
         let text = format!(

@@ -45,14 +45,9 @@ pub enum AccountsError {
     NotFound,
     #[error("forbidden ({slug}): {detail}")]
     Forbidden { slug: &'static str, detail: String },
+    /// Kept whole, so the HTTP mapping can tell a transient failure (503) from a broken one (500).
     #[error("storage: {0}")]
-    Storage(String),
-}
-
-impl From<TableError> for AccountsError {
-    fn from(error: TableError) -> Self {
-        AccountsError::Storage(error.to_string())
-    }
+    Storage(#[from] TableError),
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {

@@ -28,9 +28,22 @@
 //! | an owner's current footprint periods | `FOOTPRINTS#<owner>` | `PERIODS` | | |
 //! | activity import | `IMPORT#<importId>` | `IMPORT` | `ORG#<orgId>#IMPORTS` / `<importId>` | `IMPORTS#open` / `<updatedAt>#<importId>` until final |
 //!
-//! A footprint owner is `USER#<userId>` or `ORG#<orgId>`.
+//! A footprint owner and an audit stream are `USER#<userId>` or `ORG#<orgId>`.
+//!
+//! A function returning a [`Key`] names an item; one returning an [`IndexKey`] says where that item
+//! is listed in a GSI (callers add it with [`IndexKey::insert_into`] or `Update::set_index`); one
+//! returning a `String` names a partition to query. Times in sort keys are
+//! [`sortable_time`]s, so a cutoff compares as text.
 
-use crate::table::Key;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::table::{Index, IndexKey, Key};
+
+/// A timestamp whose text order is its time order (RFC 3339, microseconds, `Z`): the time part of
+/// the pending-upload and open-import sort keys, and the cutoff the sweepers compare them with.
+pub fn sortable_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
 
 pub fn canary() -> Key {
     Key::new("SYSTEM", "CANARY")
@@ -52,6 +65,24 @@ pub fn uploads_of_owner(owner: &str) -> String {
     format!("OWNER#{owner}")
 }
 
+/// An upload's entry among its owner's uploads.
+pub fn upload_of_owner(owner: &str, upload_id: &str) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi1,
+        uploads_of_owner(owner),
+        format!("UPLOAD#{upload_id}"),
+    )
+}
+
+/// A pending upload's entry in [`PENDING_UPLOADS`], by when it was created.
+pub fn pending_upload(created_at: DateTime<Utc>, upload_id: &str) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi2,
+        PENDING_UPLOADS,
+        format!("{}#{upload_id}", sortable_time(created_at)),
+    )
+}
+
 pub fn user_profile(user_id: &str) -> Key {
     Key::new(format!("USER#{user_id}"), "PROFILE")
 }
@@ -69,6 +100,11 @@ pub fn idp_user(user_id: &str) -> String {
     format!("IDP#USER#{user_id}")
 }
 
+/// The credentials' entry in [`idp_user`].
+pub fn idp_user_credentials(user_id: &str) -> IndexKey {
+    IndexKey::new(Index::Gsi1, idp_user(user_id), "CREDENTIALS")
+}
+
 pub fn idp_code(email: &str, purpose: &str) -> Key {
     Key::new(format!("IDP#EMAIL#{email}"), format!("CODE#{purpose}"))
 }
@@ -83,6 +119,14 @@ pub fn idp_signing_key() -> Key {
 
 pub fn mailbox(email: &str) -> String {
     format!("MAILBOX#{email}")
+}
+
+/// One message in a local mailbox; the sort key orders messages by when they were sent.
+pub fn mailbox_message(email: &str, sent_at: DateTime<Utc>, message_id: &str) -> Key {
+    Key::new(
+        mailbox(email),
+        format!("{}#{message_id}", sent_at.format("%Y%m%dT%H%M%S%.6fZ")),
+    )
 }
 
 pub fn idp_mfa_session(session_hash: &str) -> Key {
@@ -102,8 +146,11 @@ pub fn org(org_id: &str) -> Key {
     Key::new(org_partition(org_id), "ORG")
 }
 
+/// Sort-key prefix of the members in an organisation's partition.
+pub const MEMBERS: &str = "MEMBER#";
+
 pub fn org_member(org_id: &str, user_id: &str) -> Key {
-    Key::new(org_partition(org_id), format!("MEMBER#{user_id}"))
+    Key::new(org_partition(org_id), format!("{MEMBERS}{user_id}"))
 }
 
 pub fn org_invitation(org_id: &str, email: &str) -> Key {
@@ -115,9 +162,19 @@ pub fn orgs_of_user(user_id: &str) -> String {
     format!("USER#{user_id}#ORGS")
 }
 
+/// A membership's entry in [`orgs_of_user`].
+pub fn membership_of_user(user_id: &str, org_id: &str) -> IndexKey {
+    IndexKey::new(Index::Gsi1, orgs_of_user(user_id), org_id)
+}
+
 /// GSI1 partition listing an enterprise's child organisations.
 pub fn children_of(org_id: &str) -> String {
     format!("ORG#{org_id}#CHILDREN")
+}
+
+/// A child organisation's entry in [`children_of`] its parent.
+pub fn child_of(parent_id: &str, org_id: &str) -> IndexKey {
+    IndexKey::new(Index::Gsi1, children_of(parent_id), org_id)
 }
 
 /// GSI1 partition listing the invitations to an email.
@@ -125,8 +182,16 @@ pub fn invitations_of(email: &str) -> String {
     format!("INVITES#{email}")
 }
 
+/// An invitation's entry in [`invitations_of`] its email.
+pub fn invitation_to(email: &str, org_id: &str) -> IndexKey {
+    IndexKey::new(Index::Gsi1, invitations_of(email), org_id)
+}
+
+/// Sort-key prefix of the API key listings in an organisation's partition.
+pub const API_KEYS: &str = "APIKEY#";
+
 pub fn api_key_listing(org_id: &str, key_id: &str) -> Key {
-    Key::new(org_partition(org_id), format!("APIKEY#{key_id}"))
+    Key::new(org_partition(org_id), format!("{API_KEYS}{key_id}"))
 }
 
 pub fn api_key_lookup(secret_hash: &str) -> Key {
@@ -138,7 +203,22 @@ pub fn api_key_by_id(key_id: &str) -> String {
     format!("APIKEY#{key_id}")
 }
 
-/// Partition of one audit log (`USER#<id>` or `ORG#<id>`).
+/// The lookup item's entry in [`api_key_by_id`].
+pub fn api_key_id(key_id: &str) -> IndexKey {
+    IndexKey::new(Index::Gsi1, api_key_by_id(key_id), "KEY")
+}
+
+/// A user's audit stream.
+pub fn audit_stream_user(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+/// An organisation's audit stream.
+pub fn audit_stream_org(org_id: &str) -> String {
+    format!("ORG#{org_id}")
+}
+
+/// Partition of one audit log ([`audit_stream_user`] or [`audit_stream_org`]).
 pub fn audit_partition(stream: &str) -> String {
     format!("AUDIT#{stream}")
 }
@@ -147,8 +227,11 @@ pub fn audit_head(stream: &str) -> Key {
     Key::new(audit_partition(stream), "HEAD")
 }
 
+/// Sort-key prefix of the entries in an audit log's partition (the head sorts apart).
+pub const AUDIT_ENTRIES: &str = "E#";
+
 pub fn audit_entry(stream: &str, seq: u64) -> Key {
-    Key::new(audit_partition(stream), format!("E#{seq:012}"))
+    Key::new(audit_partition(stream), format!("{AUDIT_ENTRIES}{seq:012}"))
 }
 
 pub fn rate_window(subject: &str, window_start: i64) -> Key {
@@ -187,6 +270,27 @@ pub fn footprints_of(owner: &str) -> String {
     format!("FOOTPRINTS#{owner}")
 }
 
+/// A current footprint's entry in [`footprints_of`] its owner: `<period start>#<footprintId>`.
+pub fn footprint_in_history(owner: &str, period_start: NaiveDate, footprint_id: &str) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi1,
+        footprints_of(owner),
+        format!("{period_start}#{footprint_id}"),
+    )
+}
+
+/// Lowest sort key in [`footprints_of`] for footprints starting on or after `day`.
+pub fn footprints_from(day: NaiveDate) -> String {
+    day.to_string()
+}
+
+/// Highest sort key in [`footprints_of`] for footprints starting on or before `day`: `~` sorts
+/// after every id character. (DynamoDB refuses an empty string in a key condition, so an open end
+/// is no condition rather than "".)
+pub fn footprints_through(day: NaiveDate) -> String {
+    format!("{day}#~")
+}
+
 pub fn activity_import(import_id: &str) -> Key {
     Key::new(format!("IMPORT#{import_id}"), "IMPORT")
 }
@@ -197,4 +301,129 @@ pub const OPEN_IMPORTS: &str = "IMPORTS#open";
 /// GSI1 partition listing an organisation's activity imports, oldest first.
 pub fn imports_of_org(org_id: &str) -> String {
     format!("ORG#{org_id}#IMPORTS")
+}
+
+/// An import's entry in [`imports_of_org`].
+pub fn import_of_org(org_id: &str, import_id: &str) -> IndexKey {
+    IndexKey::new(Index::Gsi1, imports_of_org(org_id), import_id)
+}
+
+/// An unfinished import's entry in [`OPEN_IMPORTS`], by when it last moved.
+pub fn open_import(updated_at: DateTime<Utc>, import_id: &str) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi2,
+        OPEN_IMPORTS,
+        format!("{}#{import_id}", sortable_time(updated_at)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{Item, Update};
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn entry(key: IndexKey) -> (Index, String, String) {
+        (key.index, key.pk, key.sk)
+    }
+
+    fn owned(index: Index, pk: &str, sk: &str) -> (Index, String, String) {
+        (index, pk.to_owned(), sk.to_owned())
+    }
+
+    /// Stored items must not change shape: these are the texts already in tables.
+    #[test]
+    fn index_entries_keep_the_keys_already_stored() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 30, 5).unwrap();
+        let day = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        assert_eq!(
+            entry(upload_of_owner("ORG#org_1", "upl_1")),
+            owned(Index::Gsi1, "OWNER#ORG#org_1", "UPLOAD#upl_1")
+        );
+        assert_eq!(
+            entry(pending_upload(at, "upl_1")),
+            owned(
+                Index::Gsi2,
+                "UPLOADS#pending",
+                "2026-03-01T12:30:05.000000Z#upl_1"
+            )
+        );
+        assert_eq!(
+            entry(idp_user_credentials("usr_1")),
+            owned(Index::Gsi1, "IDP#USER#usr_1", "CREDENTIALS")
+        );
+        assert_eq!(
+            entry(membership_of_user("usr_1", "org_1")),
+            owned(Index::Gsi1, "USER#usr_1#ORGS", "org_1")
+        );
+        assert_eq!(
+            entry(child_of("org_1", "org_2")),
+            owned(Index::Gsi1, "ORG#org_1#CHILDREN", "org_2")
+        );
+        assert_eq!(
+            entry(invitation_to("ada@example.com", "org_1")),
+            owned(Index::Gsi1, "INVITES#ada@example.com", "org_1")
+        );
+        assert_eq!(
+            entry(api_key_id("key_1")),
+            owned(Index::Gsi1, "APIKEY#key_1", "KEY")
+        );
+        assert_eq!(
+            entry(footprint_in_history("USER#usr_1", day, "fp_1")),
+            owned(Index::Gsi1, "FOOTPRINTS#USER#usr_1", "2025-01-01#fp_1")
+        );
+        assert_eq!(
+            entry(import_of_org("org_1", "imp_1")),
+            owned(Index::Gsi1, "ORG#org_1#IMPORTS", "imp_1")
+        );
+        assert_eq!(
+            entry(open_import(at, "imp_1")),
+            owned(
+                Index::Gsi2,
+                "IMPORTS#open",
+                "2026-03-01T12:30:05.000000Z#imp_1"
+            )
+        );
+        assert_eq!(
+            (footprints_from(day), footprints_through(day)),
+            ("2025-01-01".to_owned(), "2025-01-01#~".to_owned())
+        );
+        assert_eq!(
+            mailbox_message("ada@example.com", at, "mail_1"),
+            Key::new("MAILBOX#ada@example.com", "20260301T123005.000000Z#mail_1")
+        );
+        assert_eq!(org_member("org_1", "usr_1").sk, format!("{MEMBERS}usr_1"));
+        assert_eq!(api_key_listing("org_1", "key_1").sk, "APIKEY#key_1");
+        assert_eq!(
+            audit_entry(&audit_stream_org("org_1"), 7).pk,
+            "AUDIT#ORG#org_1"
+        );
+        assert_eq!(audit_entry("USER#usr_1", 7).sk, "E#000000000007");
+        assert_eq!(audit_stream_user("usr_1"), "USER#usr_1");
+    }
+
+    #[test]
+    fn an_item_is_listed_in_an_index_by_its_key_attributes_and_unlisted_by_removing_them() {
+        let mut item = Item::new();
+        open_import(Utc.timestamp_opt(0, 0).unwrap(), "imp_1").insert_into(&mut item);
+        assert_eq!(
+            serde_json::Value::Object(item.clone()),
+            json!({"gsi2pk": "IMPORTS#open", "gsi2sk": "1970-01-01T00:00:00.000000Z#imp_1"})
+        );
+        let key = Key::new("IMPORT#imp_1", "IMPORT");
+        let unlisted = Update::new()
+            .remove_index(Index::Gsi2)
+            .apply(&key, Some(item))
+            .unwrap();
+        assert_eq!(Index::Gsi2.key_of(&unlisted), None);
+        let relisted = Update::new()
+            .set_index(import_of_org("org_1", "imp_1"))
+            .apply(&key, Some(unlisted))
+            .unwrap();
+        assert_eq!(
+            Index::Gsi1.key_of(&relisted),
+            Some(("ORG#org_1#IMPORTS".into(), "imp_1".into()))
+        );
+    }
 }

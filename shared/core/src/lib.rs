@@ -15,7 +15,8 @@ pub use clock::{Clock, ManualClock, SystemClock, new_id};
 pub use context::{DepsError, FromDeps, Need, Provide};
 pub use queue::{JobError, JobHandler, Queue, QueueError, QueueName, Received};
 pub use table::{
-    Condition, Cursor, Index, Item, Key, Page, Query, SortKey, Table, TableError, Update, WriteOp,
+    Condition, Cursor, Index, IndexKey, Item, Key, Page, Query, SortKey, Table, TableError, Update,
+    WriteOp,
 };
 
 use std::sync::Arc;

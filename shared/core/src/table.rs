@@ -100,6 +100,40 @@ impl Index {
     }
 }
 
+/// Where an item is listed in a secondary index. The GSIs are sparse: an item is in one exactly
+/// while it holds both of the index's key attributes, so listing and unlisting an item is setting
+/// and removing them ([`IndexKey::insert_into`], [`Update::set_index`], [`Update::remove_index`]).
+/// The product's items get theirs from [`crate::keys`]; callers never name the attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexKey {
+    pub index: Index,
+    pub pk: String,
+    pub sk: String,
+}
+
+impl IndexKey {
+    /// # Panics
+    /// On [`Index::Primary`]: an item's base-table key is its [`Key`], not an index entry.
+    pub fn new(index: Index, pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        assert!(
+            index != Index::Primary,
+            "an index key names a secondary index"
+        );
+        Self {
+            index,
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+
+    /// Lists the item under this key in its index.
+    pub fn insert_into(&self, item: &mut Item) {
+        let (p, s) = self.index.key_attributes();
+        item.insert(p.into(), Value::String(self.pk.clone()));
+        item.insert(s.into(), Value::String(self.sk.clone()));
+    }
+}
+
 /// Condition on the sort key of a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SortKey {
@@ -250,6 +284,16 @@ impl Update {
     pub fn remove(mut self, attribute: impl Into<String>) -> Self {
         self.remove.push(attribute.into());
         self
+    }
+    /// Lists the item under `key` in its index (or moves it there).
+    pub fn set_index(self, key: IndexKey) -> Self {
+        let (p, s) = key.index.key_attributes();
+        self.set(p, key.pk).set(s, key.sk)
+    }
+    /// Takes the item out of a secondary index.
+    pub fn remove_index(self, index: Index) -> Self {
+        let (p, s) = index.key_attributes();
+        self.remove(p).remove(s)
     }
 
     /// Checks the update touches no key attribute and names each attribute once.
@@ -507,8 +551,8 @@ pub fn sort_key_matches(condition: Option<&SortKey>, sk: &str) -> bool {
 }
 
 /// Errors a table operation can end in. Callers branch on the first variants; the others carry
-/// context for the log.
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+/// context for the log. [`TableError::is_transient`] says which are worth retrying.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum TableError {
     /// A condition did not hold; nothing was written. `index` is the failed operation's position.
     #[error("condition failed on operation {index} ({pk}/{sk})")]
@@ -523,24 +567,45 @@ pub enum TableError {
     /// The backend refused for load; nothing was written. Retry with backoff.
     #[error("throttled by the table backend")]
     Throttled,
+    /// The backend could not be reached, did not answer in time or answered that it failed on its
+    /// side (a 5xx). A write's outcome is unknown: it may have applied, so a client retries with
+    /// the same idempotency key.
+    #[error("table backend unavailable: {0}")]
+    Unavailable(String),
     /// A pagination cursor that this table did not issue for this query.
     #[error("invalid cursor")]
     InvalidCursor,
     /// The request itself is malformed (a programming error in the caller).
     #[error("invalid table request: {0}")]
     Invalid(String),
-    /// The backend failed or could not be reached.
+    /// The backend failed in a way waiting does not cure: a stored item it cannot read back, an
+    /// index entry pointing at a missing item, a crashed worker, a local storage error.
     #[error("table backend failed: {0}")]
     Backend(String),
 }
 
 impl TableError {
-    /// Whether retrying the same request may succeed.
+    /// Whether retrying the same request later may succeed. This is the one classification every
+    /// caller uses (retry loops; the HTTP mapping, which answers 503 with `Retry-After` exactly for
+    /// these and 500 for the rest):
+    ///
+    /// - transient: [`TransactionConflict`](Self::TransactionConflict) (the other write is over
+    ///   soon), [`Throttled`](Self::Throttled) (load passes) and
+    ///   [`Unavailable`](Self::Unavailable) (timeouts, unreachable or failing backend);
+    /// - not transient: [`ConditionFailed`](Self::ConditionFailed) (the same write meets the same
+    ///   state: a decision for the caller), [`InvalidCursor`](Self::InvalidCursor) and
+    ///   [`Invalid`](Self::Invalid) (the request itself is wrong), and
+    ///   [`Backend`](Self::Backend) (corrupt data or a broken store stays broken).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            TableError::TransactionConflict | TableError::Throttled | TableError::Backend(_)
-        )
+        match self {
+            TableError::TransactionConflict
+            | TableError::Throttled
+            | TableError::Unavailable(_) => true,
+            TableError::ConditionFailed { .. }
+            | TableError::InvalidCursor
+            | TableError::Invalid(_)
+            | TableError::Backend(_) => false,
+        }
     }
 }
 
@@ -687,6 +752,33 @@ mod tests {
             .collect();
         assert!(matches!(validate_write(&many), Err(TableError::Invalid(_))));
         assert!(matches!(validate_write(&[]), Err(TableError::Invalid(_))));
+    }
+
+    #[test]
+    fn only_conflicts_throttling_and_an_unavailable_backend_are_worth_retrying() {
+        let transient = [
+            TableError::TransactionConflict,
+            TableError::Throttled,
+            TableError::Unavailable("timed out".into()),
+        ];
+        let lasting = [
+            TableError::ConditionFailed {
+                index: 0,
+                pk: "A".into(),
+                sk: "B".into(),
+            },
+            TableError::InvalidCursor,
+            TableError::Invalid("bad request".into()),
+            TableError::Backend("stored item is corrupt".into()),
+        ];
+        assert!(transient.iter().all(TableError::is_transient));
+        assert!(!lasting.iter().any(TableError::is_transient));
+    }
+
+    #[test]
+    fn an_index_key_names_a_secondary_index() {
+        let primary = std::panic::catch_unwind(|| IndexKey::new(Index::Primary, "A", "B"));
+        assert!(primary.is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use amanar_core::table::{
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
@@ -93,9 +94,12 @@ impl DynamoTable {
     }
 }
 
-fn backend_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+/// Sorts an SDK failure into the port's errors, so callers (and the HTTP mapping, through
+/// [`TableError::is_transient`]) can tell waiting from giving up. The SDK has already retried
+/// with backoff by the time an error gets here.
+fn backend_error<E: ProvideErrorMetadata + std::fmt::Debug>(
     operation: &str,
-    error: SdkError<E, R>,
+    error: SdkError<E, HttpResponse>,
 ) -> TableError {
     let code = error.code().unwrap_or_default().to_owned();
     if matches!(
@@ -107,11 +111,26 @@ fn backend_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     if code == "TransactionConflictException" || code == "TransactionInProgressException" {
         return TableError::TransactionConflict;
     }
+    // Timed out, not reached, cut off mid-answer, or a failure on DynamoDB's side
+    // (`InternalServerError`, `ServiceUnavailable`): the same request may work in a moment.
+    let unavailable = match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(_) => error
+            .raw_response()
+            .is_some_and(|response| response.status().is_server_error()),
+        _ => false,
+    };
     let message = error
         .message()
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{error:?}"));
-    TableError::Backend(format!("DynamoDB {operation} failed: {code} {message}"))
+    if unavailable {
+        TableError::Unavailable(format!("DynamoDB {operation}: {code} {message}"))
+    } else {
+        TableError::Backend(format!("DynamoDB {operation} failed: {code} {message}"))
+    }
 }
 
 fn to_attribute(value: &Value) -> Result<AttributeValue, TableError> {
@@ -295,8 +314,8 @@ fn condition_failed(index: usize, key: &Key) -> TableError {
 }
 
 /// Maps the result of a single conditional write.
-fn single_write_result<O, E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    result: Result<O, SdkError<E, R>>,
+fn single_write_result<O, E: ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<O, SdkError<E, HttpResponse>>,
     operation: &str,
     key: &Key,
 ) -> Result<(), TableError> {

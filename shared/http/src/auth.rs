@@ -43,8 +43,9 @@ pub struct ApiKeyCaller {
 /// Checks API keys (the accounts context implements it over the table).
 #[async_trait::async_trait]
 pub trait ApiKeys: Send + Sync {
-    /// The key's caller, `None` for an unknown or revoked key.
-    async fn verify(&self, secret: &str) -> Result<Option<ApiKeyCaller>, String>;
+    /// The key's caller, `None` for an unknown or revoked key. A storage error is answered like
+    /// any other (503 when transient, else 500).
+    async fn verify(&self, secret: &str) -> Result<Option<ApiKeyCaller>, amanar_core::TableError>;
 }
 
 /// Either kind of authenticated caller.
@@ -315,10 +316,7 @@ pub async fn middleware(
                 return next.run(request).await;
             }
             Ok(None) => return invalid_api_key(),
-            Err(error) => {
-                return ApiError::Unavailable(format!("cannot check the API key: {error}"))
-                    .into_response();
-            }
+            Err(error) => return ApiError::from(error).into_response(),
         }
     }
     match bearer(request.headers()) {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use amanar_core::table::{Condition, Item, Table, TableError, Update, WriteOp, items};
+use amanar_core::table::{Condition, EXPIRES_AT, Item, Table, TableError, Update, WriteOp, items};
 use amanar_core::{Clock, keys};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -184,7 +184,7 @@ pub async fn middleware(
             let record: Record = items::parse(existing)?;
             if record.expires_at <= now {
                 // An expired key is free again: replace it, unless another request just did.
-                let expired = Condition::Equals("expiresAt".into(), record.expires_at.into());
+                let expired = Condition::Equals(EXPIRES_AT.into(), record.expires_at.into());
                 store
                     .table
                     .write(vec![WriteOp::put(reserved).when(expired)])

@@ -246,18 +246,21 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The one mapping of a storage error to HTTP, which every context goes through (directly or
+/// through its own error's storage variant): a transient one ([`TableError::is_transient`]) is a
+/// 503 with `Retry-After`, since the same request may succeed shortly; any other is a 500 whose
+/// detail stays in the log. A cursor the client sent back altered is the client's to fix.
+///
+/// [`TableError::is_transient`]: amanar_core::TableError::is_transient
 impl From<amanar_core::TableError> for ApiError {
     fn from(error: amanar_core::TableError) -> Self {
-        use amanar_core::TableError;
         match error {
-            TableError::InvalidCursor => ApiError::Validation(vec![FieldError::new(
+            amanar_core::TableError::InvalidCursor => ApiError::Validation(vec![FieldError::new(
                 "cursor",
                 "is not a cursor this list returned; start again without it",
             )]),
-            TableError::Throttled | TableError::TransactionConflict => {
-                ApiError::Unavailable(error.to_string())
-            }
-            other => ApiError::Unexpected(other.to_string()),
+            error if error.is_transient() => ApiError::Unavailable(error.to_string()),
+            error => ApiError::Unexpected(error.to_string()),
         }
     }
 }
@@ -271,5 +274,70 @@ impl From<amanar_core::QueueError> for ApiError {
 impl From<amanar_core::BlobError> for ApiError {
     fn from(error: amanar_core::BlobError) -> Self {
         ApiError::Unexpected(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amanar_core::TableError;
+    use http_body_util::BodyExt;
+
+    /// Status, `Retry-After` and problem document of the response an error becomes.
+    async fn answer(error: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, retry_after, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_transient_storage_error_is_a_503_problem_with_retry_after() {
+        for error in [
+            TableError::Throttled,
+            TableError::TransactionConflict,
+            TableError::Unavailable("DynamoDB GetItem: dispatch failure".into()),
+        ] {
+            let (status, retry_after, problem) = answer(error.clone().into()).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+            assert_eq!(retry_after.as_deref(), Some("1"), "{error}");
+            assert_eq!(problem["type"], format!("{PROBLEM_BASE}unavailable"));
+            assert!(!problem.to_string().contains("DynamoDB"), "{problem}");
+        }
+    }
+
+    #[tokio::test]
+    async fn any_other_storage_error_is_a_500_whose_detail_stays_in_the_log() {
+        for error in [
+            TableError::Backend("stored item is corrupt: ORG#org_secret".into()),
+            TableError::Invalid("attribute gsi1pk must be a string".into()),
+            TableError::ConditionFailed {
+                index: 0,
+                pk: "ORG#org_secret".into(),
+                sk: "ORG".into(),
+            },
+        ] {
+            let (status, retry_after, problem) = answer(error.clone().into()).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{error}");
+            assert_eq!(retry_after, None, "{error}");
+            assert_eq!(problem["type"], format!("{PROBLEM_BASE}internal"));
+            let text = problem.to_string();
+            assert!(
+                !text.contains("org_secret") && !text.contains("gsi1pk"),
+                "{text}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cursor_the_table_did_not_issue_is_the_client_s_to_fix() {
+        let (status, retry_after, problem) = answer(TableError::InvalidCursor.into()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(retry_after, None);
+        assert_eq!(problem["errors"][0]["field"], "cursor");
     }
 }

@@ -124,24 +124,11 @@ fn invalid(field: &'static str, message: impl Into<String>) -> UploadError {
     }
 }
 
-/// A timestamp whose text order is its time order.
-fn sortable(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
 fn record_item(upload: &Upload) -> Result<amanar_core::Item, TableError> {
     let mut item = items::with_key(&keys::upload(&upload.id), upload)?;
-    item.insert(
-        "gsi1pk".into(),
-        keys::uploads_of_owner(&upload.owner).into(),
-    );
-    item.insert("gsi1sk".into(), format!("UPLOAD#{}", upload.id).into());
+    keys::upload_of_owner(&upload.owner, &upload.id).insert_into(&mut item);
     if upload.status == UploadStatus::Pending {
-        item.insert("gsi2pk".into(), keys::PENDING_UPLOADS.into());
-        item.insert(
-            "gsi2sk".into(),
-            format!("{}#{}", sortable(upload.created_at), upload.id).into(),
-        );
+        keys::pending_upload(upload.created_at, &upload.id).insert_into(&mut item);
     }
     Ok(item)
 }
@@ -299,8 +286,7 @@ async fn settle(ports: &Ports, checked: &Upload) -> Result<(), TableError> {
             "checkedAt",
             serde_json::to_value(checked.checked_at).expect("times serialise"),
         )
-        .remove("gsi2pk")
-        .remove("gsi2sk");
+        .remove_index(Index::Gsi2);
     let pending = Condition::Equals("status".into(), serde_json::json!("pending"));
     match ports
         .table
@@ -323,7 +309,7 @@ pub const SWEEP_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// uploads it settled.
 pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
     let now = ports.clock.now();
-    let cutoff = sortable(now - SWEEP_AFTER);
+    let cutoff = keys::sortable_time(now - SWEEP_AFTER);
     let query = Query::partition(Index::Gsi2, keys::PENDING_UPLOADS)
         .sort(SortKey::LessThan(cutoff))
         .limit(100);

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use amanar_core::table::{
-    Condition, Cursor, Index, Item, Key, Query, SortKey, Table, TableError, Update, WriteOp,
+    Condition, Cursor, Index, IndexKey, Item, Key, PK, Query, SK, SortKey, Table, TableError,
+    Update, WriteOp,
 };
 use serde_json::{Value, json};
 
@@ -15,8 +16,8 @@ fn item(value: Value) -> Item {
 
 fn keyed(pk: &str, sk: &str, rest: Value) -> Item {
     let mut item = item(rest);
-    item.insert("pk".into(), json!(pk));
-    item.insert("sk".into(), json!(sk));
+    item.insert(PK.into(), json!(pk));
+    item.insert(SK.into(), json!(sk));
     item
 }
 
@@ -32,7 +33,7 @@ async fn put_all(table: &dyn Table, items: Vec<Item>) {
 fn sks(items: &[Item]) -> Vec<String> {
     items
         .iter()
-        .map(|i| i["sk"].as_str().unwrap().to_owned())
+        .map(|i| i[SK].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -232,7 +233,14 @@ pub async fn secondary_indexes_list_items_by_their_own_keys(table: &dyn Table, n
     let owner = format!("{ns}#OWNER");
     // Three items share one GSI sort key: ties are broken by the base key, and pages cut through them.
     let mut items: Vec<Item> = (0..5)
-        .map(|i| keyed(&format!("{ns}#ORDER{i}"), "ORDER", json!({"gsi1pk": owner, "gsi1sk": format!("2026-0{}", i.min(2)), "gsi2pk": format!("{ns}#STATUS#open"), "gsi2sk": format!("{i}")})))
+        .map(|i| {
+            let mut item = keyed(&format!("{ns}#ORDER{i}"), "ORDER", json!({}));
+            IndexKey::new(Index::Gsi1, &owner, format!("2026-0{}", i.min(2)))
+                .insert_into(&mut item);
+            IndexKey::new(Index::Gsi2, format!("{ns}#STATUS#open"), i.to_string())
+                .insert_into(&mut item);
+            item
+        })
         .collect();
     items.push(keyed(
         &format!("{ns}#ORDER9"),
@@ -243,7 +251,7 @@ pub async fn secondary_indexes_list_items_by_their_own_keys(table: &dyn Table, n
     let (listed, _) = all_pages(table, Query::partition(Index::Gsi1, owner.clone()).limit(2)).await;
     let pks: Vec<_> = listed
         .iter()
-        .map(|i| i["pk"].as_str().unwrap().to_owned())
+        .map(|i| i[PK].as_str().unwrap().to_owned())
         .collect();
     let expected: Vec<_> = (0..5).map(|i| format!("{ns}#ORDER{i}")).collect();
     assert_eq!(pks, expected);
@@ -255,7 +263,7 @@ pub async fn secondary_indexes_list_items_by_their_own_keys(table: &dyn Table, n
     )
     .await;
     assert_eq!(listed.len(), 5);
-    assert_eq!(listed[0]["pk"], json!(format!("{ns}#ORDER4")));
+    assert_eq!(listed[0][PK], json!(format!("{ns}#ORDER4")));
     let recent = table
         .query(
             &Query::partition(Index::Gsi1, owner.clone()).sort(SortKey::AtLeast("2026-02".into())),
@@ -272,18 +280,20 @@ pub async fn secondary_indexes_list_items_by_their_own_keys(table: &dyn Table, n
         .unwrap();
     assert_eq!(between.items.len(), 3);
 
-    // Moving an item in the index (status change) and out of it (attribute removed).
+    // Moving an item in the index (its partition attribute changes) and out of it (one of its key
+    // attributes removed is enough).
+    let (gsi2pk, _) = Index::Gsi2.key_attributes();
     table
         .write(vec![WriteOp::update(
             Key::new(format!("{ns}#ORDER0"), "ORDER"),
-            Update::new().set("gsi2pk", format!("{ns}#STATUS#closed")),
+            Update::new().set(gsi2pk, format!("{ns}#STATUS#closed")),
         )])
         .await
         .unwrap();
     table
         .write(vec![WriteOp::update(
             Key::new(format!("{ns}#ORDER1"), "ORDER"),
-            Update::new().remove("gsi2pk"),
+            Update::new().remove(gsi2pk),
         )])
         .await
         .unwrap();
@@ -301,7 +311,7 @@ pub async fn secondary_indexes_list_items_by_their_own_keys(table: &dyn Table, n
         .unwrap();
     assert_eq!(closed.items.len(), 1);
     assert_eq!(
-        closed.items[0]["gsi2pk"],
+        closed.items[0][gsi2pk],
         json!(format!("{ns}#STATUS#closed"))
     );
     // Deleted items leave the index.
@@ -483,7 +493,7 @@ pub async fn updates_create_missing_items_and_deletes_are_conditional(table: &dy
         .unwrap();
     assert_eq!(
         Value::Object(table.get(&key).await.unwrap().unwrap()),
-        json!({"pk": key.pk, "sk": "COUNTER", "hits": 5})
+        json!({PK: key.pk, SK: "COUNTER", "hits": 5})
     );
     let guarded = WriteOp::delete(key.clone()).when(Condition::Equals("hits".into(), json!(4)));
     assert!(matches!(
