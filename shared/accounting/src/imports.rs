@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use amanar_core::table::{Condition, Index, Query, SortKey, TableError, Update, WriteOp, items};
+use amanar_core::workflow::{Flow, Status, SweepPolicy, Verdict};
 use amanar_core::{Bucket, Cursor, JobError, Ports, PresignedRequest, keys, new_id};
 use amanar_platform::uploads::{self, NewUpload, UploadError, UploadStatus};
 use chrono::{DateTime, Utc};
@@ -42,18 +43,30 @@ pub enum ImportStatus {
     Rejected,
 }
 
-impl ImportStatus {
-    fn value(self) -> Value {
-        serde_json::to_value(self).expect("statuses serialise")
+impl Status for ImportStatus {
+    fn value(self) -> &'static str {
+        match self {
+            ImportStatus::AwaitingUpload => "awaiting_upload",
+            ImportStatus::Processing => "processing",
+            ImportStatus::Completed => "completed",
+            ImportStatus::Failed => "failed",
+            ImportStatus::Rejected => "rejected",
+        }
     }
 
-    pub fn is_final(self) -> bool {
+    fn is_final(self) -> bool {
         matches!(
             self,
             ImportStatus::Completed | ImportStatus::Failed | ImportStatus::Rejected
         )
     }
 }
+
+/// Activity imports run on the workflow: unfinished ones are listed in [`keys::OPEN_IMPORTS`].
+pub const FLOW: Flow = Flow {
+    name: "activity import",
+    open: keys::OPEN_IMPORTS,
+};
 
 /// How far a running import is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -120,10 +133,7 @@ pub fn footprint_id(import_id: &str) -> String {
 fn import_item(import: &ActivityImport) -> Result<amanar_core::Item, TableError> {
     let mut item = items::with_key(&keys::activity_import(&import.id), import)?;
     keys::import_of_org(&import.org_id, &import.id).insert_into(&mut item);
-    if !import.status.is_final() {
-        // Listed by when it last moved, so the sweeper finds stuck ones.
-        keys::open_import(import.updated_at, &import.id).insert_into(&mut item);
-    }
+    FLOW.start(&mut item, &import.id, import.status, import.updated_at);
     Ok(item)
 }
 
@@ -223,18 +233,12 @@ fn move_op(
     changes: Update,
     now: DateTime<Utc>,
 ) -> WriteOp {
-    let mut update = changes
-        .set("status", to.value())
-        .set("updatedAt", json!(now));
-    update = if to.is_final() {
-        update
-            .set("finishedAt", json!(now))
-            .remove_index(Index::Gsi2)
+    let changes = if to.is_final() {
+        changes.set("finishedAt", json!(now))
     } else {
-        update.set_index(keys::open_import(now, import_id))
+        changes
     };
-    WriteOp::update(keys::activity_import(import_id), update)
-        .when(Condition::Equals("status".into(), from.value()))
+    FLOW.transition(keys::activity_import(import_id), import_id, from, to, changes, now)
 }
 
 /// Moves an import from `from` to `to` with `changes`; false when it was not in `from` (another
@@ -247,11 +251,7 @@ async fn transition(
     changes: Update,
 ) -> Result<bool, TableError> {
     let op = move_op(import_id, from, to, changes, ports.clock.now());
-    match ports.table.write(vec![op]).await {
-        Ok(()) => Ok(true),
-        Err(TableError::ConditionFailed { .. }) => Ok(false),
-        Err(e) => Err(e),
-    }
+    Flow::apply(&*ports.table, op).await
 }
 
 fn retry(error: impl std::fmt::Display) -> JobError {
@@ -478,10 +478,13 @@ pub const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 pub const MAX_SWEEPS: i64 = 12;
 /// Age after which an import whose file never passed its check is failed.
 pub const ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(3);
-/// Most stale imports one sweep looks at.
-const SWEEP_LIMIT: usize = 1000;
-/// How long one sweep may work (housekeeping runs every 5 minutes, with a 120 s timeout in AWS).
-const SWEEP_BUDGET: Duration = Duration::from_secs(50);
+/// Stale after 10 minutes; at most 1000 per sweep; 50 s of work (housekeeping runs every 5
+/// minutes, with a 120 s timeout in AWS).
+const SWEEP_POLICY: SweepPolicy = SweepPolicy {
+    stale_after: STALE_AFTER,
+    limit: 1000,
+    budget: Duration::from_secs(50),
+};
 
 /// Finishes imports that stopped moving: their `upload-checked.v1` message went to the dead-letter
 /// queue, or a worker died mid-file. An import whose upload is settled gets its message again;
@@ -489,54 +492,31 @@ const SWEEP_BUDGET: Duration = Duration::from_secs(50);
 /// reason, so no import waits forever. Run by housekeeping; returns how many imports it nudged or
 /// failed. One import's error is logged and left to the next run.
 pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
-    let started = std::time::Instant::now();
     let now = ports.clock.now();
-    let query = Query::partition(Index::Gsi2, keys::OPEN_IMPORTS)
-        .sort(SortKey::LessThan(keys::sortable_time(now - STALE_AFTER)))
-        .limit(100);
-    // Every page, not just the first: imports whose upload is still pending are skipped here and
-    // must not hide the stuck ones behind them.
-    let mut stale = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = ports.table.query(&query.clone().after(cursor)).await?;
-        stale.extend(page.items);
-        cursor = page.next;
-        if cursor.is_none() || stale.len() >= SWEEP_LIMIT {
-            break;
-        }
-    }
-    let mut handled = 0;
-    for item in stale {
-        if started.elapsed() > SWEEP_BUDGET {
-            tracing::warn!("import sweep stopped at its time budget; the next run goes on");
-            break;
-        }
-        match sweep_one(ports, item, now).await {
-            Ok(true) => handled += 1,
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "could not sweep an import; the next run retries"),
-        }
-    }
-    Ok(handled)
+    let report = FLOW
+        .sweep(&*ports.table, now, SWEEP_POLICY, |item| {
+            sweep_one(ports, item, now)
+        })
+        .await?;
+    Ok(report.moved())
 }
 
-/// Nudges or fails one stale import; false when it is left as it is.
+/// Nudges or fails one stale import, or leaves it waiting for its upload.
 async fn sweep_one(
     ports: &Ports,
     item: amanar_core::Item,
     now: DateTime<Utc>,
-) -> Result<bool, TableError> {
-    let sweeps = item.get("sweeps").and_then(Value::as_i64).unwrap_or(0);
+) -> Result<Verdict, TableError> {
+    let sweeps = Flow::sweeps(&item);
     let import: ActivityImport = items::parse(item)?;
     let Some(upload) = uploads::get(ports, &import.upload_id).await? else {
         tracing::warn!(import_id = %import.id, "an import's upload record is missing");
-        return Ok(false);
+        return Ok(Verdict::Waiting);
     };
     let abandoned = now - import.created_at > ABANDONED_AFTER;
     let give_up = match upload.status {
         // The upload sweeper settles it, and that sends the message; unless it never does.
-        UploadStatus::Pending if !abandoned => return Ok(false),
+        UploadStatus::Pending if !abandoned => return Ok(Verdict::Waiting),
         UploadStatus::Pending => Some("no checked file arrived within 3 hours; start a new import"),
         _ if sweeps >= MAX_SWEEPS => {
             Some("the file could not be processed after repeated attempts; start a new import")
@@ -552,25 +532,25 @@ async fn sweep_one(
             Update::new().set("reason", reason),
         )
         .await?;
-        if failed {
-            tracing::error!(import_id = %import.id, reason, "gave up on a stuck import");
+        if !failed {
+            // It moved meanwhile: nothing to give up on.
+            return Ok(Verdict::Waiting);
         }
-        return Ok(failed);
+        tracing::error!(import_id = %import.id, reason, "gave up on a stuck import");
+        return Ok(Verdict::GaveUp);
     }
     uploads::announce(ports, &upload)
         .await
-        .map_err(|e| TableError::Backend(format!("could not queue a nudge: {e}")))?;
-    // Counted, and out of the sweeper's sight for another STALE_AFTER.
-    transition(
-        ports,
+        .map_err(|e| TableError::Unavailable(format!("could not queue a nudge: {e}")))?;
+    let nudge = FLOW.nudge(
+        keys::activity_import(&import.id),
         &import.id,
         import.status,
-        import.status,
-        Update::new().add("sweeps", 1),
-    )
-    .await?;
+        now,
+    );
+    Flow::apply(&*ports.table, nudge).await?;
     tracing::warn!(import_id = %import.id, status = ?import.status, "nudged a stuck import");
-    Ok(true)
+    Ok(Verdict::Nudged)
 }
 
 #[cfg(test)]

@@ -74,13 +74,16 @@ pub fn upload_of_owner(owner: &str, upload_id: &str) -> IndexKey {
     )
 }
 
-/// A pending upload's entry in [`PENDING_UPLOADS`], by when it was created.
+/// An unfinished record's entry in its workflow's GSI2 partition `open` (such as
+/// [`PENDING_UPLOADS`]), by when it last moved, so a sweeper finds the ones that stopped.
+pub fn unfinished(open: &str, moved_at: DateTime<Utc>, id: &str) -> IndexKey {
+    IndexKey::new(Index::Gsi2, open, format!("{}#{id}", sortable_time(moved_at)))
+}
+
+/// A pending upload's entry in [`PENDING_UPLOADS`], by when it was created (a pending upload
+/// has not moved since).
 pub fn pending_upload(created_at: DateTime<Utc>, upload_id: &str) -> IndexKey {
-    IndexKey::new(
-        Index::Gsi2,
-        PENDING_UPLOADS,
-        format!("{}#{upload_id}", sortable_time(created_at)),
-    )
+    unfinished(PENDING_UPLOADS, created_at, upload_id)
 }
 
 pub fn user_profile(user_id: &str) -> Key {
@@ -310,11 +313,7 @@ pub fn import_of_org(org_id: &str, import_id: &str) -> IndexKey {
 
 /// An unfinished import's entry in [`OPEN_IMPORTS`], by when it last moved.
 pub fn open_import(updated_at: DateTime<Utc>, import_id: &str) -> IndexKey {
-    IndexKey::new(
-        Index::Gsi2,
-        OPEN_IMPORTS,
-        format!("{}#{import_id}", sortable_time(updated_at)),
-    )
+    unfinished(OPEN_IMPORTS, updated_at, import_id)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod mail;
 pub mod messages;
 pub mod queue;
 pub mod table;
+pub mod workflow;
 
 pub use blobs::{Blob, BlobError, Blobs, Bucket, PresignedRequest, UploadPolicy};
 pub use clock::{Clock, ManualClock, SystemClock, new_id};

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use amanar_core::blobs::{Bucket, PresignedRequest, UploadPolicy};
 use amanar_core::messages::{JobMessage, UploadChecked};
-use amanar_core::table::{Condition, Index, Query, SortKey, TableError, Update, WriteOp, items};
+use amanar_core::table::{Item, Query, TableError, Update, WriteOp, items};
+use amanar_core::workflow::{Flow, Status, SweepPolicy, Verdict};
 use amanar_core::{JobError, Ports, QueueName, keys, new_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,27 @@ pub enum UploadStatus {
     Accepted,
     Rejected,
 }
+
+impl Status for UploadStatus {
+    fn value(self) -> &'static str {
+        match self {
+            UploadStatus::Pending => "pending",
+            UploadStatus::Accepted => "accepted",
+            UploadStatus::Rejected => "rejected",
+        }
+    }
+
+    fn is_final(self) -> bool {
+        self != UploadStatus::Pending
+    }
+}
+
+/// Uploads run on the workflow: pending ones are listed in [`keys::PENDING_UPLOADS`] by when
+/// they were declared (a pending upload does not move until its check settles it).
+pub const FLOW: Flow = Flow {
+    name: "upload",
+    open: keys::PENDING_UPLOADS,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -127,9 +149,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> UploadError {
 fn record_item(upload: &Upload) -> Result<amanar_core::Item, TableError> {
     let mut item = items::with_key(&keys::upload(&upload.id), upload)?;
     keys::upload_of_owner(&upload.owner, &upload.id).insert_into(&mut item);
-    if upload.status == UploadStatus::Pending {
-        keys::pending_upload(upload.created_at, &upload.id).insert_into(&mut item);
-    }
+    FLOW.start(&mut item, &upload.id, upload.status, upload.created_at);
     Ok(item)
 }
 
@@ -269,11 +289,7 @@ fn problem_with(upload: &Upload, bytes: &[u8]) -> Option<String> {
 /// Switches a pending upload to its outcome (once: a settled upload stays as it is) and takes it
 /// out of the pending index.
 async fn settle(ports: &Ports, checked: &Upload) -> Result<(), TableError> {
-    let switch = Update::new()
-        .set(
-            "status",
-            serde_json::to_value(checked.status).expect("statuses serialise"),
-        )
+    let outcome = Update::new()
         .set(
             "reason",
             checked
@@ -285,19 +301,16 @@ async fn settle(ports: &Ports, checked: &Upload) -> Result<(), TableError> {
         .set(
             "checkedAt",
             serde_json::to_value(checked.checked_at).expect("times serialise"),
-        )
-        .remove_index(Index::Gsi2);
-    let pending = Condition::Equals("status".into(), serde_json::json!("pending"));
-    match ports
-        .table
-        .write(vec![
-            WriteOp::update(keys::upload(&checked.id), switch).when(pending),
-        ])
-        .await
-    {
-        Ok(()) | Err(TableError::ConditionFailed { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
+        );
+    let op = FLOW.transition(
+        keys::upload(&checked.id),
+        &checked.id,
+        UploadStatus::Pending,
+        checked.status,
+        outcome,
+        ports.clock.now(),
+    );
+    Flow::apply(&*ports.table, op).await.map(|_| ())
 }
 
 /// How long an upload may stay pending before the sweeper looks at it.
@@ -309,45 +322,58 @@ pub const SWEEP_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// uploads it settled.
 pub async fn sweep_stale(ports: &Ports) -> Result<usize, TableError> {
     let now = ports.clock.now();
-    let cutoff = keys::sortable_time(now - SWEEP_AFTER);
-    let query = Query::partition(Index::Gsi2, keys::PENDING_UPLOADS)
-        .sort(SortKey::LessThan(cutoff))
-        .limit(100);
-    let mut settled = 0;
-    for item in ports.table.query(&query).await?.items {
-        let upload: Upload = items::parse(item)?;
-        let key = upload.quarantine_key();
-        let present = match ports.blobs.get(Bucket::Uploads, &key).await {
-            Ok(blob) => blob.is_some(),
-            Err(error) => {
-                tracing::warn!(upload_id = %upload.id, %error, "sweeper could not look for an upload");
-                continue;
-            }
+    let report = FLOW
+        .sweep(&*ports.table, now, SWEEP_POLICY, |item| {
+            sweep_one(ports, item, now)
+        })
+        .await?;
+    Ok(report.moved())
+}
+
+/// Stale after [`SWEEP_AFTER`]; at most 1000 per sweep; 50 s of work (housekeeping runs every 5
+/// minutes, with a 120 s timeout in AWS).
+const SWEEP_POLICY: SweepPolicy = SweepPolicy {
+    stale_after: SWEEP_AFTER,
+    limit: 1000,
+    budget: Duration::from_secs(50),
+};
+
+/// Checks one stale upload whose file is in quarantine, or rejects it once its URL has expired
+/// with no file; leaves it waiting otherwise.
+async fn sweep_one(ports: &Ports, item: Item, now: DateTime<Utc>) -> Result<Verdict, TableError> {
+    let upload: Upload = items::parse(item)?;
+    let key = upload.quarantine_key();
+    let present = ports
+        .blobs
+        .get(Bucket::Uploads, &key)
+        .await
+        .map_err(|e| TableError::Unavailable(format!("could not look for upload {}: {e}", upload.id)))?
+        .is_some();
+    if present {
+        return match verify(ports, &key).await {
+            Ok(()) => Ok(Verdict::Nudged),
+            Err(error) => Err(TableError::Unavailable(format!(
+                "could not check upload {}: {error}",
+                upload.id
+            ))),
         };
-        if present {
-            match verify(ports, &key).await {
-                Ok(()) => settled += 1,
-                Err(error) => {
-                    tracing::warn!(upload_id = %upload.id, %error, "sweeper could not check an upload")
-                }
-            }
-        } else if now - upload.created_at
-            > chrono::TimeDelta::from_std(UPLOAD_URL_TTL).expect("a short TTL") + SWEEP_AFTER
-        {
-            let expired = Upload {
-                status: UploadStatus::Rejected,
-                reason: Some("no file arrived before the upload URL expired".into()),
-                checked_at: Some(now),
-                ..upload
-            };
-            settle(ports, &expired).await?;
-            if let Err(error) = announce(ports, &expired).await {
-                tracing::warn!(upload_id = %expired.id, %error, "could not announce an expired upload");
-            }
-            settled += 1;
-        }
     }
-    Ok(settled)
+    let expired = now - upload.created_at
+        > chrono::TimeDelta::from_std(UPLOAD_URL_TTL).expect("a short TTL") + SWEEP_AFTER;
+    if !expired {
+        return Ok(Verdict::Waiting);
+    }
+    let rejected = Upload {
+        status: UploadStatus::Rejected,
+        reason: Some("no file arrived before the upload URL expired".into()),
+        checked_at: Some(now),
+        ..upload
+    };
+    settle(ports, &rejected).await?;
+    if let Err(error) = announce(ports, &rejected).await {
+        tracing::warn!(upload_id = %rejected.id, %error, "could not announce an expired upload");
+    }
+    Ok(Verdict::GaveUp)
 }
 
 /// The housekeeping task of [`sweep_stale`].
