@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use amanar_core::table::{Condition, Index, Query, SortKey, TableError, Update, WriteOp, items};
+use amanar_core::table::{Condition, Index, Query, TableError, Update, WriteOp, items};
 use amanar_core::workflow::{Flow, Status, SweepPolicy, Verdict};
 use amanar_core::{Bucket, Cursor, JobError, Ports, PresignedRequest, keys, new_id};
 use amanar_platform::uploads::{self, NewUpload, UploadError, UploadStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::activity_csv::{self, RowError};
@@ -238,7 +238,14 @@ fn move_op(
     } else {
         changes
     };
-    FLOW.transition(keys::activity_import(import_id), import_id, from, to, changes, now)
+    FLOW.transition(
+        keys::activity_import(import_id),
+        import_id,
+        from,
+        to,
+        changes,
+        now,
+    )
 }
 
 /// Moves an import from `from` to `to` with `changes`; false when it was not in `from` (another

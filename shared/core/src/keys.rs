@@ -77,7 +77,11 @@ pub fn upload_of_owner(owner: &str, upload_id: &str) -> IndexKey {
 /// An unfinished record's entry in its workflow's GSI2 partition `open` (such as
 /// [`PENDING_UPLOADS`]), by when it last moved, so a sweeper finds the ones that stopped.
 pub fn unfinished(open: &str, moved_at: DateTime<Utc>, id: &str) -> IndexKey {
-    IndexKey::new(Index::Gsi2, open, format!("{}#{id}", sortable_time(moved_at)))
+    IndexKey::new(
+        Index::Gsi2,
+        open,
+        format!("{}#{id}", sortable_time(moved_at)),
+    )
 }
 
 /// A pending upload's entry in [`PENDING_UPLOADS`], by when it was created (a pending upload

@@ -89,13 +89,7 @@ impl Flow {
     }
 
     /// Prepares a new record's item: version 1, and its open entry unless it starts final.
-    pub fn start(
-        &self,
-        item: &mut Item,
-        id: &str,
-        status: impl Status,
-        moved_at: DateTime<Utc>,
-    ) {
+    pub fn start(&self, item: &mut Item, id: &str, status: impl Status, moved_at: DateTime<Utc>) {
         item.insert(crate::table::VERSION.into(), json!(1));
         if !status.is_final() {
             self.open_entry(moved_at, id).insert_into(item);
@@ -178,7 +172,9 @@ impl Flow {
     {
         let started = Instant::now();
         let query = Query::partition(Index::Gsi2, self.open)
-            .sort(SortKey::LessThan(keys::sortable_time(now - policy.stale_after)))
+            .sort(SortKey::LessThan(keys::sortable_time(
+                now - policy.stale_after,
+            )))
             .limit(100);
         let mut stale = Vec::new();
         let mut cursor = None;
@@ -194,7 +190,10 @@ impl Flow {
         let mut report = SweepReport::default();
         for item in stale {
             if started.elapsed() > policy.budget {
-                tracing::warn!(flow = self.name, "sweep stopped at its time budget; the next run goes on");
+                tracing::warn!(
+                    flow = self.name,
+                    "sweep stopped at its time budget; the next run goes on"
+                );
                 report.out_of_budget = true;
                 break;
             }

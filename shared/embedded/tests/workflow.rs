@@ -78,7 +78,14 @@ const POLICY: SweepPolicy = SweepPolicy {
 async fn a_move_applies_only_from_the_status_it_names_and_bumps_the_version() {
     let (table, _dir) = table();
     create(&*table, "a", Step::Open, t0()).await;
-    let first = FLOW.transition(key("a"), "a", Step::Open, Step::Working, Update::new(), t0());
+    let first = FLOW.transition(
+        key("a"),
+        "a",
+        Step::Open,
+        Step::Working,
+        Update::new(),
+        t0(),
+    );
     let second = FLOW.transition(key("a"), "a", Step::Open, Step::Done, Update::new(), t0());
     assert!(Flow::apply(&*table, first).await.unwrap());
     assert!(
@@ -97,7 +104,14 @@ async fn of_concurrent_moves_from_one_status_exactly_one_wins() {
     let moves = (0..8).map(|_| {
         let table = table.clone();
         tokio::spawn(async move {
-            let op = FLOW.transition(key("a"), "a", Step::Open, Step::Working, Update::new(), t0());
+            let op = FLOW.transition(
+                key("a"),
+                "a",
+                Step::Open,
+                Step::Working,
+                Update::new(),
+                t0(),
+            );
             Flow::apply(&*table, op).await.unwrap()
         })
     });
@@ -113,11 +127,29 @@ async fn a_record_stays_in_the_open_index_until_its_final_move() {
     let (table, _dir) = table();
     create(&*table, "a", Step::Open, t0()).await;
     create(&*table, "b", Step::Done, t0()).await;
-    assert_eq!(open_ids(&*table).await, ["a"], "a record born final is never open");
-    let working = FLOW.transition(key("a"), "a", Step::Open, Step::Working, Update::new(), t0());
+    assert_eq!(
+        open_ids(&*table).await,
+        ["a"],
+        "a record born final is never open"
+    );
+    let working = FLOW.transition(
+        key("a"),
+        "a",
+        Step::Open,
+        Step::Working,
+        Update::new(),
+        t0(),
+    );
     Flow::apply(&*table, working).await.unwrap();
     assert_eq!(open_ids(&*table).await, ["a"]);
-    let done = FLOW.transition(key("a"), "a", Step::Working, Step::Done, Update::new(), t0());
+    let done = FLOW.transition(
+        key("a"),
+        "a",
+        Step::Working,
+        Step::Done,
+        Update::new(),
+        t0(),
+    );
     Flow::apply(&*table, done).await.unwrap();
     assert!(open_ids(&*table).await.is_empty());
 }
@@ -143,9 +175,15 @@ async fn a_sweep_visits_every_stale_record_past_the_first_page_and_none_that_mov
     assert!(!seen.contains(&"fresh".to_owned()));
 
     let limited = FLOW
-        .sweep(&*table, now, SweepPolicy { limit: 120, ..POLICY }, |_| async {
-            Ok(Verdict::Waiting)
-        })
+        .sweep(
+            &*table,
+            now,
+            SweepPolicy {
+                limit: 120,
+                ..POLICY
+            },
+            |_| async { Ok(Verdict::Waiting) },
+        )
         .await
         .unwrap();
     assert_eq!(limited.visited, 120, "a sweep reads at most its limit");
@@ -176,9 +214,15 @@ async fn a_sweep_stops_at_its_budget_and_counts_failed_visits_without_stopping()
     assert_eq!((report.visited, report.gave_up, report.failed), (5, 3, 2));
 
     let out_of_time = FLOW
-        .sweep(&*table, now, SweepPolicy { budget: Duration::ZERO, ..POLICY }, |_| async {
-            Ok(Verdict::Waiting)
-        })
+        .sweep(
+            &*table,
+            now,
+            SweepPolicy {
+                budget: Duration::ZERO,
+                ..POLICY
+            },
+            |_| async { Ok(Verdict::Waiting) },
+        )
         .await
         .unwrap();
     assert!(out_of_time.out_of_budget);

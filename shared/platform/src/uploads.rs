@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use amanar_core::blobs::{Bucket, PresignedRequest, UploadPolicy};
 use amanar_core::messages::{JobMessage, UploadChecked};
-use amanar_core::table::{Item, Query, TableError, Update, WriteOp, items};
+use amanar_core::table::{Condition, Index, Item, Query, TableError, Update, WriteOp, items};
 use amanar_core::workflow::{Flow, Status, SweepPolicy, Verdict};
 use amanar_core::{JobError, Ports, QueueName, keys, new_id};
 use chrono::{DateTime, Utc};
@@ -347,7 +347,9 @@ async fn sweep_one(ports: &Ports, item: Item, now: DateTime<Utc>) -> Result<Verd
         .blobs
         .get(Bucket::Uploads, &key)
         .await
-        .map_err(|e| TableError::Unavailable(format!("could not look for upload {}: {e}", upload.id)))?
+        .map_err(|e| {
+            TableError::Unavailable(format!("could not look for upload {}: {e}", upload.id))
+        })?
         .is_some();
     if present {
         return match verify(ports, &key).await {
