@@ -4,7 +4,9 @@
 # sample event (events/<function>.json) in its AWS configuration, against moto on loopback. Prints
 # one Markdown table: init p50 (spawn to first poll), first invocation p50, spawn to first response
 # p50, peak RSS p50 and stripped x86_64 size, each with its ratio to hello-world.
-# Needs the test tools that ./infra/test.sh installs (moto, boto3).
+# Needs the test tools that ./infra/test.sh installs (moto, boto3). FUNCTIONS_DIR=<dir> measures the
+# function binaries in another directory (another commit's release build) against this run's
+# hello-world instead of building this tree's.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -12,9 +14,10 @@ venv="$root/.test-tools/venv"
 [ -x "$venv/bin/python" ] || { echo "run ./infra/test.sh once first: it installs the emulator" >&2; exit 1; }
 runs="${INIT_RUNS:-20}"
 
-cargo build --release --quiet -p amanar-functions --bins
+[ -n "${FUNCTIONS_DIR:-}" ] || cargo build --release --quiet -p amanar-functions --bins
 cargo build --release --quiet -p amanar-bench --bin lambda-init --bin hello-lambda
 bin="$root/target/release"
+functions="${FUNCTIONS_DIR:-$bin}"
 tmp="$(mktemp -d)"
 moto_pid=""
 cleanup() { [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; rm -rf "$tmp"; }
@@ -57,7 +60,8 @@ export AMANAR_TABLE_NAME=bench AMANAR_UPLOADS_BUCKET=bench-uploads AMANAR_EXPORT
 "$bin/lambda-init" "$bin/hello-lambda" "$runs" events/api-health.json > "$tmp/hello-world.json"
 for source in functions/src/bin/*.rs; do
     function="$(basename "$source" .rs)"
-    "$bin/lambda-init" "$bin/$function" "$runs" "events/$function.json" > "$tmp/$function.json"
+    [ -x "$functions/$function" ] || continue
+    "$bin/lambda-init" "$functions/$function" "$runs" "events/$function.json" > "$tmp/$function.json"
 done
 "$venv/bin/python" - "$tmp" <<'PY'
 import json, pathlib, sys

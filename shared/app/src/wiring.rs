@@ -9,7 +9,7 @@ use amanar_accounts::social::SocialSettings;
 use amanar_accounts::{IdentityProvider, LocalIdentity, Mailbox};
 use amanar_core::mail::Mailer;
 use amanar_core::{Blobs, Clock, DepsError, Ports, Provide, Queue, SystemClock, Table};
-use amanar_embedded::{EmbeddedStore, LocalBlobs, RedbQueue};
+use amanar_embedded::{EmbeddedStore, LocalBlobs};
 use amanar_http::scope::KnownScopes;
 use amanar_http::{Auth, OrgGuard, RateLimits, Verifier};
 use tokio::sync::OnceCell;
@@ -70,6 +70,26 @@ impl Wiring {
             config: Some(config),
             ..Parts::default()
         }))
+    }
+
+    /// The parts built so far, by name: what a function's cold start has paid for.
+    pub fn built(&self) -> Vec<&'static str> {
+        let p = &self.0;
+        [
+            ("sdk", p.sdk.initialized()),
+            ("store", p.store.initialized()),
+            ("table", p.table.initialized()),
+            ("queue", p.queue.initialized()),
+            ("blobs", p.blobs.initialized()),
+            ("identity", p.identity.initialized()),
+            ("mailer", p.mailer.initialized()),
+            ("auth", p.auth.initialized()),
+            ("limits", p.limits.initialized()),
+            ("org guard", p.guard.initialized()),
+        ]
+        .into_iter()
+        .filter_map(|(name, built)| built.then_some(name))
+        .collect()
     }
 
     pub fn config(&self) -> &Config {
@@ -137,14 +157,6 @@ impl Wiring {
             })
             .await
             .cloned()
-    }
-
-    /// The embedded queue, when queues are embedded (the local runtime's operations and tests).
-    pub async fn embedded_queue(&self) -> Result<Option<RedbQueue>, DepsError> {
-        Ok(match self.config().queue {
-            QueueBackend::Embedded => Some(self.store().await?.queue.clone()),
-            QueueBackend::Sqs { .. } => None,
-        })
     }
 
     async fn blob_parts(&self) -> Result<&(Arc<dyn Blobs>, Option<LocalBlobs>), DepsError> {
@@ -429,5 +441,60 @@ impl Provide<SocialSettings> for Wiring {
 impl Provide<KnownScopes> for Wiring {
     async fn provide(&self) -> Result<KnownScopes, DepsError> {
         Ok(crate::known_scopes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Face;
+
+    /// A Lambda configuration on the embedded store: every other part would need AWS, so building
+    /// one by mistake shows up in [`Wiring::built`].
+    fn wiring(dir: &std::path::Path) -> Wiring {
+        let dir = dir.display().to_string();
+        let config = Config::from_lookup(Face::Lambda, |name| match name {
+            "AMANAR_TABLE_BACKEND" => Some("embedded".into()),
+            "AMANAR_DATA_DIR" => Some(dir.clone()),
+            "AMANAR_QUEUE_URL_JOBS" => Some("http://127.0.0.1:9/jobs".into()),
+            "AMANAR_UPLOADS_BUCKET" => Some("uploads".into()),
+            "AMANAR_EXPORTS_BUCKET" => Some("exports".into()),
+            "AMANAR_USER_POOL_ID" => Some("eu-west-1_x".into()),
+            "AMANAR_USER_POOL_CLIENT_ID" => Some("client".into()),
+            "AMANAR_MAIL_FROM" => Some("no-reply@example.com".into()),
+            _ => None,
+        })
+        .expect("a valid configuration");
+        Wiring::new(config)
+    }
+
+    #[tokio::test]
+    async fn the_health_function_builds_its_table_and_the_shared_layers_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let wiring = wiring(dir.path());
+        crate::routes::function_router(amanar_platform::health::FUNCTION, &wiring)
+            .await
+            .unwrap();
+        assert_eq!(wiring.built(), ["store", "table", "auth", "limits"]);
+    }
+
+    #[tokio::test]
+    async fn a_function_of_static_data_builds_no_port_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let wiring = wiring(dir.path());
+        amanar_accounting::api::FACTORS.router(&wiring).await.unwrap();
+        assert!(wiring.built().is_empty(), "built {:?}", wiring.built());
+    }
+
+    #[tokio::test]
+    async fn a_context_state_builds_what_its_bounds_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let wiring = wiring(dir.path());
+        let _ = <amanar_platform::health::HealthState as amanar_core::FromDeps<Wiring>>::from_deps(
+            &wiring,
+        )
+        .await
+        .unwrap();
+        assert_eq!(wiring.built(), ["store", "table"]);
     }
 }
