@@ -60,10 +60,7 @@ pub async fn emulator_sent_mail() -> Vec<serde_json::Value> {
         .json()
         .await
         .expect("the SES messages are JSON");
-    data["messages"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    data["messages"].as_array().cloned().unwrap_or_default()
 }
 
 /// Whether the emulator's SES accepted a message to `to` whose subject contains `subject`.
