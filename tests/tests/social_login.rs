@@ -256,9 +256,10 @@ async fn the_hosted_ui_mode_sends_identity_provider_and_exchanges_the_code_with_
     use std::collections::HashMap;
     use std::sync::Arc;
 
+    use amanar_accounts::Accounts;
     use amanar_accounts::social::{Mode, Social};
-    use amanar_accounts::{Accounts, LocalIdentity};
     use amanar_core::{SystemClock, Table};
+    use amanar_local_idp::LocalIdentity;
 
     let dir = tempfile::tempdir().unwrap();
     let store = amanar_embedded::EmbeddedStore::open(dir.path()).unwrap();

@@ -13,7 +13,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::identity::{IdentityError, SignIn, TokenSet};
-use crate::service::{Accounts, AccountsError, Profile, ProfilePatch, Registration};
+use crate::profile::{Profile, ProfilePatch};
+use crate::service::{Accounts, AccountsError, Registration};
 
 /// Routes of the `api-auth` function.
 pub(crate) fn auth_router() -> OpenApiRouter<crate::AccountsState> {

@@ -12,9 +12,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::access::Role;
 use crate::apikeys::ApiKey;
 use crate::audit::AuditEntry;
-use crate::orgs::{Invitation, Member, Org, Orgs, Role};
+use crate::members::Member;
+use crate::orgs::{Invitation, Org, Orgs};
 use crate::service::Accounts;
 
 type OrgsExt = State<Arc<Orgs>>;
@@ -111,6 +113,7 @@ pub async fn get_org(
     Path(org_id): Path<String>,
 ) -> Result<Json<OrgView>, ApiError> {
     let access = orgs
+        .access
         .access_as(&principal, &org_id, Role::Viewer, crate::ORGS_READ)
         .await?;
     let children = orgs.children(&org_id).await?;
@@ -187,9 +190,10 @@ pub async fn list_members(
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<Member>>, ApiError> {
     let page = page.validate()?;
-    orgs.access_as(&principal, &org_id, Role::Viewer, crate::MEMBERS_READ)
+    orgs.access
+        .access_as(&principal, &org_id, Role::Viewer, crate::MEMBERS_READ)
         .await?;
-    let listed = orgs.members(&org_id, page.limit, page.cursor).await?;
+    let listed = orgs.members.list(&org_id, page.limit, page.cursor).await?;
     Ok(Json(List::new(listed.items, listed.next)))
 }
 
@@ -214,7 +218,8 @@ pub async fn patch_member(
     Json(request): Json<PatchMember>,
 ) -> Result<Json<Member>, ApiError> {
     Ok(Json(
-        orgs.set_role(&caller.user_id, &org_id, &user_id, request.role)
+        orgs.members
+            .set_role(&caller.user_id, &org_id, &user_id, request.role)
             .await?,
     ))
 }
@@ -231,7 +236,9 @@ pub async fn delete_member(
     caller: Caller,
     Path((org_id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    orgs.remove(&caller.user_id, &org_id, &user_id).await?;
+    orgs.members
+        .remove(&caller.user_id, &org_id, &user_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -302,7 +309,8 @@ pub async fn org_audit_log(
     Query(page): Query<PageParams>,
 ) -> Result<Json<List<AuditEntry>>, ApiError> {
     let page = page.validate()?;
-    orgs.access_as(&principal, &org_id, Role::Admin, crate::AUDIT_READ)
+    orgs.access
+        .access_as(&principal, &org_id, Role::Admin, crate::AUDIT_READ)
         .await?;
     let (entries, next) = accounts
         .audit
@@ -383,26 +391,4 @@ pub async fn revoke_api_key(
 ) -> Result<StatusCode, ApiError> {
     orgs.revoke_key(&caller.user_id, &org_id, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Organisation access for the other contexts: viewers and up read, members and up write; an API
-/// key acts only on its own organisation and needs the named scope.
-#[async_trait::async_trait]
-impl amanar_http::OrgGuard for Orgs {
-    async fn authorize(
-        &self,
-        principal: &Principal,
-        org_id: &str,
-        action: amanar_http::OrgAction,
-        key_scope: amanar_http::Scope,
-    ) -> Result<(), ApiError> {
-        let needed = match action {
-            amanar_http::OrgAction::Read => Role::Viewer,
-            amanar_http::OrgAction::Write => Role::Member,
-        };
-        self.access_as(principal, org_id, needed, key_scope)
-            .await
-            .map(|_| ())
-            .map_err(ApiError::from)
-    }
 }

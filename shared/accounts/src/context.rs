@@ -9,6 +9,7 @@ use amanar_http::scope::KnownScopes;
 use amanar_http::{Context, HttpFunction, Scope, Tag};
 use axum::extract::FromRef;
 
+use crate::access::OrgAccess;
 use crate::identity::IdentityProvider;
 use crate::orgs::Orgs;
 use crate::service::Accounts;
@@ -46,15 +47,12 @@ where
         + Sync,
 {
     async fn from_deps(deps: &D) -> Result<Self, DepsError> {
-        let (table, clock) = (
+        let (idp, table, clock) = (
+            deps.need::<Arc<dyn IdentityProvider>>().await?,
             deps.need::<Arc<dyn Table>>().await?,
             deps.need::<Arc<dyn Clock>>().await?,
         );
-        let accounts = Arc::new(Accounts::new(
-            deps.need::<Arc<dyn IdentityProvider>>().await?,
-            table.clone(),
-            clock.clone(),
-        ));
+        let accounts = Arc::new(Accounts::new(idp.clone(), table.clone(), clock.clone()));
         let social = Arc::new(Social::from_settings(
             deps.need::<SocialSettings>().await?,
             accounts.clone(),
@@ -62,7 +60,7 @@ where
             clock.clone(),
         ));
         let orgs = Arc::new(Orgs::new(
-            accounts.clone(),
+            OrgAccess::new(idp, table.clone(), clock.clone()),
             table,
             clock,
             deps.need::<Arc<dyn Mailer>>().await?,

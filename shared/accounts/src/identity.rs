@@ -1,7 +1,7 @@
 //! The identity-provider port: credentials, confirmation codes and tokens. Cognito implements it in
-//! AWS and [`crate::local_idp::LocalIdentity`] in the local runtime; one conformance suite runs
-//! against both. Emails reach it already normalised (trimmed, lower-case) and passwords already
-//! checked against the policy, so both faces refuse the same inputs.
+//! AWS (`amanar-cognito`) and the local provider (`amanar-local-idp`) in the local runtime; one
+//! conformance suite runs against both. Emails reach it already normalised (trimmed, lower-case)
+//! and passwords already checked against the policy, so both faces refuse the same inputs.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

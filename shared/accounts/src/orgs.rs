@@ -1,72 +1,23 @@
-//! Organisations, members with roles, invitations by email, and enterprise child organisations.
+//! Organisations: creating and renaming them, enterprise child organisations, invitations by email
+//! and their acceptance, and the organisation's API keys.
 //!
-//! Every access goes through [`Orgs::access`]: a caller who is neither a member of the
-//! organisation nor an owner or admin of one of its ancestors gets "not found" (another tenant's
-//! resource does not exist for them); a member whose role is too low gets "forbidden".
+//! Every access goes through [`OrgAccess`] (`access.rs`); members and their roles are in
+//! `members.rs`.
 
 use std::sync::Arc;
 
-use amanar_core::table::{
-    Condition, Index, Item, Query, Table, TableError, Update, WriteOp, items,
-};
+use amanar_core::table::{Condition, Index, Query, Table, TableError, Update, WriteOp, items};
 use amanar_core::{Clock, Cursor, keys, new_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::access::{Access, OrgAccess, Role, forbidden, not_found};
 use crate::apikeys::{ApiKey, ApiKeyStore, KeyError};
 use crate::audit::{Audit, AuditEvent};
+use crate::members::{Member, Members, OWNER_COUNT, member_item, owner_count_change};
 use crate::policy::{self, AccountType};
-use crate::service::{Accounts, AccountsError, Profile};
-
-/// Organisation roles, from most to least powerful.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Member,
-    Admin,
-    Owner,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Member => "member",
-            Role::Admin => "admin",
-            Role::Owner => "owner",
-        }
-    }
-}
-
-const OWNER_COUNT: &str = "ownerCount";
-
-fn last_owner() -> AccountsError {
-    AccountsError::ConflictWith {
-        slug: "last-owner",
-        detail: "An organisation keeps at least one owner; make another member owner first.".into(),
-    }
-}
-
-/// The write that moves the organisation's owner count, if a role change moves it.
-fn owner_count_change(org_id: &str, from: Option<Role>, to: Option<Role>) -> Option<WriteOp> {
-    let was = from == Some(Role::Owner);
-    let is = to == Some(Role::Owner);
-    match (was, is) {
-        (true, false) => Some(
-            WriteOp::update(keys::org(org_id), Update::new().add(OWNER_COUNT, -1))
-                .when(Condition::AtLeast(OWNER_COUNT.into(), 2)),
-        ),
-        (false, true) => Some(
-            WriteOp::update(keys::org(org_id), Update::new().add(OWNER_COUNT, 1))
-                .when(Condition::Exists),
-        ),
-        _ => None,
-    }
-}
+use crate::service::AccountsError;
 
 /// How deep enterprise hierarchies go.
 pub const MAX_DEPTH: usize = 5;
@@ -87,17 +38,6 @@ pub struct Org {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Member {
-    pub org_id: String,
-    pub user_id: String,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub joined_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
 pub struct Invitation {
     pub org_id: String,
     pub org_name: String,
@@ -108,24 +48,6 @@ pub struct Invitation {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The caller's standing in an organisation: their own role there, or admin through an ancestor.
-#[derive(Debug, Clone)]
-pub struct Access {
-    pub org: Org,
-    pub role: Role,
-}
-
-fn not_found() -> AccountsError {
-    AccountsError::NotFound
-}
-
-fn forbidden(detail: impl Into<String>) -> AccountsError {
-    AccountsError::Forbidden {
-        slug: "insufficient-role",
-        detail: detail.into(),
-    }
-}
-
 /// One page of a list, with the cursor of the next.
 pub struct Listed<T> {
     pub items: Vec<T>,
@@ -133,7 +55,9 @@ pub struct Listed<T> {
 }
 
 pub struct Orgs {
-    accounts: Arc<Accounts>,
+    /// The access checks every use case starts with.
+    pub access: OrgAccess,
+    pub members: Members,
     table: Arc<dyn Table>,
     clock: Arc<dyn Clock>,
     mailer: Arc<dyn amanar_core::mail::Mailer>,
@@ -144,11 +68,9 @@ pub struct Orgs {
 }
 
 impl Orgs {
-    /// `mailbox` is where invitations are mailed in the local runtime; without one (AWS, until
-    /// outgoing mail lands) invitees find them at `GET /v1/me/invitations`.
     /// `mailer` sends invitations: the local mailbox in the local runtime, SES in AWS.
     pub fn new(
-        accounts: Arc<Accounts>,
+        access: OrgAccess,
         table: Arc<dyn Table>,
         clock: Arc<dyn Clock>,
         mailer: Arc<dyn amanar_core::mail::Mailer>,
@@ -158,75 +80,11 @@ impl Orgs {
             scopes,
             audit: Audit::new(table.clone(), clock.clone()),
             keys: ApiKeyStore::new(table.clone(), clock.clone()),
-            accounts,
+            members: Members::new(access.clone(), table.clone(), clock.clone()),
+            access,
             table,
             clock,
             mailer,
-        }
-    }
-
-    /// The caller's profile, refusing enterprise accounts without MFA (they must enable it
-    /// before any organisation action).
-    pub async fn gate(&self, user_id: &str) -> Result<Profile, AccountsError> {
-        let profile = self.accounts.profile(user_id).await?;
-        if profile.account_type == AccountType::Enterprise && !profile.mfa_enabled {
-            return Err(AccountsError::Forbidden {
-                slug: "mfa-required",
-                detail: "Enterprise accounts must enable MFA (POST /v1/me/mfa/totp) before using organisations.".into(),
-            });
-        }
-        Ok(profile)
-    }
-
-    async fn org(&self, org_id: &str) -> Result<Option<Org>, AccountsError> {
-        Ok(match self.table.get(&keys::org(org_id)).await? {
-            Some(item) => Some(items::parse(item)?),
-            None => None,
-        })
-    }
-
-    async fn membership(
-        &self,
-        org_id: &str,
-        user_id: &str,
-    ) -> Result<Option<Member>, AccountsError> {
-        Ok(
-            match self.table.get(&keys::org_member(org_id, user_id)).await? {
-                Some(item) => Some(items::parse(item)?),
-                None => None,
-            },
-        )
-    }
-
-    /// Access for a user (by role) or an API key (its own organisation, with `scope`).
-    pub async fn access_as(
-        &self,
-        principal: &amanar_http::Principal,
-        org_id: &str,
-        needed: Role,
-        scope: amanar_http::Scope,
-    ) -> Result<Access, AccountsError> {
-        match principal {
-            amanar_http::Principal::User(caller) => {
-                self.gate(&caller.user_id).await?;
-                self.access(&caller.user_id, org_id, needed).await
-            }
-            amanar_http::Principal::Key(key) => {
-                if key.org_id != org_id {
-                    return Err(not_found());
-                }
-                if !key.has_scope(scope) {
-                    return Err(AccountsError::Forbidden {
-                        slug: amanar_http::scope::INSUFFICIENT_SCOPE,
-                        detail: amanar_http::scope::insufficient_scope_detail(scope),
-                    });
-                }
-                let org = self.org(org_id).await?.ok_or_else(not_found)?;
-                Ok(Access {
-                    org,
-                    role: Role::Viewer,
-                })
-            }
         }
     }
 
@@ -238,8 +96,8 @@ impl Orgs {
         name: &str,
         scopes: &[String],
     ) -> Result<(ApiKey, String), AccountsError> {
-        self.gate(user_id).await?;
-        self.access(user_id, org_id, Role::Admin).await?;
+        self.access.gate(user_id).await?;
+        self.access.access(user_id, org_id, Role::Admin).await?;
         let (key, secret) = self
             .keys
             .create(org_id, user_id, name, scopes, &self.scopes.0)
@@ -276,8 +134,8 @@ impl Orgs {
         user_id: &str,
         org_id: &str,
     ) -> Result<Vec<ApiKey>, AccountsError> {
-        self.gate(user_id).await?;
-        self.access(user_id, org_id, Role::Admin).await?;
+        self.access.gate(user_id).await?;
+        self.access.access(user_id, org_id, Role::Admin).await?;
         Ok(self.keys.list(org_id).await?)
     }
 
@@ -287,8 +145,8 @@ impl Orgs {
         org_id: &str,
         key_id: &str,
     ) -> Result<(), AccountsError> {
-        self.gate(user_id).await?;
-        self.access(user_id, org_id, Role::Admin).await?;
+        self.access.gate(user_id).await?;
+        self.access.access(user_id, org_id, Role::Admin).await?;
         if !self.keys.revoke(org_id, key_id).await? {
             return Err(not_found());
         }
@@ -302,49 +160,6 @@ impl Orgs {
         Ok(())
     }
 
-    /// The caller's standing in `org_id`, requiring at least `needed`.
-    pub async fn access(
-        &self,
-        user_id: &str,
-        org_id: &str,
-        needed: Role,
-    ) -> Result<Access, AccountsError> {
-        let org = self.org(org_id).await?.ok_or_else(not_found)?;
-        let direct = self.membership(org_id, user_id).await?.map(|m| m.role);
-        // Owners and admins of an ancestor administer its descendants; a lower direct role
-        // there does not hide that.
-        let mut inherited = None;
-        let mut parent = org.parent_org_id.clone();
-        let mut depth = 0;
-        while direct.is_none_or(|r| r < Role::Admin) && depth < MAX_DEPTH {
-            let Some(ancestor) = parent else { break };
-            if let Some(m) = self.membership(&ancestor, user_id).await?
-                && m.role >= Role::Admin
-            {
-                inherited = Some(Role::Admin);
-                break;
-            }
-            parent = self.org(&ancestor).await?.and_then(|o| o.parent_org_id);
-            depth += 1;
-        }
-        let role = direct.max(inherited);
-        let role = role.ok_or_else(not_found)?;
-        if role < needed {
-            return Err(forbidden(format!(
-                "This needs the {} role or higher in the organisation; you are {}.",
-                needed.as_str(),
-                role.as_str()
-            )));
-        }
-        Ok(Access { org, role })
-    }
-
-    fn member_item(&self, member: &Member) -> Result<Item, AccountsError> {
-        let mut item = items::with_key(&keys::org_member(&member.org_id, &member.user_id), member)?;
-        keys::membership_of_user(&member.user_id, &member.org_id).insert_into(&mut item);
-        Ok(item)
-    }
-
     /// Creates an organisation owned by the caller; with a parent, a child organisation of an
     /// enterprise the caller administers.
     pub async fn create(
@@ -353,7 +168,7 @@ impl Orgs {
         name: &str,
         parent_org_id: Option<&str>,
     ) -> Result<Org, AccountsError> {
-        let profile = self.gate(user_id).await?;
+        let profile = self.access.gate(user_id).await?;
         let name = policy::check_name(name).map_err(|m| AccountsError::Invalid {
             field: "name",
             message: m.into(),
@@ -365,12 +180,12 @@ impl Orgs {
                     detail: "Only enterprise accounts can create child organisations.".into(),
                 });
             }
-            let access = self.access(user_id, parent, Role::Admin).await?;
+            let access = self.access.access(user_id, parent, Role::Admin).await?;
             let mut depth = 1;
             let mut up = access.org.parent_org_id.clone();
             while let Some(id) = up {
                 depth += 1;
-                up = self.org(&id).await?.and_then(|o| o.parent_org_id);
+                up = self.access.org(&id).await?.and_then(|o| o.parent_org_id);
             }
             if depth >= MAX_DEPTH {
                 return Err(AccountsError::Invalid {
@@ -389,7 +204,6 @@ impl Orgs {
             updated_at: now,
         };
         let mut org_item = items::with_key(&keys::org(&org.org_id), &org)?;
-        // Kept in the same transactions as owner changes, so "at least one owner" is a condition.
         org_item.insert(OWNER_COUNT.into(), 1.into());
         if let Some(parent) = &org.parent_org_id {
             keys::child_of(parent, &org.org_id).insert_into(&mut org_item);
@@ -405,7 +219,7 @@ impl Orgs {
         self.table
             .write(vec![
                 WriteOp::put(org_item).when(Condition::NotExists),
-                WriteOp::put(self.member_item(&owner)?).when(Condition::NotExists),
+                WriteOp::put(member_item(&owner)?).when(Condition::NotExists),
             ])
             .await?;
         self.audit
@@ -425,7 +239,7 @@ impl Orgs {
         limit: usize,
         cursor: Option<Cursor>,
     ) -> Result<Listed<Member>, AccountsError> {
-        self.gate(user_id).await?;
+        self.access.gate(user_id).await?;
         let page = self
             .table
             .query(
@@ -442,8 +256,8 @@ impl Orgs {
     }
 
     pub async fn get(&self, user_id: &str, org_id: &str) -> Result<Access, AccountsError> {
-        self.gate(user_id).await?;
-        self.access(user_id, org_id, Role::Viewer).await
+        self.access.gate(user_id).await?;
+        self.access.access(user_id, org_id, Role::Viewer).await
     }
 
     pub async fn rename(
@@ -452,8 +266,8 @@ impl Orgs {
         org_id: &str,
         name: &str,
     ) -> Result<Org, AccountsError> {
-        self.gate(user_id).await?;
-        let mut org = self.access(user_id, org_id, Role::Admin).await?.org;
+        self.access.gate(user_id).await?;
+        let mut org = self.access.access(user_id, org_id, Role::Admin).await?.org;
         org.name = policy::check_name(name).map_err(|m| AccountsError::Invalid {
             field: "name",
             message: m.into(),
@@ -493,29 +307,6 @@ impl Orgs {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Members of an organisation (the caller's access is checked by the route).
-    pub async fn members(
-        &self,
-        org_id: &str,
-        limit: usize,
-        cursor: Option<Cursor>,
-    ) -> Result<Listed<Member>, AccountsError> {
-        let page = self
-            .table
-            .query(
-                &Query::partition(Index::Primary, keys::org_partition(org_id))
-                    .sort(amanar_core::SortKey::BeginsWith(keys::MEMBERS.into()))
-                    .limit(limit)
-                    .after(cursor),
-            )
-            .await?;
-        let (parsed, next) = items::parse_page(page)?;
-        Ok(Listed {
-            items: parsed,
-            next,
-        })
-    }
-
     /// Invites an email to the organisation with a role; the invitee accepts after logging in.
     pub async fn invite(
         &self,
@@ -524,8 +315,8 @@ impl Orgs {
         email: &str,
         role: Role,
     ) -> Result<Invitation, AccountsError> {
-        self.gate(user_id).await?;
-        let access = self.access(user_id, org_id, Role::Admin).await?;
+        self.access.gate(user_id).await?;
+        let access = self.access.access(user_id, org_id, Role::Admin).await?;
         if role == Role::Owner && access.role != Role::Owner {
             return Err(forbidden("Only owners can invite owners."));
         }
@@ -571,7 +362,7 @@ impl Orgs {
 
     /// Invitations waiting for the caller's email.
     pub async fn my_invitations(&self, user_id: &str) -> Result<Vec<Invitation>, AccountsError> {
-        let profile = self.accounts.profile(user_id).await?;
+        let profile = self.access.profiles.get(user_id).await?;
         let page = self
             .table
             .query(&Query::partition(Index::Gsi1, keys::invitations_of(&profile.email)).limit(100))
@@ -590,7 +381,7 @@ impl Orgs {
 
     /// Accepts the invitation to the caller's email: the caller becomes a member, once.
     pub async fn accept(&self, user_id: &str, org_id: &str) -> Result<Member, AccountsError> {
-        let profile = self.gate(user_id).await?;
+        let profile = self.access.gate(user_id).await?;
         let key = keys::org_invitation(org_id, &profile.email);
         let invitation: Invitation = match self.table.get(&key).await? {
             Some(item) => items::parse(item)?,
@@ -612,7 +403,7 @@ impl Orgs {
             .write(
                 vec![
                     WriteOp::delete(key).when(Condition::Exists),
-                    WriteOp::put(self.member_item(&member)?).when(Condition::NotExists),
+                    WriteOp::put(member_item(&member)?).when(Condition::NotExists),
                 ]
                 .into_iter()
                 .chain(owner_count_change(org_id, None, Some(member.role)))
@@ -635,93 +426,5 @@ impl Orgs {
             )
             .await?;
         Ok(member)
-    }
-
-    /// Changes a member's role. Admins manage members and viewers; owners manage everyone; the
-    /// last owner stays an owner.
-    pub async fn set_role(
-        &self,
-        user_id: &str,
-        org_id: &str,
-        member_id: &str,
-        role: Role,
-    ) -> Result<Member, AccountsError> {
-        self.gate(user_id).await?;
-        let access = self.access(user_id, org_id, Role::Admin).await?;
-        let mut member = self
-            .membership(org_id, member_id)
-            .await?
-            .ok_or_else(not_found)?;
-        if (member.role == Role::Owner || role == Role::Owner) && access.role != Role::Owner {
-            return Err(forbidden("Only owners can make or change owners."));
-        }
-        let previous = member.role;
-        member.role = role;
-        let ops: Vec<WriteOp> = std::iter::once(
-            WriteOp::update(
-                keys::org_member(org_id, member_id),
-                Update::new().set("role", role.as_str()),
-            )
-            .when(Condition::Equals("role".into(), previous.as_str().into())),
-        )
-        .chain(owner_count_change(org_id, Some(previous), Some(role)))
-        .collect();
-        self.table.write(ops).await.map_err(|e| match e {
-            TableError::ConditionFailed { index: 1, .. } => last_owner(),
-            TableError::ConditionFailed { .. } => AccountsError::Conflict,
-            other => other.into(),
-        })?;
-        self.audit
-            .record(
-                &[user_id, member_id],
-                Some(org_id),
-                AuditEvent::new(user_id, "member.role_changed")
-                    .target(member_id)
-                    .detail(format!("{} -> {}", previous.as_str(), role.as_str())),
-            )
-            .await?;
-        Ok(member)
-    }
-
-    /// Removes a member (admins), or leaves (any member removing themself).
-    pub async fn remove(
-        &self,
-        user_id: &str,
-        org_id: &str,
-        member_id: &str,
-    ) -> Result<(), AccountsError> {
-        self.gate(user_id).await?;
-        let needed = if user_id == member_id {
-            Role::Viewer
-        } else {
-            Role::Admin
-        };
-        let access = self.access(user_id, org_id, needed).await?;
-        let member = self
-            .membership(org_id, member_id)
-            .await?
-            .ok_or_else(not_found)?;
-        if member.role == Role::Owner && user_id != member_id && access.role != Role::Owner {
-            return Err(forbidden("Only owners can remove owners."));
-        }
-        let ops: Vec<WriteOp> =
-            std::iter::once(WriteOp::delete(keys::org_member(org_id, member_id)).when(
-                Condition::Equals("role".into(), member.role.as_str().into()),
-            ))
-            .chain(owner_count_change(org_id, Some(member.role), None))
-            .collect();
-        self.table.write(ops).await.map_err(|e| match e {
-            TableError::ConditionFailed { index: 1, .. } => last_owner(),
-            TableError::ConditionFailed { .. } => AccountsError::Conflict,
-            other => other.into(),
-        })?;
-        self.audit
-            .record(
-                &[user_id, member_id],
-                Some(org_id),
-                AuditEvent::new(user_id, "member.removed").target(member_id),
-            )
-            .await?;
-        Ok(())
     }
 }

@@ -1,26 +1,17 @@
 //! Account use cases, the same on both faces: registration, verification, login with lockout,
-//! sessions, password reset, profiles and platform roles. Credentials and tokens belong to the
-//! identity provider; profiles and login-failure counters live in the table.
+//! sessions, MFA, password reset and platform roles. Credentials and tokens belong to the identity
+//! provider; profiles (`profile.rs`) and login-failure counters (`lockout.rs`) live in the table.
 
 use std::sync::Arc;
 
-use amanar_core::table::{Condition, Table, TableError, Update, WriteOp, items};
+use amanar_core::table::{Table, TableError, WriteOp, items};
 use amanar_core::{Clock, keys};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::audit::{Audit, AuditEvent};
-use crate::identity::{
-    IdentityError, IdentityProvider, IdentityUser, NewIdentity, SignIn, TokenSet,
-};
+use crate::identity::{IdentityError, IdentityProvider, NewIdentity, SignIn, TokenSet};
+use crate::lockout::{Counted, Lockout};
 use crate::policy::{self, AccountType};
-
-/// Failed logins within [`LOCKOUT_WINDOW_SECS`] that lock an email.
-pub const LOCKOUT_FAILURES: i64 = 5;
-pub const LOCKOUT_WINDOW_SECS: i64 = 15 * 60;
-/// How long a lock lasts.
-pub const LOCKOUT_SECS: i64 = 15 * 60;
+use crate::profile::{Profile, ProfilePatch, Profiles};
 
 /// Platform roles an admin can grant.
 pub const ROLES: [&str; 2] = ["verifier", "admin"];
@@ -50,186 +41,11 @@ pub enum AccountsError {
     Storage(#[from] TableError),
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {
     AccountsError::Invalid {
         field,
         message: message.into(),
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Units {
-    #[default]
-    Metric,
-    Imperial,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Theme {
-    Light,
-    Dark,
-    #[default]
-    System,
-}
-
-/// Which notifications the user wants, by channel and kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Notifications {
-    pub email: bool,
-    pub in_app: bool,
-    /// Product news and offers (off unless chosen).
-    pub marketing: bool,
-}
-
-impl Default for Notifications {
-    fn default() -> Self {
-        Self {
-            email: true,
-            in_app: true,
-            marketing: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Preferences {
-    pub units: Units,
-    /// ISO 4217 code.
-    pub currency: String,
-    /// BCP 47 language tag, e.g. `en-GB`.
-    pub locale: String,
-    pub theme: Theme,
-    pub notifications: Notifications,
-}
-
-impl Default for Preferences {
-    fn default() -> Self {
-        Self {
-            units: Units::Metric,
-            currency: "USD".into(),
-            locale: "en".into(),
-            theme: Theme::System,
-            notifications: Notifications::default(),
-        }
-    }
-}
-
-/// A user's profile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Profile {
-    pub user_id: String,
-    pub email: String,
-    pub name: String,
-    pub account_type: AccountType,
-    pub preferences: Preferences,
-    /// Whether sign-in asks for a TOTP code (enterprise accounts need it for organisations).
-    #[serde(default)]
-    pub mfa_enabled: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// Bumped by every change (optimistic concurrency).
-    pub version: u64,
-}
-
-/// Changes to a profile; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ProfilePatch {
-    pub name: Option<String>,
-    pub preferences: Option<PreferencesPatch>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PreferencesPatch {
-    pub units: Option<Units>,
-    pub currency: Option<String>,
-    pub locale: Option<String>,
-    pub theme: Option<Theme>,
-    pub notifications: Option<NotificationsPatch>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NotificationsPatch {
-    pub email: Option<bool>,
-    pub in_app: Option<bool>,
-    pub marketing: Option<bool>,
-}
-
-/// Active ISO 4217 currency codes.
-const CURRENCIES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL";
-
-fn valid_locale(tag: &str) -> bool {
-    let mut parts = tag.split('-');
-    let language = parts.next().unwrap_or("");
-    if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_lowercase()) {
-        return false;
-    }
-    parts.all(|p| {
-        (p.len() == 4 && p.bytes().all(|b| b.is_ascii_alphabetic()))
-            || (p.len() == 2 && p.bytes().all(|b| b.is_ascii_uppercase()))
-            || (p.len() == 3 && p.bytes().all(|b| b.is_ascii_digit()))
-    })
-}
-
-impl ProfilePatch {
-    fn apply(self, profile: &mut Profile) -> Result<(), AccountsError> {
-        if let Some(name) = self.name {
-            profile.name = policy::check_name(&name).map_err(|m| invalid("name", m))?;
-        }
-        let Some(p) = self.preferences else {
-            return Ok(());
-        };
-        let prefs = &mut profile.preferences;
-        if let Some(units) = p.units {
-            prefs.units = units;
-        }
-        if let Some(currency) = p.currency {
-            if currency.len() != 3 || !CURRENCIES.split(' ').any(|c| c == currency) {
-                return Err(invalid(
-                    "preferences.currency",
-                    "must be an ISO 4217 currency code such as EUR",
-                ));
-            }
-            prefs.currency = currency;
-        }
-        if let Some(locale) = p.locale {
-            if !valid_locale(&locale) {
-                return Err(invalid(
-                    "preferences.locale",
-                    "must be a BCP 47 language tag such as en-GB",
-                ));
-            }
-            prefs.locale = locale;
-        }
-        if let Some(theme) = p.theme {
-            prefs.theme = theme;
-        }
-        if let Some(n) = p.notifications {
-            let current = &mut prefs.notifications;
-            current.email = n.email.unwrap_or(current.email);
-            current.in_app = n.in_app.unwrap_or(current.in_app);
-            current.marketing = n.marketing.unwrap_or(current.marketing);
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LoginFailures {
-    #[serde(default)]
-    failures: i64,
-    #[serde(default)]
-    window_start: i64,
-    #[serde(default)]
-    locked_until: i64,
 }
 
 /// What registration needs.
@@ -245,6 +61,8 @@ pub struct Registration {
 pub struct Accounts {
     pub idp: Arc<dyn IdentityProvider>,
     pub audit: Audit,
+    profiles: Profiles,
+    lockout: Lockout,
     table: Arc<dyn Table>,
     clock: Arc<dyn Clock>,
 }
@@ -277,6 +95,8 @@ impl Accounts {
     ) -> Self {
         Self {
             audit: Audit::new(table.clone(), clock.clone()),
+            profiles: Profiles::new(idp.clone(), table.clone(), clock.clone()),
+            lockout: Lockout::new(table.clone(), clock.clone()),
             idp,
             table,
             clock,
@@ -305,7 +125,7 @@ impl Accounts {
     pub async fn register(&self, registration: &Registration) -> Result<String, AccountsError> {
         let new = self.new_identity(registration)?;
         let user_id = self.idp.sign_up(&new).await?;
-        self.create_profile(&user_id, &new, false).await?;
+        self.profiles.create(&user_id, &new, false).await?;
         self.audit
             .record(
                 &[&user_id],
@@ -314,35 +134,6 @@ impl Accounts {
             )
             .await?;
         Ok(user_id)
-    }
-
-    async fn create_profile(
-        &self,
-        user_id: &str,
-        new: &NewIdentity,
-        mfa_enabled: bool,
-    ) -> Result<Profile, AccountsError> {
-        let now = self.clock.now();
-        let profile = Profile {
-            user_id: user_id.to_owned(),
-            email: new.email.clone(),
-            name: new.name.clone(),
-            account_type: AccountType::parse(&new.account_type).unwrap_or(AccountType::Individual),
-            preferences: Preferences::default(),
-            mfa_enabled,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        let item = items::with_key(&keys::user_profile(user_id), &profile)?;
-        match self
-            .table
-            .write(vec![WriteOp::put(item).when(Condition::NotExists)])
-            .await
-        {
-            Ok(()) | Err(TableError::ConditionFailed { .. }) => Ok(profile),
-            Err(e) => Err(e.into()),
-        }
     }
 
     pub async fn verify_email(&self, email: &str, code: &str) -> Result<(), AccountsError> {
@@ -389,69 +180,13 @@ impl Accounts {
         }
     }
 
-    async fn failures(&self, email: &str) -> Result<LoginFailures, AccountsError> {
-        Ok(match self.table.get(&keys::login_failures(email)).await? {
-            Some(item) => items::parse(item)?,
-            None => LoginFailures::default(),
-        })
-    }
-
-    async fn record_failure(
-        &self,
-        email: &str,
-        mut seen: LoginFailures,
-    ) -> Result<(), AccountsError> {
-        let key = keys::login_failures(email);
-        let now = self.clock.now().timestamp();
-        if now - seen.window_start >= LOCKOUT_WINDOW_SECS {
-            seen = LoginFailures {
-                failures: 1,
-                window_start: now,
-                locked_until: 0,
-            };
-            let mut item = items::with_key(&key, &seen)?;
-            item.insert(
-                amanar_core::table::EXPIRES_AT.into(),
-                (now + LOCKOUT_WINDOW_SECS + LOCKOUT_SECS).into(),
-            );
-            self.table.write(vec![WriteOp::put(item)]).await?;
-            return Ok(());
-        }
-        self.table
-            .write(vec![WriteOp::update(
-                key.clone(),
-                Update::new().add("failures", 1),
-            )])
-            .await?;
-        let now_failures = self.failures(email).await?;
-        if now_failures.failures >= LOCKOUT_FAILURES && now_failures.locked_until <= now {
-            let lock = Update::new().set("lockedUntil", now + LOCKOUT_SECS).set(
-                amanar_core::table::EXPIRES_AT,
-                now + LOCKOUT_SECS + LOCKOUT_WINDOW_SECS,
-            );
-            self.table.write(vec![WriteOp::update(key, lock)]).await?;
-            tracing::warn!("login locked after repeated failures");
+    /// Refuses a locked email, otherwise counts the attempt ([`Lockout::count_attempt`]); the
+    /// attempt that locks it goes into the account's audit log.
+    async fn count_attempt(&self, email: &str) -> Result<(), AccountsError> {
+        if self.lockout.count_attempt(email).await? == Counted::NowLocked {
             self.record_by_email(email, "auth.locked").await?;
         }
         Ok(())
-    }
-
-    /// Refuses a locked email; otherwise counts this attempt before the secret (password or TOTP
-    /// code) is checked, so parallel guesses cannot all slip in under the limit. A right answer
-    /// clears the count again ([`Self::clear_attempts`]).
-    async fn count_attempt(&self, email: &str) -> Result<(), AccountsError> {
-        let failures = self.failures(email).await?;
-        let now = self.clock.now().timestamp();
-        if failures.locked_until > now {
-            return Err(AccountsError::Locked {
-                retry_after_secs: (failures.locked_until - now) as u64,
-            });
-        }
-        self.record_failure(email, failures).await
-    }
-
-    fn clear_attempts(email: &str) -> WriteOp {
-        WriteOp::delete(keys::login_failures(email))
     }
 
     /// Checks the password and starts a session. Repeated failures lock the email for a while,
@@ -461,7 +196,7 @@ impl Accounts {
         self.count_attempt(&email).await?;
         match self.idp.sign_in(&email, password).await {
             Ok(outcome) => {
-                self.table.write(vec![Self::clear_attempts(&email)]).await?;
+                self.table.write(vec![Lockout::clear(&email)]).await?;
                 self.after_sign_in(&email, &outcome).await?;
                 Ok(outcome)
             }
@@ -472,7 +207,7 @@ impl Accounts {
             Err(other) => {
                 if other == IdentityError::NotConfirmed {
                     // The password was right.
-                    self.table.write(vec![Self::clear_attempts(&email)]).await?;
+                    self.table.write(vec![Lockout::clear(&email)]).await?;
                 }
                 Err(other.into())
             }
@@ -518,7 +253,7 @@ impl Accounts {
             Ok(tokens) => {
                 self.table
                     .write(vec![
-                        Self::clear_attempts(&email),
+                        Lockout::clear(&email),
                         WriteOp::delete(keys::mfa_challenge(&session_hash(session))),
                     ])
                     .await?;
@@ -564,7 +299,7 @@ impl Accounts {
         self.audit
             .record(&[user_id], None, AuditEvent::new(user_id, "mfa.enabled"))
             .await?;
-        self.set_mfa(user_id, true).await
+        self.profiles.set_mfa(user_id, true).await
     }
 
     pub async fn mfa_disable(&self, user_id: &str, code: &str) -> Result<Profile, AccountsError> {
@@ -572,24 +307,7 @@ impl Accounts {
         self.audit
             .record(&[user_id], None, AuditEvent::new(user_id, "mfa.disabled"))
             .await?;
-        self.set_mfa(user_id, false).await
-    }
-
-    async fn set_mfa(&self, user_id: &str, enabled: bool) -> Result<Profile, AccountsError> {
-        self.profile(user_id).await?;
-        self.table
-            .write(vec![
-                WriteOp::update(
-                    keys::user_profile(user_id),
-                    Update::new()
-                        .set("mfaEnabled", enabled)
-                        .set("updatedAt", self.clock.now().to_rfc3339())
-                        .add("version", 1),
-                )
-                .when(Condition::Exists),
-            ])
-            .await?;
-        self.profile(user_id).await
+        self.profiles.set_mfa(user_id, false).await
     }
 
     /// A session for a user a social provider vouched for (see
@@ -613,7 +331,7 @@ impl Accounts {
                 name: policy::check_name(name).unwrap_or_else(|_| "New user".into()),
                 account_type: AccountType::Individual.as_str().into(),
             };
-            self.create_profile(&user_id, &new, false).await?;
+            self.profiles.create(&user_id, &new, false).await?;
         }
         self.audit
             .record(
@@ -667,24 +385,13 @@ impl Accounts {
             .confirm_forgot_password(&email, code, new_password)
             .await?;
         // A reset also lifts a lockout: the mailbox owner proved who they are.
-        self.table.write(vec![Self::clear_attempts(&email)]).await?;
+        self.table.write(vec![Lockout::clear(&email)]).await?;
         self.record_by_email(&email, "auth.password_reset").await
     }
 
     /// The caller's profile, rebuilt from the identity provider if it was never written.
     pub async fn profile(&self, user_id: &str) -> Result<Profile, AccountsError> {
-        if let Some(item) = self.table.get(&keys::user_profile(user_id)).await? {
-            return Ok(items::parse(item)?);
-        }
-        let user: IdentityUser = self.idp.user(user_id).await?;
-        let mfa_enabled = user.mfa_enabled;
-        let new = NewIdentity {
-            email: user.email,
-            password: String::new(),
-            name: user.name,
-            account_type: user.account_type,
-        };
-        self.create_profile(user_id, &new, mfa_enabled).await
+        self.profiles.get(user_id).await
     }
 
     /// Applies a patch with optimistic concurrency.
@@ -693,23 +400,7 @@ impl Accounts {
         user_id: &str,
         patch: ProfilePatch,
     ) -> Result<Profile, AccountsError> {
-        let mut profile = self.profile(user_id).await?;
-        let expected = profile.version;
-        patch.apply(&mut profile)?;
-        profile.version += 1;
-        profile.updated_at = self.clock.now();
-        let item = items::with_key(&keys::user_profile(user_id), &profile)?;
-        match self
-            .table
-            .write(vec![
-                WriteOp::put(item).when(Condition::Equals("version".into(), expected.into())),
-            ])
-            .await
-        {
-            Ok(()) => Ok(profile),
-            Err(TableError::ConditionFailed { .. }) => Err(AccountsError::Conflict),
-            Err(e) => Err(e.into()),
-        }
+        self.profiles.update(user_id, patch).await
     }
 
     /// Replaces a user's platform roles (admins only; the caller checks).
@@ -775,7 +466,7 @@ impl Accounts {
             groups.push("admin".into());
             self.idp.set_groups(&user_id, &groups).await?;
         }
-        self.create_profile(&user_id, &new, false).await?;
+        self.profiles.create(&user_id, &new, false).await?;
         Ok(user_id)
     }
 }

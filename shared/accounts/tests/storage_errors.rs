@@ -3,10 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use amanar_accounts::{Accounts, LocalIdentity};
+use amanar_accounts::Accounts;
 use amanar_core::table::{Page, Query, WriteOp};
 use amanar_core::{Item, Key, SystemClock, Table, TableError};
 use amanar_http::ApiError;
+use amanar_local_idp::LocalIdentity;
 use async_trait::async_trait;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;

@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use amanar_accounts::social::SocialSettings;
-use amanar_accounts::{IdentityProvider, LocalIdentity, Mailbox};
+use amanar_accounts::{IdentityProvider, OrgAccess};
 use amanar_core::mail::Mailer;
 use amanar_core::{Blobs, Clock, DepsError, Ports, Provide, Queue, SystemClock, Table};
 use amanar_embedded::{EmbeddedStore, LocalBlobs};
 use amanar_http::scope::KnownScopes;
 use amanar_http::{Auth, OrgGuard, RateLimits, Verifier};
+use amanar_local_idp::{LocalIdentity, Mailbox};
 use tokio::sync::OnceCell;
 
 use crate::config::{
@@ -359,25 +360,15 @@ impl Wiring {
             .cloned()
     }
 
-    /// How other contexts ask whether a caller may touch an organisation (accounts answers).
+    /// How other contexts ask whether a caller may touch an organisation (accounts answers). Only
+    /// the access checks are built: no mailer, no API-key store.
     pub async fn org_guard(&self) -> Result<Arc<dyn OrgGuard>, DepsError> {
         self.0
             .guard
             .get_or_try_init(|| async {
-                let (table, clock) = (self.table().await?, self.clock());
-                let accounts = Arc::new(amanar_accounts::Accounts::new(
-                    self.identity().await?,
-                    table.clone(),
-                    clock.clone(),
-                ));
-                let orgs = amanar_accounts::orgs::Orgs::new(
-                    accounts,
-                    table,
-                    clock,
-                    self.mailer().await?,
-                    crate::known_scopes(),
-                );
-                Ok(Arc::new(orgs) as Arc<dyn OrgGuard>)
+                let access =
+                    OrgAccess::new(self.identity().await?, self.table().await?, self.clock());
+                Ok(Arc::new(access) as Arc<dyn OrgGuard>)
             })
             .await
             .cloned()

@@ -9,10 +9,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amanar_accounts::LocalIdentity;
 use amanar_accounts::identity::{IdentityProvider, NewIdentity};
 use amanar_core::{SystemClock, Table};
 use amanar_http::Verifier;
+use amanar_local_idp::LocalIdentity;
 
 fn rate(seconds: f64, mut work: impl FnMut()) -> f64 {
     let started = Instant::now();

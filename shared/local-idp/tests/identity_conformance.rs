@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use amanar_accounts::{LocalIdentity, Mailbox};
 use amanar_core::{SystemClock, Table};
+use amanar_local_idp::{LocalIdentity, Mailbox};
 use amanar_testkit::identity::{Codes, Fixture};
 use async_trait::async_trait;
 

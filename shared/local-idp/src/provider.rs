@@ -1,69 +1,47 @@
-//! The local runtime's identity provider, built on the Table port (so it needs no network): argon2id
-//! password hashes, single-use expiring codes compared in constant time, ES256 access tokens with a
-//! JWKS, and rotating refresh tokens with reuse detection. Mail goes to the local mailbox.
-//!
-//! It mirrors what the Cognito user pool does in AWS, and the same conformance suite runs on both.
+//! The local identity provider itself: credentials keyed by email, sign-in with TOTP challenges,
+//! and the identity-provider port over them. Its mailed codes are in `codes.rs`, its tokens in
+//! `tokens.rs`.
 
 use std::sync::Arc;
 
-use amanar_core::table::{Condition, Item, Table, TableError, Update, WriteOp, items};
-use amanar_core::{Clock, keys, new_id};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
-    EllipticCurveKeyType, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
-};
-use jsonwebtoken::{EncodingKey, Header};
-use p256::pkcs8::EncodePrivateKey;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
-use crate::identity::{
+use amanar_accounts::identity::{
     IdentityError, IdentityProvider, IdentityUser, NewIdentity, SignIn, TokenIssuer, TokenSet,
 };
-use crate::mailbox::Mailbox;
-use crate::totp;
+use amanar_accounts::totp;
+use amanar_core::table::{Condition, Item, Table, TableError, Update, WriteOp, items};
+use amanar_core::{Clock, keys, new_id};
+use argon2::Argon2;
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use serde::{Deserialize, Serialize};
 
-/// Lifetime of an access token.
-pub const ACCESS_TOKEN_SECS: i64 = 15 * 60;
-/// Lifetime of a refresh token.
-pub const REFRESH_TOKEN_SECS: i64 = 30 * 24 * 3600;
-/// Lifetime of an email-confirmation code (Cognito: 24 hours).
-pub const CONFIRM_CODE_SECS: i64 = 24 * 3600;
-/// Lifetime of a password-reset code (Cognito: 1 hour).
-pub const RESET_CODE_SECS: i64 = 3600;
-/// Wrong guesses after which a code is void.
-pub const CODE_ATTEMPTS: i64 = 5;
-/// Minimum time between two codes sent to one address.
-pub const RESEND_COOLDOWN_SECS: i64 = 60;
+use crate::codes::{CODE_ATTEMPTS, CONFIRM, RESET};
+use crate::mailbox::Mailbox;
+use crate::secrets::{
+    argon2, hash_password, password_matches, random_bytes, sha256_hex, unavailable,
+};
+use crate::tokens::{LOCAL_CLIENT_ID, RefreshRecord, Signer};
+
 /// How long a TOTP challenge stays open.
 pub const MFA_SESSION_SECS: i64 = 180;
-/// The app client the local provider issues tokens to.
-pub const LOCAL_CLIENT_ID: &str = "amanar-local";
-
-const CONFIRM: &str = "confirm";
-const RESET: &str = "reset";
 
 /// Credentials of one account, keyed by email.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Credentials {
-    user_id: String,
-    email: String,
+pub(crate) struct Credentials {
+    pub(crate) user_id: String,
+    pub(crate) email: String,
     password_hash: String,
     confirmed: bool,
     name: String,
     account_type: String,
     #[serde(default)]
-    groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
     /// Bumped to revoke every refresh token issued before.
     #[serde(default)]
-    epoch: i64,
+    pub(crate) epoch: i64,
     /// Base32 TOTP secret in use, and one waiting for its first code.
     #[serde(default)]
     totp_secret: Option<String>,
@@ -85,167 +63,17 @@ struct MfaSession {
     attempts: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Code {
-    hash: String,
-    expires_at: i64,
-    sent_at: i64,
-    #[serde(default)]
-    attempts: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RefreshRecord {
-    user_id: String,
-    email: String,
-    epoch: i64,
-    expires_at: i64,
-    rotated: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SigningKeyRecord {
-    kid: String,
-    /// PKCS#8 DER of the P-256 private key, base64.
-    pkcs8: String,
-    x: String,
-    y: String,
-}
-
-#[derive(Debug, Serialize)]
-struct AccessClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    client_id: &'a str,
-    token_use: &'static str,
-    iat: i64,
-    exp: i64,
-    jti: String,
-    username: &'a str,
-    #[serde(rename = "cognito:groups")]
-    groups: &'a [String],
-}
-
-struct Signer {
-    kid: String,
-    key: EncodingKey,
-    jwks: JwkSet,
-}
-
 /// The embedded identity provider.
 pub struct LocalIdentity {
-    table: Arc<dyn Table>,
+    pub(crate) table: Arc<dyn Table>,
     clock: Arc<dyn Clock>,
-    mailbox: Mailbox,
-    issuer: String,
-    signer: Signer,
+    pub(crate) mailbox: Mailbox,
+    pub(crate) issuer: String,
+    pub(crate) signer: Signer,
     argon2: Argon2<'static>,
     /// A real hash of a random password, checked when an email is unknown so that a login takes
     /// as long whether or not the account exists.
     decoy_hash: String,
-}
-
-fn unavailable(error: impl std::fmt::Display) -> IdentityError {
-    IdentityError::Unavailable(error.to_string())
-}
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    bytes
-}
-
-/// A uniformly random six-digit code.
-fn six_digits() -> String {
-    loop {
-        let n = u32::from_le_bytes(random_bytes::<4>());
-        // Reject the top sliver so every code is equally likely.
-        if n < u32::MAX - (u32::MAX % 1_000_000) {
-            return format!("{:06}", n % 1_000_000);
-        }
-    }
-}
-
-fn sha256_hex(parts: &[&str]) -> String {
-    let mut hash = Sha256::new();
-    for part in parts {
-        hash.update(part.as_bytes());
-        hash.update([0]);
-    }
-    hex::encode(hash.finalize())
-}
-
-/// OWASP's argon2id baseline: 19 MiB, two passes, one lane.
-fn argon2() -> Argon2<'static> {
-    Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters"),
-    )
-}
-
-fn hash_password(argon2: &Argon2<'_>, password: &str) -> Result<String, IdentityError> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(unavailable)?;
-    argon2
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(unavailable)
-}
-
-fn password_matches(argon2: &Argon2<'_>, password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
-        .unwrap_or(false)
-}
-
-impl Signer {
-    fn from_record(record: &SigningKeyRecord) -> Result<Self, IdentityError> {
-        let der = STANDARD.decode(&record.pkcs8).map_err(unavailable)?;
-        let jwk = Jwk {
-            common: CommonParameters {
-                public_key_use: Some(PublicKeyUse::Signature),
-                key_algorithm: Some(KeyAlgorithm::ES256),
-                key_id: Some(record.kid.clone()),
-                ..CommonParameters::default()
-            },
-            algorithm: AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
-                key_type: EllipticCurveKeyType::EC,
-                curve: EllipticCurve::P256,
-                x: record.x.clone(),
-                y: record.y.clone(),
-            }),
-        };
-        Ok(Signer {
-            kid: record.kid.clone(),
-            key: EncodingKey::from_ec_der(&der),
-            jwks: JwkSet { keys: vec![jwk] },
-        })
-    }
-
-    fn generate() -> Result<SigningKeyRecord, IdentityError> {
-        let secret = loop {
-            if let Ok(key) = p256::SecretKey::from_slice(&random_bytes::<32>()) {
-                break key;
-            }
-        };
-        let der = secret.to_pkcs8_der().map_err(unavailable)?;
-        let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
-            &secret.public_key(),
-            false,
-        );
-        let x = URL_SAFE_NO_PAD.encode(point.x().ok_or_else(|| unavailable("no x"))?);
-        let y = URL_SAFE_NO_PAD.encode(point.y().ok_or_else(|| unavailable("no y"))?);
-        let kid = sha256_hex(&[&x, &y])[..16].to_owned();
-        Ok(SigningKeyRecord {
-            kid,
-            pkcs8: STANDARD.encode(der.as_bytes()),
-            x,
-            y,
-        })
-    }
 }
 
 impl LocalIdentity {
@@ -256,40 +84,21 @@ impl LocalIdentity {
         clock: Arc<dyn Clock>,
         issuer: impl Into<String>,
     ) -> Result<Self, IdentityError> {
-        let key = keys::idp_signing_key();
-        let record = match table.get(&key).await? {
-            Some(item) => items::parse::<SigningKeyRecord>(item)?,
-            None => {
-                let fresh = Signer::generate()?;
-                let item = items::with_key(&key, &fresh)?;
-                match table
-                    .write(vec![WriteOp::put(item).when(Condition::NotExists)])
-                    .await
-                {
-                    Ok(()) => fresh,
-                    // Another process made one first: use theirs.
-                    Err(TableError::ConditionFailed { .. }) => {
-                        let item = table.get(&key).await?;
-                        items::parse(item.ok_or_else(|| unavailable("signing key vanished"))?)?
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        };
+        let signer = Signer::load(&table).await?;
         let argon2 = argon2();
         let decoy_hash = hash_password(&argon2, &URL_SAFE_NO_PAD.encode(random_bytes::<24>()))?;
         Ok(Self {
             mailbox: Mailbox::new(table.clone(), clock.clone()),
+            signer,
             table,
             clock,
             issuer: issuer.into(),
-            signer: Signer::from_record(&record)?,
             argon2,
             decoy_hash,
         })
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.clock.now().timestamp()
     }
 
@@ -322,7 +131,7 @@ impl LocalIdentity {
         Ok(item)
     }
 
-    async fn hash(&self, password: &str) -> Result<String, IdentityError> {
+    pub(crate) async fn hash(&self, password: &str) -> Result<String, IdentityError> {
         let argon2 = self.argon2.clone();
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || hash_password(&argon2, &password))
@@ -336,132 +145,6 @@ impl LocalIdentity {
         tokio::task::spawn_blocking(move || password_matches(&argon2, &password, &hash))
             .await
             .map_err(unavailable)
-    }
-
-    /// Makes a code for `purpose`, stores its hash and mails it, unless one went out less than a
-    /// minute ago.
-    async fn send_code(&self, email: &str, purpose: &str) -> Result<(), IdentityError> {
-        let key = keys::idp_code(email, purpose);
-        let now = self.now();
-        if let Some(item) = self.table.get(&key).await? {
-            let previous: Code = items::parse(item)?;
-            let wait = previous.sent_at + RESEND_COOLDOWN_SECS - now;
-            if wait > 0 {
-                return Err(IdentityError::Cooldown {
-                    retry_after_secs: wait as u64,
-                });
-            }
-        }
-        let code = six_digits();
-        let lifetime = if purpose == CONFIRM {
-            CONFIRM_CODE_SECS
-        } else {
-            RESET_CODE_SECS
-        };
-        let record = Code {
-            hash: sha256_hex(&[email, purpose, &code]),
-            expires_at: now + lifetime,
-            sent_at: now,
-            attempts: 0,
-        };
-        let item = items::with_key(&key, &record)?;
-        self.table.write(vec![WriteOp::put(item)]).await?;
-        let (subject, text) = if purpose == CONFIRM {
-            (
-                "Verify your AmanarCarbon email",
-                format!("Your AmanarCarbon verification code is {code}. It expires in 24 hours."),
-            )
-        } else {
-            (
-                "Reset your AmanarCarbon password",
-                format!(
-                    "Your AmanarCarbon password reset code is {code}. It expires in 1 hour. If you did not ask for it, ignore this mail."
-                ),
-            )
-        };
-        self.mailbox
-            .send(email, subject, &text)
-            .await
-            .map_err(IdentityError::from)
-    }
-
-    /// Counts one guess against a code or MFA session before it is compared, conditional on the
-    /// count just read: parallel guesses cannot all see the same count and exceed the limit.
-    async fn spend_attempt(&self, key: &amanar_core::Key, seen: i64) -> Result<(), IdentityError> {
-        let spend = WriteOp::update(key.clone(), Update::new().add("attempts", 1))
-            .when(Condition::Equals("attempts".into(), seen.into()));
-        match self.table.write(vec![spend]).await {
-            Ok(()) => Ok(()),
-            Err(TableError::ConditionFailed { .. }) => Err(IdentityError::BadCode),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Checks a code; a wrong guess counts against it. On success returns the operation that
-    /// consumes it, to be written together with the code's effect.
-    async fn check_code(
-        &self,
-        email: &str,
-        purpose: &str,
-        code: &str,
-    ) -> Result<WriteOp, IdentityError> {
-        let key = keys::idp_code(email, purpose);
-        let item = self.table.get(&key).await?.ok_or(IdentityError::BadCode)?;
-        let stored: Code = items::parse(item)?;
-        if stored.expires_at <= self.now() || stored.attempts >= CODE_ATTEMPTS {
-            return Err(IdentityError::BadCode);
-        }
-        self.spend_attempt(&key, stored.attempts).await?;
-        let given = sha256_hex(&[email, purpose, code.trim()]);
-        if !bool::from(given.as_bytes().ct_eq(stored.hash.as_bytes())) {
-            return Err(IdentityError::BadCode);
-        }
-        // Consumed exactly once: the delete only applies while the code is the one checked.
-        Ok(WriteOp::delete(key).when(Condition::Equals("hash".into(), stored.hash.into())))
-    }
-
-    fn access_token(&self, credentials: &Credentials) -> Result<String, IdentityError> {
-        let now = self.now();
-        let claims = AccessClaims {
-            iss: &self.issuer,
-            sub: &credentials.user_id,
-            client_id: LOCAL_CLIENT_ID,
-            token_use: "access",
-            iat: now,
-            exp: now + ACCESS_TOKEN_SECS,
-            jti: new_id("at"),
-            username: &credentials.user_id,
-            groups: &credentials.groups,
-        };
-        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some(self.signer.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.signer.key).map_err(unavailable)
-    }
-
-    /// A new refresh token record, and the token itself (only its hash is stored).
-    fn refresh_token(&self, credentials: &Credentials) -> Result<(String, WriteOp), IdentityError> {
-        let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
-        let record = RefreshRecord {
-            user_id: credentials.user_id.clone(),
-            email: credentials.email.clone(),
-            epoch: credentials.epoch,
-            expires_at: self.now() + REFRESH_TOKEN_SECS,
-            rotated: false,
-        };
-        let item = items::with_key(&keys::idp_refresh_token(&sha256_hex(&[&token])), &record)?;
-        Ok((token, WriteOp::put(item).when(Condition::NotExists)))
-    }
-
-    fn tokens(
-        &self,
-        credentials: &Credentials,
-        refresh_token: String,
-    ) -> Result<TokenSet, IdentityError> {
-        Ok(TokenSet {
-            access_token: self.access_token(credentials)?,
-            refresh_token,
-            expires_in: ACCESS_TOKEN_SECS as u64,
-        })
     }
 
     fn identity_user(c: Credentials) -> IdentityUser {
@@ -497,23 +180,6 @@ impl LocalIdentity {
             return Ok(SignIn::Totp { session });
         }
         Ok(SignIn::Tokens(self.session(credentials).await?))
-    }
-
-    /// Stores a new refresh token and returns the session's tokens.
-    async fn session(&self, credentials: &Credentials) -> Result<TokenSet, IdentityError> {
-        let (refresh_token, store) = self.refresh_token(credentials)?;
-        self.table.write(vec![store]).await?;
-        self.tokens(credentials, refresh_token)
-    }
-
-    async fn bump_epoch(&self, email: &str) -> Result<(), IdentityError> {
-        self.table
-            .write(vec![
-                WriteOp::update(keys::idp_credentials(email), Update::new().add("epoch", 1))
-                    .when(Condition::Exists),
-            ])
-            .await
-            .map_err(IdentityError::from)
     }
 
     async fn create(
