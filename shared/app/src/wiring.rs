@@ -31,7 +31,8 @@ struct Parts {
     table: OnceCell<Arc<dyn Table>>,
     queue: OnceCell<Arc<dyn Queue>>,
     blobs: OnceCell<(Arc<dyn Blobs>, Option<LocalBlobs>)>,
-    identity: OnceCell<(Arc<dyn IdentityProvider>, Option<LocalIdentitySurface>)>,
+    identity: OnceCell<Arc<dyn IdentityProvider>>,
+    local: OnceCell<(Arc<LocalIdentity>, LocalIdentitySurface)>,
     mailer: OnceCell<Arc<dyn Mailer>>,
     auth: OnceCell<Arc<Auth>>,
     limits: OnceCell<RateLimits>,
@@ -82,7 +83,10 @@ impl Wiring {
             ("table", p.table.initialized()),
             ("queue", p.queue.initialized()),
             ("blobs", p.blobs.initialized()),
-            ("identity", p.identity.initialized()),
+            (
+                "identity",
+                p.identity.initialized() || p.local.initialized(),
+            ),
             ("mailer", p.mailer.initialized()),
             ("auth", p.auth.initialized()),
             ("limits", p.limits.initialized()),
@@ -214,57 +218,68 @@ impl Wiring {
         })
     }
 
-    async fn identity_parts(
+    /// The local identity provider and what the local runtime serves for it.
+    async fn local_parts(
         &self,
-    ) -> Result<&(Arc<dyn IdentityProvider>, Option<LocalIdentitySurface>), DepsError> {
+        issuer: &str,
+    ) -> Result<&(Arc<LocalIdentity>, LocalIdentitySurface), DepsError> {
+        self.0
+            .local
+            .get_or_try_init(|| async {
+                let (table, clock) = (self.table().await?, self.clock());
+                let fail = |e: amanar_accounts::IdentityError| e.to_string();
+                let local = LocalIdentity::open(table.clone(), clock.clone(), issuer.to_owned())
+                    .await
+                    .map_err(fail)
+                    .map_err(failed("the local identity provider"))?;
+                let surface = LocalIdentitySurface {
+                    jwks: local
+                        .jwks()
+                        .await
+                        .map_err(fail)
+                        .map_err(failed("the local identity provider"))?,
+                    mailbox: Mailbox::new(table, clock),
+                };
+                Ok((Arc::new(local), surface))
+            })
+            .await
+    }
+
+    /// The identity provider (its Cognito client is built, and linked, only by functions that
+    /// call this: the ones that manage accounts).
+    pub async fn identity(&self) -> Result<Arc<dyn IdentityProvider>, DepsError> {
         self.0
             .identity
             .get_or_try_init(|| async {
                 Ok(match &self.config().identity {
                     IdentityBackend::Local { issuer } => {
-                        let (table, clock) = (self.table().await?, self.clock());
-                        let fail = |e: amanar_accounts::IdentityError| e.to_string();
-                        let local =
-                            LocalIdentity::open(table.clone(), clock.clone(), issuer.clone())
-                                .await
-                                .map_err(fail)
-                                .map_err(failed("the local identity provider"))?;
-                        let surface = LocalIdentitySurface {
-                            jwks: local
-                                .jwks()
-                                .await
-                                .map_err(fail)
-                                .map_err(failed("the local identity provider"))?,
-                            mailbox: Mailbox::new(table, clock),
-                        };
-                        (Arc::new(local) as Arc<dyn IdentityProvider>, Some(surface))
+                        self.local_parts(issuer).await?.0.clone() as Arc<dyn IdentityProvider>
                     }
                     IdentityBackend::Cognito {
                         user_pool_id,
                         client_id,
                     } => {
                         let sdk = self.sdk().await;
-                        let cognito = amanar_cognito::CognitoIdentity::new(
+                        Arc::new(amanar_cognito::CognitoIdentity::new(
                             aws_sdk_cognitoidentityprovider::Client::new(sdk),
                             &region(sdk),
                             user_pool_id,
                             client_id,
                             cognito_endpoint().as_deref(),
-                        );
-                        (Arc::new(cognito) as Arc<dyn IdentityProvider>, None)
+                        ))
                     }
                 })
             })
             .await
-    }
-
-    pub async fn identity(&self) -> Result<Arc<dyn IdentityProvider>, DepsError> {
-        Ok(self.identity_parts().await?.0.clone())
+            .cloned()
     }
 
     /// The local identity provider's JWKS and mailbox, when it is the provider.
     pub async fn local_identity(&self) -> Result<Option<LocalIdentitySurface>, DepsError> {
-        Ok(self.identity_parts().await?.1.clone())
+        Ok(match &self.config().identity {
+            IdentityBackend::Local { issuer } => Some(self.local_parts(issuer).await?.1.clone()),
+            IdentityBackend::Cognito { .. } => None,
+        })
     }
 
     pub async fn mailer(&self) -> Result<Arc<dyn Mailer>, DepsError> {
@@ -314,9 +329,11 @@ impl Wiring {
 
     async fn verifier(&self) -> Result<Verifier, String> {
         let (issuer, jwks) = match &self.config().identity {
-            IdentityBackend::Local { .. } => {
-                let idp = self.identity().await.map_err(|e| e.to_string())?;
-                (idp.issuer(), idp.jwks().await.map_err(|e| e.to_string())?)
+            // Straight to the local provider, not through `identity()`: a function that only
+            // verifies tokens must not link the Cognito client.
+            IdentityBackend::Local { issuer } => {
+                let (local, surface) = self.local_parts(issuer).await.map_err(|e| e.to_string())?;
+                (local.issuer(), surface.jwks.clone())
             }
             IdentityBackend::Cognito {
                 user_pool_id,
@@ -463,7 +480,7 @@ mod tests {
     async fn the_health_function_builds_its_table_and_the_shared_layers_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let wiring = wiring(dir.path());
-        crate::routes::function_router(amanar_platform::health::FUNCTION, &wiring)
+        let _router = crate::routes::function_router(amanar_platform::health::FUNCTION, &wiring)
             .await
             .unwrap();
         assert_eq!(wiring.built(), ["store", "table", "auth", "limits"]);
@@ -473,7 +490,10 @@ mod tests {
     async fn a_function_of_static_data_builds_no_port_of_its_own() {
         let dir = tempfile::tempdir().unwrap();
         let wiring = wiring(dir.path());
-        amanar_accounting::api::FACTORS.router(&wiring).await.unwrap();
+        let _router = amanar_accounting::api::FACTORS
+            .router(&wiring)
+            .await
+            .unwrap();
         assert!(wiring.built().is_empty(), "built {:?}", wiring.built());
     }
 
