@@ -1,7 +1,8 @@
 //! Lambda entry points. Each binary in `src/bin/` is one line calling a function here, which reads
 //! the configuration and hands every event to library code. A binary names its own function (an
 //! HTTP function of a context, or a worker), so it links and builds only what that function uses:
-//! `api-health` neither links nor builds anything but its DynamoDB table.
+//! `api-health` builds its DynamoDB table and the layers every function shares (tokens and API
+//! keys, rate limits, idempotency), and links no other SDK client and no other context.
 
 use std::time::Duration;
 
@@ -24,11 +25,15 @@ fn cold_start() -> Result<Wiring, Error> {
     Ok(Wiring::new(config))
 }
 
-/// Serves one HTTP function's routes behind API Gateway, with only its own state built.
-pub async fn run_http<S>(function: HttpFunction<S>) -> Result<(), Error>
+/// Serves one HTTP function's routes behind API Gateway, with only its own state built. `binary`
+/// is `env!("CARGO_BIN_NAME")`: a binary wired to another function's routes refuses to start.
+pub async fn run_http<S>(function: HttpFunction<S>, binary: &str) -> Result<(), Error>
 where
     S: FromDeps<Wiring> + Clone,
 {
+    if function.name != binary {
+        return Err(format!("binary {binary} runs the function {}", function.name).into());
+    }
     let wiring = cold_start()?;
     let router = routes::function_router(function, &wiring).await?;
     lambda_http::run(router).await

@@ -84,8 +84,9 @@ fn each_http_binary_runs_the_function_it_is_named_after() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("src/bin/{name}.rs"));
         let source = std::fs::read_to_string(&path).unwrap();
         assert!(
-            source.contains("amanar_functions::run_http("),
-            "src/bin/{name}.rs must call amanar_functions::run_http with the function's constant"
+            source.contains("amanar_functions::run_http(")
+                && source.contains("env!(\"CARGO_BIN_NAME\")"),
+            "src/bin/{name}.rs must call amanar_functions::run_http(<the function's constant>, env!(\"CARGO_BIN_NAME\")), which refuses a binary wired to another function"
         );
     }
 }

@@ -2,5 +2,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    amanar_functions::run_http(amanar_accounting::api_footprints::IMPORTS).await
+    amanar_functions::run_http(
+        amanar_accounting::api_footprints::IMPORTS,
+        env!("CARGO_BIN_NAME"),
+    )
+    .await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    amanar_functions::run_http(amanar_accounting::api::ESTIMATES).await
+    amanar_functions::run_http(amanar_accounting::api::ESTIMATES, env!("CARGO_BIN_NAME")).await
 }

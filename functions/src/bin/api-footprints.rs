@@ -2,5 +2,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    amanar_functions::run_http(amanar_accounting::api_footprints::FOOTPRINTS).await
+    amanar_functions::run_http(
+        amanar_accounting::api_footprints::FOOTPRINTS,
+        env!("CARGO_BIN_NAME"),
+    )
+    .await
 }

@@ -515,6 +515,7 @@ async fn sweep_one(
     now: DateTime<Utc>,
 ) -> Result<Verdict, TableError> {
     let sweeps = Flow::sweeps(&item);
+    let seen = item.clone();
     let import: ActivityImport = items::parse(item)?;
     let Some(upload) = uploads::get(ports, &import.upload_id).await? else {
         tracing::warn!(import_id = %import.id, "an import's upload record is missing");
@@ -531,14 +532,14 @@ async fn sweep_one(
         _ => None,
     };
     if let Some(reason) = give_up {
-        let failed = transition(
-            ports,
+        let give_up = move_op(
             &import.id,
             import.status,
             ImportStatus::Failed,
             Update::new().set("reason", reason),
-        )
-        .await?;
+            ports.clock.now(),
+        );
+        let failed = Flow::apply(&*ports.table, Flow::as_seen(give_up, &seen)).await?;
         if !failed {
             // It moved meanwhile: nothing to give up on.
             return Ok(Verdict::Waiting);
@@ -553,9 +554,11 @@ async fn sweep_one(
         keys::activity_import(&import.id),
         &import.id,
         import.status,
-        now,
+        ports.clock.now(),
     );
-    Flow::apply(&*ports.table, nudge).await?;
+    if !Flow::apply(&*ports.table, Flow::as_seen(nudge, &seen)).await? {
+        return Ok(Verdict::Waiting);
+    }
     tracing::warn!(import_id = %import.id, status = ?import.status, "nudged a stuck import");
     Ok(Verdict::Nudged)
 }

@@ -51,14 +51,18 @@ impl JobHandler for JobsWorker {
             let checked = UploadChecked::from_body(&message.body).map_err(JobError::Poison)?;
             return match self.uploads.get(checked.purpose.as_str()) {
                 Some(follow_up) => follow_up.on_checked(&self.wiring, &checked.upload_id).await,
-                // Files whose context needs no follow-up (read on demand).
-                None => Ok(()),
+                // Files whose context needs no follow-up (read on demand); said, so that a
+                // purpose misspelt at declaration does not go unnoticed.
+                None => {
+                    tracing::warn!(purpose = %checked.purpose, "no context follows up uploads of this purpose");
+                    Ok(())
+                }
             };
         }
         match self.jobs.get(ty.as_str()) {
             Some(job) => job.handle(&self.wiring, message).await,
             None => Err(JobError::Poison(format!(
-                "no context handles {ty} messages"
+                "no context handles {ty} messages (a context registers a Job with this message_type)"
             ))),
         }
     }

@@ -1,7 +1,8 @@
 //! The composition root: builds each port and shared service on first request, from the
 //! configuration, and keeps it for the life of the process. A Lambda asks only for what the states
-//! of its own routes and jobs need (through [`Provide`]), so `api-health` builds a DynamoDB client
-//! and nothing else; the local runtime asks for everything.
+//! of its own routes and jobs need (through [`Provide`]), so `api-health` builds its DynamoDB table
+//! and the shared layers (token and API-key checks, rate limits) and nothing else; the local runtime
+//! asks for everything.
 
 use std::sync::Arc;
 

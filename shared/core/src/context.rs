@@ -40,6 +40,10 @@ impl DepsError {
 }
 
 /// The composition root can build a `T` (once per process, then shared).
+#[diagnostic::on_unimplemented(
+    message = "the composition root cannot provide `{T}`",
+    note = "add a builder for it and an entry in the `provide!` list of shared/app/src/wiring.rs"
+)]
 pub trait Provide<T> {
     fn provide(&self) -> impl Future<Output = Result<T, DepsError>> + Send;
 }

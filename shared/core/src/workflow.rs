@@ -3,7 +3,9 @@
 //!
 //! - A record carries its `status`, a `version` and `updatedAt`.
 //! - Every move is a [`Flow::transition`]: one conditional write that leaves exactly the status
-//!   it names (so of two concurrent moves one wins), bumps the version and stamps the time.
+//!   it names (so of two concurrent moves to another status one wins), bumps the version and
+//!   stamps the time; a move decided from an earlier read also names the version it saw
+//!   ([`Flow::as_seen`]), so it loses to any move in between.
 //! - While its status is not final the record sits in its flow's index of unfinished records
 //!   (GSI2, sorted by last move); the final move takes it out.
 //! - [`Flow::sweep`] reads every page of records that have not moved for a while, within a time
@@ -148,6 +150,17 @@ impl Flow {
     ) -> WriteOp {
         debug_assert!(to.is_final(), "giving up ends in a final status");
         self.transition(key, id, from, to, Update::new().set("reason", reason), now)
+    }
+
+    /// Makes `op` apply only to the record exactly as it was read in `seen` (its version), for a
+    /// move decided from an earlier read, such as a sweeper's: a record that moved meanwhile,
+    /// even to the same status, is left alone. Records stored before versions keep the status
+    /// condition alone.
+    pub fn as_seen(op: WriteOp, seen: &Item) -> WriteOp {
+        match seen.get(crate::table::VERSION).and_then(Value::as_u64) {
+            Some(version) => op.when(Condition::VersionIs(version)),
+            None => op,
+        }
     }
 
     /// How often a stored record has been nudged.

@@ -265,3 +265,62 @@ async fn a_nudge_is_counted_and_hides_the_record_for_another_period() {
         .unwrap();
     assert_eq!(later.visited, 1);
 }
+
+#[tokio::test]
+async fn a_move_decided_from_an_earlier_read_loses_to_any_move_in_between() {
+    let (table, _dir) = table();
+    create(&*table, "a", Step::Working, t0()).await;
+    let seen = table.get(&key("a")).await.unwrap().unwrap();
+    // Progress is written meanwhile: same status, new version.
+    let progress = FLOW.transition(
+        key("a"),
+        "a",
+        Step::Working,
+        Step::Working,
+        Update::new(),
+        t0(),
+    );
+    assert!(Flow::apply(&*table, progress).await.unwrap());
+    let give_up = FLOW.transition(
+        key("a"),
+        "a",
+        Step::Working,
+        Step::Done,
+        Update::new().set("reason", "stuck"),
+        t0(),
+    );
+    assert!(
+        !Flow::apply(&*table, Flow::as_seen(give_up, &seen))
+            .await
+            .unwrap()
+    );
+    let item = table.get(&key("a")).await.unwrap().unwrap();
+    assert_eq!(
+        item["status"],
+        json!("working"),
+        "the live record was not given up on"
+    );
+}
+
+#[tokio::test]
+async fn of_concurrent_nudges_from_one_read_exactly_one_applies() {
+    let (table, _dir) = table();
+    create(&*table, "a", Step::Working, t0()).await;
+    let seen = table.get(&key("a")).await.unwrap().unwrap();
+    let nudges = (0..8).map(|_| {
+        let (table, seen) = (table.clone(), seen.clone());
+        tokio::spawn(async move {
+            let nudge = FLOW.nudge(key("a"), "a", Step::Working, t0());
+            Flow::apply(&*table, Flow::as_seen(nudge, &seen))
+                .await
+                .unwrap()
+        })
+    });
+    let mut applied = 0;
+    for handle in nudges {
+        applied += usize::from(handle.await.unwrap());
+    }
+    assert_eq!(applied, 1);
+    let item = table.get(&key("a")).await.unwrap().unwrap();
+    assert_eq!(Flow::sweeps(&item), 1);
+}
