@@ -38,6 +38,16 @@ fn last_owner() -> AccountsError {
     }
 }
 
+/// Why a role change or removal did not commit: operation 1 is the owner count's guard (the
+/// last owner stays), operation 0 the member's own role having changed meanwhile.
+fn membership_write_failed(error: TableError) -> AccountsError {
+    match error {
+        TableError::ConditionFailed { index: 1, .. } => last_owner(),
+        TableError::ConditionFailed { .. } => AccountsError::Conflict,
+        other => other.into(),
+    }
+}
+
 /// The write that moves the organisation's owner count, if a role change moves it.
 pub(crate) fn owner_count_change(
     org_id: &str,
@@ -135,11 +145,10 @@ impl Members {
         )
         .chain(owner_count_change(org_id, Some(previous), Some(role)))
         .collect();
-        self.table.write(ops).await.map_err(|e| match e {
-            TableError::ConditionFailed { index: 1, .. } => last_owner(),
-            TableError::ConditionFailed { .. } => AccountsError::Conflict,
-            other => other.into(),
-        })?;
+        self.table
+            .write(ops)
+            .await
+            .map_err(membership_write_failed)?;
         self.audit
             .record(
                 &[user_id, member_id],
@@ -180,11 +189,10 @@ impl Members {
             ))
             .chain(owner_count_change(org_id, Some(member.role), None))
             .collect();
-        self.table.write(ops).await.map_err(|e| match e {
-            TableError::ConditionFailed { index: 1, .. } => last_owner(),
-            TableError::ConditionFailed { .. } => AccountsError::Conflict,
-            other => other.into(),
-        })?;
+        self.table
+            .write(ops)
+            .await
+            .map_err(membership_write_failed)?;
         self.audit
             .record(
                 &[user_id, member_id],

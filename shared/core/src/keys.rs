@@ -84,12 +84,6 @@ pub fn unfinished(open: &str, moved_at: DateTime<Utc>, id: &str) -> IndexKey {
     )
 }
 
-/// A pending upload's entry in [`PENDING_UPLOADS`], by when it was created (a pending upload
-/// has not moved since).
-pub fn pending_upload(created_at: DateTime<Utc>, upload_id: &str) -> IndexKey {
-    unfinished(PENDING_UPLOADS, created_at, upload_id)
-}
-
 pub fn user_profile(user_id: &str) -> Key {
     Key::new(format!("USER#{user_id}"), "PROFILE")
 }
@@ -315,11 +309,6 @@ pub fn import_of_org(org_id: &str, import_id: &str) -> IndexKey {
     IndexKey::new(Index::Gsi1, imports_of_org(org_id), import_id)
 }
 
-/// An unfinished import's entry in [`OPEN_IMPORTS`], by when it last moved.
-pub fn open_import(updated_at: DateTime<Utc>, import_id: &str) -> IndexKey {
-    unfinished(OPEN_IMPORTS, updated_at, import_id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,7 +334,7 @@ mod tests {
             owned(Index::Gsi1, "OWNER#ORG#org_1", "UPLOAD#upl_1")
         );
         assert_eq!(
-            entry(pending_upload(at, "upl_1")),
+            entry(unfinished(PENDING_UPLOADS, at, "upl_1")),
             owned(
                 Index::Gsi2,
                 "UPLOADS#pending",
@@ -381,7 +370,7 @@ mod tests {
             owned(Index::Gsi1, "ORG#org_1#IMPORTS", "imp_1")
         );
         assert_eq!(
-            entry(open_import(at, "imp_1")),
+            entry(unfinished(OPEN_IMPORTS, at, "imp_1")),
             owned(
                 Index::Gsi2,
                 "IMPORTS#open",
@@ -409,7 +398,7 @@ mod tests {
     #[test]
     fn an_item_is_listed_in_an_index_by_its_key_attributes_and_unlisted_by_removing_them() {
         let mut item = Item::new();
-        open_import(Utc.timestamp_opt(0, 0).unwrap(), "imp_1").insert_into(&mut item);
+        unfinished(OPEN_IMPORTS, Utc.timestamp_opt(0, 0).unwrap(), "imp_1").insert_into(&mut item);
         assert_eq!(
             serde_json::Value::Object(item.clone()),
             json!({"gsi2pk": "IMPORTS#open", "gsi2sk": "1970-01-01T00:00:00.000000Z#imp_1"})
