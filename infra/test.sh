@@ -80,6 +80,8 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The Lambda functions alone, as sam build compiles them: without the `local` feature of amanar-app.
+cargo clippy -p amanar-functions --bins --quiet -- -D warnings
 
 step "cargo test (embedded face, AWS face on moto, Lambda events, local runtime journeys)"
 AMANAR_TEST_AWS_ENDPOINT="http://127.0.0.1:$port" AMANAR_TEST_OIDC_ISSUER="http://127.0.0.1:$oidc_port" \

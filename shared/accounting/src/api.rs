@@ -1,8 +1,9 @@
 //! HTTP routes of the factor library and estimates: `GET /v1/emission-factors[/{factorId}]`,
 //! `GET /v1/units`, `POST /v1/estimates` and `POST /v1/estimates/batch`.
 
-use amanar_http::{ApiError, FieldError, HttpFunction, Json, Principal, Problem, Query};
+use amanar_http::{ApiError, FieldError, HttpFunction, Json, Prepared, Principal, Problem, Query};
 use axum::extract::Path;
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rust_decimal::Decimal;
@@ -313,7 +314,13 @@ pub struct UnitList {
 #[utoipa::path(get, path = "/v1/units", tag = "carbon accounting", summary = "List units",
     description = "Units convert exactly within a type (and counts only to themselves). An estimate's unit must be of its factor's type.",
     responses((status = 200, description = "Every unit type with its units", body = UnitList)))]
-pub async fn list_units() -> Json<UnitList> {
+pub async fn list_units() -> Response {
+    // The list depends only on the compiled-in units: serialised once, shared by every response.
+    static UNITS: Prepared = Prepared::new();
+    UNITS.json(unit_list)
+}
+
+fn unit_list() -> UnitList {
     let items = UnitType::ALL
         .into_iter()
         .map(|t| UnitTypeView {
@@ -333,7 +340,7 @@ pub async fn list_units() -> Json<UnitList> {
                 .collect(),
         })
         .collect();
-    Json(UnitList { items })
+    UnitList { items }
 }
 
 // ---------------------------------------------------------------------------------------------

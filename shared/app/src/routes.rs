@@ -5,12 +5,11 @@
 use std::sync::{Arc, OnceLock};
 
 use amanar_core::{DepsError, FromDeps};
-use amanar_http::{HttpFunction, HttpService, Idempotency};
+use amanar_http::{HttpFunction, HttpService, Idempotency, Prepared};
 
 use crate::wiring::Wiring;
 use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::Response;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -144,33 +143,19 @@ pub async fn api_router(wiring: &Wiring) -> Result<Router, DepsError> {
 /// The OpenAPI 3.1 document of the API.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "platform", summary = "OpenAPI document",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json")))]
-async fn openapi_json() -> impl IntoResponse {
-    static JSON: OnceLock<Arc<str>> = OnceLock::new();
-    let json = JSON
-        .get_or_init(|| {
-            serde_json::to_string(openapi())
-                .expect("the document serialises")
-                .into()
-        })
-        .clone();
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        json.to_string(),
-    )
+async fn openapi_json() -> Response {
+    static JSON: Prepared = Prepared::new();
+    JSON.json(openapi)
 }
 
 /// Human-readable API reference.
 #[utoipa::path(get, path = "/docs", tag = "platform", summary = "API reference",
     responses((status = 200, description = "The API reference as an HTML page", content_type = "text/html")))]
-async fn docs_page() -> impl IntoResponse {
-    static HTML: OnceLock<Arc<str>> = OnceLock::new();
-    let html = HTML
-        .get_or_init(|| amanar_http::docs::render(openapi()).into())
-        .clone();
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        html.to_string(),
-    )
+async fn docs_page() -> Response {
+    static HTML: Prepared = Prepared::new();
+    HTML.text("text/html; charset=utf-8", || {
+        amanar_http::docs::render(openapi())
+    })
 }
 
 fn docs_router() -> OpenApiRouter<()> {

@@ -10,9 +10,11 @@ use amanar_accounts::social::SocialSettings;
 use amanar_accounts::{IdentityProvider, OrgAccess};
 use amanar_core::mail::Mailer;
 use amanar_core::{Blobs, Clock, DepsError, Ports, Provide, Queue, SystemClock, Table};
+#[cfg(feature = "local")]
 use amanar_embedded::{EmbeddedStore, LocalBlobs};
 use amanar_http::scope::KnownScopes;
 use amanar_http::{Auth, OrgGuard, RateLimits, Verifier};
+#[cfg(feature = "local")]
 use amanar_local_idp::{LocalIdentity, Mailbox};
 use tokio::sync::OnceCell;
 
@@ -28,11 +30,13 @@ pub struct Wiring(Arc<Parts>);
 struct Parts {
     config: Option<Config>,
     sdk: OnceCell<aws_config::SdkConfig>,
+    #[cfg(feature = "local")]
     store: OnceCell<EmbeddedStore>,
     table: OnceCell<Arc<dyn Table>>,
     queue: OnceCell<Arc<dyn Queue>>,
-    blobs: OnceCell<(Arc<dyn Blobs>, Option<LocalBlobs>)>,
+    blobs: OnceCell<(Arc<dyn Blobs>, LocalBlobsSlot)>,
     identity: OnceCell<Arc<dyn IdentityProvider>>,
+    #[cfg(feature = "local")]
     local: OnceCell<(Arc<LocalIdentity>, LocalIdentitySurface)>,
     mailer: OnceCell<Arc<dyn Mailer>>,
     auth: OnceCell<Arc<Auth>>,
@@ -41,17 +45,96 @@ struct Parts {
 }
 
 /// What the local runtime serves for its own identity provider.
+#[cfg(feature = "local")]
 #[derive(Clone)]
 pub struct LocalIdentitySurface {
     pub jwks: jsonwebtoken::jwk::JwkSet,
     pub mailbox: Mailbox,
 }
 
+#[cfg(feature = "local")]
 fn failed(what: &'static str) -> impl FnOnce(String) -> DepsError {
     move |reason| DepsError::new(what, reason)
 }
 
+/// The local blob adapter beside the blob port, when blobs are local (only a build with the
+/// `local` feature has one).
+#[cfg(feature = "local")]
+type LocalBlobsSlot = Option<LocalBlobs>;
+#[cfg(not(feature = "local"))]
+type LocalBlobsSlot = ();
+
+#[cfg(feature = "local")]
+fn local_identity_built(parts: &Parts) -> bool {
+    parts.local.initialized()
+}
+
+#[cfg(not(feature = "local"))]
+fn local_identity_built(_: &Parts) -> bool {
+    false
+}
+
+/// A local adapter asked of a build without them (a Lambda function is built without the `local`
+/// feature, so it links no embedded store and no local identity provider).
+#[cfg(not(feature = "local"))]
+fn not_built(what: &'static str) -> DepsError {
+    DepsError::new(
+        what,
+        "this build has no local adapters (it was built without the `local` feature)",
+    )
+}
+
+/// The AWS SDK configuration. A local runtime on AWS services uses the SDK's default chain, so
+/// profiles and SSO work for a developer's own account; a Lambda function reads the environment
+/// only ([`lambda_sdk_config`]). A build without the `local` feature runs only as a Lambda.
+async fn sdk_config(face: crate::config::Face) -> aws_config::SdkConfig {
+    #[cfg(feature = "local")]
+    if matches!(face, crate::config::Face::Local) {
+        return aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    }
+    let _ = face;
+    lambda_sdk_config()
+}
+
+/// The AWS SDK configuration of a Lambda function, from what Lambda puts in the environment:
+/// `AWS_REGION` and the execution role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN` (and an emulator's `AWS_ENDPOINT_URL` in tests). `aws_config::load_defaults`
+/// would also link the profile-file, SSO, web-identity (an STS client), ECS and IMDS providers,
+/// which a function never uses (measured in BENCHMARKS.md, "Lambda sizes").
+fn lambda_sdk_config() -> aws_config::SdkConfig {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let region = env("AWS_REGION")
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .map(aws_config::Region::new);
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .retry_config(RetryConfig::standard())
+        // The SDK's own default: a connection that takes longer is retried elsewhere.
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_millis(3100))
+                .build(),
+        )
+        .time_source(aws_smithy_async::time::SystemTimeSource::new());
+    if let Some(sleep) = aws_smithy_async::rt::sleep::default_async_sleep() {
+        builder = builder.sleep_impl(sleep);
+    }
+    if let Some(url) = env("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(url);
+    }
+    builder.build()
+}
+
 /// Reads the local secret that signs blob URLs, creating it on first start.
+#[cfg(feature = "local")]
 fn local_secret(config: &Config) -> Result<Vec<u8>, DepsError> {
     let path = config.data_dir.join("local-secret");
     let fail = |e: std::io::Error| DepsError::new("the local signing secret", e);
@@ -80,13 +163,14 @@ impl Wiring {
         let p = &self.0;
         [
             ("sdk", p.sdk.initialized()),
+            #[cfg(feature = "local")]
             ("store", p.store.initialized()),
             ("table", p.table.initialized()),
             ("queue", p.queue.initialized()),
             ("blobs", p.blobs.initialized()),
             (
                 "identity",
-                p.identity.initialized() || p.local.initialized(),
+                p.identity.initialized() || local_identity_built(p),
             ),
             ("mailer", p.mailer.initialized()),
             ("auth", p.auth.initialized()),
@@ -105,16 +189,17 @@ impl Wiring {
             .expect("a wiring always has its configuration")
     }
 
-    /// The AWS SDK configuration, loaded on first use: region, credentials and `AWS_ENDPOINT_URL`
+    /// The AWS SDK configuration, built on first use: region, credentials and `AWS_ENDPOINT_URL`
     /// (emulators) come from the environment.
     async fn sdk(&self) -> &aws_config::SdkConfig {
         self.0
             .sdk
-            .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
+            .get_or_init(|| sdk_config(self.config().face))
             .await
     }
 
     /// The embedded store under the data directory (table and queues in one file).
+    #[cfg(feature = "local")]
     async fn store(&self) -> Result<&EmbeddedStore, DepsError> {
         self.0
             .store
@@ -131,10 +216,13 @@ impl Wiring {
         self.0
             .table
             .get_or_try_init(|| async {
-                Ok(match &self.config().table {
+                Ok::<Arc<dyn Table>, DepsError>(match &self.config().table {
+                    #[cfg(feature = "local")]
                     TableBackend::Embedded => {
                         Arc::new(self.store().await?.table.clone()) as Arc<dyn Table>
                     }
+                    #[cfg(not(feature = "local"))]
+                    TableBackend::Embedded => return Err(not_built("the embedded table")),
                     TableBackend::Dynamo { table_name } => {
                         Arc::new(amanar_dynamo::DynamoTable::new(
                             aws_sdk_dynamodb::Client::new(self.sdk().await),
@@ -151,10 +239,13 @@ impl Wiring {
         self.0
             .queue
             .get_or_try_init(|| async {
-                Ok(match &self.config().queue {
+                Ok::<Arc<dyn Queue>, DepsError>(match &self.config().queue {
+                    #[cfg(feature = "local")]
                     QueueBackend::Embedded => {
                         Arc::new(self.store().await?.queue.clone()) as Arc<dyn Queue>
                     }
+                    #[cfg(not(feature = "local"))]
+                    QueueBackend::Embedded => return Err(not_built("the embedded queue")),
                     QueueBackend::Sqs { urls } => Arc::new(amanar_sqs::SqsQueue::new(
                         aws_sdk_sqs::Client::new(self.sdk().await),
                         urls.clone(),
@@ -165,12 +256,13 @@ impl Wiring {
             .cloned()
     }
 
-    async fn blob_parts(&self) -> Result<&(Arc<dyn Blobs>, Option<LocalBlobs>), DepsError> {
+    async fn blob_parts(&self) -> Result<&(Arc<dyn Blobs>, LocalBlobsSlot), DepsError> {
         self.0
             .blobs
             .get_or_try_init(|| async {
                 let config = self.config();
                 Ok(match &config.blobs {
+                    #[cfg(feature = "local")]
                     BlobBackend::Local { public_url } => {
                         let local = LocalBlobs::new(
                             config.data_dir.join("blobs"),
@@ -179,6 +271,8 @@ impl Wiring {
                         );
                         (Arc::new(local.clone()) as Arc<dyn Blobs>, Some(local))
                     }
+                    #[cfg(not(feature = "local"))]
+                    BlobBackend::Local { .. } => return Err(not_built("local blobs")),
                     BlobBackend::S3 {
                         buckets,
                         force_path_style,
@@ -190,7 +284,7 @@ impl Wiring {
                             aws_sdk_s3::Client::from_conf(s3),
                             buckets.clone(),
                         );
-                        (Arc::new(blobs) as Arc<dyn Blobs>, None)
+                        (Arc::new(blobs) as Arc<dyn Blobs>, LocalBlobsSlot::default())
                     }
                 })
             })
@@ -202,6 +296,7 @@ impl Wiring {
     }
 
     /// The local blob adapter, when blobs are local: the runtime serves and verifies its URLs.
+    #[cfg(feature = "local")]
     pub async fn local_blobs(&self) -> Result<Option<LocalBlobs>, DepsError> {
         Ok(self.blob_parts().await?.1.clone())
     }
@@ -220,6 +315,7 @@ impl Wiring {
     }
 
     /// The local identity provider and what the local runtime serves for it.
+    #[cfg(feature = "local")]
     async fn local_parts(
         &self,
         issuer: &str,
@@ -252,9 +348,14 @@ impl Wiring {
         self.0
             .identity
             .get_or_try_init(|| async {
-                Ok(match &self.config().identity {
+                Ok::<Arc<dyn IdentityProvider>, DepsError>(match &self.config().identity {
+                    #[cfg(feature = "local")]
                     IdentityBackend::Local { issuer } => {
                         self.local_parts(issuer).await?.0.clone() as Arc<dyn IdentityProvider>
+                    }
+                    #[cfg(not(feature = "local"))]
+                    IdentityBackend::Local { .. } => {
+                        return Err(not_built("the local identity provider"));
                     }
                     IdentityBackend::Cognito {
                         user_pool_id,
@@ -276,6 +377,7 @@ impl Wiring {
     }
 
     /// The local identity provider's JWKS and mailbox, when it is the provider.
+    #[cfg(feature = "local")]
     pub async fn local_identity(&self) -> Result<Option<LocalIdentitySurface>, DepsError> {
         Ok(match &self.config().identity {
             IdentityBackend::Local { issuer } => Some(self.local_parts(issuer).await?.1.clone()),
@@ -287,10 +389,13 @@ impl Wiring {
         self.0
             .mailer
             .get_or_try_init(|| async {
-                Ok(match &self.config().mail {
+                Ok::<Arc<dyn Mailer>, DepsError>(match &self.config().mail {
+                    #[cfg(feature = "local")]
                     MailBackend::Local => {
                         Arc::new(Mailbox::new(self.table().await?, self.clock())) as Arc<dyn Mailer>
                     }
+                    #[cfg(not(feature = "local"))]
+                    MailBackend::Local => return Err(not_built("the local mailbox")),
                     MailBackend::Ses { from } => Arc::new(amanar_ses::SesMailer::new(
                         aws_sdk_sesv2::Client::new(self.sdk().await),
                         from.clone(),
@@ -332,9 +437,14 @@ impl Wiring {
         let (issuer, jwks) = match &self.config().identity {
             // Straight to the local provider, not through `identity()`: a function that only
             // verifies tokens must not link the Cognito client.
+            #[cfg(feature = "local")]
             IdentityBackend::Local { issuer } => {
                 let (local, surface) = self.local_parts(issuer).await.map_err(|e| e.to_string())?;
                 (local.issuer(), surface.jwks.clone())
+            }
+            #[cfg(not(feature = "local"))]
+            IdentityBackend::Local { .. } => {
+                return Err(not_built("the local identity provider").to_string());
             }
             IdentityBackend::Cognito {
                 user_pool_id,

@@ -46,6 +46,8 @@ impl RedbTable {
         Ok(Self { db })
     }
 
+    /// Writes commit with an fsync, so they run on Tokio's blocking pool and never stall the
+    /// async workers.
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Database) -> Result<T, TableError> + Send + 'static,
@@ -55,7 +57,26 @@ impl RedbTable {
             .await
             .map_err(|e| TableError::Backend(format!("table task failed: {e}")))?
     }
+
+    /// Reads of bounded size run inline on the calling task. A redb read transaction never waits
+    /// for a writer (readers see the last commit), and a point read or a page of at most
+    /// [`INLINE_QUERY_LIMIT`] items takes microseconds, less than the two thread hand-offs of the
+    /// blocking pool (measured: `GET /v1/health`, see BENCHMARKS.md). Larger pages go to the pool.
+    async fn reading<T: Send + 'static>(
+        &self,
+        inline: bool,
+        work: impl FnOnce(&Database) -> Result<T, TableError> + Send + 'static,
+    ) -> Result<T, TableError> {
+        if inline {
+            work(&self.db)
+        } else {
+            self.blocking(work).await
+        }
+    }
 }
+
+/// The largest query page read inline rather than on the blocking pool.
+pub const INLINE_QUERY_LIMIT: usize = 100;
 
 /// Appends `part 0x00`, refusing parts that hold NUL (they would break the ordering).
 fn push_part(out: &mut Vec<u8>, part: &str) -> Result<(), TableError> {
@@ -240,7 +261,7 @@ fn conditions_checked(
 impl Table for RedbTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
         let key = base_key(key)?;
-        self.blocking(move |db| {
+        self.reading(true, move |db| {
             let txn = db.begin_read().map_err(storage)?;
             let items = txn.open_table(ITEMS).map_err(storage)?;
             read_item(&items, &key)
@@ -256,7 +277,7 @@ impl Table for RedbTable {
             )));
         }
         let keys = keys.iter().map(base_key).collect::<Result<Vec<_>, _>>()?;
-        self.blocking(move |db| {
+        self.reading(true, move |db| {
             let txn = db.begin_read().map_err(storage)?;
             let items = txn.open_table(ITEMS).map_err(storage)?;
             keys.iter().map(|key| read_item(&items, key)).collect()
@@ -281,7 +302,7 @@ impl Table for RedbTable {
             }
         }
         let query = query.clone();
-        self.blocking(move |db| {
+        self.reading(query.limit <= INLINE_QUERY_LIMIT, move |db| {
             let txn = db.begin_read().map_err(storage)?;
             let items = txn.open_table(ITEMS).map_err(storage)?;
             let entries = txn.open_table(definition(query.index)).map_err(storage)?;

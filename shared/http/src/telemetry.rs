@@ -1,5 +1,7 @@
 //! Structured logs: JSON lines through `tracing`, filtered by `RUST_LOG` (default `info`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once; later calls do nothing. `json: false` gives compact human
@@ -17,6 +19,11 @@ pub fn init(json: bool) {
             .with_span_list(false)
             .try_init()
     } else {
-        builder.compact().try_init()
+        // Colour codes only for a terminal: a file or a pipe gets plain lines, which are also
+        // cheaper to write.
+        builder
+            .compact()
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init()
     };
 }
