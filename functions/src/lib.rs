@@ -22,7 +22,9 @@ const RETRY_BASE: Duration = Duration::from_secs(10);
 fn cold_start() -> Result<Wiring, Error> {
     let config = Config::from_env(Face::Lambda)?;
     amanar_http::telemetry::init(config.json_logs);
-    Ok(Wiring::new(config))
+    let wiring = Wiring::new(config);
+    wiring.check_build()?;
+    Ok(wiring)
 }
 
 /// Serves one HTTP function's routes behind API Gateway, with only its own state built. `binary`

@@ -57,6 +57,34 @@ fn failed(what: &'static str) -> impl FnOnce(String) -> DepsError {
     move |reason| DepsError::new(what, reason)
 }
 
+/// The first local backend `config` names, when the build has no local adapters.
+fn missing_adapter(config: &Config, has_local: bool) -> Option<&'static str> {
+    let local = [
+        (
+            "the embedded table",
+            matches!(config.table, TableBackend::Embedded),
+        ),
+        (
+            "the embedded queue",
+            matches!(config.queue, QueueBackend::Embedded),
+        ),
+        (
+            "local blobs",
+            matches!(config.blobs, BlobBackend::Local { .. }),
+        ),
+        (
+            "the local mailbox",
+            matches!(config.mail, MailBackend::Local),
+        ),
+        (
+            "the local identity provider",
+            matches!(config.identity, IdentityBackend::Local { .. }),
+        ),
+    ];
+    let chosen = local.into_iter().find(|(_, chosen)| *chosen)?;
+    (!has_local).then_some(chosen.0)
+}
+
 /// The local blob adapter beside the blob port, when blobs are local (only a build with the
 /// `local` feature has one).
 #[cfg(feature = "local")]
@@ -85,7 +113,7 @@ fn not_built(what: &'static str) -> DepsError {
 }
 
 /// The AWS SDK configuration. A local runtime on AWS services uses the SDK's default chain, so
-/// profiles and SSO work for a developer's own account; a Lambda function reads the environment
+/// profile credentials work for a developer's own account; a Lambda function reads the environment
 /// only ([`lambda_sdk_config`]). A build without the `local` feature runs only as a Lambda.
 async fn sdk_config(face: crate::config::Face) -> aws_config::SdkConfig {
     #[cfg(feature = "local")]
@@ -99,8 +127,8 @@ async fn sdk_config(face: crate::config::Face) -> aws_config::SdkConfig {
 /// The AWS SDK configuration of a Lambda function, from what Lambda puts in the environment:
 /// `AWS_REGION` and the execution role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
 /// `AWS_SESSION_TOKEN` (and an emulator's `AWS_ENDPOINT_URL` in tests). `aws_config::load_defaults`
-/// would also link the profile-file, SSO, web-identity (an STS client), ECS and IMDS providers,
-/// which a function never uses (measured in BENCHMARKS.md, "Lambda sizes").
+/// would also link the profile-file, web-identity (an STS client), ECS and IMDS providers,
+/// which a function never uses (measured in BENCHMARKS.md, "second slice").
 fn lambda_sdk_config() -> aws_config::SdkConfig {
     use aws_config::environment::EnvironmentVariableCredentialsProvider;
     use aws_config::retry::RetryConfig;
@@ -130,7 +158,29 @@ fn lambda_sdk_config() -> aws_config::SdkConfig {
     if let Some(url) = env("AWS_ENDPOINT_URL") {
         builder = builder.endpoint_url(url);
     }
-    builder.build()
+    builder.service_config(ServiceEnv).build()
+}
+
+/// Per-service settings from the environment, read as the SDK's default chain reads them (without
+/// profile files): `AWS_ENDPOINT_URL_DYNAMODB` before `AWS_ENDPOINT_URL`, and so on per service.
+#[derive(Debug)]
+struct ServiceEnv;
+
+impl aws_types::service_config::LoadServiceConfig for ServiceEnv {
+    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        service_setting(key.env(), key.service_id(), |name| std::env::var(name).ok())
+    }
+}
+
+/// `<VARIABLE>_<SERVICE ID>` (the service id upper-cased, spaces as underscores) before `<VARIABLE>`.
+fn service_setting(
+    variable: &str,
+    service_id: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    let service = service_id.to_ascii_uppercase().replace([' ', '-'], "_");
+    var(&format!("{variable}_{service}")).or_else(|| var(variable))
 }
 
 /// Reads the local secret that signs blob URLs, creating it on first start.
@@ -156,6 +206,19 @@ impl Wiring {
             config: Some(config),
             ..Parts::default()
         }))
+    }
+
+    /// Refuses, at start, a configuration that names a backend this build does not have: a Lambda
+    /// is built without the `local` feature, so an embedded table or queue, local blobs or mail,
+    /// or the local identity provider would otherwise fail on the first request that needs them.
+    pub fn check_build(&self) -> Result<(), DepsError> {
+        match missing_adapter(self.config(), cfg!(feature = "local")) {
+            Some(what) => Err(DepsError::new(
+                what,
+                "this build has no local adapters (it was built without the `local` feature)",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The parts built so far, by name: what a function's cold start has paid for.
@@ -563,7 +626,7 @@ impl Provide<KnownScopes> for Wiring {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "local"))]
 mod tests {
     use super::*;
     use crate::config::Face;
@@ -585,6 +648,37 @@ mod tests {
         })
         .expect("a valid configuration");
         Wiring::new(config)
+    }
+
+    #[test]
+    fn a_service_setting_of_its_own_wins_over_the_shared_one() {
+        let env = |name: &str| match name {
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER" => Some("http://idp".to_owned()),
+            "AWS_ENDPOINT_URL" => Some("http://all".to_owned()),
+            _ => None,
+        };
+        let setting = |service| service_setting("AWS_ENDPOINT_URL", service, env);
+        assert_eq!(
+            setting("Cognito Identity Provider").as_deref(),
+            Some("http://idp")
+        );
+        assert_eq!(setting("DynamoDB").as_deref(), Some("http://all"));
+        assert_eq!(service_setting("AWS_ENDPOINT_URL", "SQS", |_| None), None);
+    }
+
+    #[test]
+    fn a_build_without_local_adapters_refuses_a_configuration_that_names_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let wiring = wiring(dir.path());
+        assert_eq!(
+            missing_adapter(wiring.config(), false),
+            Some("the embedded table")
+        );
+        assert_eq!(missing_adapter(wiring.config(), true), None);
+        assert!(
+            wiring.check_build().is_ok(),
+            "this build has the local adapters"
+        );
     }
 
     #[tokio::test]

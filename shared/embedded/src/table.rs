@@ -59,9 +59,11 @@ impl RedbTable {
     }
 
     /// Reads of bounded size run inline on the calling task. A redb read transaction never waits
-    /// for a writer (readers see the last commit), and a point read or a page of at most
-    /// [`INLINE_QUERY_LIMIT`] items takes microseconds, less than the two thread hand-offs of the
-    /// blocking pool (measured: `GET /v1/health`, see BENCHMARKS.md). Larger pages go to the pool.
+    /// for a commit's fsync (it shares only short in-process locks with the writer and sees the
+    /// last commit), and a point read or a page of at most [`INLINE_QUERY_LIMIT`] items takes
+    /// microseconds when its pages are cached (an uncached page is one `pread`). That is less than
+    /// the two thread hand-offs of the blocking pool (`GET /v1/health` under wrk, BENCHMARKS.md
+    /// "The request path under wrk"). Larger pages go to the pool.
     async fn reading<T: Send + 'static>(
         &self,
         inline: bool,

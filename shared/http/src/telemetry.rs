@@ -19,11 +19,10 @@ pub fn init(json: bool) {
             .with_span_list(false)
             .try_init()
     } else {
-        // Colour codes only for a terminal: a file or a pipe gets plain lines, which are also
-        // cheaper to write.
-        builder
-            .compact()
-            .with_ansi(std::io::stdout().is_terminal())
-            .try_init()
+        // Colour codes only for a terminal, and never under NO_COLOR (https://no-color.org): a
+        // file or a pipe gets plain lines, which are also cheaper to write.
+        let colour = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        builder.compact().with_ansi(colour).try_init()
     };
 }
