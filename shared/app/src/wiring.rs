@@ -104,7 +104,6 @@ fn local_identity_built(_: &Parts) -> bool {
 
 /// A local adapter asked of a build without them (a Lambda function is built without the `local`
 /// feature, so it links no embedded store and no local identity provider).
-#[cfg(not(feature = "local"))]
 fn not_built(what: &'static str) -> DepsError {
     DepsError::new(
         what,
@@ -213,10 +212,7 @@ impl Wiring {
     /// or the local identity provider would otherwise fail on the first request that needs them.
     pub fn check_build(&self) -> Result<(), DepsError> {
         match missing_adapter(self.config(), cfg!(feature = "local")) {
-            Some(what) => Err(DepsError::new(
-                what,
-                "this build has no local adapters (it was built without the `local` feature)",
-            )),
+            Some(what) => Err(not_built(what)),
             None => Ok(()),
         }
     }
@@ -580,9 +576,11 @@ fn region(sdk: &aws_config::SdkConfig) -> String {
 
 /// An emulator's Cognito endpoint, when one is configured.
 fn cognito_endpoint() -> Option<String> {
-    std::env::var("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .ok()
+    // The same rule as the SDK clients' own endpoints (ServiceEnv), so the token keys and the
+    // Cognito client reach the same place.
+    service_setting("AWS_ENDPOINT_URL", "Cognito Identity Provider", |name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// One `Provide` per dependency kind, each delegating to the builder above.

@@ -46,8 +46,9 @@ impl RedbTable {
         Ok(Self { db })
     }
 
-    /// Writes commit with an fsync, so they run on Tokio's blocking pool and never stall the
-    /// async workers.
+    /// Work that may block for long runs on Tokio's blocking pool, so it never stalls the async
+    /// workers: writes (each commit is fsynced) and query pages larger than
+    /// [`INLINE_QUERY_LIMIT`].
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Database) -> Result<T, TableError> + Send + 'static,
