@@ -37,8 +37,26 @@ where
         return Err(format!("binary {binary} runs the function {}", function.name).into());
     }
     let wiring = cold_start()?;
-    let router = routes::function_router(function, &wiring).await?;
+    let router = routes::function_router(function, &wiring)
+        .await?
+        .layer(axum::middleware::map_request(with_client_addr));
     lambda_http::run(router).await
+}
+
+/// Hands API Gateway's `sourceIp` to the per-address limit of `/v1/auth/*`
+/// ([`amanar_http::ClientAddr`]). It is the address API Gateway saw, so no forwarded header a
+/// caller can write comes into it.
+async fn with_client_addr(mut request: axum::extract::Request) -> axum::extract::Request {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let source = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    };
+    if let Some(ip) = source.and_then(|ip| ip.parse().ok()) {
+        request.extensions_mut().insert(amanar_http::ClientAddr(ip));
+    }
+    request
 }
 
 /// Lambda's partial batch response: the messages to deliver again.
@@ -183,6 +201,27 @@ pub async fn run_housekeeping() -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn api_gateways_source_ip_becomes_the_client_address() {
+        use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+        use lambda_http::request::RequestContext;
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.http.source_ip = Some("203.0.113.7".into());
+        let mut request = axum::extract::Request::new(axum::body::Body::empty());
+        request
+            .extensions_mut()
+            .insert(RequestContext::ApiGatewayV2(context));
+        // A header a caller writes is not where the address comes from.
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", "198.51.100.1".parse().unwrap());
+        let request = with_client_addr(request).await;
+        assert_eq!(
+            request.extensions().get::<amanar_http::ClientAddr>(),
+            Some(&amanar_http::ClientAddr("203.0.113.7".parse().unwrap()))
+        );
+    }
 
     #[test]
     fn s3_event_keys_are_url_decoded() {

@@ -122,3 +122,40 @@ fn each_http_function_is_routed_exactly_the_routes_its_code_serves() {
         "the local runtime serves exactly what the functions serve"
     );
 }
+
+#[test]
+fn the_edge_throttles_every_route_and_the_secret_checking_auth_routes_harder() {
+    let template = template();
+    let api = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .find(|r| r["Type"].as_str() == Some("AWS::Serverless::HttpApi"))
+        .expect("one HTTP API");
+    let rate = |settings: &Value| settings["ThrottlingRateLimit"].as_f64();
+    let default = rate(&api["Properties"]["DefaultRouteSettings"]).expect("a default rate");
+    let routes = api["Properties"]["RouteSettings"]
+        .as_mapping()
+        .expect("route settings");
+    let served = deployed_functions();
+    for (route, settings) in routes {
+        let route = route.as_str().unwrap();
+        assert!(
+            served.values().any(|r| r.contains(route)),
+            "{route} is throttled but not routed"
+        );
+        assert!(rate(settings).unwrap() < default, "{route}");
+    }
+    // Every anonymous POST of the auth function that takes a password or a code.
+    for route in &served["api-auth"] {
+        let checks_a_secret = route.starts_with("POST ")
+            && !route.ends_with("/refresh")
+            && !route.ends_with("/logout");
+        if checks_a_secret {
+            assert!(
+                routes.contains_key(Value::from(route.as_str())),
+                "{route} has no throttling of its own"
+            );
+        }
+    }
+}

@@ -125,6 +125,18 @@ impl Api {
     }
 
     pub async fn call(&self, method: &str, path: &str, who: As<'_>, body: Option<Value>) -> Answer {
+        self.call_with(method, path, who, body, &[]).await
+    }
+
+    /// [`Self::call`] with extra request headers (`Idempotency-Key`...).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        who: As<'_>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut request = self.http.request(
             method.parse().expect("a method"),
             format!("{}{path}", self.base),
@@ -134,6 +146,9 @@ impl Api {
             As::Bearer(token) => request.bearer_auth(token),
             As::ApiKey(key) => request.header("x-api-key", key),
         };
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }

@@ -521,17 +521,19 @@ async fn totp_mfa_enrols_then_guards_every_login() {
     assert!(challenge.body.get("accessToken").is_none());
     let session = challenge.body["session"].as_str().unwrap();
     // The enrolment code was this step's, and a code works once: the next step's is in the window.
-    let code = totp::code_at_step(
-        &key,
-        totp::step_of(amanar_testkit::unix_now()).max(step) + 1,
-    );
+    let login_step = totp::step_of(amanar_testkit::unix_now()).max(step) + 1;
+    let code = totp::code_at_step(&key, login_step);
     let replay = api
         .post(
             "/v1/auth/mfa",
             json!({"session": session, "code": totp::code_at_step(&key, step)}),
         )
         .await;
-    assert_eq!(replay.status, 422, "{}", replay.body);
+    assert_eq!(replay.status, 401, "{}", replay.body);
+    assert_eq!(
+        replay.body["type"],
+        "https://docs.amanarcarbon.com/problems/invalid-mfa-code"
+    );
     let tokens = api
         .post("/v1/auth/mfa", json!({"session": session, "code": code}))
         .await;
@@ -543,22 +545,25 @@ async fn totp_mfa_enrols_then_guards_every_login() {
     assert_eq!(used.status, 401, "a session completes once");
 
     let access = tokens.body["accessToken"].as_str().unwrap().to_owned();
+    let disable = |body: Value| api.send("DELETE", "/v1/me/mfa", Some(&access), Some(body));
+    let wrong_code = disable(json!({"password": PASSWORD, "code": "000000"})).await;
+    assert_eq!(wrong_code.status, 401, "{}", wrong_code.body);
+    let no_password = disable(json!({"code": code})).await;
+    assert_eq!(no_password.status, 422, "the password is required too");
+    let wrong_password = disable(json!({"password": "Not the password 1", "code": code})).await;
+    assert_eq!(wrong_password.status, 401, "{}", wrong_password.body);
     assert_eq!(
-        api.send("DELETE", "/v1/me/mfa?code=000000", Some(&access), None)
+        disable(json!({"password": PASSWORD, "code": code}))
             .await
             .status,
-        422
+        401,
+        "the code the login used does not work again"
     );
-    let current = totp::code_at_step(&key, totp::step_of(amanar_testkit::unix_now()));
+    let fresh = amanar_testkit::identity::code_after(&key, login_step).await;
     assert_eq!(
-        api.send(
-            "DELETE",
-            &format!("/v1/me/mfa?code={current}"),
-            Some(&access),
-            None
-        )
-        .await
-        .status,
+        disable(json!({"password": PASSWORD, "code": fresh}))
+            .await
+            .status,
         204
     );
     assert!(api.login("hedy@example.com", PASSWORD).await.body["accessToken"].is_string());

@@ -299,3 +299,67 @@ async fn committed_data_and_queued_work_survive_a_restart() {
     assert_eq!(received[0].body, parked);
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_address_needs_expose_and_then_the_mailbox_needs_the_printed_token() {
+    let (refused, _dir) = Platform::new()
+        .set(vars::ADDR, "0.0.0.0:0")
+        .try_start()
+        .await;
+    let error = refused.err().expect("0.0.0.0 is refused without --expose");
+    assert!(error.to_string().contains("--expose"), "{error}");
+
+    let (running, _dir) = Platform::new()
+        .set(vars::ADDR, "0.0.0.0:0")
+        .set(vars::EXPOSE, "true")
+        .start()
+        .await;
+    let token = running.local_token.clone().expect("a token when exposed");
+    let mailbox = format!(
+        "http://127.0.0.1:{}/_local/mailbox?to=a@example.com",
+        running.addr.port()
+    );
+    let client = reqwest::Client::new();
+    let anonymous = client.get(&mailbox).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = client
+        .get(&mailbox)
+        .header(amanar_local::LOCAL_TOKEN_HEADER, "0".repeat(token.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let allowed = client
+        .get(&mailbox)
+        .header(amanar_local::LOCAL_TOKEN_HEADER, &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    // Public routes stay public.
+    let health = client
+        .get(format!(
+            "http://127.0.0.1:{}/v1/health",
+            running.addr.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(health.status(), 401);
+    running.shutdown().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_and_the_signing_secret_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (running, dir) = start_with(TIMINGS).await;
+    for file in ["amanar.redb", "local-secret"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file} is {:o}", mode & 0o777);
+    }
+    running.shutdown().await;
+}

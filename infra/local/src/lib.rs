@@ -31,6 +31,8 @@ const POLL_WAIT: Duration = Duration::from_secs(1);
 /// A started runtime. Dropping it aborts every task at once; [`Running::shutdown`] stops gracefully.
 pub struct Running {
     pub addr: SocketAddr,
+    /// What `/_local/*` routes ask for (`X-Local-Token`) when the runtime listens beyond loopback.
+    pub local_token: Option<String>,
     pub wiring: Wiring,
     ports: Ports,
     stop: watch::Sender<bool>,
@@ -72,10 +74,41 @@ fn bad_signature(detail: impl Into<String>) -> ApiError {
     }
 }
 
+/// The header a local-only route asks for when the runtime listens beyond loopback.
+pub const LOCAL_TOKEN_HEADER: &str = "x-local-token";
+
+/// Guards the `/_local/*` routes that reveal secrets (the mailbox) with the token printed at start,
+/// when there is one (the runtime listens beyond loopback); on loopback they are open.
+async fn local_token_guard(
+    State(token): State<Option<Arc<str>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use subtle::ConstantTimeEq;
+    if let Some(token) = token {
+        let given = request
+            .headers()
+            .get(LOCAL_TOKEN_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(given.ct_eq(token.as_bytes())) {
+            return ApiError::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                slug: "local-token-required",
+                title: "Local token required",
+                detail: "This runtime listens beyond loopback: local-only routes need the X-Local-Token it printed at start.".into(),
+                retry_after_secs: None,
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// The local identity provider's public surface: `GET /.well-known/jwks.json`, and
 /// `GET /_local/mailbox?to=` with the mail it sent (newest first). Neither exists in AWS builds:
 /// Cognito publishes its own JWKS and sends real mail.
-fn identity_routes(identity: LocalIdentitySurface) -> Router {
+fn identity_routes(identity: LocalIdentitySurface, token: Option<Arc<str>>) -> Router {
     #[derive(serde::Deserialize)]
     struct MailboxQuery {
         to: String,
@@ -94,9 +127,15 @@ fn identity_routes(identity: LocalIdentitySurface) -> Router {
         Ok(axum::Json(serde_json::json!({ "items": mail })).into_response())
     }
 
+    let local_only = Router::new()
+        .route("/_local/mailbox", axum::routing::get(mailbox))
+        .route_layer(axum::middleware::from_fn_with_state(
+            token,
+            local_token_guard,
+        ));
     Router::new()
         .route("/.well-known/jwks.json", axum::routing::get(jwks))
-        .route("/_local/mailbox", axum::routing::get(mailbox))
+        .merge(local_only)
         .with_state(identity)
 }
 
@@ -253,11 +292,31 @@ pub enum StartError {
     },
     #[error("cannot make the first admin from AMANAR_ADMIN_EMAIL/AMANAR_ADMIN_PASSWORD: {0}")]
     FirstAdmin(String),
+    #[error(
+        "refusing to listen on {0}: the local runtime serves every mailed code at /_local/mailbox; listen on loopback (127.0.0.1), or pass --expose (AMANAR_EXPOSE=true) to protect the local-only routes with a token"
+    )]
+    NotLoopback(SocketAddr),
+}
+
+/// A fresh token for the local-only routes.
+fn local_token() -> Result<String, StartError> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| amanar_core::DepsError::new("the local token", e))?;
+    Ok(hex::encode(bytes))
 }
 
 /// Starts the runtime: binds the address (port 0 picks a free one), then serves, polls and schedules
 /// in background tasks.
 pub async fn start(mut config: Config) -> Result<Running, StartError> {
+    let exposed = !config.addr.ip().is_loopback();
+    if exposed && !config.expose {
+        return Err(StartError::NotLoopback(config.addr));
+    }
+    let token: Option<Arc<str>> = if exposed {
+        Some(local_token()?.into())
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|source| StartError::Listen {
@@ -303,13 +362,15 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         app = app.merge(blob_routes(blobs, ports.clone()));
     }
     if let Some(identity) = wiring.local_identity().await? {
-        app = app.merge(identity_routes(identity));
+        app = app.merge(identity_routes(identity, token.clone()));
     }
     let mut server_stop = stopped.clone();
     tasks.spawn(async move {
         let shutdown = async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
         };
+        // The peer address reaches the per-address limit of `/v1/auth/*` as `ConnectInfo`.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(error) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
@@ -334,6 +395,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "amanar-local started");
     Ok(Running {
         addr,
+        local_token: token.map(|t| t.to_string()),
         wiring,
         ports,
         stop,

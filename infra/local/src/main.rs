@@ -13,9 +13,13 @@ struct Args {
     /// Directory holding all data (created if missing).
     #[arg(long, env = "AMANAR_DATA_DIR", default_value = ".amanar")]
     data_dir: PathBuf,
-    /// Address to listen on.
+    /// Address to listen on. Loopback only, unless `--expose`.
     #[arg(long, env = "AMANAR_ADDR", default_value = "127.0.0.1:3000")]
     addr: std::net::SocketAddr,
+    /// Allow a non-loopback address. The local-only routes (`/_local/*`: the mailbox with every
+    /// verification and reset code) then need the token printed at start, as `X-Local-Token`.
+    #[arg(long)]
+    expose: bool,
 }
 
 async fn terminated() {
@@ -49,6 +53,7 @@ async fn main() -> std::process::ExitCode {
     }
     config.data_dir = args.data_dir;
     config.addr = args.addr;
+    config.expose |= args.expose;
     amanar_http::telemetry::init(config.json_logs);
     let mut running = match amanar_local::start(config).await {
         Ok(running) => running,
@@ -61,6 +66,9 @@ async fn main() -> std::process::ExitCode {
         "amanar-local listening on http://{} (API docs at http://{}/docs)",
         running.addr, running.addr
     );
+    if let Some(token) = &running.local_token {
+        println!("local-only routes (/_local/*) need the header X-Local-Token: {token}");
+    }
     tokio::select! {
         _ = terminated() => {
             tracing::info!("shutting down");

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use amanar_http::auth::BearerToken;
+use amanar_http::carrying_secret;
 use amanar_http::{ApiError, Caller, FieldError, Json, Problem};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -57,7 +58,7 @@ impl From<AccountsError> for ApiError {
                 slug: "account-locked",
                 title: "Account locked",
                 detail: format!(
-                    "Too many failed logins. Retry in {retry_after_secs} seconds or reset the password."
+                    "Too many failed attempts. Retry in {retry_after_secs} seconds or reset the password."
                 ),
                 retry_after_secs: Some(retry_after_secs),
             },
@@ -283,13 +284,12 @@ impl From<SignIn> for LoginAnswer {
 pub async fn login(
     State(accounts): AccountsExt,
     Json(request): Json<LoginRequest>,
-) -> Result<Json<LoginAnswer>, ApiError> {
-    Ok(Json(
-        accounts
-            .login(&request.email, &request.password)
-            .await?
-            .into(),
-    ))
+) -> Result<Response, ApiError> {
+    let answer: LoginAnswer = accounts
+        .login(&request.email, &request.password)
+        .await?
+        .into();
+    Ok(carrying_secret(Json(answer)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -304,18 +304,18 @@ pub struct MfaRequest {
 #[utoipa::path(post, path = "/v1/auth/mfa", tag = "accounts", summary = "Answer the TOTP challenge",
     request_body = MfaRequest,
     responses((status = 200, description = "Tokens", body = Tokens),
-        (status = 401, description = "The session is invalid, used or expired", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Wrong code (a code works once)", body = Problem, content_type = "application/problem+json")))]
+        (status = 401, description = "The session is invalid, used or expired, or the code is wrong (a code works once)", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Locked after 5 wrong codes in 15 minutes; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn complete_mfa(
     State(accounts): AccountsExt,
     Json(request): Json<MfaRequest>,
-) -> Result<Json<Tokens>, ApiError> {
-    Ok(Json(
-        accounts
-            .complete_mfa(&request.session, &request.code)
-            .await?
-            .into(),
-    ))
+) -> Result<Response, ApiError> {
+    let tokens: Tokens = accounts
+        .complete_mfa(&request.session, &request.code)
+        .await
+        .map_err(code_is_a_credential)?
+        .into();
+    Ok(carrying_secret(Json(tokens)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -333,8 +333,9 @@ pub struct RefreshRequest {
 pub async fn refresh(
     State(accounts): AccountsExt,
     Json(request): Json<RefreshRequest>,
-) -> Result<Json<Tokens>, ApiError> {
-    Ok(Json(accounts.refresh(&request.refresh_token).await?.into()))
+) -> Result<Response, ApiError> {
+    let tokens: Tokens = accounts.refresh(&request.refresh_token).await?.into();
+    Ok(carrying_secret(Json(tokens)))
 }
 
 /// Revokes every refresh token of the caller.
@@ -488,12 +489,12 @@ pub async fn enrol_totp(
     State(accounts): AccountsExt,
     caller: Caller,
     BearerToken(token): BearerToken,
-) -> Result<Json<TotpEnrolment>, ApiError> {
+) -> Result<Response, ApiError> {
     let (secret, otpauth_uri) = accounts.mfa_enrol(&caller.user_id, &token).await?;
-    Ok(Json(TotpEnrolment {
+    Ok(carrying_secret(Json(TotpEnrolment {
         secret,
         otpauth_uri,
-    }))
+    })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -523,26 +524,48 @@ pub async fn verify_totp(
     }))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DisableMfaQuery {
-    /// A current code from the authenticator app.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DisableMfaRequest {
+    /// The account's password.
+    pub password: String,
+    /// A current code from the authenticator app, not used before.
     pub code: String,
 }
 
-/// Turns MFA off; needs a current code, so a stolen access token alone cannot.
+/// Turns MFA off. Needs the password and a current code in the body, so a stolen access token
+/// alone cannot; wrong answers count towards the login and second-factor limits.
 #[utoipa::path(delete, path = "/v1/me/mfa", tag = "accounts", summary = "Disable MFA", security(("bearer" = [])),
-    params(DisableMfaQuery),
+    request_body = DisableMfaRequest,
     responses((status = 204, description = "MFA is off"),
-        (status = 422, description = "Missing or wrong code", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
+        (status = 401, description = "No valid access token, or a wrong password or code", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "MFA is not on", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Too many wrong answers; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn disable_mfa(
     State(accounts): AccountsExt,
     caller: Caller,
-    amanar_http::Query(query): amanar_http::Query<DisableMfaQuery>,
+    Json(request): Json<DisableMfaRequest>,
 ) -> Result<StatusCode, ApiError> {
-    accounts.mfa_disable(&caller.user_id, &query.code).await?;
+    accounts
+        .mfa_disable(&caller.user_id, &request.password, &request.code)
+        .await
+        .map_err(code_is_a_credential)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where a TOTP code is a credential (answering a login challenge, proving the second factor), a
+/// wrong one is a 401 like a wrong password, so clients treat both alike.
+fn code_is_a_credential(error: AccountsError) -> ApiError {
+    match error {
+        AccountsError::Identity(IdentityError::BadCode) => ApiError::Refused {
+            status: StatusCode::UNAUTHORIZED,
+            slug: "invalid-mfa-code",
+            title: "Invalid MFA code",
+            detail: "The code is wrong, expired or already used.".into(),
+            retry_after_secs: None,
+        },
+        other => other.into(),
+    }
 }
 
 impl From<crate::social::SocialError> for ApiError {
@@ -645,9 +668,14 @@ pub async fn social_callback(
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(error) = query.error {
         return Err(
+            // What the provider sent is echoed, bounded: the query is anyone's to write.
             crate::social::SocialError::Refused(match query.error_description {
-                Some(description) => format!("{error}: {description}"),
-                None => error,
+                Some(description) => format!(
+                    "{}: {}",
+                    amanar_http::bounded(&error, 100),
+                    amanar_http::bounded(&description, 200)
+                ),
+                None => amanar_http::bounded(&error, 100),
             })
             .into(),
         );
@@ -670,8 +698,8 @@ pub async fn social_callback(
         .callback(&code, &state, browser_secret.as_deref())
         .await?
         .into();
-    Ok((
+    Ok(carrying_secret((
         [(axum::http::header::SET_COOKIE, social.cookie("", 0))],
         Json(answer),
-    ))
+    )))
 }

@@ -338,7 +338,8 @@ pub struct CreatedApiKey {
     pub secret: String,
 }
 
-/// Creates an API key for the organisation (owners and admins).
+/// Creates an API key for the organisation (owners and admins). The response is never stored: a
+/// retry with the same `Idempotency-Key` is a 409 `idempotency-replay-withheld`, not a second key.
 #[utoipa::path(post, path = "/v1/orgs/{orgId}/api-keys", tag = "accounts", summary = "Create an API key", security(("bearer" = [])),
     params(("orgId" = String, Path, description = "Organisation id")), request_body = CreateApiKey,
     responses((status = 201, description = "The key and its secret (shown once)", body = CreatedApiKey),
@@ -354,7 +355,10 @@ pub async fn create_api_key(
     let (key, secret) = orgs
         .create_key(&caller.user_id, &org_id, &request.name, &request.scopes)
         .await?;
-    Ok((StatusCode::CREATED, Json(CreatedApiKey { key, secret })))
+    Ok(amanar_http::carrying_secret((
+        StatusCode::CREATED,
+        Json(CreatedApiKey { key, secret }),
+    )))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

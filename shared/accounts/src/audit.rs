@@ -115,6 +115,19 @@ pub fn chain_is_intact(entries: &[AuditEntry]) -> bool {
     true
 }
 
+/// Tries at appending one entry before giving up with a transient conflict.
+const APPEND_ATTEMPTS: u32 = 16;
+
+/// A random pause before retry `attempt` (1, 2, ...): up to 2, 4, 8... ms, capped at 64 ms.
+fn append_pause(attempt: u32) -> std::time::Duration {
+    let ceiling_ms = 1u64 << attempt.min(6);
+    let mut random = [0u8; 2];
+    // A failed random source only loses the jitter, not the retry.
+    let _ = getrandom::fill(&mut random);
+    let micros = u64::from(u16::from_le_bytes(random)) % (ceiling_ms * 1000);
+    std::time::Duration::from_micros(micros + 200)
+}
+
 #[derive(Clone)]
 pub struct Audit {
     table: Arc<dyn Table>,
@@ -145,8 +158,15 @@ impl Audit {
         Ok(())
     }
 
+    /// Appends one entry. Concurrent appends to one log race for its head: the loser reads the new
+    /// head and tries again after a short random pause, so a burst (30 parallel failed logins)
+    /// spreads out instead of colliding again in step. If the head still moves every time, the
+    /// answer is a transient conflict (a 503 with `Retry-After`): never a lost entry.
     async fn append(&self, stream: &str, event: &AuditEvent) -> Result<(), TableError> {
-        for _ in 0..8 {
+        for attempt in 0..APPEND_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(append_pause(attempt)).await;
+            }
             let head: Option<Head> = match self.table.get(&keys::audit_head(stream)).await? {
                 Some(item) => Some(items::parse(item)?),
                 None => None,

@@ -118,9 +118,16 @@ pub trait IdentityProvider: Send + Sync {
         access_token: &str,
         code: &str,
     ) -> Result<(), IdentityError>;
-    /// Turns TOTP off. `code` is a current code from the app (the local provider checks it;
-    /// Cognito has no call to check one outside sign-in).
-    async fn totp_disable(&self, user_id: &str, code: &str) -> Result<(), IdentityError>;
+    /// Turns TOTP off, given proof of both factors: the account's password
+    /// ([`IdentityError::BadCredentials`] if wrong) and a current code from the app that was not
+    /// used before ([`IdentityError::BadCode`]). Cognito checks both through an admin sign-in
+    /// and its TOTP challenge; the local provider checks them itself.
+    async fn totp_disable(
+        &self,
+        user_id: &str,
+        password: &str,
+        code: &str,
+    ) -> Result<(), IdentityError>;
     /// New tokens for a refresh token.
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError>;
     /// Revokes every refresh token of the user.

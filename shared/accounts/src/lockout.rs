@@ -1,28 +1,59 @@
-//! The failed-login lockout: attempts per email are counted in the table (`LOGIN#<email>`), because
-//! Lambda instances share nothing; too many within a window lock the email for a while, whether or
-//! not an account has it.
+//! Attempt limits: failed logins per email (`LOGIN#<email>`) and failed second-factor answers per
+//! user (`USER#<id>/MFA_FAILURES`), counted in the table because Lambda instances share nothing.
+//! Too many within a window lock the subject for a while, whether or not an account has it.
+//!
+//! Counting is one conditional update, so parallel guesses cannot all slip in under the limit:
+//! the item holds the attempts the window still allows (`remaining`) and when the window ends.
+//! An attempt decrements `remaining` only while it is at least 2 and the window is open; the one
+//! that takes the last slot (`remaining` exactly 1) also sets `lockedUntil`. Only when neither applies is the item read,
+//! to answer "locked" or to open a fresh window in place of an expired one (a conditional put, so
+//! two attempts cannot both open one and lose each other's count).
 
 use std::sync::Arc;
 
-use amanar_core::table::{Table, Update, WriteOp, items};
-use amanar_core::{Clock, keys};
+use amanar_core::table::{Condition, EXPIRES_AT, Table, TableError, Update, WriteOp, items};
+use amanar_core::{Clock, Key};
 use serde::{Deserialize, Serialize};
 
 use crate::service::AccountsError;
 
-/// Failed logins within [`LOCKOUT_WINDOW_SECS`] that lock an email.
-pub const LOCKOUT_FAILURES: i64 = 5;
-pub const LOCKOUT_WINDOW_SECS: i64 = 15 * 60;
-/// How long a lock lasts.
-pub const LOCKOUT_SECS: i64 = 15 * 60;
+/// How many failures within how long lock a subject, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub failures: i64,
+    pub window_secs: i64,
+    pub lock_secs: i64,
+}
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// Wrong passwords per email.
+pub const LOGIN: Limit = Limit {
+    failures: 5,
+    window_secs: 15 * 60,
+    lock_secs: 15 * 60,
+};
+
+/// Wrong TOTP codes per user, at login and when turning MFA off. Their own count: a right password
+/// does not clear it, only a right code or a password reset does. Five guesses in 15 minutes leave
+/// an attacker with the password about 3 in 200,000 chances a day of hitting a valid code.
+pub const MFA: Limit = Limit {
+    failures: 5,
+    window_secs: 15 * 60,
+    lock_secs: 15 * 60,
+};
+
+const REMAINING: &str = "remaining";
+const WINDOW_END: &str = "windowEnd";
+const LOCKED_UNTIL: &str = "lockedUntil";
+/// Rounds of "the item changed between the update and the read" before answering 503.
+const RACE_ROUNDS: usize = 8;
+
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct LoginFailures {
+struct Window {
     #[serde(default)]
-    failures: i64,
+    remaining: i64,
     #[serde(default)]
-    window_start: i64,
+    window_end: i64,
     #[serde(default)]
     locked_until: i64,
 }
@@ -30,14 +61,14 @@ struct LoginFailures {
 /// What counting an attempt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counted {
-    /// The attempt was counted and the email is still open.
+    /// The attempt was counted and the subject is still open.
     UnderLimit,
-    /// This attempt reached the limit: the email is locked from now on (this attempt still goes
-    /// ahead, and a right secret clears the lock with the count).
+    /// This attempt took the last slot: the subject is locked from now on (this attempt still goes
+    /// ahead, and a right answer clears the lock with the count).
     NowLocked,
 }
 
-/// Failed-login counters in the table.
+/// Attempt counters in the table.
 #[derive(Clone)]
 pub struct Lockout {
     table: Arc<dyn Table>,
@@ -49,70 +80,77 @@ impl Lockout {
         Self { table, clock }
     }
 
-    async fn failures(&self, email: &str) -> Result<LoginFailures, AccountsError> {
-        Ok(match self.table.get(&keys::login_failures(email)).await? {
-            Some(item) => items::parse(item)?,
-            None => LoginFailures::default(),
-        })
+    /// Applies one conditional write: `Ok(false)` when its condition did not hold.
+    async fn applied(&self, op: WriteOp) -> Result<bool, AccountsError> {
+        match self.table.write(vec![op]).await {
+            Ok(()) => Ok(true),
+            Err(TableError::ConditionFailed { .. }) => Ok(false),
+            Err(other) => Err(other.into()),
+        }
     }
 
-    async fn record_failure(
-        &self,
-        email: &str,
-        mut seen: LoginFailures,
-    ) -> Result<Counted, AccountsError> {
-        let key = keys::login_failures(email);
-        let now = self.clock.now().timestamp();
-        if now - seen.window_start >= LOCKOUT_WINDOW_SECS {
-            seen = LoginFailures {
-                failures: 1,
-                window_start: now,
+    /// Refuses a locked subject; otherwise counts this attempt before the secret (password or
+    /// code) is checked. A right answer clears the count again ([`Self::clear`]).
+    pub async fn count_attempt(&self, key: &Key, limit: Limit) -> Result<Counted, AccountsError> {
+        debug_assert!(limit.failures >= 2 && limit.lock_secs > 0);
+        for _ in 0..RACE_ROUNDS {
+            let now = self.clock.now().timestamp();
+            let open = Condition::AtLeast(WINDOW_END.into(), now + 1);
+            let count = WriteOp::update(key.clone(), Update::new().add(REMAINING, -1))
+                .when(Condition::AtLeast(REMAINING.into(), 2))
+                .when(open.clone());
+            if self.applied(count).await? {
+                return Ok(Counted::UnderLimit);
+            }
+            let lock_until = now + limit.lock_secs;
+            let last = Update::new()
+                .add(REMAINING, -1)
+                .set(LOCKED_UNTIL, lock_until)
+                .set(EXPIRES_AT, lock_until.max(now + limit.window_secs));
+            // Exactly the last slot: `remaining` may have been refilled since the first update
+            // failed (a fresh window), and then this attempt is an ordinary one.
+            let last = WriteOp::update(key.clone(), last)
+                .when(Condition::Equals(REMAINING.into(), 1.into()))
+                .when(open);
+            if self.applied(last).await? {
+                tracing::warn!(pk = %key.pk, "locked after repeated failures");
+                return Ok(Counted::NowLocked);
+            }
+            let seen: Option<Window> = match self.table.get(key).await? {
+                Some(item) => Some(items::parse(item)?),
+                None => None,
+            };
+            let replace = match &seen {
+                Some(w) if w.locked_until > now => {
+                    return Err(AccountsError::Locked {
+                        retry_after_secs: (w.locked_until - now) as u64,
+                    });
+                }
+                None => Condition::NotExists,
+                // Expired, or used up by a lock that ended early: a fresh window replaces it.
+                Some(w) if w.window_end <= now || w.remaining <= 0 => {
+                    Condition::Equals(WINDOW_END.into(), w.window_end.into())
+                }
+                // Another attempt opened a window meanwhile: count in it.
+                Some(_) => continue,
+            };
+            let fresh = Window {
+                remaining: limit.failures - 1,
+                window_end: now + limit.window_secs,
                 locked_until: 0,
             };
-            let mut item = items::with_key(&key, &seen)?;
-            item.insert(
-                amanar_core::table::EXPIRES_AT.into(),
-                (now + LOCKOUT_WINDOW_SECS + LOCKOUT_SECS).into(),
-            );
-            self.table.write(vec![WriteOp::put(item)]).await?;
-            return Ok(Counted::UnderLimit);
+            let mut item = items::with_key(key, &fresh)?;
+            item.insert(EXPIRES_AT.into(), fresh.window_end.into());
+            if self.applied(WriteOp::put(item).when(replace)).await? {
+                return Ok(Counted::UnderLimit);
+            }
         }
-        self.table
-            .write(vec![WriteOp::update(
-                key.clone(),
-                Update::new().add("failures", 1),
-            )])
-            .await?;
-        let now_failures = self.failures(email).await?;
-        if now_failures.failures >= LOCKOUT_FAILURES && now_failures.locked_until <= now {
-            let lock = Update::new().set("lockedUntil", now + LOCKOUT_SECS).set(
-                amanar_core::table::EXPIRES_AT,
-                now + LOCKOUT_SECS + LOCKOUT_WINDOW_SECS,
-            );
-            self.table.write(vec![WriteOp::update(key, lock)]).await?;
-            tracing::warn!("login locked after repeated failures");
-            return Ok(Counted::NowLocked);
-        }
-        Ok(Counted::UnderLimit)
+        Err(TableError::TransactionConflict.into())
     }
 
-    /// Refuses a locked email; otherwise counts this attempt before the secret (password or TOTP
-    /// code) is checked, so parallel guesses cannot all slip in under the limit. A right answer
-    /// clears the count again ([`Self::clear`]).
-    pub async fn count_attempt(&self, email: &str) -> Result<Counted, AccountsError> {
-        let failures = self.failures(email).await?;
-        let now = self.clock.now().timestamp();
-        if failures.locked_until > now {
-            return Err(AccountsError::Locked {
-                retry_after_secs: (failures.locked_until - now) as u64,
-            });
-        }
-        self.record_failure(email, failures).await
-    }
-
-    /// The write that forgets an email's count (and its lock), to go with a right answer.
-    pub fn clear(email: &str) -> WriteOp {
-        WriteOp::delete(keys::login_failures(email))
+    /// The write that forgets a count (and its lock), to go with a right answer.
+    pub fn clear(key: Key) -> WriteOp {
+        WriteOp::delete(key)
     }
 }
 
@@ -123,8 +161,13 @@ mod tests {
     use super::*;
     use crate::Accounts;
     use crate::testing::{self, PASSWORD, Provider, store};
+    use amanar_core::keys;
 
     const EMAIL: &str = "ada@example.com";
+
+    fn login(email: &str) -> Key {
+        keys::login_failures(email)
+    }
 
     fn locked_for(result: Result<Counted, AccountsError>) -> u64 {
         match result {
@@ -137,43 +180,49 @@ mod tests {
     async fn the_fifth_failure_within_the_window_locks_the_email_for_fifteen_minutes() {
         let store = store();
         let lockout = Lockout::new(store.table.clone(), store.clock.clone());
-        for _ in 1..LOCKOUT_FAILURES {
+        for _ in 1..LOGIN.failures {
             assert_eq!(
-                lockout.count_attempt(EMAIL).await.unwrap(),
+                lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
                 Counted::UnderLimit
             );
             store.clock.advance(Duration::seconds(30));
         }
         assert_eq!(
-            lockout.count_attempt(EMAIL).await.unwrap(),
+            lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
             Counted::NowLocked
         );
         assert_eq!(
-            locked_for(lockout.count_attempt(EMAIL).await),
-            LOCKOUT_SECS as u64
+            locked_for(lockout.count_attempt(&login(EMAIL), LOGIN).await),
+            LOGIN.lock_secs as u64
         );
         store.clock.advance(Duration::minutes(10));
-        assert_eq!(locked_for(lockout.count_attempt(EMAIL).await), 5 * 60);
+        assert_eq!(
+            locked_for(lockout.count_attempt(&login(EMAIL), LOGIN).await),
+            5 * 60
+        );
     }
 
     #[tokio::test]
     async fn the_lock_lifts_when_its_time_is_up_and_counting_starts_again() {
         let store = store();
         let lockout = Lockout::new(store.table.clone(), store.clock.clone());
-        for _ in 0..LOCKOUT_FAILURES {
-            lockout.count_attempt(EMAIL).await.unwrap();
+        for _ in 0..LOGIN.failures {
+            lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap();
         }
-        store.clock.advance(Duration::seconds(LOCKOUT_SECS - 1));
-        assert_eq!(locked_for(lockout.count_attempt(EMAIL).await), 1);
+        store.clock.advance(Duration::seconds(LOGIN.lock_secs - 1));
+        assert_eq!(
+            locked_for(lockout.count_attempt(&login(EMAIL), LOGIN).await),
+            1
+        );
         store.clock.advance(Duration::seconds(1));
-        for _ in 1..LOCKOUT_FAILURES {
+        for _ in 1..LOGIN.failures {
             assert_eq!(
-                lockout.count_attempt(EMAIL).await.unwrap(),
+                lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
                 Counted::UnderLimit
             );
         }
         assert_eq!(
-            lockout.count_attempt(EMAIL).await.unwrap(),
+            lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
             Counted::NowLocked
         );
     }
@@ -182,14 +231,14 @@ mod tests {
     async fn failures_further_apart_than_the_window_never_lock() {
         let store = store();
         let lockout = Lockout::new(store.table.clone(), store.clock.clone());
-        for _ in 0..3 * LOCKOUT_FAILURES {
+        for _ in 0..3 * LOGIN.failures {
             assert_eq!(
-                lockout.count_attempt(EMAIL).await.unwrap(),
+                lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
                 Counted::UnderLimit
             );
             store
                 .clock
-                .advance(Duration::seconds(LOCKOUT_WINDOW_SECS / 4 + 1));
+                .advance(Duration::seconds(LOGIN.window_secs / 4 + 1));
         }
     }
 
@@ -197,17 +246,17 @@ mod tests {
     async fn clearing_the_count_forgets_the_failures_before_it() {
         let store = store();
         let lockout = Lockout::new(store.table.clone(), store.clock.clone());
-        for _ in 1..LOCKOUT_FAILURES {
-            lockout.count_attempt(EMAIL).await.unwrap();
+        for _ in 1..LOGIN.failures {
+            lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap();
         }
         store
             .table
-            .write(vec![Lockout::clear(EMAIL)])
+            .write(vec![Lockout::clear(login(EMAIL))])
             .await
             .unwrap();
-        for _ in 1..LOCKOUT_FAILURES {
+        for _ in 1..LOGIN.failures {
             assert_eq!(
-                lockout.count_attempt(EMAIL).await.unwrap(),
+                lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
                 Counted::UnderLimit
             );
         }
@@ -217,11 +266,14 @@ mod tests {
     async fn emails_are_counted_apart() {
         let store = store();
         let lockout = Lockout::new(store.table.clone(), store.clock.clone());
-        for _ in 0..LOCKOUT_FAILURES {
-            lockout.count_attempt(EMAIL).await.unwrap();
+        for _ in 0..LOGIN.failures {
+            lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap();
         }
         assert_eq!(
-            lockout.count_attempt("grace@example.com").await.unwrap(),
+            lockout
+                .count_attempt(&login("grace@example.com"), LOGIN)
+                .await
+                .unwrap(),
             Counted::UnderLimit
         );
     }
@@ -239,11 +291,11 @@ mod tests {
     async fn a_right_password_clears_the_failed_logins_before_it() {
         let store = store();
         let accounts = accounts(&store);
-        for _ in 1..LOCKOUT_FAILURES {
+        for _ in 1..LOGIN.failures {
             accounts.login(EMAIL, "wrong").await.unwrap_err();
         }
         accounts.login(EMAIL, PASSWORD).await.unwrap();
-        for _ in 1..LOCKOUT_FAILURES {
+        for _ in 1..LOGIN.failures {
             let refused = accounts.login(EMAIL, "wrong").await.unwrap_err();
             assert!(matches!(refused, AccountsError::Identity(_)), "{refused:?}");
         }
@@ -253,7 +305,7 @@ mod tests {
     async fn a_locked_login_is_refused_even_with_the_right_password_and_audited_once() {
         let store = store();
         let accounts = accounts(&store);
-        for _ in 0..LOCKOUT_FAILURES {
+        for _ in 0..LOGIN.failures {
             accounts.login(EMAIL, "wrong").await.unwrap_err();
         }
         store.clock.advance(Duration::minutes(1));
@@ -261,7 +313,7 @@ mod tests {
         assert_eq!(
             refused,
             AccountsError::Locked {
-                retry_after_secs: (LOCKOUT_SECS - 60) as u64
+                retry_after_secs: (LOGIN.lock_secs - 60) as u64
             }
         );
         let (log, _) = accounts
@@ -276,7 +328,7 @@ mod tests {
                 .iter()
                 .filter(|a| **a == "auth.login_failed")
                 .count(),
-            LOCKOUT_FAILURES as usize
+            LOGIN.failures as usize
         );
     }
 }

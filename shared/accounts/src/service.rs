@@ -9,7 +9,7 @@ use amanar_core::{Clock, keys};
 
 use crate::audit::{Audit, AuditEvent};
 use crate::identity::{IdentityError, IdentityProvider, NewIdentity, SignIn, TokenSet};
-use crate::lockout::{Counted, Lockout};
+use crate::lockout::{self, Counted, Lockout};
 use crate::policy::{self, AccountType};
 use crate::profile::{Profile, ProfilePatch, Profiles};
 
@@ -26,7 +26,7 @@ pub enum AccountsError {
         field: &'static str,
         message: String,
     },
-    #[error("too many failed logins; retry in {retry_after_secs} seconds")]
+    #[error("too many failed attempts; retry in {retry_after_secs} seconds")]
     Locked { retry_after_secs: u64 },
     #[error("the resource changed meanwhile; read it again")]
     Conflict,
@@ -70,6 +70,14 @@ pub struct Accounts {
 fn session_hash(session: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(session.trim().as_bytes()))
+}
+
+/// A login waiting for its TOTP code, by the hash of its session.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MfaChallenge {
+    email: String,
+    user_id: String,
 }
 
 /// The subject of an access token the provider just issued (so no need to verify it again).
@@ -180,11 +188,27 @@ impl Accounts {
         }
     }
 
-    /// Refuses a locked email, otherwise counts the attempt ([`Lockout::count_attempt`]); the
-    /// attempt that locks it goes into the account's audit log.
+    /// Refuses a locked email, otherwise counts the password attempt
+    /// ([`Lockout::count_attempt`]); the attempt that locks it goes into the account's audit log.
     async fn count_attempt(&self, email: &str) -> Result<(), AccountsError> {
-        if self.lockout.count_attempt(email).await? == Counted::NowLocked {
+        let key = keys::login_failures(email);
+        if self.lockout.count_attempt(&key, lockout::LOGIN).await? == Counted::NowLocked {
             self.record_by_email(email, "auth.locked").await?;
+        }
+        Ok(())
+    }
+
+    /// The same for a second-factor answer, on the user's own count.
+    async fn count_mfa_attempt(&self, user_id: &str) -> Result<(), AccountsError> {
+        let key = keys::mfa_failures(user_id);
+        if self.lockout.count_attempt(&key, lockout::MFA).await? == Counted::NowLocked {
+            self.audit
+                .record(
+                    &[user_id],
+                    None,
+                    AuditEvent::new(user_id, "auth.mfa_locked"),
+                )
+                .await?;
         }
         Ok(())
     }
@@ -196,7 +220,9 @@ impl Accounts {
         self.count_attempt(&email).await?;
         match self.idp.sign_in(&email, password).await {
             Ok(outcome) => {
-                self.table.write(vec![Lockout::clear(&email)]).await?;
+                self.table
+                    .write(vec![Lockout::clear(keys::login_failures(&email))])
+                    .await?;
                 self.after_sign_in(&email, &outcome).await?;
                 Ok(outcome)
             }
@@ -207,54 +233,62 @@ impl Accounts {
             Err(other) => {
                 if other == IdentityError::NotConfirmed {
                     // The password was right.
-                    self.table.write(vec![Lockout::clear(&email)]).await?;
+                    self.table
+                        .write(vec![Lockout::clear(keys::login_failures(&email))])
+                        .await?;
                 }
                 Err(other.into())
             }
         }
     }
 
-    /// Audits a sign-in; a TOTP challenge is remembered with its email, so wrong codes count
-    /// towards that email's lockout like wrong passwords.
+    /// Audits a sign-in; a TOTP challenge is remembered with its email and user, so wrong codes
+    /// count on that user's second-factor limit ([`lockout::MFA`]).
     async fn after_sign_in(&self, email: &str, outcome: &SignIn) -> Result<(), AccountsError> {
         match outcome {
             SignIn::Tokens(tokens) => self.record_login(tokens).await,
             SignIn::Totp { session } => {
+                let user = self.idp.user_by_email(email).await?;
+                let challenge = MfaChallenge {
+                    email: email.to_owned(),
+                    user_id: user.user_id.clone(),
+                };
                 let key = keys::mfa_challenge(&session_hash(session));
-                let mut item = amanar_core::Item::new();
-                item.insert("email".into(), email.into());
+                let mut item = items::with_key(&key, &challenge)?;
                 let expires = self.clock.now().timestamp() + 600;
                 item.insert(amanar_core::table::EXPIRES_AT.into(), expires.into());
-                let item = items::with_key(&key, &item)?;
                 self.table.write(vec![WriteOp::put(item)]).await?;
-                self.record_by_email(email, "auth.mfa_challenged").await
+                self.audit
+                    .record(
+                        &[&user.user_id],
+                        None,
+                        AuditEvent::new(&user.user_id, "auth.mfa_challenged"),
+                    )
+                    .await?;
+                Ok(())
             }
         }
     }
 
-    /// Completes a login that answered with a TOTP challenge.
+    /// Completes a login that answered with a TOTP challenge. Wrong codes count on the user's own
+    /// limit, which a right password does not clear: only a right code or a password reset does.
     pub async fn complete_mfa(&self, session: &str, code: &str) -> Result<TokenSet, AccountsError> {
-        let email = match self
-            .table
-            .get(&keys::mfa_challenge(&session_hash(session)))
-            .await?
-        {
-            Some(item) => item
-                .get("email")
-                .and_then(|e| e.as_str())
-                .map(str::to_owned),
+        let challenge_key = keys::mfa_challenge(&session_hash(session));
+        let challenge: Option<MfaChallenge> = match self.table.get(&challenge_key).await? {
+            Some(item) => items::parse(item).ok(),
             None => None,
         };
-        let Some(email) = email else {
+        let Some(MfaChallenge { email, user_id }) = challenge else {
             return Err(IdentityError::BadMfaSession.into());
         };
-        self.count_attempt(&email).await?;
+        self.count_mfa_attempt(&user_id).await?;
         match self.idp.respond_totp(session, code).await {
             Ok(tokens) => {
                 self.table
                     .write(vec![
-                        Lockout::clear(&email),
-                        WriteOp::delete(keys::mfa_challenge(&session_hash(session))),
+                        Lockout::clear(keys::login_failures(&email)),
+                        Lockout::clear(keys::mfa_failures(&user_id)),
+                        WriteOp::delete(challenge_key),
                     ])
                     .await?;
                 self.record_login(&tokens).await?;
@@ -262,7 +296,13 @@ impl Accounts {
             }
             Err(error) => {
                 if error == IdentityError::BadCode {
-                    self.record_by_email(&email, "auth.mfa_failed").await?;
+                    self.audit
+                        .record(
+                            &[&user_id],
+                            None,
+                            AuditEvent::new(&user_id, "auth.mfa_failed"),
+                        )
+                        .await?;
                 }
                 Err(error.into())
             }
@@ -302,8 +342,50 @@ impl Accounts {
         self.profiles.set_mfa(user_id, true).await
     }
 
-    pub async fn mfa_disable(&self, user_id: &str, code: &str) -> Result<Profile, AccountsError> {
-        self.idp.totp_disable(user_id, code).await?;
+    /// Turns MFA off with proof of both factors: the password and a current code, neither of
+    /// which a stolen access token carries. The password counts on the email's login limit and
+    /// the code on the user's second-factor limit, so this is no side door for guessing either.
+    pub async fn mfa_disable(
+        &self,
+        user_id: &str,
+        password: &str,
+        code: &str,
+    ) -> Result<Profile, AccountsError> {
+        let user = self.idp.user(user_id).await?;
+        if !user.mfa_enabled {
+            return Err(AccountsError::ConflictWith {
+                slug: "mfa-not-enabled",
+                detail: "MFA is not on for this account.".into(),
+            });
+        }
+        self.count_attempt(&user.email).await?;
+        self.count_mfa_attempt(user_id).await?;
+        match self.idp.totp_disable(user_id, password, code).await {
+            Ok(()) => {}
+            Err(error) => {
+                let action = match error {
+                    IdentityError::BadCredentials => "auth.login_failed",
+                    IdentityError::BadCode => {
+                        // The password was right.
+                        self.table
+                            .write(vec![Lockout::clear(keys::login_failures(&user.email))])
+                            .await?;
+                        "mfa.disable_failed"
+                    }
+                    _ => return Err(error.into()),
+                };
+                self.audit
+                    .record(&[user_id], None, AuditEvent::new(user_id, action))
+                    .await?;
+                return Err(error.into());
+            }
+        }
+        self.table
+            .write(vec![
+                Lockout::clear(keys::login_failures(&user.email)),
+                Lockout::clear(keys::mfa_failures(user_id)),
+            ])
+            .await?;
         self.audit
             .record(&[user_id], None, AuditEvent::new(user_id, "mfa.disabled"))
             .await?;
@@ -384,8 +466,14 @@ impl Accounts {
         self.idp
             .confirm_forgot_password(&email, code, new_password)
             .await?;
-        // A reset also lifts a lockout: the mailbox owner proved who they are.
-        self.table.write(vec![Lockout::clear(&email)]).await?;
+        // A reset also lifts both locks: the mailbox owner proved who they are.
+        let mut clear = vec![Lockout::clear(keys::login_failures(&email))];
+        match self.idp.user_by_email(&email).await {
+            Ok(user) => clear.push(Lockout::clear(keys::mfa_failures(&user.user_id))),
+            Err(IdentityError::NoSuchUser) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.table.write(clear).await?;
         self.record_by_email(&email, "auth.password_reset").await
     }
 

@@ -103,7 +103,7 @@ impl IdentityProvider for Provider {
     async fn totp_confirm(&self, _: &str, _: &str, _: &str) -> Result<(), IdentityError> {
         Err(not_here())
     }
-    async fn totp_disable(&self, _: &str, _: &str) -> Result<(), IdentityError> {
+    async fn totp_disable(&self, _: &str, _: &str, _: &str) -> Result<(), IdentityError> {
         Err(not_here())
     }
     async fn refresh(&self, _: &str) -> Result<TokenSet, IdentityError> {

@@ -63,6 +63,8 @@ pub struct Config {
     pub face: Face,
     pub data_dir: PathBuf,
     pub addr: SocketAddr,
+    /// The local runtime may listen beyond loopback (`AMANAR_EXPOSE`, `--expose`).
+    pub expose: bool,
     pub table: TableBackend,
     pub queue: QueueBackend,
     pub blobs: BlobBackend,
@@ -74,6 +76,7 @@ pub struct Config {
     /// Requests per minute per user and per API key.
     pub rate_limit_per_user: u32,
     pub rate_limit_per_key: u32,
+    pub rate_limit_auth_per_address: u32,
     /// The first admin the local runtime makes at start (email, password).
     pub first_admin: Option<(String, String)>,
     /// How often the housekeeping job runs in the local runtime (EventBridge decides in AWS).
@@ -102,6 +105,9 @@ fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
 pub mod vars {
     pub const DATA_DIR: &str = "AMANAR_DATA_DIR";
     pub const ADDR: &str = "AMANAR_ADDR";
+    /// `true` lets the local runtime listen on a non-loopback address (its `/_local/*` routes
+    /// then need the token it prints at start).
+    pub const EXPOSE: &str = "AMANAR_EXPOSE";
     pub const PUBLIC_URL: &str = "AMANAR_PUBLIC_URL";
     pub const TABLE_BACKEND: &str = "AMANAR_TABLE_BACKEND";
     pub const TABLE_NAME: &str = "AMANAR_TABLE_NAME";
@@ -125,6 +131,8 @@ pub mod vars {
     pub const ADMIN_EMAIL: &str = "AMANAR_ADMIN_EMAIL";
     pub const ADMIN_PASSWORD: &str = "AMANAR_ADMIN_PASSWORD";
     pub const RATE_LIMIT_USER: &str = "AMANAR_RATE_LIMIT_PER_USER";
+    /// Anonymous `/v1/auth/*` requests per minute from one client address.
+    pub const RATE_LIMIT_AUTH_ADDRESS: &str = "AMANAR_RATE_LIMIT_AUTH_PER_ADDRESS";
     /// `https://<domain>.auth.<region>.amazoncognito.com`: social login through the hosted UI.
     pub const COGNITO_DOMAIN_URL: &str = "AMANAR_COGNITO_DOMAIN_URL";
     /// Comma-separated providers the user pool federates (`google,linkedin`).
@@ -333,6 +341,7 @@ impl Config {
             face,
             data_dir,
             addr,
+            expose: matches!(get(vars::EXPOSE).as_deref(), Some("true" | "1")),
             table,
             queue,
             blobs,
@@ -345,6 +354,8 @@ impl Config {
                 as u32,
             rate_limit_per_key: number(vars::RATE_LIMIT_KEY, 1200)?.clamp(1, u32::MAX as u64)
                 as u32,
+            rate_limit_auth_per_address: number(vars::RATE_LIMIT_AUTH_ADDRESS, 120)?
+                .clamp(1, u32::MAX as u64) as u32,
             housekeeping_every: Duration::from_secs(number(vars::HOUSEKEEPING_SECS, 300)?.max(1)),
             retry_base: Duration::from_millis(number(vars::RETRY_BASE_MS, 2000)?),
             json_logs,

@@ -188,12 +188,16 @@ fn local_secret(config: &Config) -> Result<Vec<u8>, DepsError> {
     let path = config.data_dir.join("local-secret");
     let fail = |e: std::io::Error| DepsError::new("the local signing secret", e);
     match std::fs::read(&path) {
-        Ok(secret) if secret.len() >= 32 => Ok(secret),
+        Ok(secret) if secret.len() >= 32 => {
+            // One written by an older version may be world-readable.
+            amanar_embedded::private::ensure_file(&path).map_err(fail)?;
+            Ok(secret)
+        }
         _ => {
             let mut secret = vec![0u8; 32];
             getrandom::fill(&mut secret).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
-            std::fs::create_dir_all(&config.data_dir).map_err(fail)?;
-            std::fs::write(&path, &secret).map_err(fail)?;
+            amanar_embedded::private::create_dir(&config.data_dir).map_err(fail)?;
+            amanar_embedded::private::write_file(&path, &secret).map_err(fail)?;
             Ok(secret)
         }
     }
@@ -541,6 +545,7 @@ impl Wiring {
                     clock: self.clock(),
                     per_user: config.rate_limit_per_user,
                     per_key: config.rate_limit_per_key,
+                    per_address: config.rate_limit_auth_per_address,
                 })
             })
             .await

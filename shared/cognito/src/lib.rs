@@ -24,6 +24,12 @@ const ACCOUNT_TYPE: &str = "custom:account_type";
 /// How long to wait before asking Cognito for another code after it refused for rate.
 const COOLDOWN_SECS: u64 = 60;
 
+/// What a password check through the admin flow led to.
+enum AdminSignIn {
+    Tokens,
+    Totp(String),
+}
+
 /// A Cognito user pool and its app client.
 #[derive(Clone)]
 pub struct CognitoIdentity {
@@ -167,6 +173,82 @@ impl CognitoIdentity {
         Ok(groups)
     }
 
+    /// Checks a password through the admin flow (`ADMIN_USER_PASSWORD_AUTH`). The app client
+    /// allows no user-side password flow, so nobody can sign in against Cognito directly and skip
+    /// the platform's lockout; this call needs the function's role instead.
+    async fn admin_initiate(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<
+        aws_sdk_cognitoidentityprovider::operation::admin_initiate_auth::AdminInitiateAuthOutput,
+        IdentityError,
+    > {
+        self.client
+            .admin_initiate_auth()
+            .user_pool_id(&self.user_pool_id)
+            .client_id(&self.client_id)
+            .auth_flow(AuthFlowType::AdminUserPasswordAuth)
+            .auth_parameters("USERNAME", email)
+            .auth_parameters("PASSWORD", password)
+            .send()
+            .await
+            .map_err(|e| match e.code() {
+                Some(
+                    "NotAuthorizedException"
+                    | "UserNotFoundException"
+                    | "PasswordResetRequiredException",
+                ) => IdentityError::BadCredentials,
+                Some("UserNotConfirmedException") => IdentityError::NotConfirmed,
+                _ => unavailable(e),
+            })
+    }
+
+    /// A password check that only says whether a TOTP challenge followed (for proofs).
+    async fn admin_sign_in(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<AdminSignIn, IdentityError> {
+        let started = self.admin_initiate(email, password).await?;
+        Ok(
+            if started.challenge_name() == Some(&ChallengeNameType::SoftwareTokenMfa) {
+                AdminSignIn::Totp(started.session().unwrap_or_default().to_owned())
+            } else {
+                AdminSignIn::Tokens
+            },
+        )
+    }
+
+    /// Answers a TOTP challenge as proof of the code; the tokens it yields are dropped.
+    async fn admin_answer_totp(
+        &self,
+        email: &str,
+        session: &str,
+        code: &str,
+    ) -> Result<(), IdentityError> {
+        self.client
+            .admin_respond_to_auth_challenge()
+            .user_pool_id(&self.user_pool_id)
+            .client_id(&self.client_id)
+            .challenge_name(ChallengeNameType::SoftwareTokenMfa)
+            .session(session)
+            .challenge_responses("USERNAME", email)
+            .challenge_responses("SOFTWARE_TOKEN_MFA_CODE", code.trim())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e.code() {
+                Some(
+                    "CodeMismatchException"
+                    | "ExpiredCodeException"
+                    | "NotAuthorizedException"
+                    | "InvalidParameterException",
+                ) => IdentityError::BadCode,
+                _ => unavailable(e),
+            })
+    }
+
     async fn global_sign_out(&self, email: &str) -> Result<(), IdentityError> {
         self.client
             .admin_user_global_sign_out()
@@ -256,37 +338,18 @@ impl IdentityProvider for CognitoIdentity {
     }
 
     async fn sign_in(&self, email: &str, password: &str) -> Result<SignIn, IdentityError> {
-        let result = self
-            .client
-            .initiate_auth()
-            .client_id(&self.client_id)
-            .auth_flow(AuthFlowType::UserPasswordAuth)
-            .auth_parameters("USERNAME", email)
-            .auth_parameters("PASSWORD", password)
-            .send()
-            .await;
-        match result {
-            Ok(output) if output.challenge_name() == Some(&ChallengeNameType::SoftwareTokenMfa) => {
-                // The challenge answer must name the user: the opaque session carries the email.
-                let session = output.session().unwrap_or_default();
-                Ok(SignIn::Totp {
-                    session: URL_SAFE_NO_PAD.encode(format!("{email}\n{session}")),
-                })
-            }
-            Ok(output) => Ok(SignIn::Tokens(Self::tokens(
-                output.authentication_result(),
-                None,
-            )?)),
-            Err(e) => Err(match e.code() {
-                Some(
-                    "NotAuthorizedException"
-                    | "UserNotFoundException"
-                    | "PasswordResetRequiredException",
-                ) => IdentityError::BadCredentials,
-                Some("UserNotConfirmedException") => IdentityError::NotConfirmed,
-                _ => unavailable(e),
-            }),
+        let started = self.admin_initiate(email, password).await?;
+        if started.challenge_name() == Some(&ChallengeNameType::SoftwareTokenMfa) {
+            // The challenge answer must name the user: the opaque session carries the email.
+            let session = started.session().unwrap_or_default();
+            return Ok(SignIn::Totp {
+                session: URL_SAFE_NO_PAD.encode(format!("{email}\n{session}")),
+            });
         }
+        Ok(SignIn::Tokens(Self::tokens(
+            started.authentication_result(),
+            None,
+        )?))
     }
 
     async fn respond_totp(&self, session: &str, code: &str) -> Result<TokenSet, IdentityError> {
@@ -298,9 +361,10 @@ impl IdentityProvider for CognitoIdentity {
         let (email, cognito_session) = decoded
             .split_once('\n')
             .ok_or(IdentityError::BadMfaSession)?;
-        let result = self
+        let answered = self
             .client
-            .respond_to_auth_challenge()
+            .admin_respond_to_auth_challenge()
+            .user_pool_id(&self.user_pool_id)
             .client_id(&self.client_id)
             .challenge_name(ChallengeNameType::SoftwareTokenMfa)
             .session(cognito_session)
@@ -308,7 +372,7 @@ impl IdentityProvider for CognitoIdentity {
             .challenge_responses("SOFTWARE_TOKEN_MFA_CODE", code.trim())
             .send()
             .await;
-        match result {
+        match answered {
             Ok(output) => Self::tokens(output.authentication_result(), None),
             Err(e) => Err(match e.code() {
                 Some("CodeMismatchException") => IdentityError::BadCode,
@@ -378,8 +442,25 @@ impl IdentityProvider for CognitoIdentity {
             .map_err(unavailable)
     }
 
-    async fn totp_disable(&self, user_id: &str, _code: &str) -> Result<(), IdentityError> {
+    async fn totp_disable(
+        &self,
+        user_id: &str,
+        password: &str,
+        code: &str,
+    ) -> Result<(), IdentityError> {
+        // Cognito checks a TOTP code only inside a sign-in, so the proof is one: the password
+        // through an admin sign-in, then the code through its challenge (which real Cognito also
+        // refuses to accept twice). The session it would issue is dropped unused.
         let email = self.email_of(user_id).await?;
+        match self.admin_sign_in(&email, password).await? {
+            AdminSignIn::Tokens => {
+                // No challenge: TOTP is not on for this user in the pool.
+                return Ok(());
+            }
+            AdminSignIn::Totp(session) => {
+                self.admin_answer_totp(&email, &session, code).await?;
+            }
+        }
         self.client
             .admin_set_user_mfa_preference()
             .user_pool_id(&self.user_pool_id)
@@ -647,8 +728,8 @@ impl IdentityProvider for CognitoIdentity {
 }
 
 /// Creates a user pool and app client shaped like the ones in template.yaml (email usernames, the
-/// same password policy, the `account_type` attribute, the platform-role groups, a public client
-/// with password and refresh flows). For tests against an emulator, and the README's manual setup.
+/// same password policy, the `account_type` attribute, the platform-role groups, an app client
+/// with the admin password flow and refresh only). For tests against an emulator, and the README's manual setup.
 pub async fn create_user_pool(
     client: &Client,
     name: &str,
@@ -703,7 +784,7 @@ pub async fn create_user_pool(
         .user_pool_id(&pool_id)
         .client_name(format!("{name}-app"))
         .generate_secret(false)
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowAdminUserPasswordAuth)
         .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
         .send()
         .await

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 /// moto sends no mail and never checks sign-up codes; for password resets it accepts any code that
 /// is not one of its own `moto-confirmation-code:` codes. Real Cognito checks both (the local
-/// provider's run of this suite covers wrong codes).
+/// provider's run of this suite covers wrong codes). Its admin sign-in flow lets an unconfirmed
+/// account in, which real Cognito refuses. It does check TOTP codes (the moto server runs with
+/// `MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP`), so turning MFA off is refused without one here too.
 struct MotoCodes;
 
 #[async_trait]
@@ -23,6 +25,10 @@ impl Codes for MotoCodes {
     }
 
     fn checks_codes(&self) -> bool {
+        false
+    }
+
+    fn sign_in_checks_confirmation(&self) -> bool {
         false
     }
 }

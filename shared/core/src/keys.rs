@@ -92,6 +92,11 @@ pub fn login_failures(email: &str) -> Key {
     Key::new(format!("LOGIN#{email}"), "FAILURES")
 }
 
+/// Wrong second-factor answers of a user (their own count: a right password does not clear it).
+pub fn mfa_failures(user_id: &str) -> Key {
+    Key::new(format!("USER#{user_id}"), "MFA_FAILURES")
+}
+
 pub fn idp_credentials(email: &str) -> Key {
     Key::new(format!("IDP#EMAIL#{email}"), "CREDENTIALS")
 }

@@ -2,6 +2,7 @@
 //! safe under concurrency, with no network and no AWS account.
 
 mod blobs;
+pub mod private;
 mod queue;
 mod table;
 
@@ -35,10 +36,12 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) `<data_dir>/amanar.redb`. Only one process may hold it at a time.
+    /// Opens (or creates) `<data_dir>/amanar.redb`, readable by its owner only. Only one process
+    /// may hold it at a time.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
+        private::create_dir(data_dir)?;
         let path = data_dir.join("amanar.redb");
+        private::ensure_file(&path)?;
         // A store closed a moment ago in this process may still be released by a finishing blocking
         // task; give it a moment before reporting the database as held by someone else.
         let mut attempts = 0;

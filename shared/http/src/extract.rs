@@ -63,6 +63,17 @@ pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, A
 /// `...`"), which could otherwise be as long as the body.
 const MAX_DATA_MESSAGE: usize = 300;
 
+/// Longest field path a problem repeats: an unknown query parameter's name is the caller's text.
+const MAX_FIELD: usize = 100;
+
+/// At most `max` characters of `text`, with `…` when cut: for repeating what a caller wrote.
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 /// serde's message without its " at line 1 column 9" suffix (the field path says where), cut to
 /// [`MAX_DATA_MESSAGE`] characters.
 fn data_message(error: &serde_json::Error) -> String {
@@ -71,13 +82,7 @@ fn data_message(error: &serde_json::Error) -> String {
         Some(at) => &text[..at],
         None => &text,
     };
-    let mut chars = text.chars();
-    let head: String = chars.by_ref().take(MAX_DATA_MESSAGE).collect();
-    if chars.next().is_some() {
-        format!("{head}…")
-    } else {
-        head
-    }
+    bounded(text, MAX_DATA_MESSAGE)
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
@@ -126,9 +131,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map(Query)
             .map_err(|error| {
                 let field = error.path().to_string();
+                let field = if field == "." { String::new() } else { field };
                 ApiError::Validation(vec![FieldError::new(
-                    if field == "." { String::new() } else { field },
-                    error.into_inner().to_string(),
+                    bounded(&field, MAX_FIELD),
+                    bounded(&error.into_inner().to_string(), MAX_DATA_MESSAGE),
                 )])
             })
     }
@@ -157,6 +163,44 @@ mod tests {
             Err(ApiError::Validation(errors)) => errors,
             other => panic!("expected a validation error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn bounded_cuts_on_characters_and_marks_the_cut() {
+        assert_eq!(bounded("abc", 3), "abc");
+        assert_eq!(bounded("abcd", 3), "abc…");
+        assert_eq!(bounded("ééé", 2), "éé…");
+    }
+
+    #[test]
+    fn an_unknown_query_parameter_is_echoed_bounded() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Params {
+            limit: Option<u32>,
+        }
+        let long = "x".repeat(3_000);
+        let mut parts = axum::http::Request::builder()
+            .uri(format!("/v1/things?{long}=1"))
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let rejected = runtime
+            .block_on(Query::<Params>::from_request_parts(&mut parts, &()))
+            .unwrap_err();
+        let ApiError::Validation(errors) = rejected else {
+            panic!("expected a validation error")
+        };
+        let echoed = errors[0].field.len() + errors[0].message.len();
+        assert!(
+            echoed < 500,
+            "{echoed} bytes echoed for a 3,000-character name"
+        );
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! replay with the same body gets that response again (`Idempotent-Replayed: true`); the same key
 //! with a different body, or while the first is still running, is a 409. A 5xx answer releases the
 //! key so the client can retry. Keys are scoped to the caller and kept for 24 hours.
+//!
+//! A response that carries a secret ([`crate::secret`]) is never stored: its record keeps the key
+//! (so the operation still happens once) but no body, and a replay is a 409
+//! `idempotency-replay-withheld` that says why.
 
 use std::sync::Arc;
 
@@ -111,6 +115,19 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Record states: reserved, done with a stored response, done with a response not kept.
+const IN_PROGRESS: &str = "in_progress";
+const COMPLETED: &str = "completed";
+const WITHHELD: &str = "withheld";
+
+/// The answer to a replay of a request whose response carried a secret.
+fn replay_withheld() -> ApiError {
+    ApiError::Conflict {
+        slug: "idempotency-replay-withheld",
+        detail: "The request with this Idempotency-Key succeeded, and its response carried a secret, which is never stored, so it cannot be replayed. The operation was done once: list the resource to find it (its secret cannot be shown again).".into(),
+    }
+}
+
 /// The answer while another request with the same key holds it.
 fn key_in_use() -> ApiError {
     ApiError::Conflict {
@@ -161,7 +178,7 @@ pub async fn middleware(
 
     let reserve = Record {
         fingerprint: print.clone(),
-        state: "in_progress".into(),
+        state: IN_PROGRESS.into(),
         expires_at: now + KEEP_FOR_SECS,
         status: None,
         headers: vec![],
@@ -198,8 +215,10 @@ pub async fn middleware(
                     slug: "idempotency-key-reused",
                     detail: "This Idempotency-Key was used for a different request; use a new key for a new request.".into(),
                 });
-            } else if record.state == "completed" {
+            } else if record.state == COMPLETED {
                 return Ok(replay(&record));
+            } else if record.state == WITHHELD {
+                return Err(replay_withheld());
             } else {
                 return Err(key_in_use());
             }
@@ -218,13 +237,26 @@ pub async fn middleware(
         }
         return Ok(response);
     }
+    if crate::secret::carries_secret(&response) {
+        let withheld = Update::new()
+            .set("state", WITHHELD)
+            .set("status", status.as_u16());
+        if let Err(error) = store
+            .table
+            .write(vec![WriteOp::update(record_key, withheld)])
+            .await
+        {
+            tracing::warn!(%error, "could not mark an idempotency key done; a replay will answer 409");
+        }
+        return Ok(response);
+    }
     let (parts, body) = response.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(ApiError::unexpected)?;
     let stored_body = (body.len() <= MAX_STORED_BODY).then(|| STANDARD.encode(&body));
     let complete = Update::new()
-        .set("state", "completed")
+        .set("state", COMPLETED)
         .set("status", status.as_u16())
         .set(
             "headers",

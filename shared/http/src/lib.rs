@@ -12,6 +12,7 @@ pub mod problem;
 pub mod ratelimit;
 pub mod request_id;
 pub mod scope;
+pub mod secret;
 pub mod telemetry;
 
 use std::any::Any;
@@ -23,13 +24,14 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::{ApiKeyCaller, Auth, Caller, OrgAction, OrgGuard, Principal, Verifier};
 pub use context::{Context, HttpFunction, HttpService, Tag};
-pub use extract::{Json, Query};
+pub use extract::{Json, Query, bounded};
 pub use idempotency::{CallerScope, Idempotency};
 pub use pagination::{List, PageParams, PageRequest};
 pub use prepared::Prepared;
 pub use problem::{ApiError, FieldError, Problem, quoted};
-pub use ratelimit::RateLimits;
+pub use ratelimit::{ClientAddr, RateLimits};
 pub use scope::{Scope, require_scope};
+pub use secret::carrying_secret;
 
 /// Largest request body accepted by default.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;

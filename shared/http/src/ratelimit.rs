@@ -2,8 +2,9 @@
 //!
 //! The first request of a window starts its counter, each request adds one, and a request over the
 //! limit is a 429 with `Retry-After`. Every authenticated response carries `RateLimit-Limit`,
-//! `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the window resets). Anonymous
-//! requests are limited upstream (API Gateway throttling in AWS).
+//! `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the window resets). Anonymous calls
+//! to `/v1/auth/*` (logins, codes, resets) are limited per client address; all anonymous traffic
+//! is also throttled upstream in AWS (API Gateway's route throttling in template.yaml).
 //!
 //! Where the counters live depends on who shares them: Lambda instances share nothing, so in AWS
 //! they are table items ([`TableCounter`], with a TTL) that every instance moves. The local runtime
@@ -24,6 +25,23 @@ use crate::auth::{ApiKeyCaller, Caller};
 use crate::problem::ApiError;
 
 pub const WINDOW_SECS: i64 = 60;
+
+/// Anonymous paths limited per client address.
+pub const PER_ADDRESS_PREFIX: &str = "/v1/auth/";
+
+/// The address a request came from, as the edge saw it: API Gateway's `sourceIp` in a Lambda
+/// (the entry point inserts it), the TCP peer in the local runtime (axum's `ConnectInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+fn client_addr(request: &Request) -> Option<std::net::IpAddr> {
+    let extensions = request.extensions();
+    extensions.get::<ClientAddr>().map(|a| a.0).or_else(|| {
+        extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+    })
+}
 
 /// Counts requests per subject and window.
 #[async_trait::async_trait]
@@ -57,6 +75,9 @@ impl WindowCounter for TableCounter {
 
 /// Counters in this process's memory: exact for a single process (the local runtime), and free of
 /// a durable write per request. One entry per subject, reset when its window passes.
+/// Subjects a [`MemoryCounter`] holds before it drops past windows.
+const MEMORY_SUBJECTS: usize = 10_000;
+
 #[derive(Default)]
 pub struct MemoryCounter(Mutex<HashMap<String, (i64, i64)>>);
 
@@ -64,6 +85,10 @@ pub struct MemoryCounter(Mutex<HashMap<String, (i64, i64)>>);
 impl WindowCounter for MemoryCounter {
     async fn hit(&self, subject: &str, window: i64) -> Result<i64, TableError> {
         let mut windows = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() >= MEMORY_SUBJECTS {
+            // Per-address subjects are anyone's to make: forget the windows that have passed.
+            windows.retain(|_, (start, _)| *start == window);
+        }
         let entry = windows.entry(subject.to_owned()).or_insert((window, 0));
         if entry.0 != window {
             *entry = (window, 0);
@@ -81,6 +106,8 @@ pub struct RateLimits {
     pub per_user: u32,
     /// Requests per minute for one API key.
     pub per_key: u32,
+    /// Anonymous `/v1/auth/*` requests per minute from one client address.
+    pub per_address: u32,
 }
 
 fn headers(response: &mut Response, limit: u32, remaining: u32, reset: i64) {
@@ -101,6 +128,10 @@ pub async fn middleware(
         (crate::scope::key_subject(&key.key_id), limits.per_key)
     } else if let Some(caller) = extensions.get::<Caller>() {
         (crate::scope::user_subject(&caller.user_id), limits.per_user)
+    } else if request.uri().path().starts_with(PER_ADDRESS_PREFIX)
+        && let Some(addr) = client_addr(&request)
+    {
+        (format!("addr:{addr}"), limits.per_address)
     } else {
         return next.run(request).await;
     };

@@ -1,5 +1,7 @@
 //! Request ids: taken from a well-formed incoming `X-Request-Id` (or API Gateway's own id) or made
 //! anew, returned on every response, attached to the request's log span and to problem documents.
+//! The same outermost layer adds `X-Content-Type-Options: nosniff` to every response, so no
+//! browser reads a JSON or CSV body as something else.
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -55,5 +57,9 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }
+    response.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::codes::{CODE_ATTEMPTS, CONFIRM, RESET};
 use crate::mailbox::Mailbox;
 use crate::secrets::{
-    argon2, hash_password, password_matches, random_bytes, sha256_hex, unavailable,
+    HashPool, argon2, hash_password, password_matches, random_bytes, sha256_hex, unavailable,
 };
 use crate::tokens::{LOCAL_CLIENT_ID, RefreshRecord, Signer};
 
@@ -63,6 +63,14 @@ struct MfaSession {
     attempts: i64,
 }
 
+/// How long a password check waits for a hashing slot before answering 503.
+const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Two hashing threads per core: enough to keep the cores busy, and a bounded 38 MiB per core.
+fn hash_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
+
 /// The embedded identity provider.
 pub struct LocalIdentity {
     pub(crate) table: Arc<dyn Table>,
@@ -71,6 +79,9 @@ pub struct LocalIdentity {
     pub(crate) issuer: String,
     pub(crate) signer: Signer,
     argon2: Argon2<'static>,
+    /// Where argon2 runs: two threads per core, so a login flood waits (and after [`HASH_WAIT`]
+    /// gets a 503 with `Retry-After`) instead of taking the process's memory.
+    hashing: HashPool,
     /// A real hash of a random password, checked when an email is unknown so that a login takes
     /// as long whether or not the account exists.
     decoy_hash: String,
@@ -86,7 +97,12 @@ impl LocalIdentity {
     ) -> Result<Self, IdentityError> {
         let signer = Signer::load(&table).await?;
         let argon2 = argon2();
-        let decoy_hash = hash_password(&argon2, &URL_SAFE_NO_PAD.encode(random_bytes::<24>()))?;
+        let hashing = HashPool::new(hash_threads(), HASH_WAIT);
+        let decoy = URL_SAFE_NO_PAD.encode(random_bytes::<24>());
+        let decoy_argon2 = argon2.clone();
+        let decoy_hash = hashing
+            .run(move |memory| hash_password(&decoy_argon2, &decoy, memory))
+            .await??;
         Ok(Self {
             mailbox: Mailbox::new(table.clone(), clock.clone()),
             signer,
@@ -94,6 +110,7 @@ impl LocalIdentity {
             clock,
             issuer: issuer.into(),
             argon2,
+            hashing,
             decoy_hash,
         })
     }
@@ -134,17 +151,16 @@ impl LocalIdentity {
     pub(crate) async fn hash(&self, password: &str) -> Result<String, IdentityError> {
         let argon2 = self.argon2.clone();
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || hash_password(&argon2, &password))
-            .await
-            .map_err(unavailable)?
+        self.hashing
+            .run(move |memory| hash_password(&argon2, &password, memory))
+            .await?
     }
 
     async fn verify_password(&self, password: &str, hash: &str) -> Result<bool, IdentityError> {
-        let argon2 = self.argon2.clone();
         let (password, hash) = (password.to_owned(), hash.to_owned());
-        tokio::task::spawn_blocking(move || password_matches(&argon2, &password, &hash))
+        self.hashing
+            .run(move |memory| password_matches(&password, &hash, memory))
             .await
-            .map_err(unavailable)
     }
 
     fn identity_user(c: Credentials) -> IdentityUser {
@@ -362,29 +378,49 @@ impl IdentityProvider for LocalIdentity {
             })
     }
 
-    async fn totp_disable(&self, user_id: &str, code: &str) -> Result<(), IdentityError> {
+    async fn totp_disable(
+        &self,
+        user_id: &str,
+        password: &str,
+        code: &str,
+    ) -> Result<(), IdentityError> {
         let credentials = self.credentials_of_user(user_id).await?;
+        // Proof of both factors, so a stolen access token alone cannot turn the second one off.
+        if !self
+            .verify_password(password, &credentials.password_hash)
+            .await?
+        {
+            return Err(IdentityError::BadCredentials);
+        }
+        let mut disable = Update::new()
+            .set("totpEnabled", false)
+            .remove("totpSecret")
+            .remove("totpPending");
+        let mut write = WriteOp::update(keys::idp_credentials(&credentials.email), disable.clone())
+            .when(Condition::Exists);
         if credentials.totp_enabled {
-            // Proof of the second factor, so a stolen access token alone cannot turn it off.
             let secret = credentials
                 .totp_secret
                 .as_deref()
                 .and_then(totp::base32_decode)
                 .ok_or(IdentityError::BadCode)?;
-            // Any code of the current window will do (unlike a sign-in, nothing is issued).
-            totp::matching_step(&secret, code, self.now()).ok_or(IdentityError::BadCode)?;
+            // Like a sign-in, a code works once: a step at or before the last one used is refused,
+            // and the write holds only if no other use of a code came first.
+            let step = totp::matching_step(&secret, code, self.now())
+                .filter(|step| *step > credentials.totp_last_step)
+                .ok_or(IdentityError::BadCode)?;
+            disable = disable.set("totpLastStep", step);
+            write = WriteOp::update(keys::idp_credentials(&credentials.email), disable).when(
+                Condition::Equals("totpLastStep".into(), credentials.totp_last_step.into()),
+            );
         }
-        let disable = Update::new()
-            .set("totpEnabled", false)
-            .remove("totpSecret")
-            .remove("totpPending");
-        self.table
-            .write(vec![
-                WriteOp::update(keys::idp_credentials(&credentials.email), disable)
-                    .when(Condition::Exists),
-            ])
-            .await
-            .map_err(IdentityError::from)
+        match self.table.write(vec![write]).await {
+            Ok(()) => Ok(()),
+            Err(TableError::ConditionFailed { .. }) if credentials.totp_enabled => {
+                Err(IdentityError::BadCode)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError> {

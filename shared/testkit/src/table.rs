@@ -576,6 +576,65 @@ pub async fn concurrent_conditional_decrements_never_oversell(table: Arc<dyn Tab
     assert_eq!(sales.len() as i64, STOCK);
 }
 
+/// The accounts lockout over this table: 30 parallel wrong guesses for one subject are counted
+/// exactly, whatever the interleaving. Four pass under the limit, one takes the last slot and
+/// locks, and the other 25 are refused without being checked.
+pub async fn parallel_attempts_lock_after_exactly_the_limit(table: Arc<dyn Table>, ns: &str) {
+    use amanar_accounts::lockout::{Counted, LOGIN, Lockout};
+    use amanar_accounts::service::AccountsError;
+    let lockout = Lockout::new(table, Arc::new(amanar_core::SystemClock));
+    let key = Key::new(format!("{ns}#LOGIN"), "FAILURES");
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let (lockout, key) = (lockout.clone(), key.clone());
+            tokio::spawn(async move { lockout.count_attempt(&key, LOGIN).await })
+        })
+        .collect();
+    let (mut under, mut locking, mut refused) = (0, 0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Counted::UnderLimit) => under += 1,
+            Ok(Counted::NowLocked) => locking += 1,
+            Err(AccountsError::Locked { retry_after_secs }) => {
+                assert!(retry_after_secs > 0 && retry_after_secs <= LOGIN.lock_secs as u64);
+                refused += 1
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(
+        (under, locking, refused),
+        (LOGIN.failures - 1, 1, 30 - LOGIN.failures)
+    );
+}
+
+/// The accounts audit log over this table: 30 parallel appends to one log all land, in one
+/// unbroken chain (a lost race retries; it is never a lost entry or an error).
+pub async fn parallel_audit_appends_all_land_in_one_chain(table: Arc<dyn Table>, ns: &str) {
+    use amanar_accounts::audit::{Audit, AuditEvent, chain_is_intact};
+    let audit = Audit::new(table, Arc::new(amanar_core::SystemClock));
+    let user = format!("{ns}-user");
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let (audit, user) = (audit.clone(), user.clone());
+            tokio::spawn(async move {
+                audit
+                    .record(&[&user], None, AuditEvent::new(&user, "auth.login_failed"))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("every append lands");
+    }
+    let stream = amanar_core::keys::audit_stream_user(&user);
+    let (mut entries, next) = audit.list(&stream, 100, None).await.unwrap();
+    assert!(next.is_none());
+    entries.reverse();
+    assert_eq!(entries.len(), 30);
+    assert!(chain_is_intact(&entries));
+}
+
 /// Declares one `#[tokio::test]` per table conformance case. `$table` is an async expression giving
 /// an `Arc<dyn Table>` (it may be shared: cases use their own namespaces).
 #[macro_export]
@@ -597,6 +656,16 @@ macro_rules! table_conformance_tests {
         async fn concurrent_conditional_decrements_never_oversell() {
             let table: std::sync::Arc<dyn amanar_core::table::Table> = $table.await;
             $crate::table::concurrent_conditional_decrements_never_oversell(table, &$crate::namespace()).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn parallel_attempts_lock_after_exactly_the_limit() {
+            let table: std::sync::Arc<dyn amanar_core::table::Table> = $table.await;
+            $crate::table::parallel_attempts_lock_after_exactly_the_limit(table, &$crate::namespace()).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn parallel_audit_appends_all_land_in_one_chain() {
+            let table: std::sync::Arc<dyn amanar_core::table::Table> = $table.await;
+            $crate::table::parallel_audit_appends_all_land_in_one_chain(table, &$crate::namespace()).await;
         }
     };
     (@cases $table:expr; $($case:ident),*) => {

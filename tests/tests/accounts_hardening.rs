@@ -1,0 +1,356 @@
+//! The attacks of the accounts security review, replayed through the local runtime over HTTP: each
+//! test fails if its hole comes back (second-factor guessing, MFA turned off with a token alone,
+//! secrets replayed by idempotency keys, responses cached or sniffed).
+
+use amanar_accounts::totp;
+use amanar_journeys::{Api, As, PASSWORD, Platform, start, vars};
+use serde_json::{Value, json};
+
+/// A user with MFA on: (user id, access token, TOTP key, the last step whose code was used).
+async fn user_with_mfa(api: &Api, email: &str) -> (String, String, Vec<u8>, i64) {
+    let (user_id, access) = api.user(email, "business").await;
+    let enrolment = api
+        .post("/v1/me/mfa/totp", As::Bearer(&access), json!({}))
+        .await;
+    assert_eq!(enrolment.status, 200, "{}", enrolment.body);
+    let key = totp::base32_decode(enrolment.body["secret"].as_str().unwrap()).unwrap();
+    let step = totp::step_of(amanar_testkit::unix_now());
+    let verified = api
+        .post(
+            "/v1/me/mfa/totp/verify",
+            As::Bearer(&access),
+            json!({"code": totp::code_at_step(&key, step)}),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    (user_id, access, key, step)
+}
+
+async fn challenge(api: &Api, email: &str) -> String {
+    let answer = api
+        .post(
+            "/v1/auth/login",
+            As::Anonymous,
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body["session"].as_str().unwrap().to_owned()
+}
+
+/// A six-digit code that is not the current one (nor its neighbours).
+fn wrong_code(key: &[u8]) -> String {
+    let now = totp::step_of(amanar_testkit::unix_now());
+    let taken: Vec<String> = (now - 2..=now + 2)
+        .map(|s| totp::code_at_step(key, s))
+        .collect();
+    (0..)
+        .map(|n| format!("{:06}", 123_456 + n))
+        .find(|c| !taken.contains(c))
+        .unwrap()
+}
+
+async fn audit_actions(api: &Api, token: &str) -> Vec<String> {
+    let log = api
+        .get("/v1/me/audit-log?limit=100", As::Bearer(token))
+        .await;
+    assert_eq!(log.status, 200, "{}", log.body);
+    log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_lock_the_second_factor_even_across_fresh_logins() {
+    let (running, _dir) = start().await;
+    let api = Api::new(&running);
+    let email = "mfa-guess@example.com";
+    let (_, access, key, enrolled_step) = user_with_mfa(&api, email).await;
+    let wrong = wrong_code(&key);
+
+    // The attack of the review: log in again (a right password) before each batch of guesses.
+    // The count is the user's own, so fresh logins do not reset it: 5 guesses, then 423.
+    let mut refused_at = None;
+    'rounds: for round in 0..6 {
+        let session = challenge(&api, email).await;
+        for guess in 0..4 {
+            let answer = api
+                .post(
+                    "/v1/auth/mfa",
+                    As::Anonymous,
+                    json!({"session": session, "code": wrong}),
+                )
+                .await;
+            match answer.status {
+                401 => assert_eq!(
+                    answer.body["type"],
+                    "https://docs.amanarcarbon.com/problems/invalid-mfa-code"
+                ),
+                423 => {
+                    let retry: u64 = answer.header("retry-after").parse().unwrap();
+                    assert!((1..=900).contains(&retry), "{retry}");
+                    refused_at = Some(round * 4 + guess);
+                    break 'rounds;
+                }
+                other => panic!("unexpected {other}: {}", answer.body),
+            }
+        }
+    }
+    assert_eq!(
+        refused_at,
+        Some(5),
+        "the sixth wrong code is refused unchecked"
+    );
+
+    // Locked: even the right code is refused now.
+    let session = challenge(&api, email).await;
+    let step = totp::step_of(amanar_testkit::unix_now()).max(enrolled_step + 1);
+    let right = totp::code_at_step(&key, step);
+    let locked = api
+        .post(
+            "/v1/auth/mfa",
+            As::Anonymous,
+            json!({"session": session, "code": right}),
+        )
+        .await;
+    assert_eq!(locked.status, 423, "{}", locked.body);
+    let actions = audit_actions(&api, &access).await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "auth.mfa_locked").count(),
+        1
+    );
+    assert_eq!(
+        actions.iter().filter(|a| *a == "auth.mfa_failed").count(),
+        5
+    );
+
+    // A password reset proves the mailbox and lifts the lock: the right code works again.
+    let forgot = api
+        .post(
+            "/v1/auth/password/forgot",
+            As::Anonymous,
+            json!({"email": email}),
+        )
+        .await;
+    assert_eq!(forgot.status, 202);
+    let mail = api
+        .get(&format!("/_local/mailbox?to={email}"), As::Anonymous)
+        .await;
+    let reset_mail = mail.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("Reset"))
+        .unwrap()
+        .clone();
+    let code = amanar_testkit::mailed_code(reset_mail["text"].as_str().unwrap());
+    let reset = api
+        .post(
+            "/v1/auth/password/reset",
+            As::Anonymous,
+            json!({"email": email, "code": code, "newPassword": PASSWORD}),
+        )
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let session = challenge(&api, email).await;
+    let tokens = api
+        .post(
+            "/v1/auth/mfa",
+            As::Anonymous,
+            json!({"session": session, "code": right}),
+        )
+        .await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_mfa_off_takes_password_and_code_and_is_bounded_like_a_login() {
+    let (running, _dir) = start().await;
+    let api = Api::new(&running);
+    let email = "mfa-off@example.com";
+    let (_, access, key, _) = user_with_mfa(&api, email).await;
+    let disable = |body: Value| api.call("DELETE", "/v1/me/mfa", As::Bearer(&access), Some(body));
+
+    // The token alone (the old query parameter, or a body without the password) does nothing.
+    let code_only = api
+        .call(
+            "DELETE",
+            "/v1/me/mfa?code=000000",
+            As::Bearer(&access),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(code_only.status, 400 | 415 | 422),
+        "{}",
+        code_only.status
+    );
+    let wrong = wrong_code(&key);
+    for attempt in 0..5 {
+        let answer = disable(json!({"password": PASSWORD, "code": wrong})).await;
+        assert_eq!(answer.status, 401, "attempt {attempt}: {}", answer.body);
+    }
+    let locked = disable(json!({"password": PASSWORD, "code": wrong})).await;
+    assert_eq!(locked.status, 423, "{}", locked.body);
+    assert!(!locked.header("retry-after").is_empty());
+    let me = api.get("/v1/me", As::Bearer(&access)).await;
+    assert_eq!(me.body["mfaEnabled"], true, "MFA stays on");
+    let actions = audit_actions(&api, &access).await;
+    assert!(
+        actions.iter().any(|a| a == "mfa.disable_failed"),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| a == "auth.mfa_locked"),
+        "{actions:?}"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_when_turning_mfa_off_counts_towards_the_login_lockout() {
+    let (running, _dir) = start().await;
+    let api = Api::new(&running);
+    let email = "mfa-pw@example.com";
+    let (_, access, key, _) = user_with_mfa(&api, email).await;
+    for _ in 0..5 {
+        let answer = api
+            .call(
+                "DELETE",
+                "/v1/me/mfa",
+                As::Bearer(&access),
+                Some(json!({"password": "Guessed password 1", "code": wrong_code(&key)})),
+            )
+            .await;
+        assert_eq!(answer.status, 401, "{}", answer.body);
+        assert_eq!(
+            answer.body["type"],
+            "https://docs.amanarcarbon.com/problems/invalid-credentials"
+        );
+    }
+    let login = api
+        .post(
+            "/v1/auth/login",
+            As::Anonymous,
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        login.status, 423,
+        "the guesses locked the login: {}",
+        login.body
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_carrying_secrets_are_never_stored_for_replay_nor_cached() {
+    let (running, _dir) = start().await;
+    let api = Api::new(&running);
+    let (_, owner) = api.user("keys-owner@example.com", "business").await;
+    let org = api.org(&owner, "Replay Ltd").await;
+    let path = format!("/v1/orgs/{org}/api-keys");
+    let body = json!({"name": "ci", "scopes": ["orgs:read"]});
+    let idem = [("Idempotency-Key", "create-ci-key-1")];
+    let first = api
+        .call_with("POST", &path, As::Bearer(&owner), Some(body.clone()), &idem)
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let secret = first.body["secret"].as_str().unwrap().to_owned();
+    assert_eq!(first.header("cache-control"), "no-store");
+    let replay = api
+        .call_with("POST", &path, As::Bearer(&owner), Some(body.clone()), &idem)
+        .await;
+    assert_eq!(replay.status, 409, "{}", replay.body);
+    assert_eq!(
+        replay.body["type"],
+        "https://docs.amanarcarbon.com/problems/idempotency-replay-withheld"
+    );
+    assert!(!replay.body.to_string().contains(&secret));
+    let keys = api.get(&path, As::Bearer(&owner)).await;
+    assert_eq!(
+        keys.body["items"].as_array().unwrap().len(),
+        1,
+        "one key was made"
+    );
+
+    // The idempotency record keeps the key, not the response.
+    let owner_id = me(&api, &owner).await;
+    let record = running
+        .ports()
+        .table
+        .get(&amanar_core::keys::idempotency(
+            &amanar_http::scope::user_subject(&owner_id),
+            "create-ci-key-1",
+        ))
+        .await
+        .unwrap()
+        .expect("the key is held");
+    assert_eq!(record["state"], "withheld");
+    assert!(!Value::Object(record).to_string().contains(&secret));
+
+    // The TOTP seed is a secret too.
+    let idem = [("Idempotency-Key", "enrol-totp-1")];
+    let enrol = api
+        .call_with("POST", "/v1/me/mfa/totp", As::Bearer(&owner), None, &idem)
+        .await;
+    assert_eq!(enrol.status, 200, "{}", enrol.body);
+    assert_eq!(enrol.header("cache-control"), "no-store");
+    let seed = enrol.body["secret"].as_str().unwrap().to_owned();
+    let again = api
+        .call_with("POST", "/v1/me/mfa/totp", As::Bearer(&owner), None, &idem)
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(!again.body.to_string().contains(&seed));
+
+    // Token answers are never cached; every answer says nosniff.
+    let login = api
+        .post(
+            "/v1/auth/login",
+            As::Anonymous,
+            json!({"email": "keys-owner@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.header("cache-control"), "no-store");
+    for answer in [
+        &login,
+        &api.get("/v1/health", As::Anonymous).await,
+        &api.get("/v1/no-such-route", As::Anonymous).await,
+    ] {
+        assert_eq!(answer.header("x-content-type-options"), "nosniff");
+    }
+    running.shutdown().await;
+}
+
+async fn me(api: &Api, token: &str) -> String {
+    let me = api.get("/v1/me", As::Bearer(token)).await;
+    me.body["userId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_auth_calls_are_limited_per_client_address() {
+    let (running, _dir) = Platform::new()
+        .set(vars::RATE_LIMIT_AUTH_ADDRESS, "8")
+        .start()
+        .await;
+    let api = Api::new(&running);
+    let (_, token) = api.user("limited@example.com", "individual").await;
+    // Registering, verifying and logging in took 3 of this address's 8.
+    let login = json!({"email": "nobody@example.com", "password": "Wrong password 1"});
+    for _ in 0..5 {
+        let answer = api
+            .post("/v1/auth/login", As::Anonymous, login.clone())
+            .await;
+        assert_ne!(answer.status, 429, "{}", answer.body);
+    }
+    let limited = api.post("/v1/auth/login", As::Anonymous, login).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(!limited.header("retry-after").is_empty());
+    // Signed-in calls count on the user's own limit, not the address's.
+    assert_eq!(api.get("/v1/me", As::Bearer(&token)).await.status, 200);
+    running.shutdown().await;
+}
