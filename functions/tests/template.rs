@@ -159,3 +159,68 @@ fn the_edge_throttles_every_route_and_the_secret_checking_auth_routes_harder() {
         }
     }
 }
+
+#[test]
+fn public_read_only_functions_write_nothing_but_rate_limit_windows() {
+    let template = template();
+    let mut checked = Vec::new();
+    for (_, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        let public_reads = !events.is_empty()
+            && events.values().all(|e| {
+                e["Type"].as_str() == Some("HttpApi")
+                    && e["Properties"]["Method"].as_str() == Some("GET")
+                    && e["Properties"]["Auth"]["Authorizer"].as_str() == Some("NONE")
+            });
+        if !public_reads {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        for policy in resource["Properties"]["Policies"].as_sequence().unwrap() {
+            for statement in policy["Statement"].as_sequence().unwrap() {
+                let actions: Vec<&str> = statement["Action"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|a| a.as_str())
+                    .collect();
+                let leading: Vec<&str> = statement["Condition"]["ForAllValues:StringLike"]
+                    ["dynamodb:LeadingKeys"]
+                    .as_sequence()
+                    .or(statement["Condition"]["ForAllValues:StringEquals"]
+                        ["dynamodb:LeadingKeys"]
+                        .as_sequence())
+                    .map(|keys| keys.iter().filter_map(|k| k.as_str()).collect())
+                    .unwrap_or_default();
+                assert!(
+                    !leading.is_empty(),
+                    "{binary}: {:?} is not limited by dynamodb:LeadingKeys",
+                    statement["Sid"]
+                );
+                let writes = actions.iter().any(|a| {
+                    a.starts_with("dynamodb:")
+                        && ["Put", "Update", "Delete", "BatchWrite", "TransactWrite"]
+                            .iter()
+                            .any(|w| a.contains(w))
+                });
+                if writes {
+                    assert_eq!(
+                        leading,
+                        ["RATE#*"],
+                        "{binary} writes beyond the rate windows"
+                    );
+                }
+            }
+        }
+        checked.push(binary.to_owned());
+    }
+    checked.sort();
+    assert_eq!(checked, ["api-docs", "api-emission-factors", "api-health"]);
+}

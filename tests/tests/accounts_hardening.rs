@@ -354,3 +354,143 @@ async fn anonymous_auth_calls_are_limited_per_client_address() {
     assert_eq!(api.get("/v1/me", As::Bearer(&token)).await.status, 200);
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_mfa_on_ends_the_sessions_from_before() {
+    let (running, _dir) = start().await;
+    let api = Api::new(&running);
+    let email = "sessions@example.com";
+    api.user(email, "business").await;
+    let login = || {
+        api.post(
+            "/v1/auth/login",
+            As::Anonymous,
+            json!({"email": email, "password": PASSWORD}),
+        )
+    };
+    let (phone, laptop) = (login().await, login().await);
+    let access = phone.body["accessToken"].as_str().unwrap();
+    let enrolment = api
+        .post("/v1/me/mfa/totp", As::Bearer(access), json!({}))
+        .await;
+    let key = totp::base32_decode(enrolment.body["secret"].as_str().unwrap()).unwrap();
+    let code = totp::code_at_step(&key, totp::step_of(amanar_testkit::unix_now()));
+    let verified = api
+        .post(
+            "/v1/me/mfa/totp/verify",
+            As::Bearer(access),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    for session in [&phone, &laptop] {
+        let refreshed = api
+            .post(
+                "/v1/auth/refresh",
+                As::Anonymous,
+                json!({"refreshToken": session.body["refreshToken"]}),
+            )
+            .await;
+        assert_eq!(refreshed.status, 401, "a session from before MFA lives on");
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_mailed_codes_are_capped_per_address_and_day_and_stored_only_keyed() {
+    let (running, _dir) = start().await;
+    let api = Api::new(&running);
+    let email = "codes@example.com";
+    api.user(email, "individual").await;
+    let forgot = || {
+        api.post(
+            "/v1/auth/password/forgot",
+            As::Anonymous,
+            json!({"email": email}),
+        )
+    };
+    assert_eq!(forgot().await.status, 202);
+    let reset = |code: String| {
+        api.post(
+            "/v1/auth/password/reset",
+            As::Anonymous,
+            json!({"email": email, "code": code, "newPassword": "Brand new horse 5"}),
+        )
+    };
+    for n in 0..10 {
+        let answer = reset(format!("{:06}", 100_000 + n)).await;
+        assert_eq!(answer.status, 422, "guess {n}: {}", answer.body);
+    }
+    // The eleventh check of the day is refused unchecked, even with the right code.
+    let mail = api
+        .get(&format!("/_local/mailbox?to={email}"), As::Anonymous)
+        .await;
+    let reset_mail = mail.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("Reset"))
+        .unwrap()
+        .clone();
+    let code = amanar_testkit::mailed_code(reset_mail["text"].as_str().unwrap());
+    let locked = reset(code.clone()).await;
+    assert_eq!(locked.status, 423, "{}", locked.body);
+
+    // The stored code is an HMAC under a key outside the table, not a hash anyone can brute-force.
+    let stored = running
+        .ports()
+        .table
+        .get(&amanar_core::keys::idp_code(email, "reset"))
+        .await
+        .unwrap()
+        .expect("the reset code is stored");
+    let bare = {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        for part in [email, "reset", code.as_str()] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        hex::encode(hash.finalize())
+    };
+    assert_ne!(stored["hash"], json!(bare));
+    assert!(!Value::Object(stored).to_string().contains(&code));
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_parallel_wrong_passwords_are_checked_five_times_and_every_one_is_audited() {
+    let (running, _dir) = start().await;
+    let api = std::sync::Arc::new(Api::new(&running));
+    let email = "parallel@example.com";
+    let (_, token) = api.user(email, "individual").await;
+    let guesses: Vec<_> = (0..30)
+        .map(|n| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                api.post(
+                    "/v1/auth/login",
+                    As::Anonymous,
+                    json!({"email": email, "password": format!("Wrong password {n}")}),
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap());
+    }
+    statuses.sort();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 423).count();
+    assert_eq!((checked, refused), (5, 25), "{statuses:?}");
+    let actions = audit_actions(&api, &token).await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "auth.login_failed").count(),
+        5
+    );
+    assert_eq!(actions.iter().filter(|a| *a == "auth.locked").count(), 1);
+    running.shutdown().await;
+}

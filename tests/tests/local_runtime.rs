@@ -363,3 +363,41 @@ async fn the_database_and_the_signing_secret_are_readable_by_their_owner_only() 
     }
     running.shutdown().await;
 }
+
+/// Sends a PUT's head and the first bytes of a body announced as `announced` bytes long, and
+/// returns the status line the runtime answers with, without ever sending the rest.
+async fn put_head_only(running: &Running, url: &str, announced: u64) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let path = url.split_once(&running.addr.to_string()).unwrap().1;
+    let mut stream = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/pdf\r\nContent-Length: {announced}\r\n\r\n%PDF-1.7",
+        running.addr
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("the runtime answers without waiting for the body");
+    String::from_utf8_lossy(&answer[..read.unwrap()])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_put_is_refused_before_its_body_is_read_when_the_url_or_the_length_is_wrong() {
+    let (running, _dir) = start_with(TIMINGS).await;
+    let pdf = b"%PDF-1.7 real enough".to_vec();
+    let (_, url) = declare_upload(&running, "application/pdf", &pdf).await;
+    let forged = url.url.replace("sig=", "sig=00");
+    // 90 MiB announced, 8 bytes sent: an answer at all means nothing waited for the rest.
+    let unsigned = put_head_only(&running, &forged, 90 * 1024 * 1024).await;
+    assert!(unsigned.contains(" 403 "), "{unsigned}");
+    let too_long = put_head_only(&running, &url.url, 90 * 1024 * 1024).await;
+    assert!(too_long.contains(" 403 "), "{too_long}");
+    // The right URL and length still work.
+    assert_eq!(put(&url, "application/pdf", pdf).await.status(), 200);
+    running.shutdown().await;
+}

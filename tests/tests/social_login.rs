@@ -265,9 +265,14 @@ async fn the_hosted_ui_mode_sends_identity_provider_and_exchanges_the_code_with_
     let store = amanar_embedded::EmbeddedStore::open(dir.path()).unwrap();
     let table: Arc<dyn Table> = Arc::new(store.table.clone());
     let clock = Arc::new(SystemClock);
-    let idp = LocalIdentity::open(table.clone(), clock.clone(), "http://127.0.0.1:3000")
-        .await
-        .unwrap();
+    let idp = LocalIdentity::open(
+        table.clone(),
+        clock.clone(),
+        "http://127.0.0.1:3000",
+        b"test code key",
+    )
+    .await
+    .unwrap();
     let accounts = Arc::new(Accounts::new(Arc::new(idp), table.clone(), clock.clone()));
     let callback = "http://127.0.0.1:1/v1/auth/social/callback";
     let social = Social::new(

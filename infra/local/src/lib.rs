@@ -15,7 +15,6 @@ use amanar_core::{Blobs, Bucket, JobHandler, Ports, QueueName};
 use amanar_embedded::{LocalBlobs, Signature, SignedAccess};
 use amanar_http::ApiError;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -173,7 +172,7 @@ fn blob_routes(blobs: LocalBlobs, ports: Ports) -> Router {
         Path((bucket, key)): Path<(String, String)>,
         Query(signature): Query<Signature>,
         headers: HeaderMap,
-        body: Bytes,
+        body: axum::body::Body,
     ) -> Result<StatusCode, ApiError> {
         let bucket = Bucket::parse(&bucket).ok_or(ApiError::NotFound)?;
         let Some(SignedAccess::Upload {
@@ -196,10 +195,22 @@ fn blob_routes(blobs: LocalBlobs, ports: Ports) -> Router {
                 "This URL accepts Content-Type {content_type} only."
             )));
         }
+        // The signature and the declared length are checked before a byte of the body is read,
+        // and no more than the signed length is ever read.
+        let wrong_length =
+            || bad_signature(format!("This URL accepts exactly {content_length} bytes."));
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n != content_length) {
+            return Err(wrong_length());
+        }
+        let body = axum::body::to_bytes(body, content_length as usize)
+            .await
+            .map_err(|_| wrong_length())?;
         if body.len() as u64 != content_length {
-            return Err(bad_signature(format!(
-                "This URL accepts exactly {content_length} bytes."
-            )));
+            return Err(wrong_length());
         }
         routes.blobs.put(bucket, &key, body, &content_type).await?;
         if bucket == Bucket::Uploads && key.starts_with("quarantine/") {

@@ -320,12 +320,20 @@ fn too_large() -> FieldError {
     )
 }
 
-/// Text a user typed, made safe to open in a spreadsheet: a cell that starts like a formula (`=`,
-/// `+`, `-`, `@`, tab or carriage return) gets a leading `'` so it is shown, never run (OWASP's
-/// CSV injection advice).
+/// Text a user typed, made safe to open in a spreadsheet: a cell that starts like a formula gets a
+/// leading `'` so it is shown, never run (OWASP's CSV injection advice). "Starts like" looks past
+/// leading whitespace (spreadsheets trim it: ` =1+1` is a formula) and counts the full-width
+/// forms (`＝ ＋ － ＠`), which some spreadsheets read as their ASCII twins.
 fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}").into(),
+    let first = text
+        .chars()
+        .find(|c| !matches!(c, ' ' | '\u{3000}' | '\u{a0}'));
+    let starts_control = text.starts_with(['\t', '\r', '\n']);
+    match first {
+        Some('=' | '+' | '-' | '@' | '\u{ff1d}' | '\u{ff0b}' | '\u{ff0d}' | '\u{ff20}') => {
+            format!("'{text}").into()
+        }
+        _ if starts_control => format!("'{text}").into(),
         _ => text.into(),
     }
 }
@@ -829,6 +837,28 @@ mod tests {
         assert_eq!(totals.by_category.len(), 1);
         assert_eq!(totals.by_category[0].co2e_kg, dec("10.74"));
         assert_eq!(computed.line_count, 2, "the biogenic line is still a line");
+    }
+
+    #[test]
+    fn formulas_behind_whitespace_or_in_full_width_forms_are_neutralised_too() {
+        for cell in [
+            "=1+1",
+            " =1+1",
+            "\u{3000}=1+1",
+            "\t=1+1",
+            "\n=1+1",
+            "＝1+1",
+            "＋1",
+            "－1",
+            "＠SUM(A1)",
+            "  @SUM(A1)",
+            "-2",
+        ] {
+            assert_eq!(spreadsheet_safe(cell), format!("'{cell}"), "{cell:?}");
+        }
+        for cell in ["Boiler", "a=b", "1-2", " Boiler", ""] {
+            assert_eq!(spreadsheet_safe(cell), cell, "{cell:?}");
+        }
     }
 
     #[test]

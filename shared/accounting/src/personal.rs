@@ -865,8 +865,33 @@ fn mode_name(mode: TransportMode) -> &'static str {
     }
 }
 
+/// Most answers one personal footprint takes in all lists together: the same bound as a
+/// footprint's entries (each answer becomes at least one entry).
+pub const MAX_ANSWERS: usize = 1000;
+
+impl PersonalInput {
+    /// How many list answers the input holds (vehicles, flights, rides, spends, home fuels).
+    pub fn answers(&self) -> usize {
+        self.vehicles.len()
+            + self.flights.len()
+            + self.public_transport.len()
+            + self.diet.len()
+            + self.goods_and_services.len()
+            + self.home.as_ref().map_or(0, |h| h.fuels.len())
+    }
+}
+
 /// Turns the calculator's answers into footprint entries, or says which answers cannot be used.
 pub fn plan(input: &PersonalInput) -> Result<Vec<Planned>, Vec<Refusal>> {
+    if input.answers() > MAX_ANSWERS {
+        return Err(vec![Refusal {
+            field: "personal".into(),
+            message: format!(
+                "holds {} answers; at most {MAX_ANSWERS} in all lists together (send more as entries through an activity import)",
+                input.answers()
+            ),
+        }]);
+    }
     let region = input.region.trim();
     let set = if region.eq_ignore_ascii_case("GB") || region.eq_ignore_ascii_case("UK") {
         FactorSet::Desnz
@@ -932,6 +957,31 @@ pub fn plan(input: &PersonalInput) -> Result<Vec<Planned>, Vec<Refusal>> {
 mod tests {
     use super::*;
     use crate::factors::Library;
+
+    #[test]
+    fn more_answers_than_a_footprint_holds_are_refused_whatever_list_they_are_in() {
+        let km = |n: &str| serde_json::json!({"amount": n, "unit": "km"});
+        let flight = serde_json::json!({"distance": km("900")});
+        let ride = serde_json::json!({"mode": "bus", "distance": km("10")});
+        let input = |flights: usize, rides: usize| -> PersonalInput {
+            serde_json::from_value(serde_json::json!({
+                "region": "GB",
+                "flights": vec![flight.clone(); flights],
+                "publicTransport": vec![ride.clone(); rides],
+            }))
+            .unwrap()
+        };
+        let refused = plan(&input(3_000, 0)).unwrap_err();
+        assert_eq!(refused[0].field, "personal");
+        assert!(
+            refused[0].message.contains("3000 answers"),
+            "{}",
+            refused[0].message
+        );
+        // The bound is on all lists together, not on each.
+        assert!(plan(&input(600, 600)).is_err());
+        assert_eq!(input(500, 500).answers(), MAX_ANSWERS);
+    }
 
     #[test]
     fn every_activity_the_calculator_can_name_exists_in_the_library() {

@@ -506,7 +506,7 @@ pub struct CodeRequest {
 /// Confirms TOTP enrolment with a code from the app; from then on login asks for a code.
 #[utoipa::path(post, path = "/v1/me/mfa/totp/verify", tag = "accounts", summary = "Confirm the TOTP app", security(("bearer" = [])),
     request_body = CodeRequest,
-    responses((status = 200, description = "MFA is on", body = Me),
+    responses((status = 200, description = "MFA is on; every refresh token of the user is revoked, so the next login asks for a code", body = Me),
         (status = 409, description = "No enrolment is waiting", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong code", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify_totp(
@@ -537,7 +537,7 @@ pub struct DisableMfaRequest {
 /// alone cannot; wrong answers count towards the login and second-factor limits.
 #[utoipa::path(delete, path = "/v1/me/mfa", tag = "accounts", summary = "Disable MFA", security(("bearer" = [])),
     request_body = DisableMfaRequest,
-    responses((status = 204, description = "MFA is off"),
+    responses((status = 204, description = "MFA is off; every refresh token of the user is revoked"),
         (status = 401, description = "No valid access token, or a wrong password or code", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "MFA is not on", body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "Too many wrong answers; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]

@@ -41,6 +41,15 @@ pub const MFA: Limit = Limit {
     lock_secs: 15 * 60,
 };
 
+/// Wrong mailed codes (email verification, password reset) per email and day. A code is void after
+/// 5 wrong guesses, but a new one can be sent every minute: without this cap that was about 7,200
+/// guesses a day at one address. A right code clears the count.
+pub const CODES: Limit = Limit {
+    failures: 10,
+    window_secs: 24 * 3600,
+    lock_secs: 24 * 3600,
+};
+
 const REMAINING: &str = "remaining";
 const WINDOW_END: &str = "windowEnd";
 const LOCKED_UNTIL: &str = "lockedUntil";

@@ -146,8 +146,25 @@ impl Accounts {
 
     pub async fn verify_email(&self, email: &str, code: &str) -> Result<(), AccountsError> {
         let email = email_field(email)?;
-        self.idp.confirm_sign_up(&email, code).await?;
+        self.checking_code(&email, self.idp.confirm_sign_up(&email, code))
+            .await?;
         self.record_by_email(&email, "user.email_verified").await
+    }
+
+    /// Runs a mailed-code check within the email's daily cap ([`lockout::CODES`]): counted before,
+    /// cleared by a right code.
+    async fn checking_code(
+        &self,
+        email: &str,
+        check: impl std::future::Future<Output = Result<(), IdentityError>>,
+    ) -> Result<(), AccountsError> {
+        let key = keys::code_failures(email);
+        if self.lockout.count_attempt(&key, lockout::CODES).await? == Counted::NowLocked {
+            self.record_by_email(email, "auth.codes_locked").await?;
+        }
+        check.await?;
+        self.table.write(vec![Lockout::clear(key)]).await?;
+        Ok(())
     }
 
     /// Records an event in the log of the account with this email, if there is one.
@@ -339,7 +356,11 @@ impl Accounts {
         self.audit
             .record(&[user_id], None, AuditEvent::new(user_id, "mfa.enabled"))
             .await?;
-        self.profiles.set_mfa(user_id, true).await
+        let profile = self.profiles.set_mfa(user_id, true).await?;
+        // Sessions from before the second factor must not outlive it: every refresh token goes
+        // (the access tokens expire within 15 minutes), and the next login asks for a code.
+        self.idp.sign_out(user_id).await?;
+        Ok(profile)
     }
 
     /// Turns MFA off with proof of both factors: the password and a current code, neither of
@@ -389,7 +410,9 @@ impl Accounts {
         self.audit
             .record(&[user_id], None, AuditEvent::new(user_id, "mfa.disabled"))
             .await?;
-        self.profiles.set_mfa(user_id, false).await
+        let profile = self.profiles.set_mfa(user_id, false).await?;
+        self.idp.sign_out(user_id).await?;
+        Ok(profile)
     }
 
     /// A session for a user a social provider vouched for (see
@@ -463,9 +486,11 @@ impl Accounts {
     ) -> Result<(), AccountsError> {
         let email = email_field(email)?;
         policy::check_password(new_password).map_err(|m| invalid("newPassword", m))?;
-        self.idp
-            .confirm_forgot_password(&email, code, new_password)
-            .await?;
+        self.checking_code(
+            &email,
+            self.idp.confirm_forgot_password(&email, code, new_password),
+        )
+        .await?;
         // A reset also lifts both locks: the mailbox owner proved who they are.
         let mut clear = vec![Lockout::clear(keys::login_failures(&email))];
         match self.idp.user_by_email(&email).await {

@@ -65,9 +65,14 @@ async fn accounts() -> (Accounts, Arc<Failing>) {
         failure: Mutex::new(None),
     });
     let clock = Arc::new(SystemClock);
-    let idp = LocalIdentity::open(table.clone(), clock.clone(), "http://127.0.0.1:3000")
-        .await
-        .unwrap();
+    let idp = LocalIdentity::open(
+        table.clone(),
+        clock.clone(),
+        "http://127.0.0.1:3000",
+        b"test code key",
+    )
+    .await
+    .unwrap();
     (Accounts::new(Arc::new(idp), table.clone(), clock), table)
 }
 

@@ -92,6 +92,11 @@ pub fn login_failures(email: &str) -> Key {
     Key::new(format!("LOGIN#{email}"), "FAILURES")
 }
 
+/// Wrong mailed codes (verification, reset) checked for an email today.
+pub fn code_failures(email: &str) -> Key {
+    Key::new(format!("LOGIN#{email}"), "CODE_FAILURES")
+}
+
 /// Wrong second-factor answers of a user (their own count: a right password does not clear it).
 pub fn mfa_failures(user_id: &str) -> Key {
     Key::new(format!("USER#{user_id}"), "MFA_FAILURES")

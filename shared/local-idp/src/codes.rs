@@ -1,5 +1,7 @@
 //! Mailed codes of the local provider (email confirmation and password reset): six digits, stored
-//! hashed, single use, expiring, void after a few wrong guesses, and sent at most once a minute.
+//! as an HMAC under the provider's code key, single use, expiring, void after a few wrong guesses,
+//! and sent at most once a minute. Wrong guesses per email per day are capped by the accounts
+//! service on both faces (`amanar_accounts::lockout::CODES`).
 
 use amanar_accounts::identity::IdentityError;
 use amanar_core::keys;
@@ -8,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::provider::LocalIdentity;
-use crate::secrets::{sha256_hex, six_digits};
+use crate::secrets::{hmac_hex, six_digits};
 
 /// Lifetime of an email-confirmation code (Cognito: 24 hours).
 pub const CONFIRM_CODE_SECS: i64 = 24 * 3600;
@@ -54,7 +56,7 @@ impl LocalIdentity {
             RESET_CODE_SECS
         };
         let record = Code {
-            hash: sha256_hex(&[email, purpose, &code]),
+            hash: hmac_hex(&self.code_key, &[email, purpose, &code]),
             expires_at: now + lifetime,
             sent_at: now,
             attempts: 0,
@@ -111,7 +113,7 @@ impl LocalIdentity {
             return Err(IdentityError::BadCode);
         }
         self.spend_attempt(&key, stored.attempts).await?;
-        let given = sha256_hex(&[email, purpose, code.trim()]);
+        let given = hmac_hex(&self.code_key, &[email, purpose, code.trim()]);
         if !bool::from(given.as_bytes().ct_eq(stored.hash.as_bytes())) {
             return Err(IdentityError::BadCode);
         }

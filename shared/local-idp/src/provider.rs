@@ -85,15 +85,20 @@ pub struct LocalIdentity {
     /// A real hash of a random password, checked when an email is unknown so that a login takes
     /// as long whether or not the account exists.
     decoy_hash: String,
+    /// The HMAC key of stored codes (see [`Self::open`]).
+    pub(crate) code_key: Vec<u8>,
 }
 
 impl LocalIdentity {
     /// Opens the provider: loads its signing key from the table, or makes one the first time.
-    /// `issuer` is the public URL of the local runtime.
+    /// `issuer` is the public URL of the local runtime. `code_key` keys the HMAC that mailed
+    /// codes are stored as (the runtime derives it from its local secret, a file beside the
+    /// database): a copy of the table alone does not give six-digit codes away to a brute force.
     pub async fn open(
         table: Arc<dyn Table>,
         clock: Arc<dyn Clock>,
         issuer: impl Into<String>,
+        code_key: &[u8],
     ) -> Result<Self, IdentityError> {
         let signer = Signer::load(&table).await?;
         let argon2 = argon2();
@@ -112,6 +117,7 @@ impl LocalIdentity {
             argon2,
             hashing,
             decoy_hash,
+            code_key: code_key.to_vec(),
         })
     }
 

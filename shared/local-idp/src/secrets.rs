@@ -28,6 +28,17 @@ pub(crate) fn six_digits() -> String {
     }
 }
 
+/// HMAC-SHA256 of the parts (NUL-separated) under `key`, as hex: how mailed codes are stored.
+pub(crate) fn hmac_hex(key: &[u8], parts: &[&str]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part.as_bytes());
+        mac.update(&[0]);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
 pub(crate) fn sha256_hex(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
     for part in parts {

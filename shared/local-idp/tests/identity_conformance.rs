@@ -35,9 +35,14 @@ async fn local() -> Fixture {
     let store = amanar_embedded::EmbeddedStore::open(&dir).unwrap();
     let table: Arc<dyn Table> = Arc::new(store.table.clone());
     let clock = Arc::new(SystemClock);
-    let idp = LocalIdentity::open(table.clone(), clock.clone(), "http://127.0.0.1:3000")
-        .await
-        .unwrap();
+    let idp = LocalIdentity::open(
+        table.clone(),
+        clock.clone(),
+        "http://127.0.0.1:3000",
+        b"test code key",
+    )
+    .await
+    .unwrap();
     Fixture {
         idp: Arc::new(idp),
         codes: Box::new(MailboxCodes(Mailbox::new(table, clock))),

@@ -27,7 +27,7 @@ async fn eighty_parallel_logins_for_unknown_emails_stay_within_the_hashing_cap()
     let store = amanar_embedded::EmbeddedStore::open(dir.path()).unwrap();
     let table: Arc<dyn Table> = Arc::new(store.table.clone());
     let idp = Arc::new(
-        LocalIdentity::open(table, Arc::new(SystemClock), "http://127.0.0.1:3000")
+        LocalIdentity::open(table, Arc::new(SystemClock), "http://127.0.0.1:3000", b"k")
             .await
             .unwrap(),
     );

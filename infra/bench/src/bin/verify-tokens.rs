@@ -35,9 +35,14 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("amanar-verify-bench-{}", std::process::id()));
     let store = amanar_embedded::EmbeddedStore::open(&dir).unwrap();
     let table: Arc<dyn Table> = Arc::new(store.table.clone());
-    let idp = LocalIdentity::open(table, Arc::new(SystemClock), "http://127.0.0.1:3000")
-        .await
-        .unwrap();
+    let idp = LocalIdentity::open(
+        table,
+        Arc::new(SystemClock),
+        "http://127.0.0.1:3000",
+        b"bench code key",
+    )
+    .await
+    .unwrap();
     let new = NewIdentity {
         email: "bench@example.com".into(),
         password: "Correct horse 7 battery".into(),
