@@ -338,7 +338,7 @@ impl Accounts {
             // factor: turn MFA off first, which needs a current code.
             return Err(AccountsError::ConflictWith {
                 slug: "mfa-already-enabled",
-                detail: "MFA is on; disable it with a current code (DELETE /v1/me/mfa?code=) before enrolling again.".into(),
+                detail: "MFA is on; turn it off first (DELETE /v1/me/mfa with the password and a current code), then enrol again.".into(),
             });
         }
         let secret = self.idp.totp_enrol(user_id, access_token).await?;

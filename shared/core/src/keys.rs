@@ -8,6 +8,8 @@
 //! | upload | `UPLOAD#<uploadId>` | `UPLOAD` | `OWNER#<owner>` / `UPLOAD#<uploadId>` | `UPLOADS#pending` / `<createdAt>#<uploadId>` while pending |
 //! | user profile | `USER#<userId>` | `PROFILE` | | |
 //! | failed logins of an email | `LOGIN#<email>` | `FAILURES` | | |
+//! | wrong mailed codes of an email today | `LOGIN#<email>` | `CODE_FAILURES` | | |
+//! | wrong TOTP codes of a user | `USER#<userId>` | `MFA_FAILURES` | | |
 //! | local IdP credentials | `IDP#EMAIL#<email>` | `CREDENTIALS` | `IDP#USER#<userId>` / `CREDENTIALS` | |
 //! | local IdP code (verify, reset) | `IDP#EMAIL#<email>` | `CODE#<purpose>` | | |
 //! | local IdP refresh token | `IDP#REFRESH#<sha256 of token>` | `TOKEN` | | |
