@@ -185,12 +185,15 @@ fn public_read_only_functions_write_nothing_but_rate_limit_windows() {
             .unwrap();
         for policy in resource["Properties"]["Policies"].as_sequence().unwrap() {
             for statement in policy["Statement"].as_sequence().unwrap() {
-                let actions: Vec<&str> = statement["Action"]
-                    .as_sequence()
-                    .unwrap()
-                    .iter()
-                    .filter_map(|a| a.as_str())
-                    .collect();
+                let actions: Vec<&str> = match &statement["Action"] {
+                    Value::String(one) => vec![one.as_str()],
+                    many => many
+                        .as_sequence()
+                        .expect("Action is a string or a list")
+                        .iter()
+                        .filter_map(|a| a.as_str())
+                        .collect(),
+                };
                 let leading: Vec<&str> = statement["Condition"]["ForAllValues:StringLike"]
                     ["dynamodb:LeadingKeys"]
                     .as_sequence()
@@ -205,10 +208,12 @@ fn public_read_only_functions_write_nothing_but_rate_limit_windows() {
                     statement["Sid"]
                 );
                 let writes = actions.iter().any(|a| {
-                    a.starts_with("dynamodb:")
-                        && ["Put", "Update", "Delete", "BatchWrite", "TransactWrite"]
-                            .iter()
-                            .any(|w| a.contains(w))
+                    *a == "*"
+                        || a.starts_with("dynamodb:")
+                            && (a.contains('*')
+                                || ["Put", "Update", "Delete", "BatchWrite", "TransactWrite"]
+                                    .iter()
+                                    .any(|w| a.contains(w)))
                 });
                 if writes {
                     assert_eq!(

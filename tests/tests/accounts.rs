@@ -566,6 +566,14 @@ async fn totp_mfa_enrols_then_guards_every_login() {
             .status,
         204
     );
+    // Turning MFA off ends the sessions from before, the one that turned it off included.
+    let refreshed = api
+        .post(
+            "/v1/auth/refresh",
+            json!({"refreshToken": tokens.body["refreshToken"]}),
+        )
+        .await;
+    assert_eq!(refreshed.status, 401, "{}", refreshed.body);
     assert!(api.login("hedy@example.com", PASSWORD).await.body["accessToken"].is_string());
     running.shutdown().await;
 }

@@ -401,3 +401,35 @@ async fn a_blob_put_is_refused_before_its_body_is_read_when_the_url_or_the_lengt
     assert_eq!(put(&url, "application/pdf", pdf).await.status(), 200);
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_loopback_the_mailbox_answers_only_a_loopback_host_and_local_routes_say_nosniff() {
+    let (running, _dir) = start_with(TIMINGS).await;
+    let client = reqwest::Client::new();
+    let mailbox = url(&running, "/_local/mailbox?to=a@example.com");
+    // A page that rebinds evil.example to 127.0.0.1 sends its own name as the Host.
+    let rebound = client
+        .get(&mailbox)
+        .header("host", format!("evil.example:{}", running.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    for host in ["localhost", "127.0.0.1"] {
+        let direct = client
+            .get(&mailbox)
+            .header("host", format!("{host}:{}", running.addr.port()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(direct.status(), 200, "{host}");
+        assert_eq!(direct.headers()["x-content-type-options"], "nosniff");
+    }
+    let jwks = client
+        .get(url(&running, "/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.headers()["x-content-type-options"], "nosniff");
+    running.shutdown().await;
+}

@@ -119,9 +119,31 @@ async fn an_account_journey_logs_no_secret_and_no_email() {
     )
     .await
     .unwrap();
+    // Locks log a warning: it must name the limit, not the email in its key.
+    let locked = "locked.person@example.com";
+    for n in 0..5 {
+        post(
+            "/v1/auth/login",
+            json!({"email": locked, "password": format!("Wrong password {n}")}),
+        )
+        .await
+        .unwrap();
+    }
+    for n in 0..10 {
+        post(
+            "/v1/auth/password/reset",
+            json!({"email": locked, "code": format!("{:06}", 100_000 + n), "newPassword": new_password}),
+        )
+        .await
+        .unwrap();
+    }
     running.shutdown().await;
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.matches("locked after repeated failures").count() >= 2,
+        "both locks were logged:\n{logs}"
+    );
     assert!(
         logs.contains("\"served\""),
         "the journey was logged at all:\n{logs}"
@@ -134,6 +156,7 @@ async fn an_account_journey_logs_no_secret_and_no_email() {
     for (what, secret) in [
         ("email", email),
         ("email local part", "secret.person"),
+        ("locked email", "locked.person"),
         ("password", password),
         ("new password", new_password),
         ("access token", access_signature),

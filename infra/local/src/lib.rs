@@ -76,14 +76,22 @@ fn bad_signature(detail: impl Into<String>) -> ApiError {
 /// The header a local-only route asks for when the runtime listens beyond loopback.
 pub const LOCAL_TOKEN_HEADER: &str = "x-local-token";
 
-/// Guards the `/_local/*` routes that reveal secrets (the mailbox) with the token printed at start,
-/// when there is one (the runtime listens beyond loopback); on loopback they are open.
+/// Guards the local route that reveals secrets (the mailbox, with every mailed code). Beyond
+/// loopback it needs the token printed at start. On loopback it needs a loopback `Host`, so a web
+/// page that rebinds its own name to 127.0.0.1 cannot read it from the developer's browser.
 async fn local_token_guard(
     State(token): State<Option<Arc<str>>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     use subtle::ConstantTimeEq;
+    if token.is_none() && !loopback_host(request.headers()) {
+        return ApiError::Forbidden {
+            slug: "local-host-required",
+            detail: "The local mailbox answers only requests addressed to a loopback host (127.0.0.1, localhost, [::1]).".into(),
+        }
+        .into_response();
+    }
     if let Some(token) = token {
         let given = request
             .headers()
@@ -102,6 +110,21 @@ async fn local_token_guard(
         }
     }
     next.run(request).await
+}
+
+/// Whether the request's `Host` names a loopback address or `localhost` (with or without a port).
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The local identity provider's public surface: `GET /.well-known/jwks.json`, and
@@ -380,6 +403,17 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         let shutdown = async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
         };
+        // The local routes are merged after the API's layers, so they get the headers every response
+        // carries here.
+        let app = app.layer(axum::middleware::map_response(
+            |mut response: Response| async move {
+                response.headers_mut().insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    axum::http::HeaderValue::from_static("nosniff"),
+                );
+                response
+            },
+        ));
         // The peer address reaches the per-address limit of `/v1/auth/*` as `ConnectInfo`.
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(error) = axum::serve(listener, app)

@@ -57,9 +57,7 @@ impl From<AccountsError> for ApiError {
                 status: StatusCode::LOCKED,
                 slug: "account-locked",
                 title: "Account locked",
-                detail: format!(
-                    "Too many failed attempts. Retry in {retry_after_secs} seconds or reset the password."
-                ),
+                detail: format!("Too many failed attempts. Retry in {retry_after_secs} seconds."),
                 retry_after_secs: Some(retry_after_secs),
             },
             AccountsError::Conflict => ApiError::Conflict {
@@ -185,7 +183,8 @@ pub struct Status {
 #[utoipa::path(post, path = "/v1/auth/verify-email", tag = "accounts", summary = "Verify email",
     request_body = VerifyEmailRequest,
     responses((status = 200, description = "Verified", body = Status),
-        (status = 422, description = "The code is wrong or has expired", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "The code is wrong or has expired", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Too many wrong codes for this email (10 in an hour); `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify_email(
     State(accounts): AccountsExt,
     Json(request): Json<VerifyEmailRequest>,
@@ -305,7 +304,7 @@ pub struct MfaRequest {
     request_body = MfaRequest,
     responses((status = 200, description = "Tokens", body = Tokens),
         (status = 401, description = "The session is invalid, used or expired, or the code is wrong (a code works once)", body = Problem, content_type = "application/problem+json"),
-        (status = 423, description = "Locked after 5 wrong codes in 15 minutes; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
+        (status = 423, description = "Locked for an hour after 5 wrong codes in 15 minutes (a right password does not lift it); `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn complete_mfa(
     State(accounts): AccountsExt,
     Json(request): Json<MfaRequest>,
@@ -373,7 +372,8 @@ pub struct ResetRequest {
 #[utoipa::path(post, path = "/v1/auth/password/reset", tag = "accounts", summary = "Reset password",
     request_body = ResetRequest,
     responses((status = 200, description = "Password changed; log in again", body = Status),
-        (status = 422, description = "Wrong or expired code, or a weak password", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Wrong or expired code, or a weak password", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Too many wrong codes for this email (10 in an hour); `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn reset_password(
     State(accounts): AccountsExt,
     Json(request): Json<ResetRequest>,
@@ -540,6 +540,7 @@ pub struct DisableMfaRequest {
     responses((status = 204, description = "MFA is off; every refresh token of the user is revoked"),
         (status = 401, description = "No valid access token, or a wrong password or code", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "MFA is not on", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body lacks the password or the code", body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "Too many wrong answers; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn disable_mfa(
     State(accounts): AccountsExt,

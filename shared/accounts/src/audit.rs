@@ -115,12 +115,14 @@ pub fn chain_is_intact(entries: &[AuditEntry]) -> bool {
     true
 }
 
-/// Tries at appending one entry before giving up with a transient conflict.
-const APPEND_ATTEMPTS: u32 = 16;
+/// Tries at appending one entry before giving up with a transient conflict. Each round has one
+/// winner per log, so a burst of N appends needs about N rounds for its last one: 64 covers the
+/// bursts the limits allow (a lock stops a login flood's appends after a handful) with room.
+const APPEND_ATTEMPTS: u32 = 64;
 
-/// A random pause before retry `attempt` (1, 2, ...): up to 2, 4, 8... ms, capped at 64 ms.
+/// A random pause before retry `attempt` (1, 2, ...): up to 2, 4, 8... ms, capped at 128 ms.
 fn append_pause(attempt: u32) -> std::time::Duration {
-    let ceiling_ms = 1u64 << attempt.min(6);
+    let ceiling_ms = 1u64 << attempt.min(7);
     let mut random = [0u8; 2];
     // A failed random source only loses the jitter, not the retry.
     let _ = getrandom::fill(&mut random);

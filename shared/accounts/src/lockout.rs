@@ -1,5 +1,7 @@
-//! Attempt limits: failed logins per email (`LOGIN#<email>`) and failed second-factor answers per
-//! user (`USER#<id>/MFA_FAILURES`), counted in the table because Lambda instances share nothing.
+//! Attempt limits ([`LOGIN`], [`MFA`], [`CODES`]): wrong passwords per email
+//! (`LOGIN#<email>/FAILURES`), wrong second-factor codes per user (`USER#<id>/MFA_FAILURES`) and
+//! wrong mailed codes per email (`LOGIN#<email>/CODE_FAILURES`), counted in the table because
+//! Lambda instances share nothing.
 //! Too many within a window lock the subject for a while, whether or not an account has it.
 //!
 //! Counting is one conditional update, so parallel guesses cannot all slip in under the limit:
@@ -33,21 +35,26 @@ pub const LOGIN: Limit = Limit {
 };
 
 /// Wrong TOTP codes per user, at login and when turning MFA off. Their own count: a right password
-/// does not clear it, only a right code or a password reset does. Five guesses in 15 minutes leave
-/// an attacker with the password about 3 in 200,000 chances a day of hitting a valid code.
+/// does not clear it and neither does a password reset (whoever holds the mailbox could otherwise
+/// reset, guess five, and reset again); only a right code does, or the lock running out. Five
+/// guesses, then an hour's lock: at most about 96 guesses a day, each hitting one of the three codes
+/// a window accepts with odds of 3 in a million, so an attacker who has the password has about one
+/// chance in 3,500 a day.
 pub const MFA: Limit = Limit {
     failures: 5,
     window_secs: 15 * 60,
-    lock_secs: 15 * 60,
+    lock_secs: 60 * 60,
 };
 
-/// Wrong mailed codes (email verification, password reset) per email and day. A code is void after
-/// 5 wrong guesses, but a new one can be sent every minute: without this cap that was about 7,200
-/// guesses a day at one address. A right code clears the count.
+/// Wrong mailed codes (email verification, password reset) per email and hour. A code is void
+/// after 5 wrong guesses, but a new one can be sent every minute: without this cap that was about
+/// 7,200 guesses a day at one address, now at most 240. The lock is an hour, not a day, because
+/// anyone can trip it for someone else's address and so hold back that owner's reset. A right code
+/// clears the count.
 pub const CODES: Limit = Limit {
     failures: 10,
-    window_secs: 24 * 3600,
-    lock_secs: 24 * 3600,
+    window_secs: 3600,
+    lock_secs: 3600,
 };
 
 const REMAINING: &str = "remaining";
@@ -122,10 +129,17 @@ impl Lockout {
                 .when(Condition::Equals(REMAINING.into(), 1.into()))
                 .when(open);
             if self.applied(last).await? {
-                tracing::warn!(pk = %key.pk, "locked after repeated failures");
+                // The key holds an email: the log names only which limit it was.
+                tracing::warn!(limit = %key.sk, "locked after repeated failures");
                 return Ok(Counted::NowLocked);
             }
             let seen: Option<Window> = match self.table.get(key).await? {
+                // A count written before windows had an end (`failures`, `windowStart`): it is
+                // replaced like an expired one, once it is gone.
+                Some(item) if !item.contains_key(WINDOW_END) => {
+                    self.table.write(vec![WriteOp::delete(key.clone())]).await?;
+                    continue;
+                }
                 Some(item) => Some(items::parse(item)?),
                 None => None,
             };
@@ -269,6 +283,44 @@ mod tests {
                 Counted::UnderLimit
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_count_written_by_the_read_then_write_version_is_replaced_not_a_503() {
+        let store = store();
+        let lockout = Lockout::new(store.table.clone(), store.clock.clone());
+        let now = store.clock.now().timestamp();
+        let legacy = serde_json::json!({"failures": 3, "windowStart": now, "lockedUntil": 0});
+        let item = items::with_key(&login(EMAIL), &legacy).unwrap();
+        store.table.write(vec![WriteOp::put(item)]).await.unwrap();
+        for _ in 1..LOGIN.failures {
+            assert_eq!(
+                lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
+                Counted::UnderLimit
+            );
+        }
+        assert_eq!(
+            lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
+            Counted::NowLocked
+        );
+    }
+
+    #[tokio::test]
+    async fn the_second_factor_lock_lasts_an_hour_and_then_lifts() {
+        let store = store();
+        let lockout = Lockout::new(store.table.clone(), store.clock.clone());
+        let key = keys::mfa_failures("usr_1");
+        for _ in 0..MFA.failures {
+            lockout.count_attempt(&key, MFA).await.unwrap();
+        }
+        assert_eq!(locked_for(lockout.count_attempt(&key, MFA).await), 3600);
+        store.clock.advance(Duration::minutes(59));
+        assert_eq!(locked_for(lockout.count_attempt(&key, MFA).await), 60);
+        store.clock.advance(Duration::minutes(1));
+        assert_eq!(
+            lockout.count_attempt(&key, MFA).await.unwrap(),
+            Counted::UnderLimit
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Account use cases, the same on both faces: registration, verification, login with lockout,
 //! sessions, MFA, password reset and platform roles. Credentials and tokens belong to the identity
-//! provider; profiles (`profile.rs`) and login-failure counters (`lockout.rs`) live in the table.
+//! provider; profiles (`profile.rs`) and the attempt limits (`lockout.rs`: passwords, second-factor
+//! codes, mailed codes) live in the table.
 
 use std::sync::Arc;
 
@@ -167,6 +168,14 @@ impl Accounts {
         Ok(())
     }
 
+    /// Records an event the user did to their own account, in their log.
+    async fn audit_user(&self, user_id: &str, action: &'static str) -> Result<(), AccountsError> {
+        Ok(self
+            .audit
+            .record(&[user_id], None, AuditEvent::new(user_id, action))
+            .await?)
+    }
+
     /// Records an event in the log of the account with this email, if there is one.
     async fn record_by_email(
         &self,
@@ -189,9 +198,7 @@ impl Accounts {
 
     async fn record_login(&self, tokens: &TokenSet) -> Result<(), AccountsError> {
         if let Some(user_id) = subject_of(&tokens.access_token) {
-            self.audit
-                .record(&[&user_id], None, AuditEvent::new(&user_id, "auth.login"))
-                .await?;
+            self.audit_user(&user_id, "auth.login").await?;
         }
         Ok(())
     }
@@ -207,7 +214,7 @@ impl Accounts {
 
     /// Refuses a locked email, otherwise counts the password attempt
     /// ([`Lockout::count_attempt`]); the attempt that locks it goes into the account's audit log.
-    async fn count_attempt(&self, email: &str) -> Result<(), AccountsError> {
+    async fn count_password_attempt(&self, email: &str) -> Result<(), AccountsError> {
         let key = keys::login_failures(email);
         if self.lockout.count_attempt(&key, lockout::LOGIN).await? == Counted::NowLocked {
             self.record_by_email(email, "auth.locked").await?;
@@ -219,13 +226,7 @@ impl Accounts {
     async fn count_mfa_attempt(&self, user_id: &str) -> Result<(), AccountsError> {
         let key = keys::mfa_failures(user_id);
         if self.lockout.count_attempt(&key, lockout::MFA).await? == Counted::NowLocked {
-            self.audit
-                .record(
-                    &[user_id],
-                    None,
-                    AuditEvent::new(user_id, "auth.mfa_locked"),
-                )
-                .await?;
+            self.audit_user(user_id, "auth.mfa_locked").await?;
         }
         Ok(())
     }
@@ -234,7 +235,7 @@ impl Accounts {
     /// whether or not an account has it.
     pub async fn login(&self, email: &str, password: &str) -> Result<SignIn, AccountsError> {
         let email = email_field(email)?;
-        self.count_attempt(&email).await?;
+        self.count_password_attempt(&email).await?;
         match self.idp.sign_in(&email, password).await {
             Ok(outcome) => {
                 self.table
@@ -275,12 +276,7 @@ impl Accounts {
                 let expires = self.clock.now().timestamp() + 600;
                 item.insert(amanar_core::table::EXPIRES_AT.into(), expires.into());
                 self.table.write(vec![WriteOp::put(item)]).await?;
-                self.audit
-                    .record(
-                        &[&user.user_id],
-                        None,
-                        AuditEvent::new(&user.user_id, "auth.mfa_challenged"),
-                    )
+                self.audit_user(&user.user_id, "auth.mfa_challenged")
                     .await?;
                 Ok(())
             }
@@ -313,13 +309,7 @@ impl Accounts {
             }
             Err(error) => {
                 if error == IdentityError::BadCode {
-                    self.audit
-                        .record(
-                            &[&user_id],
-                            None,
-                            AuditEvent::new(&user_id, "auth.mfa_failed"),
-                        )
-                        .await?;
+                    self.audit_user(&user_id, "auth.mfa_failed").await?;
                 }
                 Err(error.into())
             }
@@ -332,8 +322,10 @@ impl Accounts {
         user_id: &str,
         access_token: &str,
     ) -> Result<(String, String), AccountsError> {
-        let profile = self.profile(user_id).await?;
-        if profile.mfa_enabled {
+        // The provider's state decides, not the profile's copy of it: if a change half-landed
+        // (the provider on, the profile not yet), enrolling again must still be refused.
+        let user = self.idp.user(user_id).await?;
+        if user.mfa_enabled {
             // Replacing an active secret would let a stolen access token take over the second
             // factor: turn MFA off first, which needs a current code.
             return Err(AccountsError::ConflictWith {
@@ -342,7 +334,7 @@ impl Accounts {
             });
         }
         let secret = self.idp.totp_enrol(user_id, access_token).await?;
-        let uri = crate::totp::otpauth_uri("AmanarCarbon", &profile.email, &secret);
+        let uri = crate::totp::otpauth_uri("AmanarCarbon", &user.email, &secret);
         Ok((secret, uri))
     }
 
@@ -353,9 +345,7 @@ impl Accounts {
         code: &str,
     ) -> Result<Profile, AccountsError> {
         self.idp.totp_confirm(user_id, access_token, code).await?;
-        self.audit
-            .record(&[user_id], None, AuditEvent::new(user_id, "mfa.enabled"))
-            .await?;
+        self.audit_user(user_id, "mfa.enabled").await?;
         let profile = self.profiles.set_mfa(user_id, true).await?;
         // Sessions from before the second factor must not outlive it: every refresh token goes
         // (the access tokens expire within 15 minutes), and the next login asks for a code.
@@ -374,12 +364,17 @@ impl Accounts {
     ) -> Result<Profile, AccountsError> {
         let user = self.idp.user(user_id).await?;
         if !user.mfa_enabled {
+            // Off at the provider. If the profile still says on, an earlier call turned it off
+            // there and failed before the rest: finish that now, so the retry repairs it.
+            if self.profile(user_id).await?.mfa_enabled {
+                return self.after_mfa_disabled(user_id, &user.email).await;
+            }
             return Err(AccountsError::ConflictWith {
                 slug: "mfa-not-enabled",
                 detail: "MFA is not on for this account.".into(),
             });
         }
-        self.count_attempt(&user.email).await?;
+        self.count_password_attempt(&user.email).await?;
         self.count_mfa_attempt(user_id).await?;
         match self.idp.totp_disable(user_id, password, code).await {
             Ok(()) => {}
@@ -395,21 +390,27 @@ impl Accounts {
                     }
                     _ => return Err(error.into()),
                 };
-                self.audit
-                    .record(&[user_id], None, AuditEvent::new(user_id, action))
-                    .await?;
+                self.audit_user(user_id, action).await?;
                 return Err(error.into());
             }
         }
+        self.after_mfa_disabled(user_id, &user.email).await
+    }
+
+    /// What follows turning MFA off at the provider: counts cleared, audited, the profile in step,
+    /// and every session ended.
+    async fn after_mfa_disabled(
+        &self,
+        user_id: &str,
+        email: &str,
+    ) -> Result<Profile, AccountsError> {
         self.table
             .write(vec![
-                Lockout::clear(keys::login_failures(&user.email)),
+                Lockout::clear(keys::login_failures(email)),
                 Lockout::clear(keys::mfa_failures(user_id)),
             ])
             .await?;
-        self.audit
-            .record(&[user_id], None, AuditEvent::new(user_id, "mfa.disabled"))
-            .await?;
+        self.audit_user(user_id, "mfa.disabled").await?;
         let profile = self.profiles.set_mfa(user_id, false).await?;
         self.idp.sign_out(user_id).await?;
         Ok(profile)
@@ -491,14 +492,12 @@ impl Accounts {
             self.idp.confirm_forgot_password(&email, code, new_password),
         )
         .await?;
-        // A reset also lifts both locks: the mailbox owner proved who they are.
-        let mut clear = vec![Lockout::clear(keys::login_failures(&email))];
-        match self.idp.user_by_email(&email).await {
-            Ok(user) => clear.push(Lockout::clear(keys::mfa_failures(&user.user_id))),
-            Err(IdentityError::NoSuchUser) => {}
-            Err(e) => return Err(e.into()),
-        }
-        self.table.write(clear).await?;
+        // A reset lifts the password lock: the mailbox owner proved who they are. Not the
+        // second-factor lock, which exists for exactly the case where someone else holds the
+        // mailbox: it runs out on its own.
+        self.table
+            .write(vec![Lockout::clear(keys::login_failures(&email))])
+            .await?;
         self.record_by_email(&email, "auth.password_reset").await
     }
 

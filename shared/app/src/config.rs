@@ -73,7 +73,7 @@ pub struct Config {
     /// Social login providers by name (`google`, `linkedin`), and the callback URL they return to.
     pub social: Vec<(String, amanar_accounts::social::Mode)>,
     pub social_callback_url: String,
-    /// Requests per minute per user and per API key.
+    /// Requests per minute per user and per API key, and on `/v1/auth/*` per client address.
     pub rate_limit_per_user: u32,
     pub rate_limit_per_key: u32,
     pub rate_limit_auth_per_address: u32,
@@ -176,6 +176,13 @@ impl Config {
                 Some(v) if v == local => Ok(false),
                 Some(v) if v == aws => Ok(true),
                 Some(v) => Err(error(name, format!("must be {local} or {aws}, not {v:?}"))),
+            }
+        };
+        let flag = |name: &'static str| -> Result<bool, ConfigError> {
+            match get(name).as_deref() {
+                None | Some("false" | "0") => Ok(false),
+                Some("true" | "1") => Ok(true),
+                Some(v) => Err(error(name, format!("must be true or false, not {v:?}"))),
             }
         };
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
@@ -341,7 +348,7 @@ impl Config {
             face,
             data_dir,
             addr,
-            expose: matches!(get(vars::EXPOSE).as_deref(), Some("true" | "1")),
+            expose: flag(vars::EXPOSE)?,
             table,
             queue,
             blobs,

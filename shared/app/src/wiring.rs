@@ -203,8 +203,9 @@ fn local_secret(config: &Config) -> Result<Vec<u8>, DepsError> {
     }
 }
 
-/// A key for one local use (named by `purpose`), derived from the local secret by HMAC-SHA256,
-/// so one secret file serves blob URLs and the local identity provider's stored codes apart.
+/// A key for one local use (named by `purpose`), derived from the local secret by HMAC-SHA256, so
+/// the identity provider's stored codes never share a key with the blob URLs (which the secret
+/// signs itself).
 #[cfg(feature = "local")]
 fn local_derived_key(config: &Config, purpose: &[u8]) -> Result<Vec<u8>, DepsError> {
     use hmac::{Hmac, Mac};

@@ -24,9 +24,10 @@ const ACCOUNT_TYPE: &str = "custom:account_type";
 /// How long to wait before asking Cognito for another code after it refused for rate.
 const COOLDOWN_SECS: u64 = 60;
 
-/// What a password check through the admin flow led to.
+/// What a password check through the admin flow led to: a session (no challenge), or the
+/// TOTP challenge's session.
 enum AdminSignIn {
-    Tokens,
+    Tokens(TokenSet),
     Totp(String),
 }
 
@@ -204,30 +205,38 @@ impl CognitoIdentity {
             })
     }
 
-    /// A password check that only says whether a TOTP challenge followed (for proofs).
+    /// A password check through the admin flow: a session, or the TOTP challenge's session.
     async fn admin_sign_in(
         &self,
         email: &str,
         password: &str,
     ) -> Result<AdminSignIn, IdentityError> {
         let started = self.admin_initiate(email, password).await?;
-        Ok(
-            if started.challenge_name() == Some(&ChallengeNameType::SoftwareTokenMfa) {
-                AdminSignIn::Totp(started.session().unwrap_or_default().to_owned())
-            } else {
-                AdminSignIn::Tokens
-            },
-        )
+        if started.challenge_name() != Some(&ChallengeNameType::SoftwareTokenMfa) {
+            return Ok(AdminSignIn::Tokens(Self::tokens(
+                started.authentication_result(),
+                None,
+            )?));
+        }
+        match started.session() {
+            Some(session) if !session.is_empty() => Ok(AdminSignIn::Totp(session.to_owned())),
+            _ => Err(IdentityError::Unavailable(
+                "Cognito asked for a TOTP code without a session".into(),
+            )),
+        }
     }
 
-    /// Answers a TOTP challenge as proof of the code; the tokens it yields are dropped.
+    /// Answers a TOTP challenge (`AdminRespondToAuthChallenge`). A wrong code is
+    /// [`IdentityError::BadCode`]; a session Cognito no longer knows is
+    /// [`IdentityError::BadMfaSession`].
     async fn admin_answer_totp(
         &self,
         email: &str,
         session: &str,
         code: &str,
-    ) -> Result<(), IdentityError> {
-        self.client
+    ) -> Result<TokenSet, IdentityError> {
+        let answered = self
+            .client
             .admin_respond_to_auth_challenge()
             .user_pool_id(&self.user_pool_id)
             .client_id(&self.client_id)
@@ -236,17 +245,20 @@ impl CognitoIdentity {
             .challenge_responses("USERNAME", email)
             .challenge_responses("SOFTWARE_TOKEN_MFA_CODE", code.trim())
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| match e.code() {
+            .await;
+        match answered {
+            Ok(output) => Self::tokens(output.authentication_result(), None),
+            Err(e) => Err(match e.code() {
+                Some("CodeMismatchException") => IdentityError::BadCode,
                 Some(
-                    "CodeMismatchException"
+                    "NotAuthorizedException"
+                    | "ResourceNotFoundException"
                     | "ExpiredCodeException"
-                    | "NotAuthorizedException"
-                    | "InvalidParameterException",
-                ) => IdentityError::BadCode,
+                    | "UserNotFoundException",
+                ) => IdentityError::BadMfaSession,
                 _ => unavailable(e),
-            })
+            }),
+        }
     }
 
     async fn global_sign_out(&self, email: &str) -> Result<(), IdentityError> {
@@ -338,18 +350,13 @@ impl IdentityProvider for CognitoIdentity {
     }
 
     async fn sign_in(&self, email: &str, password: &str) -> Result<SignIn, IdentityError> {
-        let started = self.admin_initiate(email, password).await?;
-        if started.challenge_name() == Some(&ChallengeNameType::SoftwareTokenMfa) {
+        Ok(match self.admin_sign_in(email, password).await? {
+            AdminSignIn::Tokens(tokens) => SignIn::Tokens(tokens),
             // The challenge answer must name the user: the opaque session carries the email.
-            let session = started.session().unwrap_or_default();
-            return Ok(SignIn::Totp {
+            AdminSignIn::Totp(session) => SignIn::Totp {
                 session: URL_SAFE_NO_PAD.encode(format!("{email}\n{session}")),
-            });
-        }
-        Ok(SignIn::Tokens(Self::tokens(
-            started.authentication_result(),
-            None,
-        )?))
+            },
+        })
     }
 
     async fn respond_totp(&self, session: &str, code: &str) -> Result<TokenSet, IdentityError> {
@@ -361,30 +368,7 @@ impl IdentityProvider for CognitoIdentity {
         let (email, cognito_session) = decoded
             .split_once('\n')
             .ok_or(IdentityError::BadMfaSession)?;
-        let answered = self
-            .client
-            .admin_respond_to_auth_challenge()
-            .user_pool_id(&self.user_pool_id)
-            .client_id(&self.client_id)
-            .challenge_name(ChallengeNameType::SoftwareTokenMfa)
-            .session(cognito_session)
-            .challenge_responses("USERNAME", email)
-            .challenge_responses("SOFTWARE_TOKEN_MFA_CODE", code.trim())
-            .send()
-            .await;
-        match answered {
-            Ok(output) => Self::tokens(output.authentication_result(), None),
-            Err(e) => Err(match e.code() {
-                Some("CodeMismatchException") => IdentityError::BadCode,
-                Some(
-                    "NotAuthorizedException"
-                    | "ResourceNotFoundException"
-                    | "ExpiredCodeException"
-                    | "UserNotFoundException",
-                ) => IdentityError::BadMfaSession,
-                _ => unavailable(e),
-            }),
-        }
+        self.admin_answer_totp(email, cognito_session, code).await
     }
 
     async fn totp_enrol(
@@ -453,12 +437,22 @@ impl IdentityProvider for CognitoIdentity {
         // refuses to accept twice). The session it would issue is dropped unused.
         let email = self.email_of(user_id).await?;
         match self.admin_sign_in(&email, password).await? {
-            AdminSignIn::Tokens => {
-                // No challenge: TOTP is not on for this user in the pool.
-                return Ok(());
+            AdminSignIn::Tokens(_) => {
+                // The service turns MFA off only where the pool says it is on, so a sign-in
+                // without the TOTP challenge is not proof of anything: refuse, change nothing.
+                return Err(IdentityError::Unavailable(
+                    "Cognito signed in without the TOTP challenge the user's MFA should ask for"
+                        .into(),
+                ));
             }
             AdminSignIn::Totp(session) => {
-                self.admin_answer_totp(&email, &session, code).await?;
+                // The tokens of this proof's session are dropped unused.
+                match self.admin_answer_totp(&email, &session, code).await {
+                    Ok(_) => {}
+                    // The session was made a moment ago: a refusal here is about the code.
+                    Err(IdentityError::BadMfaSession) => return Err(IdentityError::BadCode),
+                    Err(e) => return Err(e),
+                }
             }
         }
         self.client

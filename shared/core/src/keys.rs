@@ -23,8 +23,8 @@
 //! | API key (listing) | `ORG#<orgId>` | `APIKEY#<keyId>` | | |
 //! | API key (lookup) | `APIKEY#<sha256 of secret>` | `KEY` | `APIKEY#<keyId>` / `KEY` | |
 //! | audit log head / entry | `AUDIT#<USER#id or ORG#id>` | `HEAD` / `E#<seq>` | | |
-//! | rate-limit window | `RATE#<user:id or key:id>` | `<window start>` | | |
-//! | TOTP challenge's email (lockout) | `MFA#<sha256 of session>` | `EMAIL` | | |
+//! | rate-limit window | `RATE#<user:id, key:id or addr:ip>` | `<window start>` | | |
+//! | TOTP challenge's email and user (second-factor limit) | `MFA#<sha256 of session>` | `EMAIL` | | |
 //! | social login state | `SOCIAL#STATE#<sha256 of state>` | `STATE` | | |
 //! | footprint | `FOOTPRINT#<footprintId>` | `FOOTPRINT` | `FOOTPRINTS#<owner>` / `<period start>#<footprintId>` while current | |
 //! | an owner's current footprint periods | `FOOTPRINTS#<owner>` | `PERIODS` | | |

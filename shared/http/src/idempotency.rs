@@ -124,7 +124,7 @@ const WITHHELD: &str = "withheld";
 fn replay_withheld() -> ApiError {
     ApiError::Conflict {
         slug: "idempotency-replay-withheld",
-        detail: "The request with this Idempotency-Key succeeded, and its response carried a secret, which is never stored, so it cannot be replayed. The operation was done once: list the resource to find it (its secret cannot be shown again).".into(),
+        detail: "The request with this Idempotency-Key succeeded once already. Its response carried a secret, which is never stored, so it cannot be sent again: read the resource it made instead (the secret itself cannot be shown again).".into(),
     }
 }
 

@@ -53,7 +53,7 @@ async fn eighty_parallel_logins_for_unknown_emails_stay_within_the_hashing_cap()
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
     let growth_mib = peak_rss_kib().saturating_sub(before) / 1024;
-    // Two hashes per core at 19 MiB each, with room for the allocator; 80 at once would be 1.5 GiB.
+    // Two hashes per core at 19 MiB each, with room for the allocator (80 at once: 1.5 GiB).
     let bound = 2 * cores * 19 + 64;
     eprintln!("80 parallel logins: peak grew by {growth_mib} MiB on {cores} cores");
     assert!(
