@@ -30,7 +30,7 @@ const POLL_WAIT: Duration = Duration::from_secs(1);
 /// A started runtime. Dropping it aborts every task at once; [`Running::shutdown`] stops gracefully.
 pub struct Running {
     pub addr: SocketAddr,
-    /// What `/_local/*` routes ask for (`X-Local-Token`) when the runtime listens beyond loopback.
+    /// What the mailbox asks for (`X-Local-Token`) when the runtime listens beyond loopback.
     pub local_token: Option<String>,
     pub wiring: Wiring,
     ports: Ports,
@@ -73,7 +73,7 @@ fn bad_signature(detail: impl Into<String>) -> ApiError {
     }
 }
 
-/// The header a local-only route asks for when the runtime listens beyond loopback.
+/// The header the mailbox asks for when the runtime listens beyond loopback.
 pub const LOCAL_TOKEN_HEADER: &str = "x-local-token";
 
 /// Guards the local route that reveals secrets (the mailbox, with every mailed code). Beyond
@@ -103,7 +103,7 @@ async fn local_token_guard(
                 status: StatusCode::UNAUTHORIZED,
                 slug: "local-token-required",
                 title: "Local token required",
-                detail: "This runtime listens beyond loopback: local-only routes need the X-Local-Token it printed at start.".into(),
+                detail: "This runtime listens beyond loopback: the mailbox needs the X-Local-Token it printed at start.".into(),
                 retry_after_secs: None,
             }
             .into_response();
@@ -327,12 +327,12 @@ pub enum StartError {
     #[error("cannot make the first admin from AMANAR_ADMIN_EMAIL/AMANAR_ADMIN_PASSWORD: {0}")]
     FirstAdmin(String),
     #[error(
-        "refusing to listen on {0}: the local runtime serves every mailed code at /_local/mailbox; listen on loopback (127.0.0.1), or pass --expose (AMANAR_EXPOSE=true) to protect the local-only routes with a token"
+        "refusing to listen on {0}: the local runtime serves every mailed code at /_local/mailbox; listen on loopback (127.0.0.1), or pass --expose (AMANAR_EXPOSE=true) to protect the mailbox with a token"
     )]
     NotLoopback(SocketAddr),
 }
 
-/// A fresh token for the local-only routes.
+/// A fresh token for the mailbox.
 fn local_token() -> Result<String, StartError> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|e| amanar_core::DepsError::new("the local token", e))?;
@@ -407,10 +407,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         // carries here.
         let app = app.layer(axum::middleware::map_response(
             |mut response: Response| async move {
-                response.headers_mut().insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    axum::http::HeaderValue::from_static("nosniff"),
-                );
+                amanar_http::request_id::every_response_headers(response.headers_mut());
                 response
             },
         ));

@@ -16,8 +16,8 @@ struct Args {
     /// Address to listen on. Loopback only, unless `--expose`.
     #[arg(long, env = "AMANAR_ADDR", default_value = "127.0.0.1:3000")]
     addr: std::net::SocketAddr,
-    /// Allow a non-loopback address. The local-only routes (`/_local/*`: the mailbox with every
-    /// verification and reset code) then need the token printed at start, as `X-Local-Token`.
+    /// Allow a non-loopback address. The mailbox (`/_local/mailbox`, with every verification and
+    /// reset code) then needs the token printed at start, as `X-Local-Token`.
     #[arg(long)]
     expose: bool,
 }
@@ -67,7 +67,7 @@ async fn main() -> std::process::ExitCode {
         running.addr, running.addr
     );
     if let Some(token) = &running.local_token {
-        println!("local-only routes (/_local/*) need the header X-Local-Token: {token}");
+        println!("the mailbox (/_local/mailbox) needs the header X-Local-Token: {token}");
     }
     tokio::select! {
         _ = terminated() => {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use amanar_core::table::{Table, TableError, WriteOp, items};
-use amanar_core::{Clock, keys};
+use amanar_core::{Clock, Key, keys};
 
 use crate::audit::{Audit, AuditEvent};
 use crate::identity::{IdentityError, IdentityProvider, NewIdentity, SignIn, TokenSet};
@@ -152,7 +152,7 @@ impl Accounts {
         self.record_by_email(&email, "user.email_verified").await
     }
 
-    /// Runs a mailed-code check within the email's daily cap ([`lockout::CODES`]): counted before,
+    /// Runs a mailed-code check within the email's cap ([`lockout::CODES`]): counted before,
     /// cleared by a right code.
     async fn checking_code(
         &self,
@@ -164,8 +164,13 @@ impl Accounts {
             self.record_by_email(email, "auth.codes_locked").await?;
         }
         check.await?;
-        self.table.write(vec![Lockout::clear(key)]).await?;
-        Ok(())
+        self.forget([key]).await
+    }
+
+    /// Forgets attempt counts (and their locks), after a right answer.
+    async fn forget(&self, counts: impl IntoIterator<Item = Key>) -> Result<(), AccountsError> {
+        let clear = counts.into_iter().map(Lockout::clear).collect();
+        Ok(self.table.write(clear).await?)
     }
 
     /// Records an event the user did to their own account, in their log.
@@ -238,9 +243,7 @@ impl Accounts {
         self.count_password_attempt(&email).await?;
         match self.idp.sign_in(&email, password).await {
             Ok(outcome) => {
-                self.table
-                    .write(vec![Lockout::clear(keys::login_failures(&email))])
-                    .await?;
+                self.forget([keys::login_failures(&email)]).await?;
                 self.after_sign_in(&email, &outcome).await?;
                 Ok(outcome)
             }
@@ -251,9 +254,7 @@ impl Accounts {
             Err(other) => {
                 if other == IdentityError::NotConfirmed {
                     // The password was right.
-                    self.table
-                        .write(vec![Lockout::clear(keys::login_failures(&email))])
-                        .await?;
+                    self.forget([keys::login_failures(&email)]).await?;
                 }
                 Err(other.into())
             }
@@ -284,7 +285,8 @@ impl Accounts {
     }
 
     /// Completes a login that answered with a TOTP challenge. Wrong codes count on the user's own
-    /// limit, which a right password does not clear: only a right code or a password reset does.
+    /// limit, which neither a right password nor a password reset clears: only a right code does
+    /// (or the lock running out).
     pub async fn complete_mfa(&self, session: &str, code: &str) -> Result<TokenSet, AccountsError> {
         let challenge_key = keys::mfa_challenge(&session_hash(session));
         let challenge: Option<MfaChallenge> = match self.table.get(&challenge_key).await? {
@@ -383,9 +385,7 @@ impl Accounts {
                     IdentityError::BadCredentials => "auth.login_failed",
                     IdentityError::BadCode => {
                         // The password was right.
-                        self.table
-                            .write(vec![Lockout::clear(keys::login_failures(&user.email))])
-                            .await?;
+                        self.forget([keys::login_failures(&user.email)]).await?;
                         "mfa.disable_failed"
                     }
                     _ => return Err(error.into()),
@@ -404,11 +404,7 @@ impl Accounts {
         user_id: &str,
         email: &str,
     ) -> Result<Profile, AccountsError> {
-        self.table
-            .write(vec![
-                Lockout::clear(keys::login_failures(email)),
-                Lockout::clear(keys::mfa_failures(user_id)),
-            ])
+        self.forget([keys::login_failures(email), keys::mfa_failures(user_id)])
             .await?;
         self.audit_user(user_id, "mfa.disabled").await?;
         let profile = self.profiles.set_mfa(user_id, false).await?;
@@ -495,9 +491,7 @@ impl Accounts {
         // A reset lifts the password lock: the mailbox owner proved who they are. Not the
         // second-factor lock, which exists for exactly the case where someone else holds the
         // mailbox: it runs out on its own.
-        self.table
-            .write(vec![Lockout::clear(keys::login_failures(&email))])
-            .await?;
+        self.forget([keys::login_failures(&email)]).await?;
         self.record_by_email(&email, "auth.password_reset").await
     }
 

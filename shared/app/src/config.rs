@@ -105,8 +105,8 @@ fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
 pub mod vars {
     pub const DATA_DIR: &str = "AMANAR_DATA_DIR";
     pub const ADDR: &str = "AMANAR_ADDR";
-    /// `true` lets the local runtime listen on a non-loopback address (its `/_local/*` routes
-    /// then need the token it prints at start).
+    /// `true` lets the local runtime listen on a non-loopback address (its mailbox then needs the
+    /// token it prints at start).
     pub const EXPOSE: &str = "AMANAR_EXPOSE";
     pub const PUBLIC_URL: &str = "AMANAR_PUBLIC_URL";
     pub const TABLE_BACKEND: &str = "AMANAR_TABLE_BACKEND";

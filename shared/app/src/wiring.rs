@@ -203,18 +203,6 @@ fn local_secret(config: &Config) -> Result<Vec<u8>, DepsError> {
     }
 }
 
-/// A key for one local use (named by `purpose`), derived from the local secret by HMAC-SHA256, so
-/// the identity provider's stored codes never share a key with the blob URLs (which the secret
-/// signs itself).
-#[cfg(feature = "local")]
-fn local_derived_key(config: &Config, purpose: &[u8]) -> Result<Vec<u8>, DepsError> {
-    use hmac::{Hmac, Mac};
-    let secret = local_secret(config)?;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&secret).expect("HMAC takes any key length");
-    mac.update(purpose);
-    Ok(mac.finalize().into_bytes().to_vec())
-}
-
 impl Wiring {
     pub fn new(config: Config) -> Self {
         Wiring(Arc::new(Parts {
@@ -400,9 +388,9 @@ impl Wiring {
             .get_or_try_init(|| async {
                 let (table, clock) = (self.table().await?, self.clock());
                 let fail = |e: amanar_accounts::IdentityError| e.to_string();
-                let code_key = local_derived_key(self.config(), b"amanar local-idp mailed codes")?;
+                let secret = local_secret(self.config())?;
                 let local =
-                    LocalIdentity::open(table.clone(), clock.clone(), issuer.to_owned(), &code_key)
+                    LocalIdentity::open(table.clone(), clock.clone(), issuer.to_owned(), &secret)
                         .await
                         .map_err(fail)
                         .map_err(failed("the local identity provider"))?;

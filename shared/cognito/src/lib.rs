@@ -174,18 +174,17 @@ impl CognitoIdentity {
         Ok(groups)
     }
 
-    /// Checks a password through the admin flow (`ADMIN_USER_PASSWORD_AUTH`). The app client
-    /// allows no user-side password flow, so nobody can sign in against Cognito directly and skip
-    /// the platform's lockout; this call needs the function's role instead.
-    async fn admin_initiate(
+    /// Checks a password through the admin flow (`ADMIN_USER_PASSWORD_AUTH`): a session, or the
+    /// TOTP challenge's session. The app client allows no user-side password flow, so nobody can
+    /// sign in against Cognito directly and skip the platform's lockout; this call needs the
+    /// function's role instead.
+    async fn admin_sign_in(
         &self,
         email: &str,
         password: &str,
-    ) -> Result<
-        aws_sdk_cognitoidentityprovider::operation::admin_initiate_auth::AdminInitiateAuthOutput,
-        IdentityError,
-    > {
-        self.client
+    ) -> Result<AdminSignIn, IdentityError> {
+        let started = self
+            .client
             .admin_initiate_auth()
             .user_pool_id(&self.user_pool_id)
             .client_id(&self.client_id)
@@ -202,16 +201,7 @@ impl CognitoIdentity {
                 ) => IdentityError::BadCredentials,
                 Some("UserNotConfirmedException") => IdentityError::NotConfirmed,
                 _ => unavailable(e),
-            })
-    }
-
-    /// A password check through the admin flow: a session, or the TOTP challenge's session.
-    async fn admin_sign_in(
-        &self,
-        email: &str,
-        password: &str,
-    ) -> Result<AdminSignIn, IdentityError> {
-        let started = self.admin_initiate(email, password).await?;
+            })?;
         if started.challenge_name() != Some(&ChallengeNameType::SoftwareTokenMfa) {
             return Ok(AdminSignIn::Tokens(Self::tokens(
                 started.authentication_result(),

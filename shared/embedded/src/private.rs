@@ -18,24 +18,25 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
-/// Makes sure `path` exists and only its owner can read or write it.
-pub fn ensure_file(path: &Path) -> io::Result<()> {
+/// Open options that create a file readable by its owner only.
+fn owner_only() -> std::fs::OpenOptions {
     let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
+    options.create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    drop(options.open(path)?);
+    options
+}
+
+/// Makes sure `path` exists and only its owner can read or write it.
+pub fn ensure_file(path: &Path) -> io::Result<()> {
+    drop(owner_only().append(true).open(path)?);
     restrict(path)
 }
 
 /// Writes `bytes` to `path`, which only its owner can read or write, before any byte lands.
 pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).write(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = owner_only().write(true).truncate(true).open(path)?;
     restrict(path)?;
     file.write_all(bytes)?;
     file.sync_all()

@@ -26,8 +26,8 @@ use crate::problem::ApiError;
 
 pub const WINDOW_SECS: i64 = 60;
 
-/// Anonymous paths limited per client address.
-pub const PER_ADDRESS_PREFIX: &str = "/v1/auth/";
+/// The paths limited per client address: this one and everything under it.
+pub const PER_ADDRESS_PATHS: &str = "/v1/auth";
 
 /// The address a request came from, as the edge saw it: API Gateway's `sourceIp` in a Lambda
 /// (the entry point inserts it), the TCP peer in the local runtime (axum's `ConnectInfo`).
@@ -196,7 +196,7 @@ pub async fn middleware(
 
 /// `/v1/auth` and everything under it, and nothing that merely starts with the same letters.
 fn is_auth_path(path: &str) -> bool {
-    path.strip_prefix(PER_ADDRESS_PREFIX.trim_end_matches('/'))
+    path.strip_prefix(PER_ADDRESS_PATHS)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 

@@ -27,6 +27,15 @@ fn acceptable(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
 }
 
+/// The headers every response carries, whichever router served it (the local runtime adds them to
+/// the routes it merges outside this layer too).
+pub fn every_response_headers(headers: &mut axum::http::HeaderMap) {
+    headers.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
 /// Middleware: assigns the id, opens the request span and logs one line per request.
 pub async fn middleware(request: Request, next: Next) -> Response {
     let id = request
@@ -57,9 +66,6 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }
-    response.headers_mut().insert(
-        axum::http::header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    every_response_headers(response.headers_mut());
     response
 }

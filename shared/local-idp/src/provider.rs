@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::codes::{CODE_ATTEMPTS, CONFIRM, RESET};
 use crate::mailbox::Mailbox;
 use crate::secrets::{
-    HashPool, argon2, hash_password, password_matches, random_bytes, sha256_hex, unavailable,
+    HashPool, argon2, code_key, hash_password, password_matches, random_bytes, sha256_hex,
+    unavailable,
 };
 use crate::tokens::{LOCAL_CLIENT_ID, RefreshRecord, Signer};
 
@@ -91,14 +92,14 @@ pub struct LocalIdentity {
 
 impl LocalIdentity {
     /// Opens the provider: loads its signing key from the table, or makes one the first time.
-    /// `issuer` is the public URL of the local runtime. `code_key` keys the HMAC that mailed
-    /// codes are stored as (the runtime derives it from its local secret, a file beside the
-    /// database): a copy of the table alone does not give six-digit codes away to a brute force.
+    /// `issuer` is the public URL of the local runtime. `local_secret` is the runtime's secret (a
+    /// file beside the database): mailed codes are stored as an HMAC under a key derived from it,
+    /// so a copy of the table alone does not give six-digit codes away to a brute force.
     pub async fn open(
         table: Arc<dyn Table>,
         clock: Arc<dyn Clock>,
         issuer: impl Into<String>,
-        code_key: &[u8],
+        local_secret: &[u8],
     ) -> Result<Self, IdentityError> {
         let signer = Signer::load(&table).await?;
         let argon2 = argon2();
@@ -117,7 +118,7 @@ impl LocalIdentity {
             argon2,
             hashing,
             decoy_hash,
-            code_key: code_key.to_vec(),
+            code_key: code_key(local_secret),
         })
     }
 
@@ -402,9 +403,7 @@ impl IdentityProvider for LocalIdentity {
             .set("totpEnabled", false)
             .remove("totpSecret")
             .remove("totpPending");
-        let mut write = WriteOp::update(keys::idp_credentials(&credentials.email), disable.clone())
-            .when(Condition::Exists);
-        if credentials.totp_enabled {
+        let condition = if credentials.totp_enabled {
             let secret = credentials
                 .totp_secret
                 .as_deref()
@@ -416,10 +415,12 @@ impl IdentityProvider for LocalIdentity {
                 .filter(|step| *step > credentials.totp_last_step)
                 .ok_or(IdentityError::BadCode)?;
             disable = disable.set("totpLastStep", step);
-            write = WriteOp::update(keys::idp_credentials(&credentials.email), disable).when(
-                Condition::Equals("totpLastStep".into(), credentials.totp_last_step.into()),
-            );
-        }
+            Condition::Equals("totpLastStep".into(), credentials.totp_last_step.into())
+        } else {
+            Condition::Exists
+        };
+        let write =
+            WriteOp::update(keys::idp_credentials(&credentials.email), disable).when(condition);
         match self.table.write(vec![write]).await {
             Ok(()) => Ok(()),
             Err(TableError::ConditionFailed { .. }) if credentials.totp_enabled => {

@@ -28,23 +28,34 @@ pub(crate) fn six_digits() -> String {
     }
 }
 
+/// Feeds each part followed by a NUL, so no two lists of parts feed the same bytes.
+fn nul_separated(parts: &[&str], mut feed: impl FnMut(&[u8])) {
+    for part in parts {
+        feed(part.as_bytes());
+        feed(&[0]);
+    }
+}
+
 /// HMAC-SHA256 of the parts (NUL-separated) under `key`, as hex: how mailed codes are stored.
 pub(crate) fn hmac_hex(key: &[u8], parts: &[&str]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    for part in parts {
-        mac.update(part.as_bytes());
-        mac.update(&[0]);
-    }
+    nul_separated(parts, |bytes| mac.update(bytes));
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// The key mailed codes are stored under, derived from the runtime's local secret (HMAC-SHA256
+/// of a fixed label), so it never doubles as the key the secret itself is for (blob URLs).
+pub(crate) fn code_key(local_secret: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<Sha256>::new_from_slice(local_secret).expect("HMAC takes any key length");
+    mac.update(b"amanar local-idp mailed codes");
+    mac.finalize().into_bytes().to_vec()
 }
 
 pub(crate) fn sha256_hex(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
-    for part in parts {
-        hash.update(part.as_bytes());
-        hash.update([0]);
-    }
+    nul_separated(parts, |bytes| hash.update(bytes));
     hex::encode(hash.finalize())
 }
 
