@@ -143,10 +143,13 @@ impl Lockout {
                 Some(item) => Some(items::parse(item)?),
                 None => None,
             };
+            // The clock again, after the read: the lock may have been set by an attempt whose
+            // second came after this round's `now`, and `Retry-After` must not exceed the lock.
+            let read_at = self.clock.now().timestamp();
             let replace = match &seen {
-                Some(w) if w.locked_until > now => {
+                Some(w) if w.locked_until > read_at => {
                     return Err(AccountsError::Locked {
-                        retry_after_secs: (w.locked_until - now) as u64,
+                        retry_after_secs: (w.locked_until - read_at) as u64,
                     });
                 }
                 None => Condition::NotExists,
