@@ -144,12 +144,13 @@ impl Lockout {
                 None => None,
             };
             // The clock again, after the read: the lock may have been set by an attempt whose
-            // second came after this round's `now`, and `Retry-After` must not exceed the lock.
-            let read_at = self.clock.now().timestamp();
+            // second came after this round's first reading. `Retry-After` never exceeds the lock,
+            // even when another instance's clock runs ahead of this one.
+            let now = self.clock.now().timestamp();
             let replace = match &seen {
-                Some(w) if w.locked_until > read_at => {
+                Some(w) if w.locked_until > now => {
                     return Err(AccountsError::Locked {
-                        retry_after_secs: (w.locked_until - read_at) as u64,
+                        retry_after_secs: (w.locked_until - now).min(limit.lock_secs) as u64,
                     });
                 }
                 None => Condition::NotExists,
@@ -200,6 +201,47 @@ mod tests {
             Err(AccountsError::Locked { retry_after_secs }) => retry_after_secs,
             other => panic!("expected a lock, got {other:?}"),
         }
+    }
+
+    /// A clock a second later at each reading, as under load across a second's boundary.
+    struct Ticking(std::sync::atomic::AtomicI64);
+
+    impl amanar_core::clock::Clock for Ticking {
+        fn now(&self) -> chrono::DateTime<chrono::Utc> {
+            let tick = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            chrono::DateTime::from_timestamp(1_800_000_000 + tick, 0).unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn retry_after_never_exceeds_the_lock_however_the_clock_moves_between_readings() {
+        let store = store();
+        let lockout = Lockout::new(store.table.clone(), Arc::new(Ticking(0.into())));
+        for _ in 1..LOGIN.failures {
+            assert_eq!(
+                lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
+                Counted::UnderLimit
+            );
+        }
+        assert_eq!(
+            lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
+            Counted::NowLocked
+        );
+        let waited = locked_for(lockout.count_attempt(&login(EMAIL), LOGIN).await);
+        assert!((1..=LOGIN.lock_secs as u64).contains(&waited), "{waited}");
+
+        // A lock written by an instance whose clock runs an hour ahead of this one.
+        let ahead = Lockout::new(store.table.clone(), store.clock.clone());
+        let other = login("grace@example.com");
+        store.clock.advance(Duration::hours(1));
+        for _ in 0..LOGIN.failures {
+            ahead.count_attempt(&other, LOGIN).await.unwrap();
+        }
+        store.clock.advance(Duration::hours(-1));
+        assert_eq!(
+            locked_for(ahead.count_attempt(&other, LOGIN).await),
+            LOGIN.lock_secs as u64
+        );
     }
 
     #[tokio::test]
