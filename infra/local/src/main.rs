@@ -35,16 +35,35 @@ async fn terminated() {
     let _ = interrupt.await;
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let mut config = match Config::from_env(Face::Local) {
+    let config = match Config::from_env(Face::Local) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("amanar-local: {error}");
             return std::process::ExitCode::from(2);
         }
     };
+    // Log lines are written by a thread of their own, so a request never waits on the terminal
+    // or the pipe (BENCHMARKS.md, "The request path under wrk"). A full buffer makes the logging
+    // request wait, as a direct write would, rather than drop a line. The guard outlives the
+    // Tokio runtime, so the lines of its last tasks are written too; at exit it waits up to a
+    // second for the writer to catch up.
+    let (log_writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("amanar-log")
+        .finish(std::io::stdout());
+    amanar_http::telemetry::init_with(config.json_logs, log_writer);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the Tokio runtime starts");
+    let code = runtime.block_on(serve(args, config));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    code
+}
+
+async fn serve(args: Args, mut config: Config) -> std::process::ExitCode {
     // Flags win over the environment; the public URL follows the address unless set explicitly.
     if let amanar_app::config::BlobBackend::Local { public_url } = &mut config.blobs
         && std::env::var(amanar_app::config::vars::PUBLIC_URL).is_err()
@@ -54,7 +73,6 @@ async fn main() -> std::process::ExitCode {
     config.data_dir = args.data_dir;
     config.addr = args.addr;
     config.expose |= args.expose;
-    amanar_http::telemetry::init(config.json_logs);
     let mut running = match amanar_local::start(config).await {
         Ok(running) => running,
         Err(error) => {
@@ -73,6 +91,7 @@ async fn main() -> std::process::ExitCode {
         _ = terminated() => {
             tracing::info!("shutting down");
             running.shutdown().await;
+            tracing::info!("stopped");
             std::process::ExitCode::SUCCESS
         }
         _ = running.wait_stopped() => std::process::ExitCode::from(1),

@@ -85,3 +85,48 @@ fn a_malformed_setting_stops_start_up_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("AMANAR_TABLE_BACKEND"), "{stderr}");
 }
+
+/// Log lines go through a writer thread (main.rs); the last of them still reach stdout at exit.
+#[tokio::test]
+async fn log_lines_reach_stdout_and_the_last_are_flushed_at_a_clean_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amanar-local"))
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["--addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env_remove("AMANAR_TABLE_BACKEND")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let address = loop {
+        let line = received
+            .recv_timeout(Duration::from_secs(30))
+            .expect("amanar-local prints where it listens");
+        if let Some(rest) = line.strip_prefix("amanar-local listening on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let health = reqwest::get(format!("{address}/v1/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(terminate(&mut child).success());
+    let rest: Vec<String> = received.iter().collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("served") && l.contains("/v1/health")),
+        "the request's line: {rest:#?}"
+    );
+    assert!(
+        rest.last().is_some_and(|l| l.contains("stopped")),
+        "the last line, written just before exit: {rest:#?}"
+    );
+}
