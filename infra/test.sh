@@ -17,6 +17,7 @@ fail() { printf '\ninfra/test.sh: %s\n' "$*" >&2; exit 1; }
 command -v cargo >/dev/null || fail "cargo is not installed (https://rustup.rs)"
 command -v python3 >/dev/null || fail "python3 is needed for the AWS emulator and the template linters"
 command -v npm >/dev/null || fail "node and npm are needed for the OpenID Provider of the social-login tests"
+command -v make >/dev/null || fail "make is needed: the template tests read what sam build runs from the Makefile"
 
 step "test tools (moto server, cfn-lint, SAM CLI)"
 stamp="$tools/requirements.sha256"

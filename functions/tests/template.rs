@@ -1,5 +1,6 @@
-//! template.yaml and the code agree: every function binary is deployed, and each HTTP function is
-//! routed exactly the (method, path) pairs its router serves, no more and no fewer.
+//! template.yaml and the code agree: every function binary is deployed (built by the Makefile
+//! target `sam build` calls for it), and each HTTP function is routed exactly the (method, path)
+//! pairs its router serves, no more and no fewer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -11,18 +12,108 @@ fn template() -> Value {
     serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).expect("template.yaml parses")
 }
 
+fn makefile() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Makefile");
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// Logical id -> binary, from the Makefile's `build-<LogicalId>: ; $(call bootstrap,<binary>)` lines.
+fn makefile_targets() -> BTreeMap<String, String> {
+    let form = "build-<LogicalId>: ; $(call bootstrap,<binary>)";
+    let mut targets = BTreeMap::new();
+    for line in makefile().lines() {
+        let Some(rest) = line.trim_start().strip_prefix("build-") else {
+            continue;
+        };
+        let parsed = rest
+            .split_once(": ; $(call bootstrap,")
+            .and_then(|(id, binary)| {
+                let binary = binary.trim_end().strip_suffix(')')?;
+                let plain = |s: &str| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                };
+                (plain(id) && plain(binary)).then_some((id, binary))
+            });
+        let (id, binary) =
+            parsed.unwrap_or_else(|| panic!("Makefile: {line:?} is not of the form {form}"));
+        assert!(
+            targets.insert(id.to_owned(), binary.to_owned()).is_none(),
+            "build-{id} appears twice in the Makefile"
+        );
+    }
+    targets
+}
+
+/// What `sam build` runs for a function: `make -n build-<LogicalId>`, as SAM calls it (no
+/// variables but ARTIFACTS_DIR), so whatever make would really do is what is checked.
+fn sam_build_recipe(id: &str) -> Vec<String> {
+    let output = std::process::Command::new("make")
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(["--no-print-directory", "-n", &format!("build-{id}")])
+        .env("ARTIFACTS_DIR", "/artifacts")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .output()
+        .expect("make is installed (infra/test.sh checks)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.is_empty(),
+        "make -n build-{id}: {stderr}"
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The binary `sam build` deploys for a function resource: the one its Makefile target copies.
+fn binary_of(id: &str, resource: &Value, targets: &BTreeMap<String, String>) -> String {
+    assert_eq!(
+        resource["Metadata"]["BuildMethod"].as_str(),
+        Some("makefile"),
+        "{id} is built by the Makefile"
+    );
+    let listed = targets.get(id).unwrap_or_else(|| {
+        panic!(
+            "the Makefile has no target for {id}, which sam build calls: add the line \
+             `build-{id}: ; $(call bootstrap,<binary>)`"
+        )
+    });
+    let recipe = sam_build_recipe(id);
+    // `... && cp <target>/lambda/<binary>/bootstrap "/artifacts/bootstrap"'`
+    let copied = recipe
+        .iter()
+        .find_map(|l| {
+            let (_, cp) = l.split_once("cp ")?;
+            cp.split_once(" \"/artifacts/bootstrap\"")
+                .map(|(from, _)| from)
+        })
+        .unwrap_or_else(|| panic!("build-{id} copies a bootstrap: {recipe:#?}"));
+    let binary = copied
+        .strip_suffix("/bootstrap")
+        .and_then(|dir| dir.rsplit('/').next())
+        .unwrap_or_else(|| panic!("build-{id} copies <dir>/<binary>/bootstrap: {copied}"));
+    assert_eq!(binary, listed, "build-{id} runs what its line says");
+    binary.to_owned()
+}
+
 /// Binary name -> set of "METHOD /path" of its HttpApi events, for every serverless function.
 fn deployed_functions() -> BTreeMap<String, BTreeSet<String>> {
     let template = template();
+    let targets = makefile_targets();
     let mut functions = BTreeMap::new();
-    for (_, resource) in template["Resources"].as_mapping().unwrap() {
+    let mut ids = BTreeSet::new();
+    for (id, resource) in template["Resources"].as_mapping().unwrap() {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("every function names its binary")
-            .to_owned();
+        let id = id.as_str().unwrap();
+        ids.insert(id.to_owned());
+        let binary = binary_of(id, resource, &targets);
         let mut routes = BTreeSet::new();
         if let Some(events) = resource["Properties"]["Events"].as_mapping() {
             for (_, event) in events {
@@ -41,6 +132,11 @@ fn deployed_functions() -> BTreeMap<String, BTreeSet<String>> {
             "{binary} is deployed twice"
         );
     }
+    let stale: Vec<&String> = targets.keys().filter(|t| !ids.contains(*t)).collect();
+    assert!(
+        stale.is_empty(),
+        "Makefile targets without a function: {stale:?}"
+    );
     functions
 }
 
@@ -59,6 +155,57 @@ fn binaries() -> BTreeSet<String> {
         .collect()
 }
 
+/// A function triggered by a queue, a bucket or a schedule is deployed with the binary whose sample
+/// event (the one `events.rs` feeds it) is of that kind: a swap of two such lines fails here.
+#[test]
+fn each_event_triggered_function_is_deployed_with_the_binary_for_its_trigger() {
+    let template = template();
+    let targets = makefile_targets();
+    let mut checked = 0;
+    for (id, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        let kinds: BTreeSet<&str> = events
+            .values()
+            .filter_map(|e| e["Type"].as_str())
+            .filter(|t| *t != "HttpApi")
+            .collect();
+        let Some(&kind) = kinds.first() else {
+            continue;
+        };
+        assert_eq!(kinds.len(), 1, "{id} has one kind of trigger");
+        let binary = binary_of(id, resource, &targets);
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../events/{binary}.json"));
+        let sample: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let source = sample["Records"][0]["eventSource"]
+            .as_str()
+            .or(sample["source"].as_str());
+        let expected = match kind {
+            "SQS" => "aws:sqs",
+            "S3" => "aws:s3",
+            "ScheduleV2" => "aws.scheduler",
+            other => panic!("{id}: a trigger this test does not know: {other}"),
+        };
+        assert_eq!(
+            source,
+            Some(expected),
+            "{id} ({binary}) is triggered by {kind}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "the worker, the upload verifier and housekeeping"
+    );
+}
+
 #[test]
 fn every_registered_function_has_a_binary_and_is_deployed_and_nothing_else_is() {
     let registered: BTreeSet<String> = amanar_app::function_names()
@@ -75,6 +222,47 @@ fn every_registered_function_has_a_binary_and_is_deployed_and_nothing_else_is() 
         deployed, registered,
         "template.yaml deploys exactly the registered functions"
     );
+}
+
+#[test]
+fn the_makefile_builds_for_the_architecture_the_template_deploys() {
+    let template = template();
+    let triple = match template["Globals"]["Function"]["Architectures"][0].as_str() {
+        Some("arm64") => "aarch64-unknown-linux-gnu",
+        Some("x86_64") => "x86_64-unknown-linux-gnu",
+        other => panic!("Globals: Function: Architectures: {other:?}"),
+    };
+    for (id, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        assert!(
+            resource["Properties"]["Architectures"].is_null(),
+            "{id} overrides the architecture the Makefile builds for"
+        );
+        let recipe = sam_build_recipe(id);
+        let build = recipe
+            .iter()
+            .find(|l| l.contains(" build --profile "))
+            .unwrap_or_else(|| panic!("build-{id} builds: {recipe:#?}"));
+        assert!(
+            build.contains(&format!("--target {triple} ")),
+            "build-{id} builds for {triple}: {build}"
+        );
+        let machine = if triple.starts_with("aarch64") {
+            "b7"
+        } else {
+            "3e"
+        };
+        assert!(
+            recipe
+                .iter()
+                .any(|l| l.starts_with("test \"$(od ") && l.contains(&format!(" = {machine} "))),
+            "build-{id} refuses a bootstrap of another architecture (ELF machine {machine}): \
+             {recipe:#?}"
+        );
+    }
 }
 
 #[test]
@@ -163,8 +351,9 @@ fn the_edge_throttles_every_route_and_the_secret_checking_auth_routes_harder() {
 #[test]
 fn public_read_only_functions_write_nothing_but_rate_limit_windows() {
     let template = template();
+    let targets = makefile_targets();
     let mut checked = Vec::new();
-    for (_, resource) in template["Resources"].as_mapping().unwrap() {
+    for (id, resource) in template["Resources"].as_mapping().unwrap() {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
@@ -180,9 +369,8 @@ fn public_read_only_functions_write_nothing_but_rate_limit_windows() {
         if !public_reads {
             continue;
         }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .unwrap();
+        let binary = binary_of(id.as_str().unwrap(), resource, &targets);
+        let binary = binary.as_str();
         for policy in resource["Properties"]["Policies"].as_sequence().unwrap() {
             for statement in policy["Statement"].as_sequence().unwrap() {
                 let actions: Vec<&str> = match &statement["Action"] {
