@@ -203,6 +203,20 @@ mod tests {
         }
     }
 
+    /// Four attempts under the limit, then the fifth locks.
+    async fn fail_until_locked(lockout: &Lockout, key: &Key) {
+        for _ in 1..LOGIN.failures {
+            assert_eq!(
+                lockout.count_attempt(key, LOGIN).await.unwrap(),
+                Counted::UnderLimit
+            );
+        }
+        assert_eq!(
+            lockout.count_attempt(key, LOGIN).await.unwrap(),
+            Counted::NowLocked
+        );
+    }
+
     /// A clock a second later at each reading, as under load across a second's boundary.
     struct Ticking(std::sync::atomic::AtomicI64);
 
@@ -217,16 +231,7 @@ mod tests {
     async fn retry_after_never_exceeds_the_lock_however_the_clock_moves_between_readings() {
         let store = store();
         let lockout = Lockout::new(store.table.clone(), Arc::new(Ticking(0.into())));
-        for _ in 1..LOGIN.failures {
-            assert_eq!(
-                lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
-                Counted::UnderLimit
-            );
-        }
-        assert_eq!(
-            lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
-            Counted::NowLocked
-        );
+        fail_until_locked(&lockout, &login(EMAIL)).await;
         let waited = locked_for(lockout.count_attempt(&login(EMAIL), LOGIN).await);
         assert!((1..=LOGIN.lock_secs as u64).contains(&waited), "{waited}");
 
@@ -283,16 +288,7 @@ mod tests {
             1
         );
         store.clock.advance(Duration::seconds(1));
-        for _ in 1..LOGIN.failures {
-            assert_eq!(
-                lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
-                Counted::UnderLimit
-            );
-        }
-        assert_eq!(
-            lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
-            Counted::NowLocked
-        );
+        fail_until_locked(&lockout, &login(EMAIL)).await;
     }
 
     #[tokio::test]
@@ -338,16 +334,7 @@ mod tests {
         let legacy = serde_json::json!({"failures": 3, "windowStart": now, "lockedUntil": 0});
         let item = items::with_key(&login(EMAIL), &legacy).unwrap();
         store.table.write(vec![WriteOp::put(item)]).await.unwrap();
-        for _ in 1..LOGIN.failures {
-            assert_eq!(
-                lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
-                Counted::UnderLimit
-            );
-        }
-        assert_eq!(
-            lockout.count_attempt(&login(EMAIL), LOGIN).await.unwrap(),
-            Counted::NowLocked
-        );
+        fail_until_locked(&lockout, &login(EMAIL)).await;
     }
 
     #[tokio::test]
