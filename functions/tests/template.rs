@@ -46,9 +46,27 @@ fn makefile_targets() -> BTreeMap<String, String> {
     targets
 }
 
-/// What `sam build` runs for a function: `make -n build-<LogicalId>`, as SAM calls it (no
-/// variables but ARTIFACTS_DIR), so whatever make would really do is what is checked.
-fn sam_build_recipe(id: &str) -> Vec<String> {
+/// Every function resource of the template, with its logical id.
+fn functions(template: &Value) -> impl Iterator<Item = (&str, &Value)> {
+    template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, resource)| resource["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(id, resource)| (id.as_str().unwrap(), resource))
+}
+
+/// What `sam build` does for one function, read from make itself.
+struct SamBuild {
+    /// The binary its target copies as the bootstrap.
+    binary: String,
+    /// `make -n build-<LogicalId>`: the commands make would run.
+    recipe: Vec<String>,
+}
+
+/// What `make -n build-<LogicalId>` prints, called as SAM calls it (no variables but
+/// ARTIFACTS_DIR), so whatever make would really do is what is checked.
+fn make_dry_run(id: &str) -> Vec<String> {
     let output = std::process::Command::new("make")
         .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
         .args(["--no-print-directory", "-n", &format!("build-{id}")])
@@ -70,50 +88,66 @@ fn sam_build_recipe(id: &str) -> Vec<String> {
         .collect()
 }
 
-/// The binary `sam build` deploys for a function resource: the one its Makefile target copies.
-fn binary_of(id: &str, resource: &Value, targets: &BTreeMap<String, String>) -> String {
-    assert_eq!(
-        resource["Metadata"]["BuildMethod"].as_str(),
-        Some("makefile"),
-        "{id} is built by the Makefile"
-    );
-    let listed = targets.get(id).unwrap_or_else(|| {
-        panic!(
-            "the Makefile has no target for {id}, which sam build calls: add the line \
-             `build-{id}: ; $(call bootstrap,<binary>)`"
-        )
-    });
-    let recipe = sam_build_recipe(id);
-    // `... && cp <target>/lambda/<binary>/bootstrap "/artifacts/bootstrap"'`
-    let copied = recipe
-        .iter()
-        .find_map(|l| {
-            let (_, cp) = l.split_once("cp ")?;
-            cp.split_once(" \"/artifacts/bootstrap\"")
-                .map(|(from, _)| from)
-        })
-        .unwrap_or_else(|| panic!("build-{id} copies a bootstrap: {recipe:#?}"));
-    let binary = copied
-        .strip_suffix("/bootstrap")
-        .and_then(|dir| dir.rsplit('/').next())
-        .unwrap_or_else(|| panic!("build-{id} copies <dir>/<binary>/bootstrap: {copied}"));
-    assert_eq!(binary, listed, "build-{id} runs what its line says");
-    binary.to_owned()
+/// Logical id -> what `sam build` does for it, for every function of the template: each is built
+/// by the Makefile, through the target its line names, and the Makefile has no other target.
+/// Make runs once per function for all the tests of this file.
+fn sam_builds() -> &'static BTreeMap<String, SamBuild> {
+    static BUILDS: std::sync::LazyLock<BTreeMap<String, SamBuild>> =
+        std::sync::LazyLock::new(|| {
+            let template = template();
+            let targets = makefile_targets();
+            let mut builds = BTreeMap::new();
+            for (id, resource) in functions(&template) {
+                assert_eq!(
+                    resource["Metadata"]["BuildMethod"].as_str(),
+                    Some("makefile"),
+                    "{id} is built by the Makefile"
+                );
+                let listed = targets.get(id).unwrap_or_else(|| {
+                    panic!(
+                        "the Makefile has no target for {id}, which sam build calls: add the \
+                         line `build-{id}: ; $(call bootstrap,<binary>)`"
+                    )
+                });
+                let recipe = make_dry_run(id);
+                // `... && cp <target>/lambda/<binary>/bootstrap "/artifacts/bootstrap"'`
+                let copied = recipe
+                    .iter()
+                    .find_map(|l| {
+                        let (_, cp) = l.split_once("cp ")?;
+                        cp.split_once(" \"/artifacts/bootstrap\"")
+                            .map(|(from, _)| from)
+                    })
+                    .unwrap_or_else(|| panic!("build-{id} copies a bootstrap: {recipe:#?}"));
+                let binary = copied
+                    .strip_suffix("/bootstrap")
+                    .and_then(|dir| dir.rsplit('/').next())
+                    .unwrap_or_else(|| {
+                        panic!("build-{id} copies <dir>/<binary>/bootstrap: {copied}")
+                    })
+                    .to_owned();
+                assert_eq!(&binary, listed, "build-{id} runs what its line says");
+                builds.insert(id.to_owned(), SamBuild { binary, recipe });
+            }
+            let stale: Vec<&String> = targets
+                .keys()
+                .filter(|t| !builds.contains_key(*t))
+                .collect();
+            assert!(
+                stale.is_empty(),
+                "Makefile targets without a function: {stale:?}"
+            );
+            builds
+        });
+    &BUILDS
 }
 
 /// Binary name -> set of "METHOD /path" of its HttpApi events, for every serverless function.
 fn deployed_functions() -> BTreeMap<String, BTreeSet<String>> {
     let template = template();
-    let targets = makefile_targets();
-    let mut functions = BTreeMap::new();
-    let mut ids = BTreeSet::new();
-    for (id, resource) in template["Resources"].as_mapping().unwrap() {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let id = id.as_str().unwrap();
-        ids.insert(id.to_owned());
-        let binary = binary_of(id, resource, &targets);
+    let mut deployed = BTreeMap::new();
+    for (id, resource) in functions(&template) {
+        let binary = &sam_builds()[id].binary;
         let mut routes = BTreeSet::new();
         if let Some(events) = resource["Properties"]["Events"].as_mapping() {
             for (_, event) in events {
@@ -128,16 +162,11 @@ fn deployed_functions() -> BTreeMap<String, BTreeSet<String>> {
             }
         }
         assert!(
-            functions.insert(binary.clone(), routes).is_none(),
+            deployed.insert(binary.clone(), routes).is_none(),
             "{binary} is deployed twice"
         );
     }
-    let stale: Vec<&String> = targets.keys().filter(|t| !ids.contains(*t)).collect();
-    assert!(
-        stale.is_empty(),
-        "Makefile targets without a function: {stale:?}"
-    );
-    functions
+    deployed
 }
 
 fn binaries() -> BTreeSet<String> {
@@ -160,13 +189,8 @@ fn binaries() -> BTreeSet<String> {
 #[test]
 fn each_event_triggered_function_is_deployed_with_the_binary_for_its_trigger() {
     let template = template();
-    let targets = makefile_targets();
     let mut checked = 0;
-    for (id, resource) in template["Resources"].as_mapping().unwrap() {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let id = id.as_str().unwrap();
+    for (id, resource) in functions(&template) {
         let Some(events) = resource["Properties"]["Events"].as_mapping() else {
             continue;
         };
@@ -179,7 +203,7 @@ fn each_event_triggered_function_is_deployed_with_the_binary_for_its_trigger() {
             continue;
         };
         assert_eq!(kinds.len(), 1, "{id} has one kind of trigger");
-        let binary = binary_of(id, resource, &targets);
+        let binary = &sam_builds()[id].binary;
         let path =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../events/{binary}.json"));
         let sample: serde_json::Value =
@@ -232,16 +256,12 @@ fn the_makefile_builds_for_the_architecture_the_template_deploys() {
         Some("x86_64") => "x86_64-unknown-linux-gnu",
         other => panic!("Globals: Function: Architectures: {other:?}"),
     };
-    for (id, resource) in template["Resources"].as_mapping().unwrap() {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        let id = id.as_str().unwrap();
+    for (id, resource) in functions(&template) {
         assert!(
             resource["Properties"]["Architectures"].is_null(),
             "{id} overrides the architecture the Makefile builds for"
         );
-        let recipe = sam_build_recipe(id);
+        let recipe = &sam_builds()[id].recipe;
         let build = recipe
             .iter()
             .find(|l| l.contains(" build --profile "))
@@ -351,12 +371,8 @@ fn the_edge_throttles_every_route_and_the_secret_checking_auth_routes_harder() {
 #[test]
 fn public_read_only_functions_write_nothing_but_rate_limit_windows() {
     let template = template();
-    let targets = makefile_targets();
     let mut checked = Vec::new();
-    for (id, resource) in template["Resources"].as_mapping().unwrap() {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
+    for (id, resource) in functions(&template) {
         let Some(events) = resource["Properties"]["Events"].as_mapping() else {
             continue;
         };
@@ -369,8 +385,7 @@ fn public_read_only_functions_write_nothing_but_rate_limit_windows() {
         if !public_reads {
             continue;
         }
-        let binary = binary_of(id.as_str().unwrap(), resource, &targets);
-        let binary = binary.as_str();
+        let binary = sam_builds()[id].binary.as_str();
         for policy in resource["Properties"]["Policies"].as_sequence().unwrap() {
             for statement in policy["Statement"].as_sequence().unwrap() {
                 let actions: Vec<&str> = match &statement["Action"] {

@@ -5,20 +5,25 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn start(data_dir: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_amanar-local"))
+/// The binary on embedded defaults in `data_dir`, on a free loopback port, stdout piped.
+fn spawn(data_dir: &std::path::Path, rust_log: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_amanar-local"))
         .args([
             "--data-dir",
             data_dir.to_str().unwrap(),
             "--addr",
             "127.0.0.1:0",
         ])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", rust_log)
         .env_remove("AMANAR_TABLE_BACKEND")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn start(data_dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = spawn(data_dir, "warn");
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
@@ -90,14 +95,7 @@ fn a_malformed_setting_stops_start_up_naming_the_variable() {
 #[tokio::test]
 async fn log_lines_reach_stdout_and_the_last_are_flushed_at_a_clean_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_amanar-local"))
-        .args(["--data-dir", dir.path().to_str().unwrap()])
-        .args(["--addr", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env_remove("AMANAR_TABLE_BACKEND")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(dir.path(), "info");
     let (lines, received) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {

@@ -430,6 +430,14 @@ mod tests {
         (0i64..1_000_000_000_000, 0u32..7).prop_map(|(m, s)| Decimal::new(m, s))
     }
 
+    /// How far an amount held in `unit` and then converted into `into` may be off. The amount in
+    /// `unit` is rounded at the 28th decimal place (the scale rust_decimal holds), whatever its
+    /// size: a tiny amount in a large unit keeps fewer significant digits, and that rounding,
+    /// scaled from `unit` into `into`, bounds the gap.
+    fn rounding_in(unit: &'static Unit, into: &'static Unit) -> Decimal {
+        convert(Decimal::ONE, unit, into).unwrap().value * Decimal::new(1, 27)
+    }
+
     /// Relative difference, for results rounded at the 28th significant digit.
     fn close(a: Decimal, b: Decimal) -> bool {
         let diff = (a - b).abs();
@@ -464,11 +472,9 @@ mod tests {
         fn a_round_trip_gives_back_the_amount((a, b, _) in same_type_pair(), x in amount()) {
             let there = convert(x, a, b).unwrap();
             let back = convert(there.value, b, a).unwrap();
-            // As through a third unit (below): the amount in `b` is rounded at the 28th decimal
-            // place, and that rounding, scaled back into `a`, bounds the gap (226 J in GWh).
-            let rounding = convert(Decimal::ONE, b, a).unwrap().value * Decimal::new(1, 27);
+            // 226 J in GWh keeps 18 significant digits: see `rounding_in`.
             prop_assert!(
-                close(back.value, x) || (back.value - x).abs() <= rounding,
+                close(back.value, x) || (back.value - x).abs() <= rounding_in(b, a),
                 "{x} {a} -> {} {b} -> {} {a}", there.value, back.value
             );
             if there.exact {
@@ -480,13 +486,9 @@ mod tests {
         fn converting_through_a_third_unit_equals_converting_directly((a, b, c) in same_type_pair(), x in amount()) {
             let via = convert(convert(x, a, b).unwrap().value, b, c).unwrap();
             let direct = convert(x, a, c).unwrap();
-            // The amount in `b` is rounded at the 28th decimal place (the scale rust_decimal
-            // holds), whatever its size: a tiny amount in a large unit (577 J in GWh) keeps fewer
-            // significant digits, and that rounding, scaled from `b` into `c`, bounds the gap.
-            let one_b_in_c = convert(Decimal::ONE, b, c).unwrap().value;
-            let rounding = one_b_in_c * Decimal::new(1, 27);
+            // 577 J in GWh keeps 18 significant digits: see `rounding_in`.
             prop_assert!(
-                close(via.value, direct.value) || (via.value - direct.value).abs() <= rounding,
+                close(via.value, direct.value) || (via.value - direct.value).abs() <= rounding_in(b, c),
                 "{x} {a} -> {c}: {} via {b}, {} directly", via.value, direct.value
             );
         }

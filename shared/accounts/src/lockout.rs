@@ -239,9 +239,7 @@ mod tests {
         let ahead = Lockout::new(store.table.clone(), store.clock.clone());
         let other = login("grace@example.com");
         store.clock.advance(Duration::hours(1));
-        for _ in 0..LOGIN.failures {
-            ahead.count_attempt(&other, LOGIN).await.unwrap();
-        }
+        fail_until_locked(&ahead, &other).await;
         store.clock.advance(Duration::hours(-1));
         assert_eq!(
             locked_for(ahead.count_attempt(&other, LOGIN).await),
