@@ -29,6 +29,10 @@
 //! | footprint | `FOOTPRINT#<footprintId>` | `FOOTPRINT` | `FOOTPRINTS#<owner>` / `<period start>#<footprintId>` while current | |
 //! | an owner's current footprint periods | `FOOTPRINTS#<owner>` | `PERIODS` | | |
 //! | activity import | `IMPORT#<importId>` | `IMPORT` | `ORG#<orgId>#IMPORTS` / `<importId>` | `IMPORTS#open` / `<updatedAt>#<importId>` until final |
+//! | credit issuance | `ISSUANCE#<issuanceId>` | `ISSUANCE` | | |
+//! | credit block | `ISSUANCE#<issuanceId>` | `BLOCK#<first, 20 digits>` | `ACCOUNT#<account>` / `<issuanceId>#<first, 20 digits>` | |
+//! | serial range claimed by an issuance | `SERIALS#<namespace>` | `RANGE#<first, 20 digits>` | | |
+//! | serial namespace head (serialises claims) | `SERIALS#<namespace>` | `HEAD` | | |
 //!
 //! A footprint owner and an audit stream are `USER#<userId>` or `ORG#<orgId>`.
 //!
@@ -319,6 +323,67 @@ pub fn imports_of_org(org_id: &str) -> String {
 /// An import's entry in [`imports_of_org`].
 pub fn import_of_org(org_id: &str, import_id: &str) -> IndexKey {
     IndexKey::new(Index::Gsi1, imports_of_org(org_id), import_id)
+}
+
+/// A serial number in a sort key: zero-padded to 20 digits, so text order is number order.
+pub fn serial_number(n: u64) -> String {
+    format!("{n:020}")
+}
+
+pub fn issuance(issuance_id: &str) -> Key {
+    Key::new(issuance_partition(issuance_id), "ISSUANCE")
+}
+
+/// The partition of an issuance: the issuance item and its credit blocks, by first serial.
+pub fn issuance_partition(issuance_id: &str) -> String {
+    format!("ISSUANCE#{issuance_id}")
+}
+
+/// Sort-key prefix of the blocks in [`issuance_partition`].
+pub const BLOCK_PREFIX: &str = "BLOCK#";
+
+/// A credit block, named by its issuance and first serial (a split keeps the lower part's key).
+pub fn credit_block(issuance_id: &str, first: u64) -> Key {
+    Key::new(
+        issuance_partition(issuance_id),
+        format!("{BLOCK_PREFIX}{}", serial_number(first)),
+    )
+}
+
+/// GSI1 partition listing the blocks an account holds, by issuance and first serial.
+pub fn blocks_of_account(account: &str) -> String {
+    format!("ACCOUNT#{account}")
+}
+
+/// A block's entry in [`blocks_of_account`].
+pub fn block_of_account(account: &str, issuance_id: &str, first: u64) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi1,
+        blocks_of_account(account),
+        format!("{issuance_id}#{}", serial_number(first)),
+    )
+}
+
+/// The partition of a serial namespace: the ranges issuances claimed in it, and its head.
+pub fn serial_namespace(namespace: &str) -> String {
+    format!("SERIALS#{namespace}")
+}
+
+/// Sort-key prefix of the claimed ranges in [`serial_namespace`].
+pub const RANGE_PREFIX: &str = "RANGE#";
+
+/// The range an issuance claimed in a namespace, named by its first serial.
+pub fn serial_claim(namespace: &str, first: u64) -> Key {
+    Key::new(
+        serial_namespace(namespace),
+        format!("{RANGE_PREFIX}{}", serial_number(first)),
+    )
+}
+
+/// The namespace's head: every claim in the namespace moves its version, so two claims that
+/// could overlap never both pass their overlap check.
+pub fn serial_namespace_head(namespace: &str) -> Key {
+    Key::new(serial_namespace(namespace), "HEAD")
 }
 
 #[cfg(test)]

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Derive the marketplace's shipped registry facts from the OffsetsDB samples.
+
+Usage:
+    python3 infra/data/build_offsets.py [--data DIR] [--out DIR]
+
+Reads the raw registry exports that CarbonPlan's offsets-db-data keeps as test
+data (``shared/data/offsets/offsets-db-data-samples``, in the handbook) and
+writes ``shared/marketplace/data/serials.csv``: one row per published serial
+block, with the facts the registry states beside it (standard, serial text,
+quantity, project id, vintage). The marketplace's parser tests are pinned on
+it. This is a maintainer command: the raw files are never copied into the
+repository, and the test suite reads only the derived table.
+
+Only facts are kept (identifiers, numbers, dates); no names, beneficiaries or
+free text. The samples are registry data that CarbonPlan redistributes; Gold
+Standard's terms forbid automated download from its registry, and this script
+downloads nothing: it reads the sample file a person placed on disk
+(DATA-SOURCES.md, "Registry samples").
+
+Python 3 standard library only. The output is sorted and holds no timestamps,
+so a re-run over the same inputs is byte-identical.
+"""
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
+DEFAULT_OUT = REPO_ROOT / "shared" / "marketplace" / "data"
+SAMPLES = "offsets/offsets-db-data-samples"
+
+# At most this many rows per registry file, so the table stays compact.
+PER_FILE = 40
+
+COLUMNS = ["standard", "serial", "quantity", "project", "vintage"]
+
+
+def rows_of(path):
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def number(text):
+    return int(text.replace(",", "").split(".")[0])
+
+
+def verra(data):
+    for r in rows_of(data / "verra/transactions.csv"):
+        yield ("VCS", r["Serial Number"], number(r["Quantity Issued"]),
+               "VCS" + r["ID"], f'{r["Vintage Start"]}/{r["Vintage End"]}')
+
+
+def gold_standard(data):
+    for name in ("issuances.csv", "retirements.csv"):
+        for r in rows_of(data / "gold-standard" / name):
+            yield ("GOLD_STANDARD", r["Serial Number"], number(r["Quantity"]),
+                   "GS" + r["GSID"], r["Vintage"])
+
+
+def dashed_range(folder, standard, serial_column, quantity_column, project_column):
+    def read(data):
+        for name in ("retirements.csv", "cancellations.csv"):
+            path = data / folder / name
+            if not path.exists():
+                continue
+            for r in rows_of(path):
+                yield (standard, r[serial_column], number(r[quantity_column]),
+                       r[project_column], r["Vintage"])
+    return read
+
+
+def cercarbono(data):
+    for r in rows_of(data / "cercarbono/retirements.csv"):
+        yield ("CERCARBONO", f'{r["serial"]} {r["from"]} to {r["to"]}',
+               number(r["quantity"]), "CDC-" + r["project_id"], r["vintage"])
+
+
+READERS = [
+    ("verra/transactions.csv", verra),
+    ("gold-standard/issuances.csv", gold_standard),
+    ("american-carbon-registry/retirements.csv",
+     dashed_range("american-carbon-registry", "ACR", "Credit Serial Numbers",
+                  "Quantity of Credits", "Project ID")),
+    ("climate-action-reserve/retirements.csv",
+     dashed_range("climate-action-reserve", "CAR", "Offset Credit Serial Numbers",
+                  "Quantity of Offset Credits", "Project ID")),
+    ("art-trees/retirements.csv",
+     dashed_range("art-trees", "ART", "Credit Serial Numbers",
+                  "Quantity of Credits", "Program ID")),
+    ("cercarbono/retirements.csv", cercarbono),
+]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help=f"raw data folder (default: {DEFAULT_DATA})")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"output folder (default: {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+
+    samples = args.data / SAMPLES
+    for first, _ in READERS:
+        if not (samples / first).exists():
+            print(f"error: missing {samples / first} -- build_offsets.py is a "
+                  f"maintainer command that needs the handbook's shared/data "
+                  f"folder (pass --data DIR); the test suite does not need it",
+                  file=sys.stderr)
+            return 2
+
+    rows = []
+    for _, read in READERS:
+        seen = set()
+        taken = []
+        for row in read(samples):
+            if row[1] and row[1] not in seen:
+                seen.add(row[1])
+                taken.append(row)
+        rows.extend(sorted(taken)[:PER_FILE])
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / "serials.csv"
+    with out.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(sorted(rows))
+    print(f"wrote {len(rows)} serial blocks to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,730 @@
+//! The credit ledger: every issued credit sits in exactly one block, and every block in one account.
+//!
+//! An issuance claims a serial range in its namespace ([`crate::serial`]) and starts as one
+//! inventory block (and, for non-permanent projects, a buffer block at the top of the range).
+//! Every later movement (listing, reservation, sale, retirement, cancellation, freezing) is
+//! [`Ledger::transfer`]: it moves a quantity from one account to another, splitting the last
+//! block it touches so that ranges stay contiguous and disjoint. The invariants:
+//!
+//! 1. the blocks of an issuance are disjoint, contiguous, and cover exactly its range;
+//! 2. no two issuances claim overlapping ranges in one namespace;
+//! 3. a retired or cancelled block never moves again.
+//!
+//! None of them is checked by reading and then writing. Each movement is one all-or-nothing table
+//! write whose conditions carry the state it was planned on: every block it changes must still be
+//! at the version it read, and every block it creates must not exist. A concurrent movement of the
+//! same block makes one of the two fail its condition; the loser plans again from a fresh read,
+//! or is refused when what is left no longer covers it. Claims in a namespace move the namespace's
+//! head version, so two overlapping claims never both pass their overlap check. A caller adds its
+//! own conditions (a listing's available count, an order's state) to the same write, so the
+//! ledger and the records beside it never disagree.
+//!
+//! Storage: `docs/marketplace.md` and the key table in `amanar_core::keys`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use amanar_core::keys;
+use amanar_core::table::{
+    Condition, Index, Item, Key, MAX_WRITE_OPS, Query, SortKey, Table, TableError, Update, VERSION,
+    WriteOp, items,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::serial::{Range, SerialBlock, Standard, Vintage};
+
+/// Where a block sits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Account {
+    /// A developer's unsold credits (owner `USER#<id>` or `ORG#<id>`).
+    Inventory(String),
+    /// The reserve of a listing: what it may still sell.
+    Listing(String),
+    /// Credits held for an unpaid order.
+    Reserved(String),
+    /// A buyer's credits (owner `USER#<id>` or `ORG#<id>`).
+    Holding(String),
+    /// The buffer pool: withheld at issuance against reversals of non-permanent projects.
+    Buffer,
+    /// Credits held out of circulation while a purchase is disputed.
+    Frozen(String),
+    /// Retired for a claim, by retirement id. Final.
+    Retired(String),
+    /// Cancelled (invalidated, or withdrawn without a claim), by cancellation id. Final.
+    Cancelled(String),
+}
+
+/// What a block's account says about its credits, as serial lookup reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Issued,
+    Listed,
+    Reserved,
+    Held,
+    Buffer,
+    Frozen,
+    Retired,
+    Cancelled,
+}
+
+impl Account {
+    /// The account's text form, as stored: `inventory:ORG#org_1`, `buffer`, `retired:ret_1`.
+    pub fn encode(&self) -> String {
+        match self {
+            Account::Inventory(owner) => format!("inventory:{owner}"),
+            Account::Listing(id) => format!("listing:{id}"),
+            Account::Reserved(id) => format!("reserved:{id}"),
+            Account::Holding(owner) => format!("holding:{owner}"),
+            Account::Buffer => "buffer".into(),
+            Account::Frozen(id) => format!("frozen:{id}"),
+            Account::Retired(id) => format!("retired:{id}"),
+            Account::Cancelled(id) => format!("cancelled:{id}"),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<Account> {
+        if text == "buffer" {
+            return Some(Account::Buffer);
+        }
+        let (kind, id) = text.split_once(':')?;
+        if id.is_empty() {
+            return None;
+        }
+        let id = id.to_owned();
+        Some(match kind {
+            "inventory" => Account::Inventory(id),
+            "listing" => Account::Listing(id),
+            "reserved" => Account::Reserved(id),
+            "holding" => Account::Holding(id),
+            "frozen" => Account::Frozen(id),
+            "retired" => Account::Retired(id),
+            "cancelled" => Account::Cancelled(id),
+            _ => return None,
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        match self {
+            Account::Inventory(_) => Status::Issued,
+            Account::Listing(_) => Status::Listed,
+            Account::Reserved(_) => Status::Reserved,
+            Account::Holding(_) => Status::Held,
+            Account::Buffer => Status::Buffer,
+            Account::Frozen(_) => Status::Frozen,
+            Account::Retired(_) => Status::Retired,
+            Account::Cancelled(_) => Status::Cancelled,
+        }
+    }
+
+    /// Retired and cancelled credits never move again.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Account::Retired(_) | Account::Cancelled(_))
+    }
+}
+
+/// An issuance: credits of one project and vintage, over one serial range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Issuance {
+    pub id: String,
+    pub project_id: String,
+    pub standard: Standard,
+    /// The whole issued block, as the registry writes it (or the platform, for `NATIVE`).
+    pub serial: SerialBlock,
+    pub vintage: Vintage,
+    /// Every credit of the issuance, buffer included.
+    pub quantity: u64,
+    /// The buffer-pool share withheld at issuance (the top of the range).
+    pub buffer: u64,
+    pub issued_by: String,
+    pub issued_at: DateTime<Utc>,
+}
+
+impl Issuance {
+    pub fn range(&self) -> Range {
+        self.serial.range
+    }
+
+    /// The serial of a sub-range, in the registry's format.
+    pub fn serial_of(&self, range: Range) -> String {
+        self.serial.render(range)
+    }
+}
+
+/// A contiguous range of one issuance's credits in one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub issuance_id: String,
+    pub range: Range,
+    pub account: Account,
+    pub version: u64,
+}
+
+/// What [`Ledger::issue`] needs: the parsed serial block (the platform writes one for `NATIVE`),
+/// the buffer share already computed, and whose inventory receives the rest.
+#[derive(Debug, Clone)]
+pub struct NewIssuance {
+    pub id: String,
+    pub project_id: String,
+    pub serial: SerialBlock,
+    pub vintage: Vintage,
+    pub buffer: u64,
+    pub inventory_owner: String,
+    pub issued_by: String,
+    pub issued_at: DateTime<Utc>,
+}
+
+/// One movement: `quantity` credits from `from` to `to`, lowest serials first, optionally only
+/// from one issuance.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    pub from: Account,
+    pub to: Account,
+    pub quantity: u64,
+    pub issuance: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("serials {range} overlap issuance {issuance}'s range in {namespace}")]
+    Overlap {
+        namespace: String,
+        range: Range,
+        issuance: String,
+    },
+    #[error("issuance {0} exists already")]
+    AlreadyIssued(String),
+    #[error("{available} credits available, {requested} requested")]
+    Insufficient { available: u64, requested: u64 },
+    #[error("{0} is final: its credits never move again")]
+    Final(String),
+    #[error("the buffer pool receives credits only at issuance")]
+    IntoBuffer,
+    #[error("the movement would touch {blocks} blocks in one write; move less at a time")]
+    TooFragmented { blocks: usize },
+    /// Concurrent movements kept winning; nothing was written. Retry later.
+    #[error("the credits kept moving under concurrent writes; nothing was written")]
+    Contended,
+    /// A condition the caller added failed; nothing was written. `index` is its position among
+    /// the caller's operations.
+    #[error("condition {index} of the caller's operations failed")]
+    Guard { index: usize },
+    #[error("invalid ledger request: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+/// How often a movement is planned again after losing to a concurrent one. Fifty buyers of one
+/// block resolve one winner per round, so the budget covers that many.
+const ATTEMPTS: u32 = 64;
+
+/// The ledger over the Table port.
+#[derive(Clone)]
+pub struct Ledger {
+    table: Arc<dyn Table>,
+}
+
+impl Ledger {
+    pub fn new(table: Arc<dyn Table>) -> Self {
+        Self { table }
+    }
+
+    /// Issues credits: claims the serial range in its namespace (refused if any part of it was
+    /// claimed before) and creates the issuance with its inventory and buffer blocks, in one write.
+    pub async fn issue(&self, new: NewIssuance) -> Result<Issuance, LedgerError> {
+        let range = new.serial.range;
+        if new.buffer > range.len() {
+            return Err(LedgerError::Invalid(format!(
+                "a buffer of {} exceeds the {} credits issued",
+                new.buffer,
+                range.len()
+            )));
+        }
+        let issuance = Issuance {
+            id: new.id,
+            project_id: new.project_id,
+            standard: new.serial.standard,
+            quantity: range.len(),
+            buffer: new.buffer,
+            vintage: new.vintage,
+            serial: new.serial,
+            issued_by: new.issued_by,
+            issued_at: new.issued_at,
+        };
+        let namespace = issuance.serial.namespace.clone();
+        let inventory = Account::Inventory(new.inventory_owner);
+        for attempt in 0..ATTEMPTS {
+            let head = self
+                .table
+                .get(&keys::serial_namespace_head(&namespace))
+                .await?;
+            let version = head
+                .as_ref()
+                .and_then(|h| h.get(VERSION))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            // Claims are disjoint, so if any claim overlaps the range, the one starting highest
+            // at or below its end does.
+            if let Some((other, claimed)) = self.claim_at_or_below(&namespace, range.last).await?
+                && claimed.overlaps(&range)
+            {
+                return Err(LedgerError::Overlap {
+                    namespace,
+                    range: claimed,
+                    issuance: other,
+                });
+            }
+            let mut ops = vec![
+                WriteOp::update(
+                    keys::serial_namespace_head(&namespace),
+                    Update::new().set(VERSION, version + 1),
+                )
+                .when(Condition::VersionIs(version)),
+                WriteOp::put(claim_item(&namespace, range, &issuance.id))
+                    .when(Condition::NotExists),
+                WriteOp::put(issuance_item(&issuance)?).when(Condition::NotExists),
+            ];
+            let sold = range.len() - issuance.buffer;
+            if sold > 0 {
+                let part = Range::new(range.first, range.first + sold - 1).expect("non-empty");
+                ops.push(
+                    WriteOp::put(block_item(&issuance.id, part, &inventory, 1))
+                        .when(Condition::NotExists),
+                );
+            }
+            if issuance.buffer > 0 {
+                let part =
+                    Range::new(range.last + 1 - issuance.buffer, range.last).expect("non-empty");
+                ops.push(
+                    WriteOp::put(block_item(&issuance.id, part, &Account::Buffer, 1))
+                        .when(Condition::NotExists),
+                );
+            }
+            match self.table.write(ops).await {
+                Ok(()) => return Ok(issuance),
+                Err(TableError::ConditionFailed { index: 2, .. }) => {
+                    return Err(LedgerError::AlreadyIssued(issuance.id));
+                }
+                Err(e) if retryable(&e) => backoff(attempt).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(LedgerError::Contended)
+    }
+
+    pub async fn issuance(&self, issuance_id: &str) -> Result<Option<Issuance>, LedgerError> {
+        Ok(items::load(self.table.as_ref(), &keys::issuance(issuance_id)).await?)
+    }
+
+    /// Every block of an issuance, by first serial (strongly consistent).
+    pub async fn blocks(&self, issuance_id: &str) -> Result<Vec<Block>, LedgerError> {
+        let query = Query::partition(Index::Primary, keys::issuance_partition(issuance_id))
+            .sort(SortKey::BeginsWith(keys::BLOCK_PREFIX.into()));
+        self.all(query).await
+    }
+
+    /// The blocks an account holds, by issuance and first serial. Read from an index, so a block
+    /// that just moved may still show for a moment; movements re-check every block they touch.
+    pub async fn blocks_of(
+        &self,
+        account: &Account,
+        issuance_id: Option<&str>,
+    ) -> Result<Vec<Block>, LedgerError> {
+        let mut query = Query::partition(Index::Gsi1, keys::blocks_of_account(&account.encode()));
+        if let Some(id) = issuance_id {
+            query = query.sort(SortKey::BeginsWith(format!("{id}#")));
+        }
+        let blocks = self.all(query).await?;
+        Ok(blocks
+            .into_iter()
+            .filter(|b| &b.account == account)
+            .collect())
+    }
+
+    /// How many credits an account holds (optionally of one issuance).
+    pub async fn balance(
+        &self,
+        account: &Account,
+        issuance_id: Option<&str>,
+    ) -> Result<u64, LedgerError> {
+        Ok(self
+            .blocks_of(account, issuance_id)
+            .await?
+            .iter()
+            .map(|b| b.range.len())
+            .sum())
+    }
+
+    /// Moves credits between accounts in one write, with the caller's own operations (`guards`)
+    /// in the same write. Returns the blocks as they now sit in `to`.
+    pub async fn transfer(
+        &self,
+        transfer: &Transfer,
+        guards: &[WriteOp],
+    ) -> Result<Vec<Block>, LedgerError> {
+        if transfer.quantity == 0 {
+            return Err(LedgerError::Invalid(
+                "a transfer moves at least one credit".into(),
+            ));
+        }
+        if transfer.from.is_final() {
+            return Err(LedgerError::Final(transfer.from.encode()));
+        }
+        if transfer.to == Account::Buffer {
+            return Err(LedgerError::IntoBuffer);
+        }
+        if transfer.from == transfer.to {
+            return Err(LedgerError::Invalid(
+                "a transfer moves credits to another account".into(),
+            ));
+        }
+        for attempt in 0..ATTEMPTS {
+            let candidates = self
+                .blocks_of(&transfer.from, transfer.issuance.as_deref())
+                .await?;
+            let plan = plan(&candidates, transfer)?;
+            if plan.ops.len() + guards.len() > MAX_WRITE_OPS {
+                return Err(LedgerError::TooFragmented {
+                    blocks: plan.ops.len(),
+                });
+            }
+            let ours = plan.ops.len();
+            let mut ops = plan.ops;
+            ops.extend(guards.iter().cloned());
+            match self.table.write(ops).await {
+                Ok(()) => return Ok(plan.moved),
+                Err(TableError::ConditionFailed { index, .. }) if index >= ours => {
+                    return Err(LedgerError::Guard {
+                        index: index - ours,
+                    });
+                }
+                Err(e) if retryable(&e) => backoff(attempt).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(LedgerError::Contended)
+    }
+
+    /// The issuance and block holding serial `number` of `namespace`, if any issuance claimed it.
+    pub async fn locate(
+        &self,
+        namespace: &str,
+        number: u64,
+    ) -> Result<Option<(Issuance, Block)>, LedgerError> {
+        let Some((issuance_id, claimed)) = self.claim_at_or_below(namespace, number).await? else {
+            return Ok(None);
+        };
+        if claimed.last < number {
+            return Ok(None);
+        }
+        let Some(issuance) = self.issuance(&issuance_id).await? else {
+            return Err(TableError::Backend(format!(
+                "claim of {namespace} names missing issuance {issuance_id}"
+            ))
+            .into());
+        };
+        let query = Query::partition(Index::Primary, keys::issuance_partition(&issuance_id))
+            .sort(SortKey::Between(
+                keys::credit_block(&issuance_id, 0).sk,
+                keys::credit_block(&issuance_id, number).sk,
+            ))
+            .backward()
+            .limit(1);
+        let page = self.table.query(&query).await?;
+        let block = page.items.first().map(decode_block).transpose()?;
+        match block {
+            Some(block) if block.range.first <= number && number <= block.range.last => {
+                Ok(Some((issuance, block)))
+            }
+            _ => Err(TableError::Backend(format!(
+                "issuance {issuance_id} has no block holding serial {number}"
+            ))
+            .into()),
+        }
+    }
+
+    /// The claim in `namespace` with the highest first serial at or below `number`.
+    async fn claim_at_or_below(
+        &self,
+        namespace: &str,
+        number: u64,
+    ) -> Result<Option<(String, Range)>, LedgerError> {
+        let query = Query::partition(Index::Primary, keys::serial_namespace(namespace))
+            .sort(SortKey::Between(
+                keys::serial_claim(namespace, 0).sk,
+                keys::serial_claim(namespace, number).sk,
+            ))
+            .backward()
+            .limit(1);
+        let page = self.table.query(&query).await?;
+        page.items.first().map(decode_claim).transpose()
+    }
+
+    async fn all(&self, query: Query) -> Result<Vec<Block>, LedgerError> {
+        let mut blocks = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.table.query(&query.clone().after(cursor)).await?;
+            for item in &page.items {
+                blocks.push(decode_block(item)?);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(blocks),
+            }
+        }
+    }
+}
+
+/// A movement planned on the blocks read: the operations, and where the credits end up.
+#[derive(Debug)]
+pub struct Plan {
+    pub ops: Vec<WriteOp>,
+    pub moved: Vec<Block>,
+}
+
+/// Plans a transfer over `candidates` (the source account's blocks): whole blocks in order, then
+/// the lower part of one more, which keeps its key while the rest becomes a new block.
+pub fn plan(candidates: &[Block], transfer: &Transfer) -> Result<Plan, LedgerError> {
+    let available: u64 = candidates.iter().map(|b| b.range.len()).sum();
+    if available < transfer.quantity {
+        return Err(LedgerError::Insufficient {
+            available,
+            requested: transfer.quantity,
+        });
+    }
+    let mut ops = Vec::new();
+    let mut moved = Vec::new();
+    let mut left = transfer.quantity;
+    let to = transfer.to.encode();
+    for block in candidates {
+        if left == 0 {
+            break;
+        }
+        let key = keys::credit_block(&block.issuance_id, block.range.first);
+        let take = left.min(block.range.len());
+        let part = Range::new(block.range.first, block.range.first + take - 1).expect("take >= 1");
+        let mut update = Update::new()
+            .set("account", to.clone())
+            .set(VERSION, block.version + 1)
+            .set_index(keys::block_of_account(&to, &block.issuance_id, part.first));
+        if take < block.range.len() {
+            update = update.set("last", part.last);
+            let rest = Range::new(part.last + 1, block.range.last).expect("rest >= 1");
+            ops.push(
+                WriteOp::put(block_item(&block.issuance_id, rest, &block.account, 1))
+                    .when(Condition::NotExists),
+            );
+        }
+        ops.push(
+            WriteOp::update(key, update)
+                .when(Condition::VersionIs(block.version))
+                .when(Condition::Equals(
+                    "account".into(),
+                    json!(block.account.encode()),
+                )),
+        );
+        moved.push(Block {
+            issuance_id: block.issuance_id.clone(),
+            range: part,
+            account: transfer.to.clone(),
+            version: block.version + 1,
+        });
+        left -= take;
+    }
+    Ok(Plan { ops, moved })
+}
+
+/// Checks invariant 1 on an issuance's blocks (as [`Ledger::blocks`] returns them): sorted,
+/// contiguous, disjoint, covering exactly the issued range. Returns what is wrong.
+pub fn check_blocks(issuance: &Issuance, blocks: &[Block]) -> Result<(), String> {
+    let range = issuance.range();
+    let mut next = range.first;
+    for block in blocks {
+        if block.issuance_id != issuance.id {
+            return Err(format!(
+                "block {} belongs to {}",
+                block.range, block.issuance_id
+            ));
+        }
+        if block.range.first != next {
+            return Err(format!(
+                "block {} starts at {} where {next} was expected (a gap or an overlap)",
+                block.range, block.range.first
+            ));
+        }
+        next = block.range.last + 1;
+    }
+    if blocks.is_empty() || next != range.last + 1 {
+        return Err(format!(
+            "the blocks end before {} (issued {range})",
+            range.last
+        ));
+    }
+    Ok(())
+}
+
+fn retryable(error: &TableError) -> bool {
+    matches!(error, TableError::ConditionFailed { .. }) || error.is_transient()
+}
+
+/// Waits before planning again: growing with the attempt, up to 50 ms, with jitter so that
+/// contenders spread out.
+async fn backoff(attempt: u32) {
+    let cap = (2u64 << attempt.min(5)).min(50);
+    let jitter = (ulid::Ulid::new().random() as u64) % (cap * 1000 + 1);
+    tokio::time::sleep(Duration::from_micros(jitter)).await;
+}
+
+fn claim_item(namespace: &str, range: Range, issuance_id: &str) -> Item {
+    let mut item = keyed(&keys::serial_claim(namespace, range.first));
+    item.insert("first".into(), json!(range.first));
+    item.insert("last".into(), json!(range.last));
+    item.insert("issuanceId".into(), json!(issuance_id));
+    item
+}
+
+fn issuance_item(issuance: &Issuance) -> Result<Item, TableError> {
+    items::with_key(&keys::issuance(&issuance.id), issuance)
+}
+
+fn block_item(issuance_id: &str, range: Range, account: &Account, version: u64) -> Item {
+    let account = account.encode();
+    let mut item = keyed(&keys::credit_block(issuance_id, range.first));
+    item.insert("issuanceId".into(), json!(issuance_id));
+    item.insert("first".into(), json!(range.first));
+    item.insert("last".into(), json!(range.last));
+    item.insert("account".into(), json!(account));
+    item.insert(VERSION.into(), json!(version));
+    keys::block_of_account(&account, issuance_id, range.first).insert_into(&mut item);
+    item
+}
+
+fn keyed(key: &Key) -> Item {
+    let mut item = Item::new();
+    item.insert(amanar_core::table::PK.into(), Value::String(key.pk.clone()));
+    item.insert(amanar_core::table::SK.into(), Value::String(key.sk.clone()));
+    item
+}
+
+fn field<'a>(item: &'a Item, name: &str) -> Result<&'a Value, TableError> {
+    item.get(name)
+        .ok_or_else(|| TableError::Backend(format!("ledger item lacks {name}")))
+}
+
+fn number(item: &Item, name: &str) -> Result<u64, TableError> {
+    field(item, name)?
+        .as_u64()
+        .ok_or_else(|| TableError::Backend(format!("ledger item's {name} is not a number")))
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Result<&'a str, TableError> {
+    field(item, name)?
+        .as_str()
+        .ok_or_else(|| TableError::Backend(format!("ledger item's {name} is not text")))
+}
+
+fn decode_range(item: &Item) -> Result<Range, TableError> {
+    Range::new(number(item, "first")?, number(item, "last")?)
+        .ok_or_else(|| TableError::Backend("ledger item's range is empty".into()))
+}
+
+fn decode_block(item: &Item) -> Result<Block, TableError> {
+    let account = text(item, "account")?;
+    Ok(Block {
+        issuance_id: text(item, "issuanceId")?.to_owned(),
+        range: decode_range(item)?,
+        account: Account::decode(account)
+            .ok_or_else(|| TableError::Backend(format!("unknown ledger account {account}")))?,
+        version: number(item, VERSION)?,
+    })
+}
+
+fn decode_claim(item: &Item) -> Result<(String, Range), LedgerError> {
+    Ok((text(item, "issuanceId")?.to_owned(), decode_range(item)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(first: u64, last: u64, version: u64) -> Block {
+        Block {
+            issuance_id: "iss_1".into(),
+            range: Range::new(first, last).unwrap(),
+            account: Account::Listing("lst_1".into()),
+            version,
+        }
+    }
+
+    fn transfer(quantity: u64) -> Transfer {
+        Transfer {
+            from: Account::Listing("lst_1".into()),
+            to: Account::Reserved("ord_1".into()),
+            quantity,
+            issuance: Some("iss_1".into()),
+        }
+    }
+
+    #[test]
+    fn accounts_round_trip_through_their_text() {
+        for account in [
+            Account::Inventory("ORG#org_1".into()),
+            Account::Listing("lst_1".into()),
+            Account::Reserved("ord_1".into()),
+            Account::Holding("USER#usr_1".into()),
+            Account::Buffer,
+            Account::Frozen("dsp_1".into()),
+            Account::Retired("ret_1".into()),
+            Account::Cancelled("cnl_1".into()),
+        ] {
+            assert_eq!(Account::decode(&account.encode()), Some(account));
+        }
+        assert_eq!(Account::decode("listing:"), None);
+        assert_eq!(Account::decode("nowhere:x"), None);
+    }
+
+    #[test]
+    fn a_plan_moves_whole_blocks_then_splits_the_lower_part_of_the_last() {
+        let candidates = [block(1, 10, 3), block(21, 40, 1)];
+        let plan = plan(&candidates, &transfer(15)).unwrap();
+        let moved: Vec<Range> = plan.moved.iter().map(|b| b.range).collect();
+        assert_eq!(
+            moved,
+            [Range::new(1, 10).unwrap(), Range::new(21, 25).unwrap()]
+        );
+        // One update for the whole block; a put of the rest and an update for the split one.
+        assert_eq!(plan.ops.len(), 3);
+        match &plan.ops[1] {
+            WriteOp::Put { item, conditions } => {
+                assert_eq!(item["first"], json!(26));
+                assert_eq!(item["last"], json!(40));
+                assert_eq!(item["account"], json!("listing:lst_1"));
+                assert_eq!(conditions, &[Condition::NotExists]);
+            }
+            other => panic!("expected the rest's put, got {other:?}"),
+        }
+        match &plan.ops[2] {
+            WriteOp::Update { conditions, .. } => {
+                assert!(conditions.contains(&Condition::VersionIs(1)));
+            }
+            other => panic!("expected the split block's update, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plan_refuses_more_than_the_candidates_hold() {
+        let error = plan(&[block(1, 10, 1)], &transfer(11)).unwrap_err();
+        assert_eq!(
+            error,
+            LedgerError::Insufficient {
+                available: 10,
+                requested: 11
+            }
+        );
+    }
+}
