@@ -9,7 +9,10 @@ data (``shared/data/offsets/offsets-db-data-samples``, in the handbook) and
 writes ``shared/marketplace/data/serials.csv``: one row per published serial
 block, with the facts the registry states beside it (standard, serial text,
 quantity, project id, vintage). The marketplace's parser tests are pinned on
-it. This is a maintainer command: the raw files are never copied into the
+it. From OffsetsDB's configuration (``shared/data/offsets/offsets-db-configs``,
+MIT) it writes the project taxonomy the marketplace validates against:
+``project-types.csv`` (project type, display name, category) and
+``protocols.csv`` (protocol id, programme, category). This is a maintainer command: the raw files are never copied into the
 repository, and the test suite reads only the derived table.
 
 Only facts are kept (identifiers, numbers, dates); no names, beneficiaries or
@@ -24,6 +27,7 @@ so a re-run over the same inputs is byte-identical.
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -31,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_OUT = REPO_ROOT / "shared" / "marketplace" / "data"
 SAMPLES = "offsets/offsets-db-data-samples"
+CONFIGS = "offsets/offsets-db-configs"
 
 # At most this many rows per registry file, so the table stays compact.
 PER_FILE = 40
@@ -111,6 +116,12 @@ def main(argv=None):
                   file=sys.stderr)
             return 2
 
+    configs = args.data / CONFIGS
+    for name in ("type-category-mapping.json", "all-protocol-mapping.json"):
+        if not (configs / name).exists():
+            print(f"error: missing {configs / name}", file=sys.stderr)
+            return 2
+
     rows = []
     for _, read in READERS:
         seen = set()
@@ -128,7 +139,24 @@ def main(argv=None):
         writer.writerow(COLUMNS)
         writer.writerows(sorted(rows))
     print(f"wrote {len(rows)} serial blocks to {out}")
+
+    types = json.loads((configs / "type-category-mapping.json").read_text())
+    write(args.out / "project-types.csv", ["type", "name", "category"],
+          sorted((key, v["project-type-display-name"], v["category"])
+                 for key, v in types.items()))
+    protocols = json.loads((configs / "all-protocol-mapping.json").read_text())
+    write(args.out / "protocols.csv", ["protocol", "program", "category"],
+          sorted((key, v.get("program", ""), v.get("category", "unknown"))
+                 for key, v in protocols.items()))
     return 0
+
+
+def write(path, columns, rows):
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    print(f"wrote {len(rows)} rows to {path}")
 
 
 if __name__ == "__main__":

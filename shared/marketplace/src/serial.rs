@@ -526,8 +526,13 @@ fn native(text: &str) -> Result<SerialBlock, SerialError> {
         .strip_prefix(NATIVE_PREFIX)
         .and_then(|r| r.strip_prefix('-'))
         .ok_or_else(shape)?;
-    let (issuance, range_text) = rest.split_once('-').ok_or_else(shape)?;
-    let (first, last) = range_text.split_once('-').ok_or_else(shape)?;
+    // The range is the last two fields, so an issuance id may hold dashes.
+    let mut fields = rest.rsplitn(3, '-');
+    let (last, first) = (
+        fields.next().ok_or_else(shape)?,
+        fields.next().ok_or_else(shape)?,
+    );
+    let issuance = fields.next().ok_or_else(shape)?;
     issuance_id("issuance", issuance)?;
     Ok(SerialBlock {
         standard: Standard::Native,
@@ -669,6 +674,14 @@ mod tests {
             iso.render(Range::new(5, 9).unwrap()),
             "iss_1KP6EDZ8K1S036PY:5-9"
         );
+    }
+
+    #[test]
+    fn a_native_serial_reads_its_range_from_the_end_so_issuance_ids_may_hold_dashes() {
+        let block = parse(Standard::Native, "AMC-iss-a-b-1-5").unwrap();
+        assert_eq!(block.namespace, "NATIVE#iss-a-b");
+        assert_eq!(block.range, Range::new(1, 5).unwrap());
+        assert_eq!(block.render(block.range), "AMC-iss-a-b-1-5");
     }
 
     #[test]
