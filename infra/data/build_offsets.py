@@ -13,7 +13,7 @@ it. From OffsetsDB's configuration (``shared/data/offsets/offsets-db-configs``,
 MIT) it writes the project taxonomy the marketplace validates against:
 ``project-types.csv`` (project type, display name, category) and
 ``protocols.csv`` (protocol id, programme, category). This is a maintainer command: the raw files are never copied into the
-repository, and the test suite reads only the derived table.
+repository, and the test suite reads only the derived tables.
 
 Only facts are kept (identifiers, numbers, dates); no names, beneficiaries or
 free text. The samples are registry data that CarbonPlan redistributes; Gold
@@ -37,50 +37,65 @@ DEFAULT_OUT = REPO_ROOT / "shared" / "marketplace" / "data"
 SAMPLES = "offsets/offsets-db-data-samples"
 CONFIGS = "offsets/offsets-db-configs"
 
-# At most this many rows per registry file, so the table stays compact.
-PER_FILE = 40
+# At most this many rows per reader (a registry's files together), spread evenly over its sorted
+# serials so that every shape of prefix appears (CAR-1-... and CAR-ROC-..., many countries).
+PER_READER = 40
 
 COLUMNS = ["standard", "serial", "quantity", "project", "vintage"]
 
 
-def rows_of(path):
+def rows_of(path, columns):
+    """The rows of a sample, refusing clearly if the file or a column it needs is missing."""
+    if not path.exists():
+        raise SystemExit(f"error: missing {path} -- the sample layout has changed")
     with path.open(encoding="utf-8-sig", newline="") as f:
-        return list(csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    missing = [c for c in columns if rows and c not in rows[0]]
+    if missing:
+        raise SystemExit(f"error: {path}: columns {missing} not found")
+    return rows
 
 
-def number(text):
-    return int(text.replace(",", "").split(".")[0])
+def number(text, where):
+    try:
+        return int(text.replace(",", "").split(".")[0])
+    except ValueError:
+        raise SystemExit(f"error: {where}: {text!r} is not a quantity")
 
 
 def verra(data):
-    for r in rows_of(data / "verra/transactions.csv"):
-        yield ("VCS", r["Serial Number"], number(r["Quantity Issued"]),
+    path = data / "verra/transactions.csv"
+    columns = ["Serial Number", "Quantity Issued", "ID", "Vintage Start", "Vintage End"]
+    for r in rows_of(path, columns):
+        yield ("VCS", r["Serial Number"], number(r["Quantity Issued"], path),
                "VCS" + r["ID"], f'{r["Vintage Start"]}/{r["Vintage End"]}')
 
 
 def gold_standard(data):
     for name in ("issuances.csv", "retirements.csv"):
-        for r in rows_of(data / "gold-standard" / name):
-            yield ("GOLD_STANDARD", r["Serial Number"], number(r["Quantity"]),
+        path = data / "gold-standard" / name
+        for r in rows_of(path, ["Serial Number", "Quantity", "GSID", "Vintage"]):
+            yield ("GOLD_STANDARD", r["Serial Number"], number(r["Quantity"], path),
                    "GS" + r["GSID"], r["Vintage"])
 
 
 def dashed_range(folder, standard, serial_column, quantity_column, project_column):
+    columns = [serial_column, quantity_column, project_column, "Vintage"]
+
     def read(data):
         for name in ("retirements.csv", "cancellations.csv"):
             path = data / folder / name
-            if not path.exists():
-                continue
-            for r in rows_of(path):
-                yield (standard, r[serial_column], number(r[quantity_column]),
+            for r in rows_of(path, columns):
+                yield (standard, r[serial_column], number(r[quantity_column], path),
                        r[project_column], r["Vintage"])
     return read
 
 
 def cercarbono(data):
-    for r in rows_of(data / "cercarbono/retirements.csv"):
+    path = data / "cercarbono/retirements.csv"
+    for r in rows_of(path, ["serial", "from", "to", "quantity", "project_id", "vintage"]):
         yield ("CERCARBONO", f'{r["serial"]} {r["from"]} to {r["to"]}',
-               number(r["quantity"]), "CDC-" + r["project_id"], r["vintage"])
+               number(r["quantity"], path), "CDC-" + r["project_id"], r["vintage"])
 
 
 READERS = [
@@ -108,19 +123,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     samples = args.data / SAMPLES
-    for first, _ in READERS:
-        if not (samples / first).exists():
-            print(f"error: missing {samples / first} -- build_offsets.py is a "
-                  f"maintainer command that needs the handbook's shared/data "
-                  f"folder (pass --data DIR); the test suite does not need it",
-                  file=sys.stderr)
-            return 2
-
     configs = args.data / CONFIGS
-    for name in ("type-category-mapping.json", "all-protocol-mapping.json"):
-        if not (configs / name).exists():
-            print(f"error: missing {configs / name}", file=sys.stderr)
-            return 2
+    if not samples.is_dir() or not configs.is_dir():
+        print(f"error: missing {samples} or {configs} -- build_offsets.py is a "
+              f"maintainer command that needs the handbook's shared/data "
+              f"folder (pass --data DIR); the test suite does not need it",
+              file=sys.stderr)
+        return 2
 
     rows = []
     for _, read in READERS:
@@ -130,32 +139,41 @@ def main(argv=None):
             if row[1] and row[1] not in seen:
                 seen.add(row[1])
                 taken.append(row)
-        rows.extend(sorted(taken)[:PER_FILE])
+        taken.sort()
+        step = max(1, len(taken) / PER_READER)
+        rows.extend(taken[int(i * step)] for i in range(min(PER_READER, len(taken))))
 
+    def config(name):
+        path = configs / name
+        if not path.exists():
+            raise SystemExit(f"error: missing {path}")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    types = config("type-category-mapping.json")
+    protocols = config("all-protocol-mapping.json")
+    outputs = [
+        ("serials.csv", COLUMNS, sorted(rows)),
+        ("project-types.csv", ["type", "name", "category"],
+         sorted((key, v["project-type-display-name"], v["category"])
+                for key, v in types.items())),
+        ("protocols.csv", ["protocol", "program", "category"],
+         sorted((key, v.get("program", ""), v.get("category", "unknown"))
+                for key, v in protocols.items())),
+    ]
+    # Every input is read before anything is written, and each file is replaced whole.
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / "serials.csv"
-    with out.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(sorted(rows))
-    print(f"wrote {len(rows)} serial blocks to {out}")
-
-    types = json.loads((configs / "type-category-mapping.json").read_text())
-    write(args.out / "project-types.csv", ["type", "name", "category"],
-          sorted((key, v["project-type-display-name"], v["category"])
-                 for key, v in types.items()))
-    protocols = json.loads((configs / "all-protocol-mapping.json").read_text())
-    write(args.out / "protocols.csv", ["protocol", "program", "category"],
-          sorted((key, v.get("program", ""), v.get("category", "unknown"))
-                 for key, v in protocols.items()))
+    for name, columns, table in outputs:
+        write(args.out / name, columns, table)
     return 0
 
 
 def write(path, columns, rows):
-    with path.open("w", encoding="utf-8", newline="") as f:
+    partial = path.with_suffix(".csv.partial")
+    with partial.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
+    partial.replace(path)
     print(f"wrote {len(rows)} rows to {path}")
 
 

@@ -33,6 +33,7 @@
 //! | credit block | `ISSUANCE#<issuanceId>` | `BLOCK#<first, 20 digits>` | `ACCOUNT#<account>` / `<issuanceId>#<first, 20 digits>` | |
 //! | serial range claimed by an issuance | `SERIALS#<namespace>` | `RANGE#<first, 20 digits>` | | |
 //! | serial namespace head (serialises claims) | `SERIALS#<namespace>` | `HEAD` | | |
+//! | ledger movement (made once) | `MOVE#<movementId>` | `MOVE` | | |
 //!
 //! A footprint owner and an audit stream are `USER#<userId>` or `ORG#<orgId>`.
 //!
@@ -360,8 +361,22 @@ pub fn block_of_account(account: &str, issuance_id: &str, first: u64) -> IndexKe
     IndexKey::new(
         Index::Gsi1,
         blocks_of_account(account),
-        format!("{issuance_id}#{}", serial_number(first)),
+        format!(
+            "{}{}",
+            blocks_of_issuance_in_account(issuance_id),
+            serial_number(first)
+        ),
     )
+}
+
+/// Sort-key prefix, in [`blocks_of_account`], of an account's blocks of one issuance.
+pub fn blocks_of_issuance_in_account(issuance_id: &str) -> String {
+    format!("{issuance_id}#")
+}
+
+/// A ledger movement's record, by the id its caller chose: a movement is made once.
+pub fn ledger_movement(movement_id: &str) -> Key {
+    Key::new(format!("MOVE#{movement_id}"), "MOVE")
 }
 
 /// The partition of a serial namespace: the ranges issuances claimed in it, and its head.
@@ -470,6 +485,36 @@ mod tests {
         );
         assert_eq!(audit_entry("USER#usr_1", 7).sk, "E#000000000007");
         assert_eq!(audit_stream_user("usr_1"), "USER#usr_1");
+    }
+
+    #[test]
+    fn ledger_keys_sort_serials_as_numbers() {
+        assert_eq!(
+            credit_block("iss_1", 42),
+            Key::new("ISSUANCE#iss_1", "BLOCK#00000000000000000042")
+        );
+        assert_eq!(
+            entry(block_of_account("listing:lst_1", "iss_1", 42)),
+            owned(
+                Index::Gsi1,
+                "ACCOUNT#listing:lst_1",
+                "iss_1#00000000000000000042"
+            )
+        );
+        assert_eq!(
+            serial_claim("VCS", 941467007),
+            Key::new("SERIALS#VCS", "RANGE#00000000000941467007")
+        );
+        assert_eq!(
+            serial_namespace_head("VCS"),
+            Key::new("SERIALS#VCS", "HEAD")
+        );
+        assert_eq!(
+            ledger_movement("reserve:ord_1:0"),
+            Key::new("MOVE#reserve:ord_1:0", "MOVE")
+        );
+        assert!(serial_number(9) < serial_number(10));
+        assert!(serial_number(u64::MAX).len() == 20);
     }
 
     #[test]

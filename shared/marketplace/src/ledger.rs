@@ -8,7 +8,10 @@
 //!
 //! 1. the blocks of an issuance are disjoint, contiguous, and cover exactly its range;
 //! 2. no two issuances claim overlapping ranges in one namespace;
-//! 3. a retired or cancelled block never moves again.
+//! 3. a retired or cancelled block never moves again, and the buffer receives credits only at
+//!    issuance;
+//! 4. a caller's records beside the ledger (a listing's available count, an order's state) change
+//!    in the same write as the blocks, or not at all.
 //!
 //! None of them is checked by reading and then writing. Each movement is one all-or-nothing table
 //! write whose conditions carry the state it was planned on: every block it changes must still be
@@ -26,14 +29,14 @@ use std::time::Duration;
 
 use amanar_core::keys;
 use amanar_core::table::{
-    Condition, Index, Item, Key, MAX_WRITE_OPS, Query, SortKey, Table, TableError, Update, VERSION,
+    Condition, Index, Item, MAX_WRITE_OPS, Query, SortKey, Table, TableError, Update, VERSION,
     WriteOp, items,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::serial::{Range, SerialBlock, Standard, Vintage};
+use crate::serial::{self, Range, SerialBlock, Standard, Vintage};
 
 /// Where a block sits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -119,6 +122,27 @@ impl Account {
         }
     }
 
+    /// Checks the id an account carries: 1 to 128 printable characters without spaces.
+    pub fn validate(&self) -> Result<(), LedgerError> {
+        let id = match self {
+            Account::Buffer => return Ok(()),
+            Account::Inventory(id)
+            | Account::Listing(id)
+            | Account::Reserved(id)
+            | Account::Holding(id)
+            | Account::Frozen(id)
+            | Account::Retired(id)
+            | Account::Cancelled(id) => id,
+        };
+        if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(LedgerError::Invalid(format!(
+                "account {:?} needs an id of 1 to 128 printable characters",
+                self.encode()
+            )));
+        }
+        Ok(())
+    }
+
     /// Retired and cancelled credits never move again.
     pub fn is_final(&self) -> bool {
         matches!(self, Account::Retired(_) | Account::Cancelled(_))
@@ -181,18 +205,34 @@ pub struct NewIssuance {
 /// from one issuance.
 #[derive(Debug, Clone)]
 pub struct Transfer {
+    /// The movement's id, chosen by the caller from what it does (`reserve:<orderId>:<line>`),
+    /// never random: a movement with an id already recorded is not made again, so a retried
+    /// request, a redelivered message or a write whose outcome was lost moves credits once.
+    pub id: String,
     pub from: Account,
     pub to: Account,
     pub quantity: u64,
-    pub issuance: Option<String>,
+    pub issuance: String,
+}
+
+/// A movement as recorded, under its id: what moved, and where the credits went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Movement {
+    issuance_id: String,
+    from: String,
+    to: String,
+    quantity: u64,
+    moved: Vec<Range>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LedgerError {
-    #[error("serials {range} overlap issuance {issuance}'s range in {namespace}")]
+    /// Another issuance claimed `claimed`, which overlaps the requested range.
+    #[error("the serials overlap {claimed}, claimed by issuance {issuance} in {namespace}")]
     Overlap {
         namespace: String,
-        range: Range,
+        claimed: Range,
         issuance: String,
     },
     #[error("issuance {0} exists already")]
@@ -203,8 +243,11 @@ pub enum LedgerError {
     Final(String),
     #[error("the buffer pool receives credits only at issuance")]
     IntoBuffer,
-    #[error("the movement would touch {blocks} blocks in one write; move less at a time")]
-    TooFragmented { blocks: usize },
+    /// The movement spans so many blocks that its operations, with the caller's, exceed one write.
+    #[error(
+        "the movement needs {operations} operations in one write, more than {MAX_WRITE_OPS}; move less at a time"
+    )]
+    TooFragmented { operations: usize },
     /// Concurrent movements kept winning; nothing was written. Retry later.
     #[error("the credits kept moving under concurrent writes; nothing was written")]
     Contended,
@@ -212,6 +255,9 @@ pub enum LedgerError {
     /// the caller's operations.
     #[error("condition {index} of the caller's operations failed")]
     Guard { index: usize },
+    /// The movement id was recorded before, for another movement.
+    #[error("movement {0} was recorded before with other accounts or another quantity")]
+    MovementReused(String),
     #[error("invalid ledger request: {0}")]
     Invalid(String),
     #[error(transparent)]
@@ -221,6 +267,12 @@ pub enum LedgerError {
 /// How often a movement is planned again after losing to a concurrent one. Fifty buyers of one
 /// block resolve one winner per round, so the budget covers that many.
 const ATTEMPTS: u32 = 64;
+
+/// The most credits one issuance may hold.
+pub const MAX_ISSUANCE: u64 = 1_000_000_000;
+
+/// Position of the issuance's put in [`Ledger::issue`]'s write.
+const ISSUANCE_OP: usize = 2;
 
 /// The ledger over the Table port.
 #[derive(Clone)]
@@ -235,14 +287,39 @@ impl Ledger {
 
     /// Issues credits: claims the serial range in its namespace (refused if any part of it was
     /// claimed before) and creates the issuance with its inventory and buffer blocks, in one write.
+    ///
+    /// Issuing is idempotent by id: the same issuance issued again (a retried request, or a retry
+    /// after a write whose outcome was lost) returns the stored one; another issuance under a used
+    /// id is [`LedgerError::AlreadyIssued`].
     pub async fn issue(&self, new: NewIssuance) -> Result<Issuance, LedgerError> {
         let range = new.serial.range;
+        valid_id("issuance id", &new.id)?;
+        Account::Inventory(new.inventory_owner.clone()).validate()?;
+        if range.len() > MAX_ISSUANCE {
+            return Err(LedgerError::Invalid(format!(
+                "an issuance holds at most {MAX_ISSUANCE} credits"
+            )));
+        }
         if new.buffer > range.len() {
             return Err(LedgerError::Invalid(format!(
                 "a buffer of {} exceeds the {} credits issued",
                 new.buffer,
                 range.len()
             )));
+        }
+        // The serial must be one the parser makes: written back and read again, it is the same.
+        let reparsed = serial::parse(new.serial.standard, &new.serial.render(range));
+        if reparsed.as_ref() != Ok(&new.serial) {
+            return Err(LedgerError::Invalid(
+                "the serial block is not one serial::parse returns".into(),
+            ));
+        }
+        if new.serial.standard == Standard::Native
+            && new.serial.namespace != format!("NATIVE#{}", new.id)
+        {
+            return Err(LedgerError::Invalid(
+                "a native serial names its own issuance".into(),
+            ));
         }
         let issuance = Issuance {
             id: new.id,
@@ -269,51 +346,72 @@ impl Ledger {
                 .unwrap_or(0);
             // Claims are disjoint, so if any claim overlaps the range, the one starting highest
             // at or below its end does.
-            if let Some((other, claimed)) = self.claim_at_or_below(&namespace, range.last).await?
-                && claimed.overlaps(&range)
+            if let Some(claim) = self.claim_at_or_below(&namespace, range.last()).await?
+                && claim.range.overlaps(&range)
             {
+                // A retried request (or a retry after an unknown outcome) finds its own claim.
+                if claim.issuance_id == issuance.id {
+                    return self.issued_before(issuance).await;
+                }
                 return Err(LedgerError::Overlap {
                     namespace,
-                    range: claimed,
-                    issuance: other,
+                    claimed: claim.range,
+                    issuance: claim.issuance_id,
                 });
             }
+            // The issuance's own put sits at ISSUANCE_OP, so a failed "does not exist" there is
+            // an id issued before.
             let mut ops = vec![
                 WriteOp::update(
                     keys::serial_namespace_head(&namespace),
                     Update::new().set(VERSION, version + 1),
                 )
                 .when(Condition::VersionIs(version)),
-                WriteOp::put(claim_item(&namespace, range, &issuance.id))
+                WriteOp::put(claim_item(&namespace, range, &issuance.id)?)
                     .when(Condition::NotExists),
-                WriteOp::put(issuance_item(&issuance)?).when(Condition::NotExists),
+                WriteOp::put(items::with_key(&keys::issuance(&issuance.id), &issuance)?)
+                    .when(Condition::NotExists),
             ];
-            let sold = range.len() - issuance.buffer;
-            if sold > 0 {
-                let part = Range::new(range.first, range.first + sold - 1).expect("non-empty");
-                ops.push(
-                    WriteOp::put(block_item(&issuance.id, part, &inventory, 1))
-                        .when(Condition::NotExists),
-                );
-            }
-            if issuance.buffer > 0 {
-                let part =
-                    Range::new(range.last + 1 - issuance.buffer, range.last).expect("non-empty");
-                ops.push(
-                    WriteOp::put(block_item(&issuance.id, part, &Account::Buffer, 1))
-                        .when(Condition::NotExists),
-                );
+            let parts = [
+                (range.head(range.len() - issuance.buffer), &inventory),
+                (range.tail(issuance.buffer), &Account::Buffer),
+            ];
+            for (part, account) in parts {
+                if let Some(part) = part {
+                    ops.push(
+                        WriteOp::put(block_item(&issuance.id, part, account, 1)?)
+                            .when(Condition::NotExists),
+                    );
+                }
             }
             match self.table.write(ops).await {
                 Ok(()) => return Ok(issuance),
-                Err(TableError::ConditionFailed { index: 2, .. }) => {
-                    return Err(LedgerError::AlreadyIssued(issuance.id));
+                Err(TableError::ConditionFailed {
+                    index: ISSUANCE_OP, ..
+                }) => return self.issued_before(issuance).await,
+                // Another claim in the namespace landed first: check for overlap again.
+                Err(TableError::ConditionFailed { .. } | TableError::TransactionConflict) => {
+                    backoff(attempt).await
                 }
-                Err(e) if retryable(&e) => backoff(attempt).await,
                 Err(e) => return Err(e.into()),
             }
         }
         Err(LedgerError::Contended)
+    }
+
+    /// The stored issuance under this id, if it is the one asked for (its time aside).
+    async fn issued_before(&self, asked: Issuance) -> Result<Issuance, LedgerError> {
+        match self.issuance(&asked.id).await? {
+            Some(stored)
+                if stored.project_id == asked.project_id
+                    && stored.serial == asked.serial
+                    && stored.vintage == asked.vintage
+                    && stored.buffer == asked.buffer =>
+            {
+                Ok(stored)
+            }
+            _ => Err(LedgerError::AlreadyIssued(asked.id)),
+        }
     }
 
     pub async fn issuance(&self, issuance_id: &str) -> Result<Option<Issuance>, LedgerError> {
@@ -336,12 +434,12 @@ impl Ledger {
     ) -> Result<Vec<Block>, LedgerError> {
         let mut query = Query::partition(Index::Gsi1, keys::blocks_of_account(&account.encode()));
         if let Some(id) = issuance_id {
-            query = query.sort(SortKey::BeginsWith(format!("{id}#")));
+            query = query.sort(SortKey::BeginsWith(keys::blocks_of_issuance_in_account(id)));
         }
         let blocks = self.all(query).await?;
         Ok(blocks
             .into_iter()
-            .filter(|b| &b.account == account)
+            .filter(|b| &b.account == account && issuance_id.is_none_or(|id| b.issuance_id == id))
             .collect())
     }
 
@@ -382,18 +480,45 @@ impl Ledger {
                 "a transfer moves credits to another account".into(),
             ));
         }
+        valid_id("movement id", &transfer.id)?;
+        valid_id("issuance id", &transfer.issuance)?;
+        transfer.from.validate()?;
+        transfer.to.validate()?;
+        let record = keys::ledger_movement(&transfer.id);
         for attempt in 0..ATTEMPTS {
+            if let Some(moved) = self.recorded(transfer).await? {
+                return Ok(moved);
+            }
             let candidates = self
-                .blocks_of(&transfer.from, transfer.issuance.as_deref())
+                .blocks_of(&transfer.from, Some(&transfer.issuance))
                 .await?;
-            let plan = plan(&candidates, transfer)?;
-            if plan.ops.len() + guards.len() > MAX_WRITE_OPS {
+            let plan = match plan(&candidates, transfer) {
+                // The index may not show a block split off a moment ago. Within one issuance the
+                // table itself answers, strongly consistent, before the transfer is refused.
+                Err(LedgerError::Insufficient { .. }) => {
+                    let mut blocks = self.blocks(&transfer.issuance).await?;
+                    blocks.retain(|b| b.account == transfer.from);
+                    plan(&blocks, transfer)?
+                }
+                other => other?,
+            };
+            // The record, the plan, then the caller's guards.
+            let ours = 1 + plan.ops.len();
+            if ours + guards.len() > MAX_WRITE_OPS {
                 return Err(LedgerError::TooFragmented {
-                    blocks: plan.ops.len(),
+                    operations: ours + guards.len(),
                 });
             }
-            let ours = plan.ops.len();
-            let mut ops = plan.ops;
+            let movement = Movement {
+                issuance_id: transfer.issuance.clone(),
+                from: transfer.from.encode(),
+                to: transfer.to.encode(),
+                quantity: transfer.quantity,
+                moved: plan.moved.iter().map(|b| b.range).collect(),
+            };
+            let mut ops =
+                vec![WriteOp::put(items::with_key(&record, &movement)?).when(Condition::NotExists)];
+            ops.extend(plan.ops);
             ops.extend(guards.iter().cloned());
             match self.table.write(ops).await {
                 Ok(()) => return Ok(plan.moved),
@@ -402,11 +527,45 @@ impl Ledger {
                         index: index - ours,
                     });
                 }
-                Err(e) if retryable(&e) => backoff(attempt).await,
+                // The record exists (index 0: read it on the next round) or a block moved under
+                // the plan: plan again.
+                Err(TableError::ConditionFailed { .. } | TableError::TransactionConflict) => {
+                    backoff(attempt).await
+                }
+                // Throttling or an unknown outcome: the caller retries with the same movement
+                // id, which the record makes safe.
                 Err(e) => return Err(e.into()),
             }
         }
         Err(LedgerError::Contended)
+    }
+
+    /// The blocks a movement with this id moved, if it was recorded; refused if the id was used
+    /// for another movement.
+    async fn recorded(&self, transfer: &Transfer) -> Result<Option<Vec<Block>>, LedgerError> {
+        let key = keys::ledger_movement(&transfer.id);
+        let Some(movement) = items::load::<Movement>(self.table.as_ref(), &key).await? else {
+            return Ok(None);
+        };
+        let same = movement.issuance_id == transfer.issuance
+            && movement.from == transfer.from.encode()
+            && movement.to == transfer.to.encode()
+            && movement.quantity == transfer.quantity;
+        if !same {
+            return Err(LedgerError::MovementReused(transfer.id.clone()));
+        }
+        Ok(Some(
+            movement
+                .moved
+                .into_iter()
+                .map(|range| Block {
+                    issuance_id: movement.issuance_id.clone(),
+                    range,
+                    account: transfer.to.clone(),
+                    version: 0,
+                })
+                .collect(),
+        ))
     }
 
     /// The issuance and block holding serial `number` of `namespace`, if any issuance claimed it.
@@ -415,12 +574,13 @@ impl Ledger {
         namespace: &str,
         number: u64,
     ) -> Result<Option<(Issuance, Block)>, LedgerError> {
-        let Some((issuance_id, claimed)) = self.claim_at_or_below(namespace, number).await? else {
+        let Some(claim) = self.claim_at_or_below(namespace, number).await? else {
             return Ok(None);
         };
-        if claimed.last < number {
+        if !claim.range.contains(number) {
             return Ok(None);
         }
+        let issuance_id = claim.issuance_id;
         let Some(issuance) = self.issuance(&issuance_id).await? else {
             return Err(TableError::Backend(format!(
                 "claim of {namespace} names missing issuance {issuance_id}"
@@ -437,9 +597,7 @@ impl Ledger {
         let page = self.table.query(&query).await?;
         let block = page.items.first().map(decode_block).transpose()?;
         match block {
-            Some(block) if block.range.first <= number && number <= block.range.last => {
-                Ok(Some((issuance, block)))
-            }
+            Some(block) if block.range.contains(number) => Ok(Some((issuance, block))),
             _ => Err(TableError::Backend(format!(
                 "issuance {issuance_id} has no block holding serial {number}"
             ))
@@ -452,7 +610,7 @@ impl Ledger {
         &self,
         namespace: &str,
         number: u64,
-    ) -> Result<Option<(String, Range)>, LedgerError> {
+    ) -> Result<Option<Claim>, LedgerError> {
         let query = Query::partition(Index::Primary, keys::serial_namespace(namespace))
             .sort(SortKey::Between(
                 keys::serial_claim(namespace, 0).sk,
@@ -461,7 +619,12 @@ impl Ledger {
             .backward()
             .limit(1);
         let page = self.table.query(&query).await?;
-        page.items.first().map(decode_claim).transpose()
+        Ok(page
+            .items
+            .into_iter()
+            .next()
+            .map(items::parse)
+            .transpose()?)
     }
 
     async fn all(&self, query: Query) -> Result<Vec<Block>, LedgerError> {
@@ -505,18 +668,25 @@ pub fn plan(candidates: &[Block], transfer: &Transfer) -> Result<Plan, LedgerErr
         if left == 0 {
             break;
         }
-        let key = keys::credit_block(&block.issuance_id, block.range.first);
+        let key = keys::credit_block(&block.issuance_id, block.range.first());
         let take = left.min(block.range.len());
-        let part = Range::new(block.range.first, block.range.first + take - 1).expect("take >= 1");
+        let part = block.range.head(take).expect("1 <= take <= len");
         let mut update = Update::new()
             .set("account", to.clone())
             .set(VERSION, block.version + 1)
-            .set_index(keys::block_of_account(&to, &block.issuance_id, part.first));
+            .set_index(keys::block_of_account(
+                &to,
+                &block.issuance_id,
+                part.first(),
+            ));
         if take < block.range.len() {
-            update = update.set("last", part.last);
-            let rest = Range::new(part.last + 1, block.range.last).expect("rest >= 1");
+            update = update.set("last", part.last());
+            let rest = block
+                .range
+                .tail(block.range.len() - take)
+                .expect("1 <= rest < len");
             ops.push(
-                WriteOp::put(block_item(&block.issuance_id, rest, &block.account, 1))
+                WriteOp::put(block_item(&block.issuance_id, rest, &block.account, 1)?)
                     .when(Condition::NotExists),
             );
         }
@@ -526,7 +696,8 @@ pub fn plan(candidates: &[Block], transfer: &Transfer) -> Result<Plan, LedgerErr
                 .when(Condition::Equals(
                     "account".into(),
                     json!(block.account.encode()),
-                )),
+                ))
+                .when(Condition::Equals("last".into(), json!(block.range.last()))),
         );
         moved.push(Block {
             issuance_id: block.issuance_id.clone(),
@@ -543,7 +714,7 @@ pub fn plan(candidates: &[Block], transfer: &Transfer) -> Result<Plan, LedgerErr
 /// contiguous, disjoint, covering exactly the issued range. Returns what is wrong.
 pub fn check_blocks(issuance: &Issuance, blocks: &[Block]) -> Result<(), String> {
     let range = issuance.range();
-    let mut next = range.first;
+    let mut next = range.first();
     for block in blocks {
         if block.issuance_id != issuance.id {
             return Err(format!(
@@ -551,101 +722,103 @@ pub fn check_blocks(issuance: &Issuance, blocks: &[Block]) -> Result<(), String>
                 block.range, block.issuance_id
             ));
         }
-        if block.range.first != next {
+        if block.range.first() != next {
             return Err(format!(
-                "block {} starts at {} where {next} was expected (a gap or an overlap)",
-                block.range, block.range.first
+                "block {} starts where {next} was expected (a gap or an overlap)",
+                block.range
             ));
         }
-        next = block.range.last + 1;
+        next = block.range.last() + 1;
     }
-    if blocks.is_empty() || next != range.last + 1 {
+    if next != range.last() + 1 {
         return Err(format!(
-            "the blocks end before {} (issued {range})",
-            range.last
+            "the blocks end at {} but the issuance covers {range}",
+            next - 1
         ));
     }
     Ok(())
 }
 
-fn retryable(error: &TableError) -> bool {
-    matches!(error, TableError::ConditionFailed { .. }) || error.is_transient()
+/// Ids the ledger stores in keys: letters, digits, `_`, `-` and `:`, at most 128. No `#`, which
+/// separates key parts.
+fn valid_id(what: &str, id: &str) -> Result<(), LedgerError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(LedgerError::Invalid(format!(
+            "{what} {id:?} must be 1 to 128 letters, digits, _, - or :"
+        )))
+    }
 }
 
-/// Waits before planning again: growing with the attempt, up to 50 ms, with jitter so that
-/// contenders spread out.
+/// Waits before planning again: a random pause between 0.1 ms and a cap that doubles with the
+/// attempt up to 50 ms, so contenders spread out.
 async fn backoff(attempt: u32) {
-    let cap = (2u64 << attempt.min(5)).min(50);
-    let jitter = (ulid::Ulid::new().random() as u64) % (cap * 1000 + 1);
-    tokio::time::sleep(Duration::from_micros(jitter)).await;
+    let cap_us = (2_000u64 << attempt.min(5)).min(50_000);
+    let jitter = (ulid::Ulid::new().random() as u64) % cap_us;
+    tokio::time::sleep(Duration::from_micros(100 + jitter)).await;
 }
 
-fn claim_item(namespace: &str, range: Range, issuance_id: &str) -> Item {
-    let mut item = keyed(&keys::serial_claim(namespace, range.first));
-    item.insert("first".into(), json!(range.first));
-    item.insert("last".into(), json!(range.last));
-    item.insert("issuanceId".into(), json!(issuance_id));
-    item
+/// A claim as stored: the range an issuance holds in a namespace.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Claim {
+    issuance_id: String,
+    #[serde(flatten)]
+    range: Range,
 }
 
-fn issuance_item(issuance: &Issuance) -> Result<Item, TableError> {
-    items::with_key(&keys::issuance(&issuance.id), issuance)
+/// A block as stored.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockItem {
+    issuance_id: String,
+    #[serde(flatten)]
+    range: Range,
+    account: String,
+    version: u64,
 }
 
-fn block_item(issuance_id: &str, range: Range, account: &Account, version: u64) -> Item {
-    let account = account.encode();
-    let mut item = keyed(&keys::credit_block(issuance_id, range.first));
-    item.insert("issuanceId".into(), json!(issuance_id));
-    item.insert("first".into(), json!(range.first));
-    item.insert("last".into(), json!(range.last));
-    item.insert("account".into(), json!(account));
-    item.insert(VERSION.into(), json!(version));
-    keys::block_of_account(&account, issuance_id, range.first).insert_into(&mut item);
-    item
+fn claim_item(namespace: &str, range: Range, issuance_id: &str) -> Result<Item, TableError> {
+    let claim = Claim {
+        issuance_id: issuance_id.to_owned(),
+        range,
+    };
+    items::with_key(&keys::serial_claim(namespace, range.first()), &claim)
 }
 
-fn keyed(key: &Key) -> Item {
-    let mut item = Item::new();
-    item.insert(amanar_core::table::PK.into(), Value::String(key.pk.clone()));
-    item.insert(amanar_core::table::SK.into(), Value::String(key.sk.clone()));
-    item
-}
-
-fn field<'a>(item: &'a Item, name: &str) -> Result<&'a Value, TableError> {
-    item.get(name)
-        .ok_or_else(|| TableError::Backend(format!("ledger item lacks {name}")))
-}
-
-fn number(item: &Item, name: &str) -> Result<u64, TableError> {
-    field(item, name)?
-        .as_u64()
-        .ok_or_else(|| TableError::Backend(format!("ledger item's {name} is not a number")))
-}
-
-fn text<'a>(item: &'a Item, name: &str) -> Result<&'a str, TableError> {
-    field(item, name)?
-        .as_str()
-        .ok_or_else(|| TableError::Backend(format!("ledger item's {name} is not text")))
-}
-
-fn decode_range(item: &Item) -> Result<Range, TableError> {
-    Range::new(number(item, "first")?, number(item, "last")?)
-        .ok_or_else(|| TableError::Backend("ledger item's range is empty".into()))
+fn block_item(
+    issuance_id: &str,
+    range: Range,
+    account: &Account,
+    version: u64,
+) -> Result<Item, TableError> {
+    let stored = BlockItem {
+        issuance_id: issuance_id.to_owned(),
+        range,
+        account: account.encode(),
+        version,
+    };
+    let mut item = items::with_key(&keys::credit_block(issuance_id, range.first()), &stored)?;
+    keys::block_of_account(&stored.account, issuance_id, range.first()).insert_into(&mut item);
+    Ok(item)
 }
 
 fn decode_block(item: &Item) -> Result<Block, TableError> {
-    let account = text(item, "account")?;
+    let stored: BlockItem = items::parse(item.clone())?;
     Ok(Block {
-        issuance_id: text(item, "issuanceId")?.to_owned(),
-        range: decode_range(item)?,
-        account: Account::decode(account)
-            .ok_or_else(|| TableError::Backend(format!("unknown ledger account {account}")))?,
-        version: number(item, VERSION)?,
+        account: Account::decode(&stored.account).ok_or_else(|| {
+            TableError::Backend(format!("unknown ledger account {}", stored.account))
+        })?,
+        issuance_id: stored.issuance_id,
+        range: stored.range,
+        version: stored.version,
     })
-}
-
-fn decode_claim(item: &Item) -> Result<(String, Range), LedgerError> {
-    Ok((text(item, "issuanceId")?.to_owned(), decode_range(item)?))
 }
 
 #[cfg(test)]
@@ -663,10 +836,11 @@ mod tests {
 
     fn transfer(quantity: u64) -> Transfer {
         Transfer {
+            id: "mv_1".into(),
             from: Account::Listing("lst_1".into()),
             to: Account::Reserved("ord_1".into()),
             quantity,
-            issuance: Some("iss_1".into()),
+            issuance: "iss_1".into(),
         }
     }
 

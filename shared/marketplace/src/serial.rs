@@ -8,20 +8,25 @@
 //! particular: their ranges are unique only within an issuance. Two blocks overlap only when they
 //! share a namespace and a number.
 //!
-//! The formats, as the registries publish them (examples are real serials from the samples in
-//! `data/serials.csv`, derived by `infra/data/build_offsets.py`):
+//! Every field must be written as the registry writes it (upper case, numbers without leading
+//! zeros), so one credit has exactly one spelling and an alias cannot open a second namespace.
+//! ART TREES is the exception to "one namespace per issuance": it numbers a programme's credits
+//! across its issuances, so an `ART-` programme is one namespace.
+//!
+//! The formats. The examples are real serials from OffsetsDB's registry samples (the
+//! derived `data/serials.csv` holds 211 of them, see DATA-SOURCES.md), except the three marked:
 //!
 //! | standard | form | example |
 //! |---|---|---|
 //! | `VCS` | `batch-first-last-VCS-VCU-n-VER-CC-scope-project-DDMMYYYY-DDMMYYYY-flag` (13 fields) | `19385-941467007-941467431-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1` |
-//! | `VCS` (before 2013) | `batch-first-last-VCU-n-REG-CC-scope-project-DDMMYYYY-DDMMYYYY-flag` (12 fields) | `5185-226383355-226383364-VCU-016-APX-IN-1-709-01012011-31122011-0` |
+//! | `VCS` (older) | `batch-first-last-VCU-n-REG-CC-scope-project-DDMMYYYY-DDMMYYYY-flag` (12 fields) | `5185-226383355-226383364-VCU-016-APX-IN-1-709-01012011-31122011-0` (constructed in this shape; no sample holds one) |
 //! | `GOLD_STANDARD` | `GS1-1-CC-GSproject-n-vintage-issuance-first-last` | `GS1-1-UG-GS11236-16-2024-30307-1-19149` |
 //! | `ACR` | `ACR-CC-project-vintage-issuance-first to last` | `ACR-FR-1129-2025-2917-30932 to 35143` |
 //! | `CAR` | `CAR-kind-CC-project-type-n-state-vintage-issuance-first to last` | `CAR-1-US-1335-31-983-KS-2025-9205-1 to 5000` |
 //! | `ART` | `ART-CC-program-vintage-issuance-first to last` (`FCPF-` for FCPF programmes) | `ART-GY-102-2016-9-1401 to 1408` |
-//! | `CERCARBONO` | `CDC_project_..._[vintage][_BF] first to last` | `CDC_1_1_1_321_14_1_2009 4426 to 4971` |
-//! | `PURO`, `ISOMETRIC` | `issuance:first-last` | `iss_1KP6EDZ8K1S036PY:1-2765370` |
-//! | `NATIVE` | `AMC-issuance-first-last` | `AMC-01JD3Q5R7Y8Z9A0B1C2D3E4F5G-1-1000` |
+//! | `CERCARBONO` | `CDC_project_..._[vintage][_BF]` or `..._BFC_vintage`, then ` first to last` | `CDC_1_1_1_321_14_1_2009 4426 to 4971` |
+//! | `PURO`, `ISOMETRIC` | `issuance:first-last` (this platform's convention: their registries name credits by issuance id and count) | `iss_1KP6EDZ8K1S036PY:1-2765370` (a real Isometric issuance id and its kilograms) |
+//! | `NATIVE` | `AMC-issuance-first-last` (this platform's own) | `AMC-01JD3Q5R7Y8Z9A0B1C2D3E4F5G-1-1000` |
 
 use std::fmt;
 
@@ -116,17 +121,40 @@ impl fmt::Display for Vintage {
     }
 }
 
-/// An inclusive range of serial numbers, never empty (`first <= last`).
+/// An inclusive range of serial numbers, never empty (`first <= last`): the only ways to make one
+/// are [`Range::new`] and deserialising, which checks the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "RangeFields")]
 pub struct Range {
-    pub first: u64,
-    pub last: u64,
+    first: u64,
+    last: u64,
+}
+
+#[derive(Deserialize)]
+struct RangeFields {
+    first: u64,
+    last: u64,
+}
+
+impl TryFrom<RangeFields> for Range {
+    type Error = String;
+    fn try_from(f: RangeFields) -> Result<Self, String> {
+        Range::new(f.first, f.last).ok_or_else(|| format!("empty range {}-{}", f.first, f.last))
+    }
 }
 
 impl Range {
-    /// `None` when `last < first`.
+    /// `None` when `last < first`, or when `last` is `u64::MAX` (so `last + 1` never overflows).
     pub fn new(first: u64, last: u64) -> Option<Range> {
-        (first <= last).then_some(Range { first, last })
+        (first <= last && last < u64::MAX).then_some(Range { first, last })
+    }
+
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    pub fn last(&self) -> u64 {
+        self.last
     }
 
     /// How many credits the range holds (`last - first + 1`).
@@ -143,8 +171,24 @@ impl Range {
         self.first <= other.last && other.first <= self.last
     }
 
-    pub fn contains(&self, other: &Range) -> bool {
-        self.first <= other.first && other.last <= self.last
+    pub fn contains(&self, number: u64) -> bool {
+        self.first <= number && number <= self.last
+    }
+
+    /// The first `n` credits (`1 <= n <= len`).
+    pub fn head(&self, n: u64) -> Option<Range> {
+        (1..=self.len()).contains(&n).then(|| Range {
+            first: self.first,
+            last: self.first + n - 1,
+        })
+    }
+
+    /// The last `n` credits (`1 <= n <= len`).
+    pub fn tail(&self, n: u64) -> Option<Range> {
+        (1..=self.len()).contains(&n).then(|| Range {
+            first: self.last + 1 - n,
+            last: self.last,
+        })
     }
 }
 
@@ -178,13 +222,14 @@ pub struct SerialBlock {
     /// Where a number names one credit: blocks overlap only within one namespace.
     pub namespace: String,
     pub range: Range,
-    /// The registry's project id as the serial writes it (`VCS1340`, `GS11236`, `ACR1129`), when
-    /// the format carries one.
+    /// The registry's project id the serial names, normalised to the registry's own prefix
+    /// (`1340` in a Verra serial is `VCS1340`, `FCPF-CI-130` is `ART130`, `CDC_1_...` is `CDC-1`),
+    /// when the format carries one.
     pub project: Option<String>,
     pub vintage: Option<Vintage>,
     /// ISO 3166-1 alpha-2 country, when the format carries one.
     pub country: Option<String>,
-    /// A buffer-pool block (Cercarbono marks them `_BF`).
+    /// A buffer-pool block (Cercarbono marks them `_BF` or `_BFC_<year>`).
     pub buffer: bool,
     pub form: Form,
 }
@@ -196,7 +241,7 @@ impl SerialBlock {
 
     /// The serial of a sub-range of this block, in the registry's format.
     pub fn render(&self, range: Range) -> String {
-        let Range { first, last } = range;
+        let (first, last) = (range.first, range.last);
         match &self.form {
             Form::Verra { batch, rest } => format!("{batch}-{first}-{last}-{rest}"),
             Form::Dashed { prefix } => format!("{prefix}-{first}-{last}"),
@@ -252,6 +297,8 @@ pub fn parse(standard: Standard, text: &str) -> Result<SerialBlock, SerialError>
     }
 }
 
+/// A number as registries write it: at most 18 digits, without leading zeros. One credit has one
+/// spelling, so `02917` cannot stand for issuance `2917` in another namespace.
 fn number(part: &'static str, text: &str) -> Result<u64, SerialError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) || text.len() > 18 {
         return Err(refuse(
@@ -259,8 +306,14 @@ fn number(part: &'static str, text: &str) -> Result<u64, SerialError> {
             format!("{text:?} is not a number of at most 18 digits"),
         ));
     }
-    text.parse()
-        .map_err(|_| refuse(part, format!("{text:?} is not a number")))
+    if text.len() > 1 && text.starts_with('0') {
+        return Err(refuse(
+            part,
+            format!("{text:?} has a leading zero; write the number as the registry does"),
+        ));
+    }
+    // At most 18 digits always fit a u64 (and leave room for `last + 1`).
+    Ok(text.parse().expect("18 digits fit a u64"))
 }
 
 fn range(first: &str, last: &str) -> Result<Range, SerialError> {
@@ -272,6 +325,25 @@ fn range(first: &str, last: &str) -> Result<Range, SerialError> {
             format!("{last} is below the start {first}: a block runs from its start up to its end"),
         )
     })
+}
+
+/// Any other field of a serial: upper-case letters and digits, a number without leading zeros.
+/// With every field in one spelling, a serial's text (and so its namespace) is canonical.
+fn token(part: &'static str, text: &str) -> Result<(), SerialError> {
+    if text.is_empty()
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return Err(refuse(
+            part,
+            format!("{text:?} is not a field of upper-case letters and digits"),
+        ));
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        number(part, text)?;
+    }
+    Ok(())
 }
 
 fn year(part: &'static str, text: &str) -> Result<i32, SerialError> {
@@ -319,6 +391,23 @@ fn verra(text: &str) -> Result<SerialBlock, SerialError> {
         return Err(refuse("unit", "a Verra serial names the unit VCU"));
     }
     number("batch", fields[0])?;
+    // Verra's namespace is the registry, whatever the middle fields say, so they only need to be
+    // well formed (the older form's registry code is fixed-width: `016`).
+    for field in fields[3..country_at]
+        .iter()
+        .chain([&fields[country_at + 1], &fields[fields.len() - 1]])
+    {
+        if field.is_empty()
+            || !field
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            return Err(refuse(
+                "unit",
+                format!("{field:?} is not a field of upper-case letters and digits"),
+            ));
+        }
+    }
     let range = range(fields[1], fields[2])?;
     let country = country("country", fields[country_at])?;
     let project = number("project", fields[country_at + 2])?;
@@ -344,7 +433,7 @@ fn verra(text: &str) -> Result<SerialBlock, SerialError> {
 
 fn gold_standard(text: &str) -> Result<SerialBlock, SerialError> {
     let fields: Vec<&str> = text.split('-').collect();
-    if fields.len() != 9 || !fields[0].starts_with("GS") {
+    if fields.len() != 9 || fields[0] != "GS1" {
         return Err(refuse(
             "serial",
             "a Gold Standard serial has 9 dash-separated fields: GS1-1-CC-GSproject-n-vintage-issuance-start-end",
@@ -355,6 +444,8 @@ fn gold_standard(text: &str) -> Result<SerialBlock, SerialError> {
         .strip_prefix("GS")
         .ok_or_else(|| refuse("project", "a Gold Standard project id starts with GS"))?;
     number("project", project)?;
+    token("serial", fields[1])?;
+    token("product", fields[4])?;
     let vintage = year("vintage", fields[5])?;
     number("issuance", fields[6])?;
     let range = range(fields[7], fields[8])?;
@@ -409,9 +500,22 @@ fn dashed_to(standard: Standard, program: &str, text: &str) -> Result<SerialBloc
     let project = number("project", fields[project_at])?;
     let vintage = year("vintage", fields[vintage_at])?;
     number("issuance", fields[issuance_at])?;
+    for (at, field) in fields.iter().enumerate().skip(1) {
+        if ![country_at, project_at, vintage_at, issuance_at].contains(&at) {
+            token("serial", field)?;
+        }
+    }
+    // ART TREES numbers a programme's credits across its issuances (ART102: 1-1408 in 2016,
+    // 2,750,301-3,605,000 in 2021), so an ART programme is one namespace. FCPF programmes, ACR
+    // and CAR restart at 1 for each issuance.
+    let namespace = if fields[0] == "ART" {
+        format!("ART#{}", fields[..=project_at].join("-"))
+    } else {
+        format!("{standard}#{prefix}")
+    };
     Ok(SerialBlock {
         standard,
-        namespace: format!("{standard}#{prefix}"),
+        namespace,
         range,
         project: Some(format!("{program}{project}")),
         vintage: Some(Vintage::Year(vintage)),
@@ -427,12 +531,12 @@ fn cercarbono(text: &str) -> Result<SerialBlock, SerialError> {
     let shape = || {
         refuse(
             "serial",
-            "a Cercarbono block is written \"CDC_<project>_..._ <from> to <to>\"",
+            "a Cercarbono block is written \"CDC_<project>_... <start> to <end>\"",
         )
     };
     let (id, rest) = text.split_once(' ').ok_or_else(shape)?;
-    let (first, last) = rest.trim().split_once(" to ").ok_or_else(shape)?;
-    let range = range(first.trim(), last.trim())?;
+    let (first, last) = rest.split_once(" to ").ok_or_else(shape)?;
+    let range = range(first, last)?;
     let fields: Vec<&str> = id.split('_').collect();
     if fields.len() < 3 || fields[0] != "CDC" {
         return Err(refuse(
@@ -440,22 +544,18 @@ fn cercarbono(text: &str) -> Result<SerialBlock, SerialError> {
             "a Cercarbono serial starts with CDC_<project>_",
         ));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(refuse(
-            "serial",
-            "a Cercarbono serial holds letters, digits and underscores",
-        ));
-    }
     let project = number("project", fields[1])?;
-    let buffer = fields.last() == Some(&"BF");
-    let body = if buffer {
-        &fields[..fields.len() - 1]
-    } else {
-        &fields[..]
-    };
+    for field in &fields[2..] {
+        token("serial", field)?;
+    }
+    // EcoRegistry marks buffer-pool blocks `_BF` (last) or `_BFC_<year>` (before the vintage);
+    // its own `is_buffer` column agrees with these tokens on every sample row.
+    let buffer = fields[2..].iter().any(|f| *f == "BF" || *f == "BFC");
     // A trailing year names the vintage of a block split out of a longer verification period.
-    let vintage = body
-        .last()
+    let vintage = fields
+        .iter()
+        .rev()
+        .find(|f| **f != "BF")
         .filter(|f| f.len() == 4)
         .and_then(|f| year("vintage", f).ok())
         .map(Vintage::Year);
@@ -549,20 +649,35 @@ fn native(text: &str) -> Result<SerialBlock, SerialError> {
 }
 
 /// Whether two registry project ids name the same project: `1340`, `VCS1340` and `vcs-1340` do,
-/// as do `GS11236` and `GLD11236` (OffsetsDB's prefix). Ids that end in digits compare by those
-/// digits; others compare whole, ignoring case.
+/// as do `GS11236` and `GLD11236` (OffsetsDB's prefix), but `CAR1340` and `VCS1340` do not. An id
+/// is a letter prefix and a number; two numbers must be equal, and two prefixes (where both ids
+/// have one) must name the same registry. Ids without a trailing number compare whole, ignoring
+/// case.
 pub fn same_project(a: &str, b: &str) -> bool {
-    fn digits(id: &str) -> Option<&str> {
-        let start = id
+    fn split(id: &str) -> Option<(String, &str)> {
+        let id = id.trim();
+        let digits_at = id
             .char_indices()
             .rev()
             .take_while(|(_, c)| c.is_ascii_digit())
             .last()
             .map(|(i, _)| i)?;
-        Some(id[start..].trim_start_matches('0'))
+        let prefix: String = id[..digits_at]
+            .chars()
+            .filter(char::is_ascii_alphabetic)
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let prefix = match prefix.as_str() {
+            "GLD" => "GS".to_owned(),
+            "VERRA" => "VCS".to_owned(),
+            _ => prefix,
+        };
+        Some((prefix, id[digits_at..].trim_start_matches('0')))
     }
-    match (digits(a.trim()), digits(b.trim())) {
-        (Some(x), Some(y)) => x == y,
+    match (split(a), split(b)) {
+        (Some((pa, na)), Some((pb, nb))) => {
+            na == nb && (pa.is_empty() || pb.is_empty() || pa == pb)
+        }
         _ => a.trim().eq_ignore_ascii_case(b.trim()),
     }
 }
@@ -597,6 +712,14 @@ mod tests {
         assert_eq!(block.quantity(), 10);
         assert_eq!(block.project.as_deref(), Some("VCS709"));
         assert_eq!(block.country.as_deref(), Some("IN"));
+        assert_eq!(
+            block.namespace, "VCS",
+            "one namespace with the 13-field form"
+        );
+        assert_eq!(
+            block.render(block.range),
+            "5185-226383355-226383364-VCU-016-APX-IN-1-709-01012011-31122011-0"
+        );
         assert_eq!(
             block.vintage,
             Some(Vintage::Period {
@@ -685,11 +808,83 @@ mod tests {
     }
 
     #[test]
+    fn one_credit_has_one_spelling_so_an_alias_cannot_open_a_second_namespace() {
+        let real = parse(Standard::Acr, "ACR-FR-1129-2025-2917-30932 to 35143").unwrap();
+        for alias in [
+            "ACR-FR-1129-2025-02917-30932 to 35143",
+            "ACR-FR-01129-2025-2917-30932 to 35143",
+            "ACR-FR-1129-2025-2917-030932 to 35143",
+        ] {
+            assert!(parse(Standard::Acr, alias).is_err(), "{alias}");
+        }
+        for alias in [
+            "CAR-1-US-1335-31-983-ks-2025-9205-1 to 5000",
+            "CAR-1-US-1335-031-983-KS-2025-9205-1 to 5000",
+        ] {
+            assert!(parse(Standard::Car, alias).is_err(), "{alias}");
+        }
+        assert!(
+            parse(
+                Standard::GoldStandard,
+                "GS1-01-UG-GS11236-16-2024-30307-1-19149"
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                Standard::GoldStandard,
+                "GSX-1-UG-GS11236-16-2024-30307-1-19149"
+            )
+            .is_err()
+        );
+        assert!(parse(Standard::Cercarbono, "CDC_1_1_1_321_14_01_2009 1 to 5").is_err());
+        assert!(parse(Standard::Cercarbono, "CDC_1_1__321_14_1_2009 1 to 5").is_err());
+        assert_eq!(real.namespace, "ACR#ACR-FR-1129-2025-2917");
+    }
+
+    #[test]
+    fn cercarbono_buffer_blocks_are_marked_bf_or_bfc_and_keep_their_vintage() {
+        for (serial, vintage) in [
+            ("CDC_1_1_1_321_14_1_2008_BF 1 to 226", Some(2008)),
+            ("CDC_1_1_1_321_14_1_BF 1 to 11072", None),
+            ("CDC_8_1_1_321_14_R1_XA_CO_1_2_BFC_2018 1 to 10", Some(2018)),
+        ] {
+            let block = parse(Standard::Cercarbono, serial).unwrap();
+            assert!(block.buffer, "{serial}");
+            assert_eq!(block.vintage, vintage.map(Vintage::Year), "{serial}");
+        }
+        let own = parse(Standard::Cercarbono, "CDC_1_1_1_321_14_1_2009 4426 to 4971").unwrap();
+        assert!(!own.buffer);
+        assert_eq!(own.vintage, Some(Vintage::Year(2009)));
+        assert_eq!(own.quantity(), 546);
+    }
+
+    #[test]
+    fn an_art_programme_is_one_namespace_and_an_fcpf_issuance_is_its_own() {
+        let a = parse(Standard::Art, "ART-GY-102-2016-9-1 to 1400").unwrap();
+        let b = parse(Standard::Art, "ART-GY-102-2021-11-2750301 to 2750400").unwrap();
+        assert_eq!(a.namespace, "ART#ART-GY-102");
+        assert_eq!(a.namespace, b.namespace);
+        let c = parse(Standard::Art, "FCPF-CI-130-2023-20-1 to 46404").unwrap();
+        let d = parse(Standard::Art, "FCPF-CI-130-2023-21-1 to 63392").unwrap();
+        assert_ne!(
+            c.namespace, d.namespace,
+            "FCPF restarts at 1 for each issuance"
+        );
+        assert_eq!(c.project.as_deref(), Some("ART130"));
+    }
+
+    #[test]
     fn project_ids_compare_by_their_number() {
         assert!(same_project("VCS1340", "1340"));
         assert!(same_project("GS11236", "GLD11236"));
         assert!(same_project("CDC-1", "CDC-01"));
         assert!(!same_project("VCS1340", "VCS134"));
+        assert!(
+            !same_project("CAR1340", "VCS1340"),
+            "another registry's project"
+        );
+        assert!(same_project("ACR1129", "1129"));
         assert!(same_project("prj_ABC", "PRJ_abc"));
     }
 

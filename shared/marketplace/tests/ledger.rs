@@ -65,12 +65,14 @@ fn inventory() -> Account {
     Account::Inventory(DEVELOPER.into())
 }
 
+/// A movement with an id of its own.
 fn to(from: Account, to: Account, quantity: u64, issuance: &str) -> Transfer {
     Transfer {
+        id: format!("mv_{}", namespace()),
         from,
         to,
         quantity,
-        issuance: Some(issuance.into()),
+        issuance: issuance.into(),
     }
 }
 
@@ -152,6 +154,24 @@ async fn a_claim_overlapping_another_in_its_namespace_is_refused(table: Arc<dyn 
     y.serial = verra(batch + 450, batch + 549);
     let (a, b) = tokio::join!(ledger.issue(x), ledger.issue(y));
     assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1, "{a:?} / {b:?}");
+    let lost = if a.is_ok() { b } else { a };
+    assert!(matches!(lost, Err(LedgerError::Overlap { .. })), "{lost:?}");
+
+    // The same range again under another spelling of the same credits: a leading zero.
+    let mut alias = native(1, 0);
+    alias.serial = verra(batch + 100, batch + 199);
+    alias.serial.range = Range::new(batch + 100, batch + 199).unwrap();
+    assert!(
+        serial::parse(
+            Standard::Vcs,
+            &format!(
+                "19385-0{}-{}-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1",
+                batch + 100,
+                batch + 199
+            )
+        )
+        .is_err()
+    );
 }
 
 async fn transfers_split_blocks_and_final_accounts_never_move(table: Arc<dyn Table>) {
@@ -181,6 +201,11 @@ async fn transfers_split_blocks_and_final_accounts_never_move(table: Arc<dyn Tab
     assert_eq!(moved[0].range, Range::new(1, 15).unwrap());
     let balances = assert_whole(&ledger, id).await;
     assert_eq!(balances[&inventory()], 60);
+    assert_eq!(
+        ledger.balance(&listing, None).await.unwrap(),
+        25,
+        "without an issuance filter"
+    );
     assert_eq!(balances[&listing], 25);
     assert_eq!(balances[&retired], 15);
     assert!(!balances.contains_key(&reserved));
@@ -190,6 +215,32 @@ async fn transfers_split_blocks_and_final_accounts_never_move(table: Arc<dyn Tab
         .await
         .unwrap_err();
     assert!(matches!(error, LedgerError::Final(_)), "{error:?}");
+    let cancelled = Account::Cancelled("cnl_1".into());
+    ledger
+        .transfer(&to(inventory(), cancelled.clone(), 5, id), &[])
+        .await
+        .unwrap();
+    let error = ledger
+        .transfer(&to(cancelled, inventory(), 1, id), &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, LedgerError::Final(_)), "{error:?}");
+    let error = ledger
+        .transfer(&to(inventory(), listing.clone(), 0, id), &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, LedgerError::Invalid(_)), "{error:?}");
+    let error = ledger
+        .transfer(
+            &to(inventory(), Account::Listing(String::new()), 1, id),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, LedgerError::Invalid(_)),
+        "an empty account id: {error:?}"
+    );
     let error = ledger
         .transfer(&to(listing.clone(), reserved.clone(), 26, id), &[])
         .await
@@ -227,6 +278,48 @@ async fn transfers_split_blocks_and_final_accounts_never_move(table: Arc<dyn Tab
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+async fn a_movement_is_made_once_under_its_id_and_an_issuance_once_under_its_id(
+    table: Arc<dyn Table>,
+) {
+    let ledger = Ledger::new(table);
+    let new = native(50, 0);
+    let issuance = ledger.issue(new.clone()).await.unwrap();
+    let again = ledger
+        .issue(new.clone())
+        .await
+        .expect("issuing the same again returns it");
+    assert_eq!(again, issuance);
+    let mut other = new.clone();
+    other.project_id = "prj_other".into();
+    assert_eq!(
+        ledger.issue(other).await.unwrap_err(),
+        LedgerError::AlreadyIssued(issuance.id.clone())
+    );
+
+    let listing = Account::Listing("lst_once".into());
+    let once = to(inventory(), listing.clone(), 20, &issuance.id);
+    let first = ledger.transfer(&once, &[]).await.unwrap();
+    let replay = ledger
+        .transfer(&once, &[])
+        .await
+        .expect("a replay answers what moved");
+    assert_eq!(
+        replay.iter().map(|b| b.range).collect::<Vec<_>>(),
+        first.iter().map(|b| b.range).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ledger.balance(&listing, Some(&issuance.id)).await.unwrap(),
+        20,
+        "moved once"
+    );
+    let mut reused = once.clone();
+    reused.quantity = 21;
+    assert_eq!(
+        ledger.transfer(&reused, &[]).await.unwrap_err(),
+        LedgerError::MovementReused(once.id.clone())
     );
 }
 
@@ -325,6 +418,7 @@ both_faces!(
     a_claim_overlapping_another_in_its_namespace_is_refused,
     transfers_split_blocks_and_final_accounts_never_move,
     a_failed_guard_of_the_caller_writes_nothing,
+    a_movement_is_made_once_under_its_id_and_an_issuance_once_under_its_id,
     fifty_concurrent_reservations_from_one_block_never_over_allocate,
 );
 
@@ -383,7 +477,10 @@ mod property {
                             prop_assert_eq!((available, requested), (held, n));
                             prop_assert!(held < n);
                         }
-                        Err(_) => prop_assert!(!allowed, "{from:?} -> {into:?} x{n} refused"),
+                                                Err(LedgerError::Final(_) | LedgerError::IntoBuffer | LedgerError::Invalid(_)) => {
+                            prop_assert!(!allowed, "{from:?} -> {into:?} x{n} refused")
+                        }
+                        Err(other) => prop_assert!(false, "{from:?} -> {into:?} x{n}: {other:?}"),
                     }
                     let balances = assert_whole(&ledger, &issuance.id).await;
                     expected.retain(|_, n| *n > 0);
