@@ -34,6 +34,9 @@
 //! | serial range claimed by an issuance | `SERIALS#<namespace>` | `RANGE#<first, 20 digits>` | | |
 //! | serial namespace head (serialises claims) | `SERIALS#<namespace>` | `HEAD` | | |
 //! | ledger movement (made once) | `MOVE#<movementId>` | `MOVE` | | |
+//! | project | `PROJECT#<projectId>` | `PROJECT` | `OWNER#<owner>#PROJECTS` / `<createdAt>#<projectId>` | `VERIFICATION#<status>` / `<movedAt>#<projectId>` while submitted or under review |
+//! | project history entry | `PROJECT#<projectId>` | `HISTORY#<at>#<entryId>` | | |
+//! | project document | `PROJECT#<projectId>` | `DOC#<documentId>` | | |
 //!
 //! A footprint owner and an audit stream are `USER#<userId>` or `ORG#<orgId>`.
 //!
@@ -372,6 +375,63 @@ pub fn block_of_account(account: &str, issuance_id: &str, first: u64) -> IndexKe
 /// Sort-key prefix, in [`blocks_of_account`], of an account's blocks of one issuance.
 pub fn blocks_of_issuance_in_account(issuance_id: &str) -> String {
     format!("{issuance_id}#")
+}
+
+pub fn project(project_id: &str) -> Key {
+    Key::new(format!("PROJECT#{project_id}"), "PROJECT")
+}
+
+/// GSI1 partition listing an owner's projects (`USER#<id>` or `ORG#<id>`), oldest first.
+pub fn projects_of_owner(owner: &str) -> String {
+    format!("OWNER#{owner}#PROJECTS")
+}
+
+/// A project's entry in [`projects_of_owner`].
+pub fn project_of_owner(owner: &str, created_at: DateTime<Utc>, project_id: &str) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi1,
+        projects_of_owner(owner),
+        format!("{}#{project_id}", sortable_time(created_at)),
+    )
+}
+
+/// GSI2 partition of the verification queue: projects in one status, by when they moved there.
+pub fn verification_queue(status: &str) -> String {
+    format!("VERIFICATION#{status}")
+}
+
+/// A project's entry in [`verification_queue`].
+pub fn verification_queue_entry(
+    status: &str,
+    moved_at: DateTime<Utc>,
+    project_id: &str,
+) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi2,
+        verification_queue(status),
+        format!("{}#{project_id}", sortable_time(moved_at)),
+    )
+}
+
+/// Sort-key prefix of a project's history entries.
+pub const PROJECT_HISTORY_PREFIX: &str = "HISTORY#";
+
+/// One move of a project, in time order within its partition.
+pub fn project_history(project_id: &str, at: DateTime<Utc>, entry_id: &str) -> Key {
+    Key::new(
+        project(project_id).pk,
+        format!("{PROJECT_HISTORY_PREFIX}{}#{entry_id}", sortable_time(at)),
+    )
+}
+
+/// Sort-key prefix of a project's documents.
+pub const PROJECT_DOCUMENT_PREFIX: &str = "DOC#";
+
+pub fn project_document(project_id: &str, document_id: &str) -> Key {
+    Key::new(
+        project(project_id).pk,
+        format!("{PROJECT_DOCUMENT_PREFIX}{document_id}"),
+    )
 }
 
 /// A ledger movement's record, by the id its caller chose: a movement is made once.

@@ -10,6 +10,7 @@
 
 pub mod issuance;
 pub mod ledger;
+pub mod projects;
 pub mod serial;
 pub mod taxonomy;
 

@@ -2,7 +2,7 @@
 //! concurrency included; a property test drives random movements through the embedded face.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use amanar_core::table::{Condition, Key, Table, WriteOp};
 use amanar_marketplace::ledger::{
@@ -12,37 +12,9 @@ use amanar_marketplace::serial::{self, Range, Standard, Vintage};
 use amanar_testkit::namespace;
 use chrono::Utc;
 
-fn embedded() -> Arc<dyn Table> {
-    static TABLE: OnceLock<Arc<dyn Table>> = OnceLock::new();
-    TABLE
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap().keep();
-            Arc::new(amanar_embedded::EmbeddedStore::open(&dir).unwrap().table)
-        })
-        .clone()
-}
+mod common;
 
-async fn dynamo() -> Arc<dyn Table> {
-    use amanar_testkit::{block_on_own_runtime, emulator_sdk_config};
-    static NAME: OnceLock<String> = OnceLock::new();
-    let name = NAME
-        .get_or_init(|| {
-            block_on_own_runtime(async {
-                let name = format!("ledger-{}", namespace());
-                let client = aws_sdk_dynamodb::Client::new(&emulator_sdk_config().await);
-                amanar_dynamo::DynamoTable::new(client, &name)
-                    .create_table()
-                    .await
-                    .expect("create table on the emulator");
-                name
-            })
-        })
-        .clone();
-    Arc::new(amanar_dynamo::DynamoTable::new(
-        aws_sdk_dynamodb::Client::new(&emulator_sdk_config().await),
-        name,
-    ))
-}
+use common::embedded;
 
 const DEVELOPER: &str = "ORG#org_dev";
 
@@ -390,27 +362,6 @@ async fn fifty_concurrent_reservations_from_one_block_never_over_allocate(table:
         .map(|(_, n)| n)
         .sum();
     assert_eq!(reserved, 99);
-}
-
-macro_rules! both_faces {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::embedded()).await;
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::dynamo().await).await;
-                }
-            )*
-        }
-    };
 }
 
 both_faces!(

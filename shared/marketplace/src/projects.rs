@@ -1,0 +1,773 @@
+//! Carbon projects: their fields and checks, their documents, and the verification workflow.
+//!
+//! `draft -> submitted -> under_review -> changes_requested | approved | rejected`, and
+//! `changes_requested -> submitted` again. Every move is one write conditioned on the version the
+//! mover read, so of two concurrent decisions exactly one lands and the other learns the state it
+//! lost to. Each move writes its history entry in the same write. Submitting also checks, in that
+//! write, that an accepted project-design document exists.
+//!
+//! Edits are allowed in `draft` and `changes_requested` only, with optimistic concurrency: the
+//! caller names the version it edited.
+
+use std::sync::Arc;
+
+use amanar_core::keys;
+use amanar_core::table::{
+    Condition, Cursor, Index, IndexKey, Query, SortKey, Table, TableError, Update, VERSION,
+    WriteOp, items,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::serial::Standard;
+use crate::taxonomy;
+
+/// Removal (carbon taken out of the atmosphere) or avoidance (emissions prevented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mechanism {
+    Removal,
+    Avoidance,
+}
+
+/// When credits are issued: after the tonnes are verified, or ahead of them (forward credits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuanceType {
+    ExPost,
+    ExAnte,
+}
+
+/// The labels a project may carry beside its standard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    /// Climate, Community & Biodiversity Standards (Verra).
+    Ccb,
+    /// ICVCM Core Carbon Principles approved.
+    Ccp,
+    CorsiaEligible,
+    Article6Authorised,
+    CorrespondingAdjustment,
+}
+
+/// Where the project is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// A place name ("Bale Mountains, Oromia").
+    pub name: Option<String>,
+}
+
+/// The fields a developer writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectFields {
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub project_type: String,
+    /// OffsetsDB protocol id (`vm0015`, `acm0002`).
+    pub protocol: Option<String>,
+    pub standard: Standard,
+    pub mechanism: Mechanism,
+    pub issuance_type: IssuanceType,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub location: Option<Location>,
+    /// UN Sustainable Development Goals, 1 to 17.
+    pub sdgs: Vec<u8>,
+    pub labels: Vec<Label>,
+    /// How long the stored carbon is expected to stay out of the atmosphere, in years.
+    pub permanence_years: Option<u32>,
+    /// The project's id at its registry (`VCS1340`); none for `NATIVE`.
+    pub registry_project_id: Option<String>,
+    pub registry_url: Option<String>,
+}
+
+/// Where a project is in verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Draft,
+    Submitted,
+    UnderReview,
+    ChangesRequested,
+    Approved,
+    Rejected,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::Submitted => "submitted",
+            Status::UnderReview => "under_review",
+            Status::ChangesRequested => "changes_requested",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+        }
+    }
+
+    pub fn editable(self) -> bool {
+        matches!(self, Status::Draft | Status::ChangesRequested)
+    }
+}
+
+/// A verifier's decision on a project under review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+    RequestChanges,
+}
+
+impl Decision {
+    fn status(self) -> Status {
+        match self {
+            Decision::Approve => Status::Approved,
+            Decision::Reject => Status::Rejected,
+            Decision::RequestChanges => Status::ChangesRequested,
+        }
+    }
+}
+
+/// A stored project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    pub id: String,
+    /// `USER#<id>` or `ORG#<id>`.
+    pub owner: String,
+    #[serde(flatten)]
+    pub fields: ProjectFields,
+    pub status: Status,
+    /// The verifier who took the project for review, while it is under review or decided.
+    pub reviewer: Option<String>,
+    pub version: u64,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One move of a project, as `GET /v1/projects/{id}/history` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub from: Option<Status>,
+    pub to: Status,
+    pub notes: Option<String>,
+}
+
+/// The kinds of document a project holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    ProjectDesign,
+    ValidationReport,
+    MonitoringReport,
+    VerificationReport,
+    Other,
+}
+
+/// Where a document's file is: waiting for its upload and check, or settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentState {
+    Pending,
+    Accepted,
+    Rejected,
+}
+
+/// A field that failed its check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn problem(field: &'static str, message: impl Into<String>) -> FieldProblem {
+    FieldProblem {
+        field,
+        message: message.into(),
+    }
+}
+
+/// ISO 3166-1 alpha-2 codes (tzdata's `iso3166.tab`, public domain), compiled in.
+const COUNTRIES: &str = include_str!("../data/countries.txt");
+
+pub fn is_country(code: &str) -> bool {
+    code.len() == 2 && COUNTRIES.lines().any(|line| line == code)
+}
+
+/// Checks every field, returning all problems at once.
+pub fn check(fields: &ProjectFields) -> Vec<FieldProblem> {
+    let mut problems = Vec::new();
+    let name = fields.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        problems.push(problem("name", "must be 1 to 200 characters"));
+    }
+    if fields.description.chars().count() > 10_000 {
+        problems.push(problem("description", "must be at most 10,000 characters"));
+    }
+    match taxonomy::project_type(&fields.project_type) {
+        None => problems.push(problem(
+            "projectType",
+            "must be an OffsetsDB project type (GET /v1/projects/taxonomy lists them)",
+        )),
+        Some(t) if t.category != fields.category => problems.push(problem(
+            "category",
+            format!(
+                "project type {:?} belongs to category {:?}",
+                t.key, t.category
+            ),
+        )),
+        Some(_) => {}
+    }
+    if !taxonomy::categories().contains(&fields.category.as_str()) {
+        problems.push(problem("category", "must be an OffsetsDB category"));
+    }
+    if let Some(protocol) = &fields.protocol
+        && taxonomy::protocol(protocol).is_none()
+    {
+        problems.push(problem(
+            "protocol",
+            "must be an OffsetsDB protocol id (acm0002, vm0015)",
+        ));
+    }
+    if !is_country(&fields.country) {
+        problems.push(problem(
+            "country",
+            "must be an ISO 3166-1 alpha-2 code (ET, BR)",
+        ));
+    }
+    if let Some(location) = &fields.location {
+        if !(-90.0..=90.0).contains(&location.latitude) {
+            problems.push(problem("location.latitude", "must be from -90 to 90"));
+        }
+        if !(-180.0..=180.0).contains(&location.longitude) {
+            problems.push(problem("location.longitude", "must be from -180 to 180"));
+        }
+        if location
+            .name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > 200)
+        {
+            problems.push(problem("location.name", "must be at most 200 characters"));
+        }
+    }
+    let mut sdgs = fields.sdgs.clone();
+    sdgs.sort_unstable();
+    sdgs.dedup();
+    if sdgs.len() != fields.sdgs.len() || fields.sdgs.iter().any(|g| !(1..=17).contains(g)) {
+        problems.push(problem("sdgs", "must be distinct goals from 1 to 17"));
+    }
+    let mut labels = fields.labels.clone();
+    labels.sort_unstable();
+    labels.dedup();
+    if labels.len() != fields.labels.len() {
+        problems.push(problem("labels", "must be distinct"));
+    }
+    if fields
+        .permanence_years
+        .is_some_and(|y| y == 0 || y > 100_000)
+    {
+        problems.push(problem("permanenceYears", "must be from 1 to 100,000"));
+    }
+    match (fields.standard, &fields.registry_project_id) {
+        (Standard::Native, Some(_)) => problems.push(problem(
+            "registryProjectId",
+            "a NATIVE project has no registry id: its credits are issued here",
+        )),
+        (_, Some(id)) if id.trim().is_empty() || id.len() > 64 => {
+            problems.push(problem("registryProjectId", "must be 1 to 64 characters"))
+        }
+        _ => {}
+    }
+    if let Some(url) = &fields.registry_url
+        && (!url.starts_with("https://") || url.len() > 500 || url.contains(char::is_whitespace))
+    {
+        problems.push(problem(
+            "registryUrl",
+            "must be an https URL of at most 500 characters",
+        ));
+    }
+    problems
+}
+
+/// Why a project store operation was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProjectError {
+    #[error("no such project")]
+    NotFound,
+    /// The project is not in a state that allows the move; `current` says where it is.
+    #[error("the project is {current}")]
+    State { current: &'static str },
+    /// The caller edited another version than the stored one.
+    #[error("the project is at version {current}")]
+    Version { current: u64 },
+    #[error("submitting needs an accepted project-design document")]
+    NoDesignDocument,
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+/// Projects over the Table port.
+#[derive(Clone)]
+pub struct Projects {
+    table: Arc<dyn Table>,
+}
+
+/// Where a submitted or in-review project waits for verifiers.
+fn queue_entry(status: Status, at: DateTime<Utc>, id: &str) -> Option<IndexKey> {
+    matches!(status, Status::Submitted | Status::UnderReview)
+        .then(|| keys::verification_queue_entry(status.as_str(), at, id))
+}
+
+impl Projects {
+    pub fn new(table: Arc<dyn Table>) -> Self {
+        Self { table }
+    }
+
+    /// Creates a draft. The fields must already pass [`check`].
+    pub async fn create(
+        &self,
+        id: &str,
+        owner: &str,
+        fields: ProjectFields,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Project, ProjectError> {
+        let project = Project {
+            id: id.to_owned(),
+            owner: owner.to_owned(),
+            fields,
+            status: Status::Draft,
+            reviewer: None,
+            version: 1,
+            created_by: actor.to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut item = items::with_key(&keys::project(id), &project)?;
+        keys::project_of_owner(owner, now, id).insert_into(&mut item);
+        let history = self.history_op(id, now, actor, None, Status::Draft, None)?;
+        self.table
+            .write(vec![WriteOp::put(item).when(Condition::NotExists), history])
+            .await?;
+        Ok(project)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Project>, ProjectError> {
+        Ok(items::load(self.table.as_ref(), &keys::project(id)).await?)
+    }
+
+    async fn load(&self, id: &str) -> Result<Project, ProjectError> {
+        self.get(id).await?.ok_or(ProjectError::NotFound)
+    }
+
+    /// Replaces the fields of a draft (or a project whose changes were requested), if the stored
+    /// version is `version`.
+    pub async fn edit(
+        &self,
+        id: &str,
+        version: u64,
+        fields: ProjectFields,
+        now: DateTime<Utc>,
+    ) -> Result<Project, ProjectError> {
+        let mut project = self.load(id).await?;
+        if project.version != version {
+            return Err(ProjectError::Version {
+                current: project.version,
+            });
+        }
+        if !project.status.editable() {
+            return Err(ProjectError::State {
+                current: project.status.as_str(),
+            });
+        }
+        project.fields = fields;
+        project.version += 1;
+        project.updated_at = now;
+        let mut item = items::with_key(&keys::project(id), &project)?;
+        keys::project_of_owner(&project.owner, project.created_at, id).insert_into(&mut item);
+        // The version condition also pins the status read above.
+        let write = WriteOp::put(item).when(Condition::VersionIs(version));
+        match self.table.write(vec![write]).await {
+            Ok(()) => Ok(project),
+            Err(TableError::ConditionFailed { .. }) => Err(self.lost(id).await),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `draft | changes_requested -> submitted`, once an accepted project-design document exists.
+    pub async fn submit(
+        &self,
+        id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Project, ProjectError> {
+        let project = self.load(id).await?;
+        if !project.status.editable() {
+            return Err(ProjectError::State {
+                current: project.status.as_str(),
+            });
+        }
+        let design = self
+            .documents(id)
+            .await?
+            .into_iter()
+            .find(|d| d.kind == DocumentKind::ProjectDesign && d.state == DocumentState::Accepted)
+            .ok_or(ProjectError::NoDesignDocument)?;
+        let check = WriteOp::check(
+            keys::project_document(id, &design.id),
+            Condition::Equals("state".into(), json!("accepted")),
+        );
+        self.transition(
+            project,
+            Status::Submitted,
+            actor,
+            None,
+            None,
+            now,
+            vec![check],
+        )
+        .await
+    }
+
+    /// `submitted -> under_review`: the verifier takes the project.
+    pub async fn take(
+        &self,
+        id: &str,
+        verifier: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Project, ProjectError> {
+        let project = self.load(id).await?;
+        if project.status != Status::Submitted {
+            return Err(ProjectError::State {
+                current: project.status.as_str(),
+            });
+        }
+        self.transition(
+            project,
+            Status::UnderReview,
+            verifier,
+            Some(verifier),
+            None,
+            now,
+            vec![],
+        )
+        .await
+    }
+
+    /// `under_review -> approved | rejected | changes_requested`, with notes.
+    pub async fn decide(
+        &self,
+        id: &str,
+        verifier: &str,
+        decision: Decision,
+        notes: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Project, ProjectError> {
+        let project = self.load(id).await?;
+        if project.status != Status::UnderReview {
+            return Err(ProjectError::State {
+                current: project.status.as_str(),
+            });
+        }
+        let reviewer = project.reviewer.clone();
+        self.transition(
+            project,
+            decision.status(),
+            verifier,
+            reviewer.as_deref(),
+            notes,
+            now,
+            vec![],
+        )
+        .await
+    }
+
+    /// One move: the project as read, to `to`, conditioned on the version read, with its history
+    /// entry and the caller's checks in the same write.
+    #[allow(clippy::too_many_arguments)]
+    async fn transition(
+        &self,
+        project: Project,
+        to: Status,
+        actor: &str,
+        reviewer: Option<&str>,
+        notes: Option<String>,
+        now: DateTime<Utc>,
+        checks: Vec<WriteOp>,
+    ) -> Result<Project, ProjectError> {
+        let mut update = Update::new()
+            .set("status", to.as_str())
+            .set("updatedAt", json!(now))
+            .set(VERSION, project.version + 1);
+        update = match reviewer {
+            Some(reviewer) => update.set("reviewer", reviewer),
+            None => update.set("reviewer", serde_json::Value::Null),
+        };
+        update = match queue_entry(to, now, &project.id) {
+            Some(entry) => update.set_index(entry),
+            None => update.remove_index(Index::Gsi2),
+        };
+        let mut ops = vec![
+            WriteOp::update(keys::project(&project.id), update)
+                .when(Condition::VersionIs(project.version)),
+            self.history_op(&project.id, now, actor, Some(project.status), to, notes)?,
+        ];
+        ops.extend(checks);
+        match self.table.write(ops).await {
+            Ok(()) => Ok(Project {
+                status: to,
+                reviewer: reviewer.map(str::to_owned),
+                version: project.version + 1,
+                updated_at: now,
+                ..project
+            }),
+            Err(TableError::ConditionFailed { index: 2.., .. }) => {
+                Err(ProjectError::NoDesignDocument)
+            }
+            Err(TableError::ConditionFailed { .. } | TableError::TransactionConflict) => {
+                Err(self.lost(&project.id).await)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What a move that lost its condition reports: the state it lost to.
+    async fn lost(&self, id: &str) -> ProjectError {
+        match self.get(id).await {
+            Ok(Some(now)) => ProjectError::State {
+                current: now.status.as_str(),
+            },
+            Ok(None) => ProjectError::NotFound,
+            Err(e) => e,
+        }
+    }
+
+    fn history_op(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        from: Option<Status>,
+        to: Status,
+        notes: Option<String>,
+    ) -> Result<WriteOp, TableError> {
+        let entry = HistoryEntry {
+            at,
+            actor: actor.to_owned(),
+            from,
+            to,
+            notes,
+        };
+        let key = keys::project_history(id, at, &amanar_core::new_id("his"));
+        Ok(WriteOp::put(items::with_key(&key, &entry)?).when(Condition::NotExists))
+    }
+
+    /// A project's moves, oldest first.
+    pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, ProjectError> {
+        let query = Query::partition(Index::Primary, keys::project(id).pk)
+            .sort(SortKey::BeginsWith(keys::PROJECT_HISTORY_PREFIX.into()));
+        let mut entries = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.table.query(&query.clone().after(cursor)).await?;
+            let (mut parsed, next) = items::parse_page(page)?;
+            entries.append(&mut parsed);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(entries),
+            }
+        }
+    }
+
+    /// The verification queue: projects in `status` (submitted or under review), oldest first.
+    pub async fn queue(
+        &self,
+        status: Status,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<(Vec<Project>, Option<Cursor>), ProjectError> {
+        let query = Query::partition(Index::Gsi2, keys::verification_queue(status.as_str()))
+            .limit(limit)
+            .after(cursor);
+        Ok(items::parse_page(self.table.query(&query).await?)?)
+    }
+
+    /// An owner's projects, oldest first.
+    pub async fn of_owner(
+        &self,
+        owner: &str,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<(Vec<Project>, Option<Cursor>), ProjectError> {
+        let query = Query::partition(Index::Gsi1, keys::projects_of_owner(owner))
+            .limit(limit)
+            .after(cursor);
+        Ok(items::parse_page(self.table.query(&query).await?)?)
+    }
+
+    /// Declares a document; its file is checked through the platform's uploads, which settle it.
+    pub async fn declare_document(
+        &self,
+        project_id: &str,
+        document: &Document,
+    ) -> Result<(), ProjectError> {
+        let item = items::with_key(&keys::project_document(project_id, &document.id), document)?;
+        let exists = WriteOp::check(keys::project(project_id), Condition::Exists);
+        match self
+            .table
+            .write(vec![WriteOp::put(item).when(Condition::NotExists), exists])
+            .await
+        {
+            Err(TableError::ConditionFailed { index: 1, .. }) => Err(ProjectError::NotFound),
+            other => Ok(other?),
+        }
+    }
+
+    /// Settles a pending document once its file was checked; `false` if it was settled before.
+    pub async fn settle_document(
+        &self,
+        project_id: &str,
+        document_id: &str,
+        state: DocumentState,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ProjectError> {
+        let mut update = Update::new()
+            .set("state", json!(state))
+            .set("settledAt", json!(now));
+        if let Some(reason) = reason {
+            update = update.set("reason", reason);
+        }
+        let op = WriteOp::update(keys::project_document(project_id, document_id), update)
+            .when(Condition::Equals("state".into(), json!("pending")));
+        match self.table.write(vec![op]).await {
+            Ok(()) => Ok(true),
+            Err(TableError::ConditionFailed { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A project's documents, oldest first.
+    pub async fn documents(&self, project_id: &str) -> Result<Vec<Document>, ProjectError> {
+        let query = Query::partition(Index::Primary, keys::project(project_id).pk)
+            .sort(SortKey::BeginsWith(keys::PROJECT_DOCUMENT_PREFIX.into()));
+        let (documents, _) = items::parse_page(self.table.query(&query).await?)?;
+        Ok(documents)
+    }
+}
+
+/// Most documents one project holds (a page of the partition).
+pub const MAX_DOCUMENTS: usize = 100;
+
+/// A project's document and the state of its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Document {
+    pub id: String,
+    pub kind: DocumentKind,
+    pub filename: String,
+    pub upload_id: String,
+    pub state: DocumentState,
+    /// Why the check refused the file.
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> ProjectFields {
+        ProjectFields {
+            name: "Bale Mountains Eco-region REDD+".into(),
+            description: "Avoided deforestation in the Bale Mountains.".into(),
+            category: "forest".into(),
+            project_type: "avoided forest conversion".into(),
+            protocol: Some("vm0015".into()),
+            standard: Standard::Vcs,
+            mechanism: Mechanism::Avoidance,
+            issuance_type: IssuanceType::ExPost,
+            country: "ET".into(),
+            location: Some(Location {
+                latitude: 6.7,
+                longitude: 39.7,
+                name: None,
+            }),
+            sdgs: vec![13, 15],
+            labels: vec![Label::Ccb],
+            permanence_years: Some(100),
+            registry_project_id: Some("VCS1340".into()),
+            registry_url: Some("https://registry.verra.org/app/projectDetail/VCS/1340".into()),
+        }
+    }
+
+    #[test]
+    fn a_sound_project_passes_and_each_bad_field_is_named() {
+        assert_eq!(check(&fields()), vec![]);
+        type Change = Box<dyn Fn(&mut ProjectFields)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (Box::new(|f| f.name = " ".into()), "name"),
+            (
+                Box::new(|f| f.project_type = "teleportation".into()),
+                "projectType",
+            ),
+            (
+                Box::new(|f| f.category = "renewable-energy".into()),
+                "category",
+            ),
+            (Box::new(|f| f.protocol = Some("vm9999".into())), "protocol"),
+            (Box::new(|f| f.country = "XX".into()), "country"),
+            (Box::new(|f| f.country = "et".into()), "country"),
+            (Box::new(|f| f.sdgs = vec![0]), "sdgs"),
+            (Box::new(|f| f.sdgs = vec![13, 13]), "sdgs"),
+            (
+                Box::new(|f| f.labels = vec![Label::Ccb, Label::Ccb]),
+                "labels",
+            ),
+            (
+                Box::new(|f| f.location.as_mut().unwrap().latitude = 91.0),
+                "location.latitude",
+            ),
+            (
+                Box::new(|f| f.registry_url = Some("http://x".into())),
+                "registryUrl",
+            ),
+            (
+                Box::new(|f| f.standard = Standard::Native),
+                "registryProjectId",
+            ),
+            (
+                Box::new(|f| f.permanence_years = Some(0)),
+                "permanenceYears",
+            ),
+        ];
+        for (change, field) in cases {
+            let mut f = fields();
+            change(&mut f);
+            let problems = check(&f);
+            assert!(
+                problems.iter().any(|p| p.field == field),
+                "{field}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_country_list_is_iso_3166_alpha_2() {
+        assert!(is_country("ET") && is_country("BR") && is_country("US"));
+        assert!(!is_country("UK"), "the United Kingdom is GB");
+        assert_eq!(COUNTRIES.lines().count(), 249);
+    }
+}

@@ -1,0 +1,233 @@
+//! Projects and the verification workflow on both faces: the embedded table and DynamoDB on moto.
+
+mod common;
+
+use std::sync::Arc;
+
+use amanar_core::table::Table;
+use amanar_marketplace::projects::{
+    Decision, Document, DocumentKind, DocumentState, IssuanceType, Label, Mechanism, ProjectError,
+    ProjectFields, Projects, Status,
+};
+use amanar_marketplace::serial::Standard;
+use amanar_testkit::namespace;
+use chrono::Utc;
+
+fn fields() -> ProjectFields {
+    ProjectFields {
+        name: "Bale Mountains Eco-region REDD+".into(),
+        description: "Avoided deforestation in the Bale Mountains.".into(),
+        category: "forest".into(),
+        project_type: "avoided forest conversion".into(),
+        protocol: Some("vm0015".into()),
+        standard: Standard::Vcs,
+        mechanism: Mechanism::Avoidance,
+        issuance_type: IssuanceType::ExPost,
+        country: "ET".into(),
+        location: None,
+        sdgs: vec![13, 15],
+        labels: vec![Label::Ccb],
+        permanence_years: None,
+        registry_project_id: Some("VCS1340".into()),
+        registry_url: None,
+    }
+}
+
+const DEVELOPER: &str = "USER#usr_dev";
+const VERIFIER: &str = "USER#usr_verifier";
+
+async fn draft(projects: &Projects) -> String {
+    let id = format!("prj_{}", namespace());
+    projects
+        .create(&id, DEVELOPER, fields(), DEVELOPER, Utc::now())
+        .await
+        .unwrap();
+    id
+}
+
+async fn accepted_design(projects: &Projects, id: &str) {
+    let document = Document {
+        id: format!("doc_{}", namespace()),
+        kind: DocumentKind::ProjectDesign,
+        filename: "pdd.pdf".into(),
+        upload_id: format!("upl_{}", namespace()),
+        state: DocumentState::Pending,
+        reason: None,
+        created_at: Utc::now(),
+    };
+    projects.declare_document(id, &document).await.unwrap();
+    assert!(
+        projects
+            .settle_document(id, &document.id, DocumentState::Accepted, None, Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !projects
+            .settle_document(id, &document.id, DocumentState::Rejected, None, Utc::now())
+            .await
+            .unwrap(),
+        "a settled document stays settled"
+    );
+}
+
+async fn a_project_goes_through_changes_to_approval_and_records_each_move(table: Arc<dyn Table>) {
+    let projects = Projects::new(table);
+    let id = draft(&projects).await;
+    assert_eq!(
+        projects
+            .submit(&id, DEVELOPER, Utc::now())
+            .await
+            .unwrap_err(),
+        ProjectError::NoDesignDocument
+    );
+    accepted_design(&projects, &id).await;
+    let submitted = projects.submit(&id, DEVELOPER, Utc::now()).await.unwrap();
+    assert_eq!(submitted.status, Status::Submitted);
+    let (queue, _) = projects.queue(Status::Submitted, 100, None).await.unwrap();
+    assert!(
+        queue.iter().any(|p| p.id == id),
+        "a submitted project waits in the queue"
+    );
+
+    assert_eq!(
+        projects
+            .edit(&id, submitted.version, fields(), Utc::now())
+            .await
+            .unwrap_err(),
+        ProjectError::State {
+            current: "submitted"
+        },
+        "a submitted project is not editable"
+    );
+    let taken = projects.take(&id, VERIFIER, Utc::now()).await.unwrap();
+    assert_eq!(taken.reviewer.as_deref(), Some(VERIFIER));
+    let (queue, _) = projects.queue(Status::Submitted, 100, None).await.unwrap();
+    assert!(
+        !queue.iter().any(|p| p.id == id),
+        "taken off the submitted queue"
+    );
+    let changes = projects
+        .decide(
+            &id,
+            VERIFIER,
+            Decision::RequestChanges,
+            Some("Add the monitoring plan".into()),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes.status, Status::ChangesRequested);
+
+    let mut edited_fields = fields();
+    edited_fields
+        .description
+        .push_str(" Monitoring plan attached.");
+    assert_eq!(
+        projects
+            .edit(&id, changes.version - 1, edited_fields.clone(), Utc::now())
+            .await
+            .unwrap_err(),
+        ProjectError::Version {
+            current: changes.version
+        },
+        "an edit of an older version is refused"
+    );
+    let edited = projects
+        .edit(&id, changes.version, edited_fields, Utc::now())
+        .await
+        .unwrap();
+    projects.submit(&id, DEVELOPER, Utc::now()).await.unwrap();
+    projects.take(&id, VERIFIER, Utc::now()).await.unwrap();
+    let approved = projects
+        .decide(&id, VERIFIER, Decision::Approve, None, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(approved.status, Status::Approved);
+    assert_eq!(
+        projects.get(&id).await.unwrap().unwrap().fields,
+        edited.fields
+    );
+
+    let history = projects.history(&id).await.unwrap();
+    let moves: Vec<(Option<Status>, Status)> = history.iter().map(|h| (h.from, h.to)).collect();
+    assert_eq!(
+        moves,
+        [
+            (None, Status::Draft),
+            (Some(Status::Draft), Status::Submitted),
+            (Some(Status::Submitted), Status::UnderReview),
+            (Some(Status::UnderReview), Status::ChangesRequested),
+            (Some(Status::ChangesRequested), Status::Submitted),
+            (Some(Status::Submitted), Status::UnderReview),
+            (Some(Status::UnderReview), Status::Approved),
+        ]
+    );
+    assert_eq!(history[3].notes.as_deref(), Some("Add the monitoring plan"));
+    assert_eq!(history[3].actor, VERIFIER);
+
+    // An illegal move names where the project is.
+    assert_eq!(
+        projects.take(&id, VERIFIER, Utc::now()).await.unwrap_err(),
+        ProjectError::State {
+            current: "approved"
+        }
+    );
+}
+
+async fn of_two_concurrent_decisions_exactly_one_lands(table: Arc<dyn Table>) {
+    let projects = Projects::new(table);
+    let id = draft(&projects).await;
+    accepted_design(&projects, &id).await;
+    projects.submit(&id, DEVELOPER, Utc::now()).await.unwrap();
+    projects.take(&id, VERIFIER, Utc::now()).await.unwrap();
+    let (a, b) = tokio::join!(
+        projects.decide(&id, VERIFIER, Decision::Approve, None, Utc::now()),
+        projects.decide(
+            &id,
+            "USER#usr_other_verifier",
+            Decision::Reject,
+            None,
+            Utc::now()
+        ),
+    );
+    assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1, "{a:?} / {b:?}");
+    let lost = if a.is_ok() { b } else { a };
+    assert!(
+        matches!(
+            lost,
+            Err(ProjectError::State {
+                current: "approved" | "rejected"
+            })
+        ),
+        "the loser learns the state it lost to: {lost:?}"
+    );
+    let history = projects.history(&id).await.unwrap();
+    assert_eq!(history.len(), 4, "one decision recorded: {history:?}");
+}
+
+async fn a_document_of_a_missing_project_is_refused(table: Arc<dyn Table>) {
+    let projects = Projects::new(table);
+    let document = Document {
+        id: "doc_1".into(),
+        kind: DocumentKind::Other,
+        filename: "x.pdf".into(),
+        upload_id: "upl_1".into(),
+        state: DocumentState::Pending,
+        reason: None,
+        created_at: Utc::now(),
+    };
+    assert_eq!(
+        projects
+            .declare_document(&format!("prj_{}", namespace()), &document)
+            .await
+            .unwrap_err(),
+        ProjectError::NotFound
+    );
+}
+
+both_faces!(
+    a_project_goes_through_changes_to_approval_and_records_each_move,
+    of_two_concurrent_decisions_exactly_one_lands,
+    a_document_of_a_missing_project_is_refused,
+);
