@@ -1,10 +1,9 @@
 //! HTTP routes of footprints and activity imports: `POST`/`GET /v1/footprints`,
 //! `GET /v1/footprints/{footprintId}`, and `POST`/`GET /v1/orgs/{orgId}/activity-imports[/{importId}]`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use amanar_core::{DepsError, FromDeps, Need, Ports, PresignedRequest, Provide, new_id};
+use amanar_core::{DepsError, FromDeps, Need, Ports, Provide, new_id};
 use amanar_http::{
     ApiError, FieldError, HttpFunction, Json, List, OrgAction, OrgGuard, PageParams, Principal,
     Problem, Query, Scope,
@@ -568,27 +567,7 @@ pub struct CreateImport {
     pub replaces: Option<String>,
 }
 
-/// How to upload the file: one request, exactly as given, before it expires.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UploadView {
-    pub method: String,
-    pub url: String,
-    /// Headers to send as given (they are signed).
-    pub headers: BTreeMap<String, String>,
-    pub expires_at: DateTime<Utc>,
-}
-
-impl From<PresignedRequest> for UploadView {
-    fn from(request: PresignedRequest) -> Self {
-        UploadView {
-            method: request.method,
-            url: request.url,
-            headers: request.headers.into_iter().collect(),
-            expires_at: request.expires_at,
-        }
-    }
-}
+pub use amanar_platform::uploads::UploadView;
 
 /// A new import and where to upload its file.
 #[derive(Debug, Serialize, ToSchema)]

@@ -288,3 +288,15 @@ impl Profiles {
         self.get(user_id).await
     }
 }
+
+/// Other contexts ask profiles for a user's account type (the marketplace: who drafts projects).
+#[async_trait::async_trait]
+impl amanar_http::auth::AccountDirectory for Profiles {
+    async fn account_type(&self, user_id: &str) -> Result<Option<String>, amanar_http::ApiError> {
+        match self.get(user_id).await {
+            Ok(profile) => Ok(Some(profile.account_type.as_str().to_owned())),
+            Err(AccountsError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -33,7 +33,12 @@ macro_rules! contexts {
     };
 }
 
-contexts!(amanar_platform, amanar_accounts, amanar_accounting);
+contexts!(
+    amanar_platform,
+    amanar_accounts,
+    amanar_accounting,
+    amanar_marketplace
+);
 
 /// The functions that serve no HTTP route: the consumer of the `jobs` queue, the S3-triggered
 /// upload check and the housekeeping schedule. Each context plugs into them through its

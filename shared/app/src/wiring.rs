@@ -6,12 +6,14 @@
 
 use std::sync::Arc;
 
+use amanar_accounts::profile::Profiles;
 use amanar_accounts::social::SocialSettings;
 use amanar_accounts::{IdentityProvider, OrgAccess};
 use amanar_core::mail::Mailer;
 use amanar_core::{Blobs, Clock, DepsError, Ports, Provide, Queue, SystemClock, Table};
 #[cfg(feature = "local")]
 use amanar_embedded::{EmbeddedStore, LocalBlobs};
+use amanar_http::auth::AccountDirectory;
 use amanar_http::scope::KnownScopes;
 use amanar_http::{Auth, OrgGuard, RateLimits, Verifier};
 #[cfg(feature = "local")]
@@ -42,6 +44,7 @@ struct Parts {
     auth: OnceCell<Arc<Auth>>,
     limits: OnceCell<RateLimits>,
     guard: OnceCell<Arc<dyn OrgGuard>>,
+    directory: OnceCell<Arc<dyn AccountDirectory>>,
 }
 
 /// What the local runtime serves for its own identity provider.
@@ -568,6 +571,19 @@ impl Wiring {
             .cloned()
     }
 
+    /// Account types for other contexts, from the accounts context's profiles.
+    pub async fn account_directory(&self) -> Result<Arc<dyn AccountDirectory>, DepsError> {
+        self.0
+            .directory
+            .get_or_try_init(|| async {
+                let profiles =
+                    Profiles::new(self.identity().await?, self.table().await?, self.clock());
+                Ok(Arc::new(profiles) as Arc<dyn AccountDirectory>)
+            })
+            .await
+            .cloned()
+    }
+
     pub fn social(&self) -> SocialSettings {
         let config = self.config();
         SocialSettings {
@@ -611,6 +627,7 @@ provide! {
     Arc<Auth> => auth,
     RateLimits => limits,
     Arc<dyn OrgGuard> => org_guard,
+    Arc<dyn AccountDirectory> => account_directory,
 }
 
 impl Provide<Arc<dyn Clock>> for Wiring {

@@ -91,6 +91,15 @@ pub trait OrgGuard: Send + Sync {
     ) -> Result<(), ApiError>;
 }
 
+/// What other contexts may ask about a user's account. The accounts context answers it from its
+/// profiles; others ask it without knowing how accounts are stored.
+#[async_trait::async_trait]
+pub trait AccountDirectory: Send + Sync {
+    /// The account type chosen at registration (`individual`, `business`, `enterprise`,
+    /// `project_developer`); `None` for an unknown user.
+    async fn account_type(&self, user_id: &str) -> Result<Option<String>, ApiError>;
+}
+
 /// Claims every access token carries, whichever provider issued it.
 #[derive(Debug, Deserialize)]
 struct Claims {

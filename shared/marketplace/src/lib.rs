@@ -8,6 +8,7 @@
 //!
 //! Reference: `docs/marketplace.md`.
 
+pub mod api;
 pub mod issuance;
 pub mod ledger;
 pub mod projects;
@@ -15,4 +16,37 @@ pub mod serial;
 pub mod taxonomy;
 
 pub use ledger::{Account, Block, Issuance, Ledger, LedgerError, NewIssuance, Transfer};
+
+use std::sync::Arc;
+
+use amanar_core::{Ports, Provide};
+use amanar_http::auth::AccountDirectory;
+use amanar_http::{Context, OrgGuard, Scope, Tag};
+
+/// API-key scopes of an organisation's projects.
+pub const PROJECTS_READ: Scope = Scope::new("projects:read");
+pub const PROJECTS_WRITE: Scope = Scope::new("projects:write");
+
+/// Every API-key scope the marketplace declares.
+pub const SCOPES: &[Scope] = &[PROJECTS_READ, PROJECTS_WRITE];
+
+pub const TAG: Tag = Tag {
+    name: "marketplace",
+    description: "Carbon projects, their documents and their verification",
+};
+
+/// The marketplace's registration: the projects function and the follow-up of checked
+/// project documents.
+pub fn context<D>() -> Context<D>
+where
+    D: Provide<Ports>
+        + Provide<Arc<dyn OrgGuard>>
+        + Provide<Arc<dyn AccountDirectory>>
+        + Sync
+        + 'static,
+{
+    Context::new("marketplace", TAG, SCOPES)
+        .http(api::PROJECTS)
+        .upload(api::DOCUMENT_UPLOAD)
+}
 pub use serial::{Range, SerialBlock, SerialError, Standard, Vintage};

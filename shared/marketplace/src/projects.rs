@@ -19,12 +19,13 @@ use amanar_core::table::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::serial::Standard;
 use crate::taxonomy;
 
 /// Removal (carbon taken out of the atmosphere) or avoidance (emissions prevented).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mechanism {
     Removal,
@@ -32,7 +33,7 @@ pub enum Mechanism {
 }
 
 /// When credits are issued: after the tonnes are verified, or ahead of them (forward credits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IssuanceType {
     ExPost,
@@ -40,7 +41,7 @@ pub enum IssuanceType {
 }
 
 /// The labels a project may carry beside its standard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Label {
     /// Climate, Community & Biodiversity Standards (Verra).
@@ -53,7 +54,7 @@ pub enum Label {
 }
 
 /// Where the project is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
     pub latitude: f64,
@@ -63,7 +64,7 @@ pub struct Location {
 }
 
 /// The fields a developer writes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectFields {
     pub name: String,
@@ -89,7 +90,7 @@ pub struct ProjectFields {
 }
 
 /// Where a project is in verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Draft,
@@ -118,7 +119,7 @@ impl Status {
 }
 
 /// A verifier's decision on a project under review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Approve,
@@ -137,7 +138,7 @@ impl Decision {
 }
 
 /// A stored project.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Project {
     pub id: String,
@@ -155,7 +156,7 @@ pub struct Project {
 }
 
 /// One move of a project, as `GET /v1/projects/{id}/history` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub at: DateTime<Utc>,
@@ -166,7 +167,7 @@ pub struct HistoryEntry {
 }
 
 /// The kinds of document a project holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentKind {
     ProjectDesign,
@@ -177,7 +178,7 @@ pub enum DocumentKind {
 }
 
 /// Where a document's file is: waiting for its upload and check, or settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentState {
     Pending,
@@ -618,18 +619,18 @@ impl Projects {
     }
 
     /// Declares a document; its file is checked through the platform's uploads, which settle it.
+    /// `with` are the caller's operations in the same write (the upload's record).
     pub async fn declare_document(
         &self,
         project_id: &str,
         document: &Document,
+        with: Vec<WriteOp>,
     ) -> Result<(), ProjectError> {
         let item = items::with_key(&keys::project_document(project_id, &document.id), document)?;
         let exists = WriteOp::check(keys::project(project_id), Condition::Exists);
-        match self
-            .table
-            .write(vec![WriteOp::put(item).when(Condition::NotExists), exists])
-            .await
-        {
+        let mut ops = vec![WriteOp::put(item).when(Condition::NotExists), exists];
+        ops.extend(with);
+        match self.table.write(ops).await {
             Err(TableError::ConditionFailed { index: 1, .. }) => Err(ProjectError::NotFound),
             other => Ok(other?),
         }
@@ -672,7 +673,7 @@ impl Projects {
 pub const MAX_DOCUMENTS: usize = 100;
 
 /// A project's document and the state of its file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Document {
     pub id: String,

@@ -55,7 +55,10 @@ async fn accepted_design(projects: &Projects, id: &str) {
         reason: None,
         created_at: Utc::now(),
     };
-    projects.declare_document(id, &document).await.unwrap();
+    projects
+        .declare_document(id, &document, vec![])
+        .await
+        .unwrap();
     assert!(
         projects
             .settle_document(id, &document.id, DocumentState::Accepted, None, Utc::now())

@@ -27,11 +27,16 @@ pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 const QUARANTINE: &str = "quarantine/";
 
 /// File types accepted, with the magic bytes that prove them.
-const ACCEPTED_TYPES: [(&str, &[u8]); 4] = [
+const ACCEPTED_TYPES: [(&str, &[u8]); 5] = [
     ("application/pdf", b"%PDF-"),
     ("image/png", b"\x89PNG\r\n\x1a\n"),
     ("image/jpeg", b"\xff\xd8\xff"),
     ("text/csv", b""),
+    // An XLSX workbook is a ZIP archive (ECMA-376 Part 2).
+    (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        b"PK\x03\x04",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -98,6 +103,28 @@ impl Upload {
             UploadStatus::Pending => self.quarantine_key(),
             UploadStatus::Accepted => format!("accepted/{}", self.id),
             UploadStatus::Rejected => format!("rejected/{}", self.id),
+        }
+    }
+}
+
+/// How to upload a file: one request, exactly as given, before it expires.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadView {
+    pub method: String,
+    pub url: String,
+    /// Headers to send as given (they are signed).
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<PresignedRequest> for UploadView {
+    fn from(request: PresignedRequest) -> Self {
+        UploadView {
+            method: request.method,
+            url: request.url,
+            headers: request.headers.into_iter().collect(),
+            expires_at: request.expires_at,
         }
     }
 }

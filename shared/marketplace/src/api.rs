@@ -1,0 +1,715 @@
+//! HTTP routes of projects, their documents and their verification (the `api-projects` function).
+//!
+//! Who may do what:
+//! - a project owned by a user (`USER#<id>`) is drafted by a `project_developer` account and read
+//!   and changed by that user alone;
+//! - a project owned by an organisation is read by its viewers and up and changed by its members
+//!   and up (API keys of the organisation with `projects:read` / `projects:write`);
+//! - verifiers (the platform role) read every project, take submitted ones for review and decide,
+//!   but never on a project that they or an organisation they belong to own;
+//! - anyone else gets 404, as if the project did not exist.
+
+use std::sync::Arc;
+
+use amanar_core::blobs::Bucket;
+use amanar_core::context::UploadFollowUp;
+use amanar_core::{DepsError, FromDeps, JobError, Need, Ports, Provide, keys, new_id};
+use amanar_http::auth::AccountDirectory;
+use amanar_http::{
+    ApiError, Caller, FieldError, HttpFunction, Json, List, OrgAction, OrgGuard, PageParams,
+    Principal, Problem, Query,
+};
+use amanar_platform::uploads::{self, NewUpload, UploadStatus, UploadView};
+use axum::extract::{FromRef, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::projects::{
+    self, Decision, Document, DocumentKind, DocumentState, HistoryEntry, Project, ProjectError,
+    ProjectFields, Projects, Status,
+};
+use crate::{PROJECTS_READ, PROJECTS_WRITE};
+
+/// The platform role that reviews projects.
+pub const VERIFIER: &str = "verifier";
+/// The upload purpose of project documents.
+pub const DOCUMENT_PURPOSE: &str = "project_document";
+/// How long a document's download URL stays valid.
+const DOWNLOAD_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// What the project handlers use.
+#[derive(Clone)]
+pub struct ProjectsState {
+    pub ports: Ports,
+    pub guard: Arc<dyn OrgGuard>,
+    pub accounts: Arc<dyn AccountDirectory>,
+}
+
+impl<D> FromDeps<D> for ProjectsState
+where
+    D: Provide<Ports> + Provide<Arc<dyn OrgGuard>> + Provide<Arc<dyn AccountDirectory>> + Sync,
+{
+    async fn from_deps(deps: &D) -> Result<Self, DepsError> {
+        Ok(Self {
+            ports: deps.need::<Ports>().await?,
+            guard: deps.need::<Arc<dyn OrgGuard>>().await?,
+            accounts: deps.need::<Arc<dyn AccountDirectory>>().await?,
+        })
+    }
+}
+
+impl ProjectsState {
+    fn projects(&self) -> Projects {
+        Projects::new(self.ports.table.clone())
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.ports.clock.now()
+    }
+
+    /// The project, if the principal may read it; 404 otherwise.
+    async fn readable(&self, principal: &Principal, id: &str) -> Result<Project, ApiError> {
+        let project = self.projects().get(id).await?.ok_or(ApiError::NotFound)?;
+        if is_verifier(principal) || self.owns(principal, &project, OrgAction::Read).await? {
+            return Ok(project);
+        }
+        Err(ApiError::NotFound)
+    }
+
+    /// The project, if the principal may change it (its owner); 404 to strangers, 403 to a
+    /// reader without write rights.
+    async fn writable(&self, principal: &Principal, id: &str) -> Result<Project, ApiError> {
+        let project = self.readable(principal, id).await?;
+        if self.owns(principal, &project, OrgAction::Write).await? {
+            return Ok(project);
+        }
+        Err(ApiError::Forbidden {
+            slug: "not-project-owner",
+            detail: "Only the project's owner may change it.".into(),
+        })
+    }
+
+    /// Whether the principal is, or acts for, the project's owner.
+    async fn owns(
+        &self,
+        principal: &Principal,
+        project: &Project,
+        action: OrgAction,
+    ) -> Result<bool, ApiError> {
+        match project.owner.split_once('#') {
+            Some(("USER", user_id)) => {
+                Ok(matches!(principal, Principal::User(c) if c.user_id == user_id))
+            }
+            Some(("ORG", org_id)) => {
+                let scope = match action {
+                    OrgAction::Read => PROJECTS_READ,
+                    OrgAction::Write => PROJECTS_WRITE,
+                };
+                match self.guard.authorize(principal, org_id, action, scope).await {
+                    Ok(()) => Ok(true),
+                    Err(ApiError::NotFound) => Ok(false),
+                    // A member whose role is too low reads but does not write.
+                    Err(ApiError::Forbidden { .. }) if action == OrgAction::Write => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Err(ApiError::unexpected(format!(
+                "project {} has owner {:?}",
+                project.id, project.owner
+            ))),
+        }
+    }
+
+    /// The verifier acting on the project: a verifier who neither owns it nor belongs to the
+    /// organisation that does.
+    async fn reviewer(&self, principal: &Principal, project: &Project) -> Result<String, ApiError> {
+        let caller = verifier(principal)?;
+        if self.owns(principal, project, OrgAction::Read).await? {
+            return Err(ApiError::Forbidden {
+                slug: "own-project",
+                detail: "A verifier never reviews a project that they or their organisation own."
+                    .into(),
+            });
+        }
+        Ok(format!("USER#{}", caller.user_id))
+    }
+}
+
+impl FromRef<ProjectsState> for Ports {
+    fn from_ref(state: &ProjectsState) -> Self {
+        state.ports.clone()
+    }
+}
+
+fn is_verifier(principal: &Principal) -> bool {
+    matches!(principal, Principal::User(c) if c.has_role(VERIFIER))
+}
+
+fn verifier(principal: &Principal) -> Result<&Caller, ApiError> {
+    match principal {
+        Principal::User(caller) if caller.has_role(VERIFIER) => Ok(caller),
+        _ => Err(ApiError::Forbidden {
+            slug: "verifier-only",
+            detail: "Only verifiers review projects.".into(),
+        }),
+    }
+}
+
+/// Who did it, as history and documents record it.
+fn actor(principal: &Principal) -> String {
+    match principal {
+        Principal::User(caller) => format!("USER#{}", caller.user_id),
+        Principal::Key(key) => format!("KEY#{}", key.key_id),
+    }
+}
+
+impl From<ProjectError> for ApiError {
+    fn from(error: ProjectError) -> Self {
+        match error {
+            ProjectError::NotFound => ApiError::NotFound,
+            ProjectError::State { current } => ApiError::Conflict {
+                slug: "project-state",
+                detail: format!("The project is {current}; that move is not open to it now."),
+            },
+            ProjectError::Version { current } => ApiError::Conflict {
+                slug: "version-conflict",
+                detail: format!(
+                    "The project is at version {current}; read it again and edit that version."
+                ),
+            },
+            ProjectError::NoDesignDocument => ApiError::Conflict {
+                slug: "design-document-missing",
+                detail: "Submitting needs an accepted project-design document: upload one \
+                         (POST /v1/projects/{projectId}/documents) and wait for its check."
+                    .into(),
+            },
+            ProjectError::Table(e) => e.into(),
+        }
+    }
+}
+
+fn invalid(problems: Vec<projects::FieldProblem>) -> ApiError {
+    ApiError::Validation(
+        problems
+            .into_iter()
+            .map(|p| FieldError::new(p.field, p.message))
+            .collect(),
+    )
+}
+
+/// The `api-projects` function.
+pub const PROJECTS: HttpFunction<ProjectsState> = HttpFunction {
+    name: "api-projects",
+    routes: projects_router,
+};
+
+fn projects_router() -> OpenApiRouter<ProjectsState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_project))
+        .routes(routes!(get_project, edit_project))
+        .routes(routes!(submit_project))
+        .routes(routes!(project_history))
+        .routes(routes!(declare_document, list_documents))
+        .routes(routes!(download_document))
+        .routes(routes!(verification_queue))
+        .routes(routes!(take_for_review))
+        .routes(routes!(decide))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire types
+
+/// A new project: its fields, and the organisation that owns it (none: the caller does).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateProject {
+    pub org_id: Option<String>,
+    #[serde(flatten)]
+    pub fields: ProjectFields,
+}
+
+/// A project with the state of its documents.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectView {
+    #[serde(flatten)]
+    pub project: Project,
+    pub documents: Vec<Document>,
+}
+
+/// A document to upload.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeclareDocument {
+    pub kind: DocumentKind,
+    #[schema(example = "project-design.pdf")]
+    pub filename: String,
+    /// `application/pdf`, `image/png`, `image/jpeg`, `text/csv` or the XLSX type.
+    pub content_type: String,
+    pub size: u64,
+    /// Hex SHA-256 of the file, checked when given.
+    pub sha256: Option<String>,
+}
+
+/// A declared document and where to upload its file.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeclaredDocument {
+    #[serde(flatten)]
+    pub document: Document,
+    pub upload: UploadView,
+}
+
+/// A short-lived link to a document's file.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadView {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A verifier's decision.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub decision: Decision,
+    /// Why, for the developer (required when changes are requested or the project is rejected).
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct QueueParams {
+    /// `submitted` (default: waiting to be taken) or `under_review`.
+    pub status: Option<Status>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+/// Drafts a project.
+#[utoipa::path(post, path = "/v1/projects", tag = "marketplace", summary = "Draft a project",
+    security(("bearer" = []), ("apiKey" = [])), request_body = CreateProject,
+    description = "A `project_developer` account drafts for itself; a member of an organisation (or its API key with `projects:write`) drafts for it with `orgId`. Fields are checked against the OffsetsDB taxonomy. Accepts `Idempotency-Key`.",
+    responses((status = 201, description = "The draft", body = Project),
+        (status = 403, description = "Not a project developer, or the role or key scope is too low", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Fields that failed their checks, each named", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_project(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Json(request): Json<CreateProject>,
+) -> Result<Response, ApiError> {
+    let problems = projects::check(&request.fields);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let owner = match (&request.org_id, &principal) {
+        (Some(org_id), _) => {
+            state
+                .guard
+                .authorize(&principal, org_id, OrgAction::Write, PROJECTS_WRITE)
+                .await?;
+            keys::footprint_owner_org(org_id)
+        }
+        (None, Principal::User(caller)) => {
+            let account_type = state.accounts.account_type(&caller.user_id).await?;
+            if account_type.as_deref() != Some("project_developer") {
+                return Err(ApiError::Forbidden {
+                    slug: "not-a-project-developer",
+                    detail: "Only project_developer accounts draft projects of their own; draft for an organisation with orgId.".into(),
+                });
+            }
+            keys::footprint_owner_user(&caller.user_id)
+        }
+        (None, Principal::Key(_)) => {
+            return Err(ApiError::validation(
+                "orgId",
+                "an API key drafts for its organisation: name it",
+            ));
+        }
+    };
+    let id = new_id("prj");
+    let project = state
+        .projects()
+        .create(&id, &owner, request.fields, &actor(&principal), state.now())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/v1/projects/{id}"))],
+        Json(project),
+    )
+        .into_response())
+}
+
+/// Reads a project with its documents.
+#[utoipa::path(get, path = "/v1/projects/{projectId}", tag = "marketplace", summary = "Get a project",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("projectId" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The project", body = ProjectView),
+        (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn get_project(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let project = state.readable(&principal, &id).await?;
+    let documents = state.projects().documents(&id).await?;
+    Ok(Json(ProjectView { project, documents }))
+}
+
+/// Changes a draft's fields (or a project whose changes were requested).
+#[utoipa::path(patch, path = "/v1/projects/{projectId}", tag = "marketplace", summary = "Edit a project",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("projectId" = String, Path, description = "Project id")),
+    request_body(content = Object, description = "`version` (the one you read) and the fields to change; absent fields stay."),
+    responses((status = 200, description = "The project", body = Project),
+        (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another version, or a state that is not editable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Fields that failed their checks", body = Problem, content_type = "application/problem+json")))]
+pub async fn edit_project(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(patch): Json<Map<String, Value>>,
+) -> Result<Json<Project>, ApiError> {
+    let project = state.writable(&principal, &id).await?;
+    let mut patch = patch;
+    let version = match patch.remove("version") {
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or_default(),
+        _ => {
+            return Err(ApiError::validation(
+                "version",
+                "the version you edited is required",
+            ));
+        }
+    };
+    let fields = merged(&project.fields, patch)?;
+    let problems = projects::check(&fields);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    Ok(Json(
+        state
+            .projects()
+            .edit(&id, version, fields, state.now())
+            .await?,
+    ))
+}
+
+/// The fields with a patch's top-level fields replaced; an unknown field is refused.
+fn merged(fields: &ProjectFields, patch: Map<String, Value>) -> Result<ProjectFields, ApiError> {
+    let Value::Object(mut current) = serde_json::to_value(fields).map_err(ApiError::unexpected)?
+    else {
+        return Err(ApiError::unexpected("project fields are an object"));
+    };
+    for (name, value) in patch {
+        if !current.contains_key(&name) {
+            return Err(ApiError::validation(name, "is not a project field"));
+        }
+        current.insert(name, value);
+    }
+    serde_path_to_error::deserialize(Value::Object(current))
+        .map_err(|e| ApiError::validation(e.path().to_string(), e.inner().to_string()))
+}
+
+/// Submits a project for verification.
+#[utoipa::path(post, path = "/v1/projects/{projectId}/submit", tag = "marketplace", summary = "Submit a project",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("projectId" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The submitted project", body = Project),
+        (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not a draft (or changes requested), or no accepted project-design document", body = Problem, content_type = "application/problem+json")))]
+pub async fn submit_project(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Project>, ApiError> {
+    state.writable(&principal, &id).await?;
+    Ok(Json(
+        state
+            .projects()
+            .submit(&id, &actor(&principal), state.now())
+            .await?,
+    ))
+}
+
+/// The project's moves through verification.
+#[utoipa::path(get, path = "/v1/projects/{projectId}/history", tag = "marketplace", summary = "Verification history",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("projectId" = String, Path, description = "Project id")),
+    responses((status = 200, description = "Every move, oldest first: actor, time, from, to, notes", body = Vec<HistoryEntry>),
+        (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn project_history(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    state.readable(&principal, &id).await?;
+    Ok(Json(state.projects().history(&id).await?))
+}
+
+/// Declares a document and returns where to upload its file.
+#[utoipa::path(post, path = "/v1/projects/{projectId}/documents", tag = "marketplace", summary = "Add a document",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("projectId" = String, Path, description = "Project id")), request_body = DeclareDocument,
+    description = "Upload the file with the returned request. Its type is checked by its first bytes (PDF, PNG, JPEG, CSV or XLSX), with its size and SHA-256; the document then shows `accepted` or `rejected` with a reason.",
+    responses((status = 201, description = "The pending document and its upload", body = DeclaredDocument),
+        (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The project holds the most documents it may", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad declaration", body = Problem, content_type = "application/problem+json")))]
+pub async fn declare_document(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(request): Json<DeclareDocument>,
+) -> Result<Response, ApiError> {
+    let project = state.writable(&principal, &id).await?;
+    let projects = state.projects();
+    if projects.documents(&id).await?.len() >= projects::MAX_DOCUMENTS {
+        return Err(ApiError::Conflict {
+            slug: "too-many-documents",
+            detail: format!(
+                "A project holds at most {} documents.",
+                projects::MAX_DOCUMENTS
+            ),
+        });
+    }
+    let document_id = new_id("doc");
+    let (upload, record) = uploads::prepare(
+        &state.ports,
+        NewUpload {
+            owner: project.owner.clone(),
+            purpose: DOCUMENT_PURPOSE.into(),
+            reference: Some(format!("{id}/{document_id}")),
+            filename: request.filename.clone(),
+            content_type: request.content_type,
+            size: request.size,
+            sha256: request.sha256,
+        },
+    )?;
+    let document = Document {
+        id: document_id,
+        kind: request.kind,
+        filename: request.filename,
+        upload_id: upload.id.clone(),
+        state: DocumentState::Pending,
+        reason: None,
+        created_at: state.now(),
+    };
+    projects
+        .declare_document(&id, &document, vec![record])
+        .await?;
+    let url = uploads::presign(&state.ports, &upload).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DeclaredDocument {
+            document,
+            upload: url.into(),
+        }),
+    )
+        .into_response())
+}
+
+/// Lists a project's documents and their states.
+#[utoipa::path(get, path = "/v1/projects/{projectId}/documents", tag = "marketplace", summary = "List documents",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("projectId" = String, Path, description = "Project id")),
+    responses((status = 200, description = "Documents, oldest first", body = Vec<Document>),
+        (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_documents(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Document>>, ApiError> {
+    state.readable(&principal, &id).await?;
+    Ok(Json(state.projects().documents(&id).await?))
+}
+
+/// A short-lived link to an accepted document's file, for its owner and verifiers.
+#[utoipa::path(get, path = "/v1/projects/{projectId}/documents/{documentId}/download", tag = "marketplace", summary = "Download a document",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("projectId" = String, Path, description = "Project id"), ("documentId" = String, Path, description = "Document id")),
+    responses((status = 200, description = "A link valid for five minutes", body = DownloadView),
+        (status = 404, description = "No such document for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The document was not accepted", body = Problem, content_type = "application/problem+json")))]
+pub async fn download_document(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path((id, document_id)): Path<(String, String)>,
+) -> Result<Json<DownloadView>, ApiError> {
+    state.readable(&principal, &id).await?;
+    let document = state
+        .projects()
+        .documents(&id)
+        .await?
+        .into_iter()
+        .find(|d| d.id == document_id)
+        .ok_or(ApiError::NotFound)?;
+    if document.state != DocumentState::Accepted {
+        return Err(ApiError::Conflict {
+            slug: "document-not-accepted",
+            detail: "Only a file that passed its check can be downloaded.".into(),
+        });
+    }
+    let upload = uploads::get(&state.ports, &document.upload_id)
+        .await?
+        .filter(|u| u.status == UploadStatus::Accepted)
+        .ok_or_else(|| {
+            ApiError::unexpected(format!("document {document_id} has no accepted upload"))
+        })?;
+    let link = state
+        .ports
+        .blobs
+        .presign_download(Bucket::Uploads, &upload.object_key(), DOWNLOAD_TTL)
+        .await?;
+    Ok(Json(DownloadView {
+        url: link.url,
+        expires_at: link.expires_at,
+    }))
+}
+
+/// Projects waiting for verifiers, oldest first.
+#[utoipa::path(get, path = "/v1/verification/queue", tag = "marketplace", summary = "Verification queue",
+    security(("bearer" = [])), params(QueueParams),
+    responses((status = 200, description = "Projects in the status asked", body = List<Project>),
+        (status = 403, description = "Not a verifier", body = Problem, content_type = "application/problem+json")))]
+pub async fn verification_queue(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Query(params): Query<QueueParams>,
+) -> Result<Json<List<Project>>, ApiError> {
+    verifier(&principal)?;
+    let status = params.status.unwrap_or(Status::Submitted);
+    if !matches!(status, Status::Submitted | Status::UnderReview) {
+        return Err(ApiError::validation(
+            "status",
+            "must be submitted or under_review",
+        ));
+    }
+    let page = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    }
+    .validate()?;
+    let (items, next) = state
+        .projects()
+        .queue(status, page.limit, page.cursor)
+        .await?;
+    Ok(Json(List::new(items, next)))
+}
+
+/// Takes a submitted project for review.
+#[utoipa::path(post, path = "/v1/projects/{projectId}/reviews/take", tag = "marketplace", summary = "Take a project for review",
+    security(("bearer" = [])),
+    params(("projectId" = String, Path, description = "Project id")),
+    responses((status = 200, description = "The project, under review by the caller", body = Project),
+        (status = 403, description = "Not a verifier, or the caller's own project", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not submitted (the detail names its state)", body = Problem, content_type = "application/problem+json")))]
+pub async fn take_for_review(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Project>, ApiError> {
+    verifier(&principal)?;
+    let project = state.readable(&principal, &id).await?;
+    let reviewer = state.reviewer(&principal, &project).await?;
+    Ok(Json(
+        state.projects().take(&id, &reviewer, state.now()).await?,
+    ))
+}
+
+/// Decides on a project under review.
+#[utoipa::path(post, path = "/v1/projects/{projectId}/reviews/verification", tag = "marketplace", summary = "Decide on a project",
+    security(("bearer" = [])),
+    params(("projectId" = String, Path, description = "Project id")), request_body = DecisionRequest,
+    responses((status = 200, description = "The project, approved, rejected or sent back for changes", body = Project),
+        (status = 403, description = "Not a verifier, or the caller's own project", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not under review (the detail names its state); of two concurrent decisions, the second", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Notes missing or too long", body = Problem, content_type = "application/problem+json")))]
+pub async fn decide(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(request): Json<DecisionRequest>,
+) -> Result<Json<Project>, ApiError> {
+    verifier(&principal)?;
+    let notes = request
+        .notes
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if notes.as_ref().is_some_and(|n| n.chars().count() > 5000) {
+        return Err(ApiError::validation(
+            "notes",
+            "must be at most 5,000 characters",
+        ));
+    }
+    if request.decision != Decision::Approve && notes.is_none() {
+        return Err(ApiError::validation(
+            "notes",
+            "say what to change, or why the project is rejected",
+        ));
+    }
+    let project = state.readable(&principal, &id).await?;
+    let reviewer = state.reviewer(&principal, &project).await?;
+    Ok(Json(
+        state
+            .projects()
+            .decide(&id, &reviewer, request.decision, notes, state.now())
+            .await?,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The follow-up of checked document files
+
+/// Settles a project document once the upload check has decided on its file.
+pub const DOCUMENT_UPLOAD: UploadFollowUp<Ports> = UploadFollowUp {
+    purpose: DOCUMENT_PURPOSE,
+    on_checked: |ports, upload_id| Box::pin(on_document_checked(ports, upload_id)),
+};
+
+/// The consumer of `upload-checked.v1` for project documents. Idempotent: a document is settled
+/// once, and a repeated message finds it settled.
+pub async fn on_document_checked(ports: &Ports, upload_id: &str) -> Result<(), JobError> {
+    let retry = |e: ProjectError| JobError::Retry(e.to_string());
+    let upload = uploads::get(ports, upload_id)
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))?
+        .ok_or_else(|| JobError::Poison(format!("no upload {upload_id}")))?;
+    let Some((project_id, document_id)) =
+        upload.reference.as_deref().and_then(|r| r.split_once('/'))
+    else {
+        return Err(JobError::Poison(format!(
+            "upload {upload_id} names no document"
+        )));
+    };
+    let state = match upload.status {
+        UploadStatus::Pending => {
+            return Err(JobError::Retry("the upload is not checked yet".into()));
+        }
+        UploadStatus::Accepted => DocumentState::Accepted,
+        UploadStatus::Rejected => DocumentState::Rejected,
+    };
+    Projects::new(ports.table.clone())
+        .settle_document(
+            project_id,
+            document_id,
+            state,
+            upload.reason.as_deref(),
+            ports.clock.now(),
+        )
+        .await
+        .map_err(retry)?;
+    Ok(())
+}
