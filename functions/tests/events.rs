@@ -483,9 +483,14 @@ async fn the_housekeeping_schedule_sends_a_canary_to_the_jobs_queue() {
 /// Registers a user through `api-auth` on Cognito, confirms them and logs in; returns the access
 /// token.
 async fn cognito_session(stack: &Stack, email: &str) -> String {
+    cognito_session_as(stack, email, "business").await
+}
+
+/// [`cognito_session`] for an account of `account_type`.
+async fn cognito_session_as(stack: &Stack, email: &str, account_type: &str) -> String {
     let mut register = event("api-auth.json");
     register["body"] = json!(format!(
-        r#"{{"email": "{email}", "password": "Correct horse 7 battery", "name": "Grace", "accountType": "business"}}"#
+        r#"{{"email": "{email}", "password": "Correct horse 7 battery", "name": "Grace", "accountType": "{account_type}"}}"#
     ));
     let registered = invoke("api-auth", stack, vec![register]).await;
     assert_eq!(response(&registered[0])["statusCode"], json!(201));
@@ -679,4 +684,134 @@ async fn footprints_and_a_whole_activity_import_run_on_dynamodb_s3_and_sqs() {
             .unwrap()
             .is_some()
     );
+}
+
+/// Runs the jobs worker on every message waiting in the jobs queue (the upload follow-ups).
+async fn work_jobs(stack: &Stack, expected: usize) {
+    let waiting = stack
+        .ports
+        .queue
+        .receive(
+            QueueName::Jobs,
+            10,
+            Duration::from_secs(60),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiting.len(), expected, "{waiting:?}");
+    let mut sqs_event = event("worker-jobs.json");
+    let template = sqs_event["Records"][0].clone();
+    sqs_event["Records"] = json!(
+        waiting
+            .iter()
+            .map(|m| {
+                let mut record = template.clone();
+                record["messageId"] = json!(m.id);
+                record["receiptHandle"] = json!(m.receipt);
+                record["body"] = json!(m.body);
+                record
+            })
+            .collect::<Vec<_>>()
+    );
+    let worked = invoke("worker-jobs", stack, vec![sqs_event]).await;
+    assert_eq!(response(&worked[0]), &json!({"batchItemFailures": []}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_and_its_s3_checked_documents_run_on_dynamodb_s3_and_sqs() {
+    let stack = stack().await;
+    let email = format!("dev-{}@example.com", namespace());
+    let token = cognito_session_as(&stack, &email, "project_developer").await;
+    let mut create = event("api-projects.json");
+    create["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    let created = invoke("api-projects", &stack, vec![create]).await;
+    assert_eq!(
+        response(&created[0])["statusCode"],
+        json!(201),
+        "{:?}",
+        created[0]
+    );
+    let project = http_body(&created[0]);
+    let id = project["id"].as_str().unwrap().to_owned();
+    assert_eq!(project["status"], json!("draft"));
+
+    let pdf = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\n".to_vec();
+    let mut elf = b"\x7fELF\x02\x01\x01\0".to_vec();
+    elf.resize(128, 0);
+    let documents = format!("/v1/projects/{id}/documents");
+    let mut uploads = Vec::new();
+    for (name, file) in [("design.pdf", &pdf), ("not-really.pdf", &elf)] {
+        let declare = request(
+            "api-projects.json",
+            &token,
+            "POST",
+            &documents,
+            "/v1/projects/{projectId}/documents",
+            Some(format!(
+                r#"{{"kind": "project_design", "filename": "{name}", "contentType": "application/pdf", "size": {}}}"#,
+                file.len()
+            )),
+        );
+        let declared = invoke("api-projects", &stack, vec![declare]).await;
+        assert_eq!(
+            response(&declared[0])["statusCode"],
+            json!(201),
+            "{:?}",
+            declared[0]
+        );
+        let document = http_body(&declared[0]);
+        let mut put = reqwest::Client::new().put(document["upload"]["url"].as_str().unwrap());
+        for (header, value) in document["upload"]["headers"].as_object().unwrap() {
+            put = put.header(header.as_str(), value.as_str().unwrap());
+        }
+        let uploaded = put.body(file.clone()).send().await.unwrap();
+        assert!(uploaded.status().is_success(), "{}", uploaded.status());
+        uploads.push(document["uploadId"].as_str().unwrap().to_owned());
+    }
+    // The bucket's object-created events, as S3 sends them to the upload verifier.
+    for upload in &uploads {
+        let mut s3_event = event("upload-verifier.json");
+        s3_event["Records"][0]["s3"]["object"]["key"] = json!(format!("quarantine/{upload}"));
+        let checked = invoke("upload-verifier", &stack, vec![s3_event]).await;
+        assert_eq!(response(&checked[0]), &json!({"checked": 1}));
+    }
+    work_jobs(&stack, 2).await;
+
+    let get = request(
+        "api-projects.json",
+        &token,
+        "GET",
+        &format!("/v1/projects/{id}"),
+        "/v1/projects/{projectId}",
+        None,
+    );
+    let read = invoke("api-projects", &stack, vec![get]).await;
+    let read = http_body(&read[0]);
+    let states: Vec<&str> = read["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    let mut sorted = states.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["accepted", "rejected"], "{read:#}");
+
+    let submit = request(
+        "api-projects.json",
+        &token,
+        "POST",
+        &format!("/v1/projects/{id}/submit"),
+        "/v1/projects/{projectId}/submit",
+        None,
+    );
+    let submitted = invoke("api-projects", &stack, vec![submit]).await;
+    assert_eq!(
+        response(&submitted[0])["statusCode"],
+        json!(200),
+        "{:?}",
+        submitted[0]
+    );
+    assert_eq!(http_body(&submitted[0])["status"], json!("submitted"));
 }

@@ -222,7 +222,7 @@ async fn a_document_of_a_missing_project_is_refused(table: Arc<dyn Table>) {
     };
     assert_eq!(
         projects
-            .declare_document(&format!("prj_{}", namespace()), &document)
+            .declare_document(&format!("prj_{}", namespace()), &document, vec![])
             .await
             .unwrap_err(),
         ProjectError::NotFound

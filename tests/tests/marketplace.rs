@@ -1,0 +1,477 @@
+//! The marketplace through the local runtime over HTTP: a developer drafts a project, uploads a
+//! real PDF (accepted) and an executable named `.pdf` (rejected), submits; a verifier requests
+//! changes; the developer edits and resubmits; the verifier approves. Strangers get 404, buyers
+//! cannot review, and a verifier cannot review a project of their own organisation.
+
+use std::time::{Duration, Instant};
+
+use amanar_journeys::{Api, As, start_with, vars};
+use serde_json::{Value, json};
+
+const ADMIN: &[(&str, &str)] = &[
+    (vars::ADMIN_EMAIL, "root@example.com"),
+    (vars::ADMIN_PASSWORD, "Admin password 42"),
+];
+
+/// A small but complete PDF: header, one page, cross-reference table and trailer.
+fn real_pdf() -> Vec<u8> {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+    ];
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for offset in offsets {
+        pdf.extend(format!("{offset:010} 00000 n \n").bytes());
+    }
+    pdf.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    pdf
+}
+
+/// The first bytes of an x86-64 Linux executable.
+fn executable() -> Vec<u8> {
+    let mut elf = b"\x7fELF\x02\x01\x01\0".to_vec();
+    elf.resize(256, 0);
+    elf
+}
+
+fn project_fields() -> Value {
+    json!({
+        "name": "Bale Mountains Eco-region REDD+ project",
+        "description": "Avoided deforestation in the Bale Mountains of Ethiopia.",
+        "category": "forest",
+        "projectType": "avoided forest conversion",
+        "protocol": "vm0015",
+        "standard": "VCS",
+        "mechanism": "avoidance",
+        "issuanceType": "ex_post",
+        "country": "ET",
+        "location": {"latitude": 6.75, "longitude": 39.75, "name": "Bale Mountains, Oromia"},
+        "sdgs": [13, 15],
+        "labels": ["ccb"],
+        "registryProjectId": "VCS1340",
+        "registryUrl": "https://registry.verra.org/app/projectDetail/VCS/1340"
+    })
+}
+
+/// Declares a document, uploads the file to the returned URL and returns the document's id.
+async fn upload(api: &Api, token: &str, project: &str, name: &str, file: &[u8]) -> String {
+    let declared = api
+        .post(
+            &format!("/v1/projects/{project}/documents"),
+            As::Bearer(token),
+            json!({"kind": "project_design", "filename": name, "contentType": "application/pdf", "size": file.len()}),
+        )
+        .await;
+    assert_eq!(declared.status, 201, "{:#}", declared.body);
+    assert_eq!(declared.body["state"], "pending");
+    let upload = &declared.body["upload"];
+    let mut put = api
+        .http
+        .request(
+            upload["method"].as_str().unwrap().parse().unwrap(),
+            upload["url"].as_str().unwrap(),
+        )
+        .body(file.to_vec());
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        put = put.header(name.as_str(), value.as_str().unwrap());
+    }
+    let uploaded = put.send().await.unwrap();
+    assert_eq!(uploaded.status(), 200);
+    declared.body["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls a project's document until its check settles it.
+async fn settled(api: &Api, token: &str, project: &str, document: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let documents = api
+            .get(
+                &format!("/v1/projects/{project}/documents"),
+                As::Bearer(token),
+            )
+            .await;
+        assert_eq!(documents.status, 200, "{}", documents.body);
+        let found = documents
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == document)
+            .cloned();
+        if let Some(d) = found.filter(|d| d["state"] != "pending") {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still pending: {:#}",
+            documents.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn verifier(api: &Api, email: &str) -> String {
+    let (user_id, _) = api.user(email, "individual").await;
+    let admin = api
+        .post(
+            "/v1/auth/login",
+            As::Anonymous,
+            json!({"email": "root@example.com", "password": "Admin password 42"}),
+        )
+        .await;
+    let admin = admin.body["accessToken"].as_str().unwrap().to_owned();
+    let granted = api
+        .call(
+            "PUT",
+            &format!("/v1/admin/users/{user_id}/roles"),
+            As::Bearer(&admin),
+            Some(json!({"roles": ["verifier"]})),
+        )
+        .await;
+    assert_eq!(granted.status, 200, "{}", granted.body);
+    let fresh = api
+        .post(
+            "/v1/auth/login",
+            As::Anonymous,
+            json!({"email": email, "password": amanar_journeys::PASSWORD}),
+        )
+        .await;
+    fresh.body["accessToken"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_documents() {
+    let (running, _dir) = start_with(ADMIN).await;
+    let api = Api::new(&running);
+    let (_, dev) = api.user("dev@bale.example", "project_developer").await;
+    let (_, other_dev) = api.user("dev@elsewhere.example", "project_developer").await;
+    let (_, buyer) = api.user("buyer@example.com", "individual").await;
+    let val = verifier(&api, "val@verify.example").await;
+
+    let refused = api
+        .post("/v1/projects", As::Bearer(&buyer), project_fields())
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let mut bad = project_fields();
+    bad["projectType"] = json!("solar farm");
+    bad["country"] = json!("XX");
+    let invalid = api.post("/v1/projects", As::Bearer(&dev), bad).await;
+    assert_eq!(invalid.status, 422, "{}", invalid.body);
+    let fields: Vec<&str> = invalid.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"projectType") && fields.contains(&"country"),
+        "{fields:?}"
+    );
+
+    let created = api
+        .post("/v1/projects", As::Bearer(&dev), project_fields())
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["status"], "draft");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/projects/{id}");
+    assert_eq!(
+        api.get(&path, As::Bearer(&other_dev)).await.status,
+        404,
+        "another developer sees nothing"
+    );
+    assert_eq!(api.get(&path, As::Bearer(&buyer)).await.status, 404);
+
+    let early = api
+        .call("POST", &format!("{path}/submit"), As::Bearer(&dev), None)
+        .await;
+    assert_eq!(early.status, 409, "{}", early.body);
+    assert!(
+        early.body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("design-document-missing"),
+        "{}",
+        early.body
+    );
+
+    let pdf = upload(&api, &dev, &id, "project-design.pdf", &real_pdf()).await;
+    let fake = upload(&api, &dev, &id, "definitely-a-pdf.pdf", &executable()).await;
+    assert_eq!(settled(&api, &dev, &id, &pdf).await["state"], "accepted");
+    let rejected = settled(&api, &dev, &id, &fake).await;
+    assert_eq!(rejected["state"], "rejected");
+    assert!(
+        rejected["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not application/pdf"),
+        "{rejected}"
+    );
+
+    let link = api
+        .get(
+            &format!("{path}/documents/{pdf}/download"),
+            As::Bearer(&dev),
+        )
+        .await;
+    assert_eq!(link.status, 200, "{}", link.body);
+    let (status, body) = api.fetch_text(link.body["url"].as_str().unwrap()).await;
+    assert_eq!((status, body.starts_with("%PDF-1.7")), (200, true));
+    assert_eq!(
+        api.get(
+            &format!("{path}/documents/{fake}/download"),
+            As::Bearer(&dev)
+        )
+        .await
+        .status,
+        409
+    );
+    assert_eq!(
+        api.get(
+            &format!("{path}/documents/{pdf}/download"),
+            As::Bearer(&buyer)
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        api.get(
+            &format!("{path}/documents/{pdf}/download"),
+            As::Bearer(&val)
+        )
+        .await
+        .status,
+        200,
+        "verifiers read documents"
+    );
+
+    let submitted = api
+        .call("POST", &format!("{path}/submit"), As::Bearer(&dev), None)
+        .await;
+    assert_eq!(submitted.status, 200, "{}", submitted.body);
+    assert_eq!(submitted.body["status"], "submitted");
+
+    assert_eq!(
+        api.call(
+            "POST",
+            &format!("{path}/reviews/take"),
+            As::Bearer(&buyer),
+            None
+        )
+        .await
+        .status,
+        403,
+        "a buyer cannot review"
+    );
+    let queue = api.get("/v1/verification/queue", As::Bearer(&val)).await;
+    assert_eq!(queue.status, 200, "{}", queue.body);
+    assert!(
+        queue.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == id.as_str())
+    );
+    assert_eq!(
+        api.get("/v1/verification/queue", As::Bearer(&dev))
+            .await
+            .status,
+        403
+    );
+
+    let taken = api
+        .call(
+            "POST",
+            &format!("{path}/reviews/take"),
+            As::Bearer(&val),
+            None,
+        )
+        .await;
+    assert_eq!(taken.status, 200, "{}", taken.body);
+    assert_eq!(taken.body["status"], "under_review");
+    let again = api
+        .call(
+            "POST",
+            &format!("{path}/reviews/take"),
+            As::Bearer(&val),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert!(
+        again.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("under_review"),
+        "the 409 names the state: {}",
+        again.body
+    );
+    let no_notes = api
+        .post(
+            &format!("{path}/reviews/verification"),
+            As::Bearer(&val),
+            json!({"decision": "request_changes"}),
+        )
+        .await;
+    assert_eq!(no_notes.status, 422);
+    let changes = api
+        .post(&format!("{path}/reviews/verification"), As::Bearer(&val), json!({"decision": "request_changes", "notes": "Add the leakage belt to the monitoring plan."}))
+        .await;
+    assert_eq!(changes.status, 200, "{}", changes.body);
+    assert_eq!(changes.body["status"], "changes_requested");
+
+    let version = changes.body["version"].as_u64().unwrap();
+    let stale = api
+        .call(
+            "PATCH",
+            &path,
+            As::Bearer(&dev),
+            Some(json!({"version": version - 1, "description": "With the leakage belt."})),
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    let unknown = api
+        .call(
+            "PATCH",
+            &path,
+            As::Bearer(&dev),
+            Some(json!({"version": version, "colour": "green"})),
+        )
+        .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    let edited = api
+        .call("PATCH", &path, As::Bearer(&dev), Some(json!({"version": version, "description": "With the leakage belt in the monitoring plan."})))
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert_eq!(
+        edited.body["description"],
+        "With the leakage belt in the monitoring plan."
+    );
+    assert_eq!(
+        edited.body["registryProjectId"], "VCS1340",
+        "fields not in the patch stay"
+    );
+    assert_eq!(
+        api.call("POST", &format!("{path}/submit"), As::Bearer(&dev), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            &format!("{path}/reviews/take"),
+            As::Bearer(&val),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    let approved = api
+        .post(
+            &format!("{path}/reviews/verification"),
+            As::Bearer(&val),
+            json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
+    assert_eq!(approved.body["status"], "approved");
+    let edit_approved = api
+        .call(
+            "PATCH",
+            &path,
+            As::Bearer(&dev),
+            Some(json!({"version": approved.body["version"], "name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(
+        edit_approved.status, 409,
+        "an approved project is not editable"
+    );
+
+    let history = api.get(&format!("{path}/history"), As::Bearer(&dev)).await;
+    assert_eq!(history.status, 200);
+    let moves: Vec<(Value, Value)> = history
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["from"].clone(), h["to"].clone()))
+        .collect();
+    assert_eq!(moves.len(), 7, "{:#}", history.body);
+    assert_eq!(
+        moves[3],
+        (json!("under_review"), json!("changes_requested"))
+    );
+    assert_eq!(
+        history.body[3]["notes"],
+        "Add the leakage belt to the monitoring plan."
+    );
+    assert!(
+        history.body[3]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("USER#")
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_never_reviews_a_project_of_their_own_organisation() {
+    let (running, _dir) = start_with(ADMIN).await;
+    let api = Api::new(&running);
+    let (_, owner) = api.user("owner@forest.example", "business").await;
+    let org = api.org(&owner, "Forest Co").await;
+    let val = verifier(&api, "val@forest.example").await;
+    api.join(&owner, &org, "val@forest.example", &val, "member")
+        .await;
+
+    let mut fields = project_fields();
+    fields["orgId"] = json!(org);
+    let created = api.post("/v1/projects", As::Bearer(&owner), fields).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["owner"], format!("ORG#{org}"));
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let pdf = upload(&api, &owner, &id, "pdd.pdf", &real_pdf()).await;
+    assert_eq!(settled(&api, &owner, &id, &pdf).await["state"], "accepted");
+    let submitted = api
+        .call(
+            "POST",
+            &format!("/v1/projects/{id}/submit"),
+            As::Bearer(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(submitted.status, 200, "{}", submitted.body);
+    let own = api
+        .call(
+            "POST",
+            &format!("/v1/projects/{id}/reviews/take"),
+            As::Bearer(&val),
+            None,
+        )
+        .await;
+    assert_eq!(own.status, 403, "{}", own.body);
+    assert!(
+        own.body["type"].as_str().unwrap().ends_with("own-project"),
+        "{}",
+        own.body
+    );
+    running.shutdown().await;
+}
