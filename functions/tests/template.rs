@@ -430,5 +430,13 @@ fn public_read_only_functions_write_nothing_but_rate_limit_windows() {
         checked.push(binary.to_owned());
     }
     checked.sort();
-    assert_eq!(checked, ["api-docs", "api-emission-factors", "api-health"]);
+    assert_eq!(
+        checked,
+        [
+            "api-credits",
+            "api-docs",
+            "api-emission-factors",
+            "api-health"
+        ]
+    );
 }

@@ -405,6 +405,100 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         "an approved project is not editable"
     );
 
+    // Issuance with a real Verra serial block (Bale Mountains, VCS1340, vintage 2020).
+    let serial = "19385-941467007-941467431-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1";
+    let issuance = json!({"vintage": {"start": "2020-01-01", "end": "2020-12-31"}, "quantity": 425, "serialBlock": serial});
+    let by_owner = api
+        .post(
+            &format!("{path}/issuances"),
+            As::Bearer(&dev),
+            issuance.clone(),
+        )
+        .await;
+    assert_eq!(by_owner.status, 403, "{}", by_owner.body);
+    let mut wrong = issuance.clone();
+    wrong["quantity"] = json!(424);
+    let mismatch = api
+        .post(&format!("{path}/issuances"), As::Bearer(&val), wrong)
+        .await;
+    assert_eq!(mismatch.status, 422, "{}", mismatch.body);
+    assert_eq!(mismatch.body["errors"][0]["field"], "quantity");
+    let issued = api
+        .post(
+            &format!("{path}/issuances"),
+            As::Bearer(&val),
+            issuance.clone(),
+        )
+        .await;
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    assert_eq!(issued.body["quantity"], 425);
+    assert_eq!(
+        issued.body["buffer"], 85,
+        "20% of a forest project's credits, rounded up"
+    );
+    assert_eq!(issued.body["serial"], serial);
+    let blocks = issued.body["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(
+        (blocks[0]["status"].as_str(), blocks[0]["serial"].as_str()),
+        (
+            Some("issued"),
+            Some("19385-941467007-941467346-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1")
+        )
+    );
+    assert_eq!(
+        (blocks[1]["status"].as_str(), blocks[1]["quantity"].as_u64()),
+        (Some("buffer"), Some(85))
+    );
+    let twice = api
+        .post(&format!("{path}/issuances"), As::Bearer(&val), issuance)
+        .await;
+    assert_eq!(twice.status, 409, "a serial is issued once: {}", twice.body);
+
+    // Serial lookup: public, with the holder shown to the holder only.
+    let one = "19385-941467100-941467100-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1";
+    let lookup = format!("/v1/credits/lookup?serial={one}");
+    let public = api.get(&lookup, As::Anonymous).await;
+    assert_eq!(public.status, 200, "{}", public.body);
+    assert_eq!(public.body["projectId"], id.as_str());
+    assert_eq!(public.body["blocks"][0]["status"], "issued");
+    assert_eq!(public.body["blocks"][0]["holder"], Value::Null);
+    let mine = api.get(&lookup, As::Bearer(&dev)).await;
+    assert!(
+        mine.body["blocks"][0]["holder"]
+            .as_str()
+            .unwrap()
+            .starts_with("USER#"),
+        "{}",
+        mine.body
+    );
+    let buffer = api
+        .get(
+            &format!("/v1/credits/lookup?serial={serial}"),
+            As::Anonymous,
+        )
+        .await;
+    let statuses: Vec<&str> = buffer.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["issued", "buffer"]);
+    let elsewhere = api
+        .get(
+            "/v1/credits/lookup?serial=19385-1-5-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1",
+            As::Anonymous,
+        )
+        .await;
+    assert_eq!(elsewhere.status, 404);
+    assert_eq!(
+        api.get("/v1/credits/lookup?serial=not-a-serial", As::Anonymous)
+            .await
+            .status,
+        422
+    );
+
     let history = api.get(&format!("{path}/history"), As::Bearer(&dev)).await;
     assert_eq!(history.status, 200);
     let moves: Vec<(Value, Value)> = history

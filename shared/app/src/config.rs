@@ -85,6 +85,9 @@ pub struct Config {
     pub retry_base: Duration,
     /// Log as JSON lines (always in Lambda) or compact text.
     pub json_logs: bool,
+    /// The buffer-pool share withheld at issuance per standard (`AMANAR_BUFFER_SHARES`,
+    /// `VCS=20,ACR=18`; 20% by default), for non-permanent categories.
+    pub buffer_policy: amanar_marketplace::issuance::BufferPolicy,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -143,6 +146,7 @@ pub mod vars {
         format!("AMANAR_SOCIAL_{}_{part}", provider.to_uppercase())
     }
     pub const RATE_LIMIT_KEY: &str = "AMANAR_RATE_LIMIT_PER_KEY";
+    pub const BUFFER_SHARES: &str = "AMANAR_BUFFER_SHARES";
 }
 
 fn queue_url_var(queue: QueueName) -> &'static str {
@@ -366,6 +370,10 @@ impl Config {
             housekeeping_every: Duration::from_secs(number(vars::HOUSEKEEPING_SECS, 300)?.max(1)),
             retry_base: Duration::from_millis(number(vars::RETRY_BASE_MS, 2000)?),
             json_logs,
+            buffer_policy: amanar_marketplace::issuance::BufferPolicy::parse(
+                &get(vars::BUFFER_SHARES).unwrap_or_default(),
+            )
+            .map_err(|e| error(vars::BUFFER_SHARES, e))?,
         })
     }
 

@@ -636,6 +636,12 @@ impl Provide<Arc<dyn Clock>> for Wiring {
     }
 }
 
+impl Provide<amanar_marketplace::issuance::BufferPolicy> for Wiring {
+    async fn provide(&self) -> Result<amanar_marketplace::issuance::BufferPolicy, DepsError> {
+        Ok(self.config().buffer_policy.clone())
+    }
+}
+
 impl Provide<SocialSettings> for Wiring {
     async fn provide(&self) -> Result<SocialSettings, DepsError> {
         Ok(self.social())

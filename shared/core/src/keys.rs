@@ -29,7 +29,7 @@
 //! | footprint | `FOOTPRINT#<footprintId>` | `FOOTPRINT` | `FOOTPRINTS#<owner>` / `<period start>#<footprintId>` while current | |
 //! | an owner's current footprint periods | `FOOTPRINTS#<owner>` | `PERIODS` | | |
 //! | activity import | `IMPORT#<importId>` | `IMPORT` | `ORG#<orgId>#IMPORTS` / `<importId>` | `IMPORTS#open` / `<updatedAt>#<importId>` until final |
-//! | credit issuance | `ISSUANCE#<issuanceId>` | `ISSUANCE` | | |
+//! | credit issuance | `ISSUANCE#<issuanceId>` | `ISSUANCE` | `PROJECT#<projectId>#ISSUANCES` / `<issuedAt>#<issuanceId>` | |
 //! | credit block | `ISSUANCE#<issuanceId>` | `BLOCK#<first, 20 digits>` | `ACCOUNT#<account>` / `<issuanceId>#<first, 20 digits>` | |
 //! | serial range claimed by an issuance | `SERIALS#<namespace>` | `RANGE#<first, 20 digits>` | | |
 //! | serial namespace head (serialises claims) | `SERIALS#<namespace>` | `HEAD` | | |
@@ -341,6 +341,24 @@ pub fn issuance(issuance_id: &str) -> Key {
 /// The partition of an issuance: the issuance item and its credit blocks, by first serial.
 pub fn issuance_partition(issuance_id: &str) -> String {
     format!("ISSUANCE#{issuance_id}")
+}
+
+/// GSI1 partition listing a project's issuances, oldest first.
+pub fn issuances_of_project(project_id: &str) -> String {
+    format!("PROJECT#{project_id}#ISSUANCES")
+}
+
+/// An issuance's entry in [`issuances_of_project`].
+pub fn issuance_of_project(
+    project_id: &str,
+    issued_at: DateTime<Utc>,
+    issuance_id: &str,
+) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi1,
+        issuances_of_project(project_id),
+        format!("{}#{issuance_id}", sortable_time(issued_at)),
+    )
 }
 
 /// Sort-key prefix of the blocks in [`issuance_partition`].

@@ -68,6 +68,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+/// An optional principal, for public routes that show more to some callers (`Option<Principal>`).
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Principal {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if let Some(key) = parts.extensions.get::<ApiKeyCaller>() {
+            return Ok(Some(Principal::Key(key.clone())));
+        }
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .map(Principal::User))
+    }
+}
+
 /// What a caller wants to do in an organisation: read its data (viewers and up, or a key with
 /// the read scope) or change it (members and up, or a key with the write scope).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

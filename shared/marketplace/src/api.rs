@@ -30,10 +30,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::issuance::{self, BufferPolicy, IssueRequest, ProjectFacts};
+use crate::ledger::{Block, Issuance, Ledger, LedgerError};
 use crate::projects::{
     self, Decision, Document, DocumentKind, DocumentState, HistoryEntry, Project, ProjectError,
     ProjectFields, Projects, Status,
 };
+use crate::serial::Vintage;
 use crate::{PROJECTS_READ, PROJECTS_WRITE};
 
 /// The platform role that reviews projects.
@@ -49,17 +52,23 @@ pub struct ProjectsState {
     pub ports: Ports,
     pub guard: Arc<dyn OrgGuard>,
     pub accounts: Arc<dyn AccountDirectory>,
+    pub buffer: BufferPolicy,
 }
 
 impl<D> FromDeps<D> for ProjectsState
 where
-    D: Provide<Ports> + Provide<Arc<dyn OrgGuard>> + Provide<Arc<dyn AccountDirectory>> + Sync,
+    D: Provide<Ports>
+        + Provide<Arc<dyn OrgGuard>>
+        + Provide<Arc<dyn AccountDirectory>>
+        + Provide<BufferPolicy>
+        + Sync,
 {
     async fn from_deps(deps: &D) -> Result<Self, DepsError> {
         Ok(Self {
             ports: deps.need::<Ports>().await?,
             guard: deps.need::<Arc<dyn OrgGuard>>().await?,
             accounts: deps.need::<Arc<dyn AccountDirectory>>().await?,
+            buffer: deps.need::<BufferPolicy>().await?,
         })
     }
 }
@@ -220,6 +229,7 @@ fn projects_router() -> OpenApiRouter<ProjectsState> {
         .routes(routes!(verification_queue))
         .routes(routes!(take_for_review))
         .routes(routes!(decide))
+        .routes(routes!(issue_credits, list_issuances))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -668,6 +678,216 @@ pub async fn decide(
             .decide(&id, &reviewer, request.decision, notes, state.now())
             .await?,
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issuance
+
+/// Credits to issue for an approved project.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssueCredits {
+    /// A year (`2020`) or a monitoring period (`{"start": "2020-01-01", "end": "2020-12-31"}`).
+    #[schema(value_type = Object)]
+    pub vintage: Vintage,
+    pub quantity: u64,
+    /// The registry's serial block, as the registry writes it; none for a `NATIVE` project.
+    #[schema(
+        example = "19385-941467007-941467431-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1"
+    )]
+    pub serial_block: Option<String>,
+}
+
+/// A block of an issuance, written as the registry would print it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockView {
+    pub serial: String,
+    pub first: u64,
+    pub last: u64,
+    pub quantity: u64,
+    /// `issued` (the developer's inventory), `listed`, `reserved`, `held`, `buffer`, `frozen`,
+    /// `retired` or `cancelled`.
+    #[schema(value_type = String)]
+    pub status: crate::ledger::Status,
+}
+
+impl BlockView {
+    pub fn of(issuance: &Issuance, block: &Block) -> Self {
+        BlockView {
+            serial: issuance.serial_of(block.range),
+            first: block.range.first(),
+            last: block.range.last(),
+            quantity: block.range.len(),
+            status: block.account.status(),
+        }
+    }
+}
+
+/// An issuance with its blocks.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuanceView {
+    pub id: String,
+    pub project_id: String,
+    #[schema(value_type = String)]
+    pub standard: crate::serial::Standard,
+    /// The whole issued block.
+    pub serial: String,
+    #[schema(value_type = Object)]
+    pub vintage: Vintage,
+    pub quantity: u64,
+    /// Withheld into the buffer pool at issuance.
+    pub buffer: u64,
+    pub issued_by: String,
+    pub issued_at: DateTime<Utc>,
+    pub blocks: Vec<BlockView>,
+}
+
+impl IssuanceView {
+    fn of(issuance: &Issuance, blocks: &[Block]) -> Self {
+        IssuanceView {
+            id: issuance.id.clone(),
+            project_id: issuance.project_id.clone(),
+            standard: issuance.standard,
+            serial: issuance.serial_of(issuance.range()),
+            vintage: issuance.vintage,
+            quantity: issuance.quantity,
+            buffer: issuance.buffer,
+            issued_by: issuance.issued_by.clone(),
+            issued_at: issuance.issued_at,
+            blocks: blocks.iter().map(|b| BlockView::of(issuance, b)).collect(),
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::Overlap {
+                claimed, issuance, ..
+            } => ApiError::Conflict {
+                slug: "serials-already-issued",
+                detail: format!(
+                    "Serials {claimed} of this block were issued before (issuance {issuance}); a credit is issued once."
+                ),
+            },
+            LedgerError::AlreadyIssued(id) => ApiError::Conflict {
+                slug: "already-issued",
+                detail: format!("Issuance {id} exists already."),
+            },
+            LedgerError::Insufficient {
+                available,
+                requested,
+            } => ApiError::Conflict {
+                slug: "insufficient-credits",
+                detail: format!("{available} credits are available; {requested} were asked for."),
+            },
+            LedgerError::Final(account) => ApiError::Conflict {
+                slug: "credits-final",
+                detail: format!("Credits in {account} never move again."),
+            },
+            LedgerError::TooFragmented { .. }
+            | LedgerError::MovementReused(_)
+            | LedgerError::Guard { .. } => ApiError::Conflict {
+                slug: "ledger-conflict",
+                detail: error.to_string(),
+            },
+            LedgerError::IntoBuffer | LedgerError::Invalid(_) => {
+                ApiError::validation("", error.to_string())
+            }
+            LedgerError::Contended => ApiError::Unavailable(error.to_string()),
+            LedgerError::Table(e) => e.into(),
+        }
+    }
+}
+
+/// Issues credits for an approved project into the ledger.
+#[utoipa::path(post, path = "/v1/projects/{projectId}/issuances", tag = "marketplace", summary = "Issue credits",
+    security(("bearer" = [])),
+    params(("projectId" = String, Path, description = "Project id")), request_body = IssueCredits,
+    description = "Verifiers and admins. A registry project's issuance carries the registry's serial block: its quantity must be end - start + 1, and the project id and vintage it names must be the project's. A NATIVE project's credits get the platform's serials. For forest and land-use projects a buffer-pool share is withheld as its own block. A serial range is issued once across the platform. Accepts `Idempotency-Key`.",
+    responses((status = 201, description = "The issuance and its blocks", body = IssuanceView),
+        (status = 403, description = "Not a verifier or admin, or the verifier's own project", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The project is not approved, or the serials were issued before", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The serial block disagrees with the request or the project (the field says which part)", body = Problem, content_type = "application/problem+json")))]
+pub async fn issue_credits(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(request): Json<IssueCredits>,
+) -> Result<Response, ApiError> {
+    let is_admin = matches!(&principal, Principal::User(c) if c.has_role("admin"));
+    if !is_verifier(&principal) && !is_admin {
+        return Err(ApiError::Forbidden {
+            slug: "verifier-only",
+            detail: "Only verifiers and admins issue credits.".into(),
+        });
+    }
+    let project = state.readable(&principal, &id).await?;
+    if state.owns(&principal, &project, OrgAction::Read).await? {
+        return Err(ApiError::Forbidden {
+            slug: "own-project",
+            detail: "Credits of a project are never issued by its owner.".into(),
+        });
+    }
+    if project.status != Status::Approved {
+        return Err(ProjectError::State {
+            current: project.status.as_str(),
+        }
+        .into());
+    }
+    let facts = ProjectFacts {
+        id: project.id.clone(),
+        standard: project.fields.standard,
+        registry_project_id: project.fields.registry_project_id.clone(),
+        category: project.fields.category.clone(),
+        owner: project.owner.clone(),
+    };
+    let ask = IssueRequest {
+        vintage: request.vintage,
+        quantity: request.quantity,
+        serial_block: request.serial_block,
+    };
+    let new = issuance::prepare(
+        &facts,
+        &ask,
+        &state.buffer,
+        &new_id("iss"),
+        &actor(&principal),
+        state.now(),
+    )
+    .map_err(|e| ApiError::validation(e.field, e.reason))?;
+    let ledger = Ledger::new(state.ports.table.clone());
+    let issued = ledger.issue(new).await?;
+    let blocks = ledger.blocks(&issued.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuanceView::of(&issued, &blocks)),
+    )
+        .into_response())
+}
+
+/// A project's issuances with their blocks.
+#[utoipa::path(get, path = "/v1/projects/{projectId}/issuances", tag = "marketplace", summary = "List issuances",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("projectId" = String, Path, description = "Project id")),
+    responses((status = 200, description = "Issuances, oldest first", body = Vec<IssuanceView>),
+        (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_issuances(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<IssuanceView>>, ApiError> {
+    state.readable(&principal, &id).await?;
+    let ledger = Ledger::new(state.ports.table.clone());
+    let mut views = Vec::new();
+    for issued in ledger.issuances_of(&id).await? {
+        let blocks = ledger.blocks(&issued.id).await?;
+        views.push(IssuanceView::of(&issued, &blocks));
+    }
+    Ok(Json(views))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -369,8 +369,7 @@ impl Ledger {
                 .when(Condition::VersionIs(version)),
                 WriteOp::put(claim_item(&namespace, range, &issuance.id)?)
                     .when(Condition::NotExists),
-                WriteOp::put(items::with_key(&keys::issuance(&issuance.id), &issuance)?)
-                    .when(Condition::NotExists),
+                WriteOp::put(issuance_item(&issuance)?).when(Condition::NotExists),
             ];
             let parts = [
                 (range.head(range.len() - issuance.buffer), &inventory),
@@ -416,6 +415,56 @@ impl Ledger {
 
     pub async fn issuance(&self, issuance_id: &str) -> Result<Option<Issuance>, LedgerError> {
         Ok(items::load(self.table.as_ref(), &keys::issuance(issuance_id)).await?)
+    }
+
+    /// A project's issuances, oldest first.
+    pub async fn issuances_of(&self, project_id: &str) -> Result<Vec<Issuance>, LedgerError> {
+        let query = Query::partition(Index::Gsi1, keys::issuances_of_project(project_id));
+        let mut issuances = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.table.query(&query.clone().after(cursor)).await?;
+            let (mut parsed, next) = items::parse_page(page)?;
+            issuances.append(&mut parsed);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(issuances),
+            }
+        }
+    }
+
+    /// The blocks of an issuance that hold any serial of `range`, by first serial.
+    pub async fn blocks_in(
+        &self,
+        issuance_id: &str,
+        range: Range,
+    ) -> Result<Vec<Block>, LedgerError> {
+        // The block holding the first serial starts at or below it; the rest start inside.
+        let start = match self.block_at(issuance_id, range.first()).await? {
+            Some(block) => block.range.first(),
+            None => range.first(),
+        };
+        let query = Query::partition(Index::Primary, keys::issuance_partition(issuance_id)).sort(
+            SortKey::Between(
+                keys::credit_block(issuance_id, start).sk,
+                keys::credit_block(issuance_id, range.last()).sk,
+            ),
+        );
+        self.all(query).await
+    }
+
+    /// The block of an issuance that holds serial `number`, if any.
+    async fn block_at(&self, issuance_id: &str, number: u64) -> Result<Option<Block>, LedgerError> {
+        let query = Query::partition(Index::Primary, keys::issuance_partition(issuance_id))
+            .sort(SortKey::Between(
+                keys::credit_block(issuance_id, 0).sk,
+                keys::credit_block(issuance_id, number).sk,
+            ))
+            .backward()
+            .limit(1);
+        let page = self.table.query(&query).await?;
+        let block = page.items.first().map(decode_block).transpose()?;
+        Ok(block.filter(|b| b.range.contains(number)))
     }
 
     /// Every block of an issuance, by first serial (strongly consistent).
@@ -587,18 +636,9 @@ impl Ledger {
             ))
             .into());
         };
-        let query = Query::partition(Index::Primary, keys::issuance_partition(&issuance_id))
-            .sort(SortKey::Between(
-                keys::credit_block(&issuance_id, 0).sk,
-                keys::credit_block(&issuance_id, number).sk,
-            ))
-            .backward()
-            .limit(1);
-        let page = self.table.query(&query).await?;
-        let block = page.items.first().map(decode_block).transpose()?;
-        match block {
-            Some(block) if block.range.contains(number) => Ok(Some((issuance, block))),
-            _ => Err(TableError::Backend(format!(
+        match self.block_at(&issuance_id, number).await? {
+            Some(block) => Ok(Some((issuance, block))),
+            None => Err(TableError::Backend(format!(
                 "issuance {issuance_id} has no block holding serial {number}"
             ))
             .into()),
@@ -762,6 +802,13 @@ async fn backoff(attempt: u32) {
     let cap_us = (2_000u64 << attempt.min(5)).min(50_000);
     let jitter = (ulid::Ulid::new().random() as u64) % cap_us;
     tokio::time::sleep(Duration::from_micros(100 + jitter)).await;
+}
+
+fn issuance_item(issuance: &Issuance) -> Result<Item, TableError> {
+    let mut item = items::with_key(&keys::issuance(&issuance.id), issuance)?;
+    keys::issuance_of_project(&issuance.project_id, issuance.issued_at, &issuance.id)
+        .insert_into(&mut item);
+    Ok(item)
 }
 
 /// A claim as stored: the range an issuance holds in a namespace.

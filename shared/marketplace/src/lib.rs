@@ -9,6 +9,7 @@
 //! Reference: `docs/marketplace.md`.
 
 pub mod api;
+pub mod api_credits;
 pub mod issuance;
 pub mod ledger;
 pub mod projects;
@@ -42,11 +43,13 @@ where
     D: Provide<Ports>
         + Provide<Arc<dyn OrgGuard>>
         + Provide<Arc<dyn AccountDirectory>>
+        + Provide<issuance::BufferPolicy>
         + Sync
         + 'static,
 {
     Context::new("marketplace", TAG, SCOPES)
         .http(api::PROJECTS)
+        .http(api_credits::CREDITS)
         .upload(api::DOCUMENT_UPLOAD)
 }
 pub use serial::{Range, SerialBlock, SerialError, Standard, Vintage};
