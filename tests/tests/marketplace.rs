@@ -124,7 +124,8 @@ async fn settled(api: &Api, token: &str, project: &str, document: &str) -> Value
     }
 }
 
-async fn verifier(api: &Api, email: &str) -> String {
+/// Registers a user and has the admin make them a verifier; returns (user id, fresh token).
+async fn verifier(api: &Api, email: &str) -> (String, String) {
     let (user_id, _) = api.user(email, "individual").await;
     let admin = api
         .post(
@@ -150,7 +151,10 @@ async fn verifier(api: &Api, email: &str) -> String {
             json!({"email": email, "password": amanar_journeys::PASSWORD}),
         )
         .await;
-    fresh.body["accessToken"].as_str().unwrap().to_owned()
+    (
+        user_id,
+        fresh.body["accessToken"].as_str().unwrap().to_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +164,8 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
     let (_, dev) = api.user("dev@bale.example", "project_developer").await;
     let (_, other_dev) = api.user("dev@elsewhere.example", "project_developer").await;
     let (_, buyer) = api.user("buyer@example.com", "individual").await;
-    let val = verifier(&api, "val@verify.example").await;
+    let (val_id, val) = verifier(&api, "val@verify.example").await;
+    let (_, other_val) = verifier(&api, "otto@verify.example").await;
 
     let refused = api
         .post("/v1/projects", As::Bearer(&buyer), project_fields())
@@ -195,6 +200,11 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         "another developer sees nothing"
     );
     assert_eq!(api.get(&path, As::Bearer(&buyer)).await.status, 404);
+    assert_eq!(
+        api.get(&path, As::Bearer(&val)).await.status,
+        404,
+        "a draft is private, verifiers included"
+    );
 
     let early = api
         .call("POST", &format!("{path}/submit"), As::Bearer(&dev), None)
@@ -249,6 +259,20 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         .status,
         404
     );
+
+    let submitted = api
+        .call("POST", &format!("{path}/submit"), As::Bearer(&dev), None)
+        .await;
+    assert_eq!(submitted.status, 200, "{}", submitted.body);
+    assert_eq!(submitted.body["status"], "submitted");
+    let late = api
+        .post(&format!("{path}/documents"), As::Bearer(&dev), json!({"kind": "other", "filename": "late.pdf", "contentType": "application/pdf", "size": 10}))
+        .await;
+    assert_eq!(
+        late.status, 409,
+        "no documents while under verification: {}",
+        late.body
+    );
     assert_eq!(
         api.get(
             &format!("{path}/documents/{pdf}/download"),
@@ -257,26 +281,25 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         .await
         .status,
         200,
-        "verifiers read documents"
+        "verifiers read a submitted project's documents"
     );
 
-    let submitted = api
-        .call("POST", &format!("{path}/submit"), As::Bearer(&dev), None)
-        .await;
-    assert_eq!(submitted.status, 200, "{}", submitted.body);
-    assert_eq!(submitted.body["status"], "submitted");
-
-    assert_eq!(
-        api.call(
+    let by_buyer = api
+        .call(
             "POST",
             &format!("{path}/reviews/take"),
             As::Bearer(&buyer),
-            None
+            None,
         )
-        .await
-        .status,
-        403,
-        "a buyer cannot review"
+        .await;
+    assert_eq!(by_buyer.status, 403, "a buyer cannot review");
+    assert!(
+        by_buyer.body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("verifier-only"),
+        "{}",
+        by_buyer.body
     );
     let queue = api.get("/v1/verification/queue", As::Bearer(&val)).await;
     assert_eq!(queue.status, 200, "{}", queue.body);
@@ -329,6 +352,25 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         )
         .await;
     assert_eq!(no_notes.status, 422);
+    assert_eq!(no_notes.body["errors"][0]["field"], "notes");
+    let not_theirs = api
+        .post(
+            &format!("{path}/reviews/verification"),
+            As::Bearer(&other_val),
+            json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(
+        not_theirs.status, 403,
+        "only the verifier who took it decides: {}",
+        not_theirs.body
+    );
+    assert!(
+        not_theirs.body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("not-your-review")
+    );
     let changes = api
         .post(&format!("{path}/reviews/verification"), As::Bearer(&val), json!({"decision": "request_changes", "notes": "Add the leakage belt to the monitoring plan."}))
         .await;
@@ -345,6 +387,14 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         )
         .await;
     assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(
+        stale.body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("edit-conflict"),
+        "{}",
+        stale.body
+    );
     let unknown = api
         .call(
             "PATCH",
@@ -517,11 +567,10 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         history.body[3]["notes"],
         "Add the leakage belt to the monitoring plan."
     );
-    assert!(
-        history.body[3]["actor"]
-            .as_str()
-            .unwrap()
-            .starts_with("USER#")
+    assert_eq!(
+        history.body[3]["actor"],
+        format!("user:{val_id}"),
+        "the verifier who decided"
     );
     running.shutdown().await;
 }
@@ -532,7 +581,7 @@ async fn a_verifier_never_reviews_a_project_of_their_own_organisation() {
     let api = Api::new(&running);
     let (_, owner) = api.user("owner@forest.example", "business").await;
     let org = api.org(&owner, "Forest Co").await;
-    let val = verifier(&api, "val@forest.example").await;
+    let (_, val) = verifier(&api, "val@forest.example").await;
     api.join(&owner, &org, "val@forest.example", &val, "member")
         .await;
 
@@ -567,5 +616,81 @@ async fn a_verifier_never_reviews_a_project_of_their_own_organisation() {
         "{}",
         own.body
     );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_read_and_draft_their_organisations_projects_within_their_scopes() {
+    let (running, _dir) = start_with(ADMIN).await;
+    let api = Api::new(&running);
+    let (_, owner) = api.user("owner@keys.example", "business").await;
+    let org = api.org(&owner, "Keys Co").await;
+    let (_, stranger) = api.user("owner@other.example", "business").await;
+    let other_org = api.org(&stranger, "Other Co").await;
+    let key = |scopes: Value| {
+        let api = &api;
+        let owner = owner.clone();
+        let org = org.clone();
+        async move {
+            let created = api
+                .post(
+                    &format!("/v1/orgs/{org}/api-keys"),
+                    As::Bearer(&owner),
+                    json!({"name": "ERP", "scopes": scopes}),
+                )
+                .await;
+            assert_eq!(created.status, 201, "{}", created.body);
+            created.body["secret"].as_str().unwrap().to_owned()
+        }
+    };
+    let writer = key(json!(["projects:read", "projects:write"])).await;
+    let reader = key(json!(["projects:read"])).await;
+
+    // A key drafts for its own organisation without naming it.
+    let created = api
+        .post("/v1/projects", As::ApiKey(&writer), project_fields())
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["owner"], format!("ORG#{org}"));
+    let path = format!("/v1/projects/{}", created.body["id"].as_str().unwrap());
+    let version = created.body["version"].clone();
+
+    assert_eq!(api.get(&path, As::ApiKey(&reader)).await.status, 200);
+    let patched = api
+        .call(
+            "PATCH",
+            &path,
+            As::ApiKey(&reader),
+            Some(json!({"version": version, "name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(
+        patched.status, 403,
+        "a read-only key does not write: {}",
+        patched.body
+    );
+    let drafted = api
+        .post("/v1/projects", As::ApiKey(&reader), project_fields())
+        .await;
+    assert_eq!(drafted.status, 403, "{}", drafted.body);
+    let mut elsewhere = project_fields();
+    elsewhere["orgId"] = json!(other_org);
+    assert_eq!(
+        api.post("/v1/projects", As::ApiKey(&writer), elsewhere)
+            .await
+            .status,
+        404,
+        "another tenant's organisation"
+    );
+    assert_eq!(api.get(&path, As::Bearer(&stranger)).await.status, 404);
+    let mut unknown = project_fields();
+    unknown["methodology"] = json!("VM0015");
+    let refused = api.post("/v1/projects", As::ApiKey(&writer), unknown).await;
+    assert_eq!(
+        refused.status, 422,
+        "an unknown field is refused: {}",
+        refused.body
+    );
+    assert_eq!(refused.body["errors"][0]["field"], "methodology");
     running.shutdown().await;
 }

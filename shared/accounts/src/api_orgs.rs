@@ -324,7 +324,7 @@ pub async fn org_audit_log(
 pub struct CreateApiKey {
     pub name: String,
     /// Any of `orgs:read`, `members:read`, `audit:read`, `estimates:write`, `footprints:read`,
-    /// `footprints:write`.
+    /// `footprints:write`, `projects:read`, `projects:write`.
     pub scopes: Vec<String>,
 }
 

@@ -268,6 +268,16 @@ pub fn mfa_challenge(session_hash: &str) -> Key {
 }
 
 /// A footprint's owner as keys name it: a person or an organisation.
+/// A resource's owner when a user owns it (projects, credit inventories and holdings).
+pub fn owner_user(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+/// A resource's owner when an organisation owns it.
+pub fn owner_org(org_id: &str) -> String {
+    format!("ORG#{org_id}")
+}
+
 pub fn footprint_owner_user(user_id: &str) -> String {
     format!("USER#{user_id}")
 }

@@ -41,6 +41,8 @@ use crate::{PROJECTS_READ, PROJECTS_WRITE};
 
 /// The platform role that reviews projects.
 pub const VERIFIER: &str = "verifier";
+/// The platform role that may also issue credits.
+pub const ADMIN: &str = "admin";
 /// The upload purpose of project documents.
 pub const DOCUMENT_PURPOSE: &str = "project_document";
 /// How long a document's download URL stays valid.
@@ -82,71 +84,100 @@ impl ProjectsState {
         self.ports.clock.now()
     }
 
-    /// The project, if the principal may read it; 404 otherwise.
+    /// The project, if the principal may read it: its owner's side, or a verifier once it was
+    /// submitted (drafts stay private). 404 otherwise, as if it did not exist.
     async fn readable(&self, principal: &Principal, id: &str) -> Result<Project, ApiError> {
         let project = self.projects().get(id).await?.ok_or(ApiError::NotFound)?;
-        if is_verifier(principal) || self.owns(principal, &project, OrgAction::Read).await? {
+        let verifier_may = is_verifier(principal) && project.status != Status::Draft;
+        if verifier_may || self.owns(principal, &project).await? {
             return Ok(project);
         }
         Err(ApiError::NotFound)
     }
 
-    /// The project, if the principal may change it (its owner); 404 to strangers, 403 to a
-    /// reader without write rights.
+    /// The project, if the principal may change it: 404 to strangers; for a reader without write
+    /// rights, the organisation check's own 403 (role or key scope too low).
     async fn writable(&self, principal: &Principal, id: &str) -> Result<Project, ApiError> {
         let project = self.readable(principal, id).await?;
-        if self.owns(principal, &project, OrgAction::Write).await? {
-            return Ok(project);
+        match Owner::of(&project)? {
+            Owner::User(user_id) if matches!(principal, Principal::User(c) if c.user_id == user_id) => {
+                Ok(project)
+            }
+            Owner::User(_) => Err(ApiError::Forbidden {
+                slug: "owner-only",
+                detail: "Only the project's owner may change it.".into(),
+            }),
+            Owner::Org(org_id) => {
+                self.guard
+                    .authorize(principal, org_id, OrgAction::Write, PROJECTS_WRITE)
+                    .await?;
+                Ok(project)
+            }
         }
-        Err(ApiError::Forbidden {
-            slug: "not-project-owner",
-            detail: "Only the project's owner may change it.".into(),
-        })
     }
 
-    /// Whether the principal is, or acts for, the project's owner.
-    async fn owns(
-        &self,
-        principal: &Principal,
-        project: &Project,
-        action: OrgAction,
-    ) -> Result<bool, ApiError> {
-        match project.owner.split_once('#') {
-            Some(("USER", user_id)) => {
+    /// Whether the principal is, or reads for, the project's owner. Any refusal of the
+    /// organisation check counts as "no": a stranger learns nothing from a 403.
+    async fn owns(&self, principal: &Principal, project: &Project) -> Result<bool, ApiError> {
+        match Owner::of(project)? {
+            Owner::User(user_id) => {
                 Ok(matches!(principal, Principal::User(c) if c.user_id == user_id))
             }
-            Some(("ORG", org_id)) => {
-                let scope = match action {
-                    OrgAction::Read => PROJECTS_READ,
-                    OrgAction::Write => PROJECTS_WRITE,
-                };
-                match self.guard.authorize(principal, org_id, action, scope).await {
+            Owner::Org(org_id) => {
+                match self
+                    .guard
+                    .authorize(principal, org_id, OrgAction::Read, PROJECTS_READ)
+                    .await
+                {
                     Ok(()) => Ok(true),
-                    Err(ApiError::NotFound) => Ok(false),
-                    // A member whose role is too low reads but does not write.
-                    Err(ApiError::Forbidden { .. }) if action == OrgAction::Write => Ok(false),
+                    Err(ApiError::NotFound | ApiError::Forbidden { .. }) => Ok(false),
                     Err(e) => Err(e),
                 }
             }
+        }
+    }
+
+    /// Refuses a principal who has a stake in the project: its owner, a member of the owning
+    /// organisation, or anyone who drafted, edited or moved it.
+    async fn disinterested(
+        &self,
+        principal: &Principal,
+        project: &Project,
+    ) -> Result<(), ApiError> {
+        let involved = self.projects().involved(project).await?;
+        if self.owns(principal, project).await? || involved.contains(&principal.subject()) {
+            return Err(ApiError::Forbidden {
+                slug: "own-project",
+                detail: "A verifier never reviews or issues for a project that they or their organisation own, or that they worked on.".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The verifier acting on the project, with no stake in it.
+    async fn reviewer(&self, principal: &Principal, project: &Project) -> Result<String, ApiError> {
+        verifier(principal)?;
+        self.disinterested(principal, project).await?;
+        Ok(principal.subject())
+    }
+}
+
+/// Who owns a project, read from its stored owner (`USER#<id>` or `ORG#<id>`).
+enum Owner<'a> {
+    User(&'a str),
+    Org(&'a str),
+}
+
+impl<'a> Owner<'a> {
+    fn of(project: &'a Project) -> Result<Self, ApiError> {
+        match project.owner.split_once('#') {
+            Some(("USER", id)) => Ok(Owner::User(id)),
+            Some(("ORG", id)) => Ok(Owner::Org(id)),
             _ => Err(ApiError::unexpected(format!(
                 "project {} has owner {:?}",
                 project.id, project.owner
             ))),
         }
-    }
-
-    /// The verifier acting on the project: a verifier who neither owns it nor belongs to the
-    /// organisation that does.
-    async fn reviewer(&self, principal: &Principal, project: &Project) -> Result<String, ApiError> {
-        let caller = verifier(principal)?;
-        if self.owns(principal, project, OrgAction::Read).await? {
-            return Err(ApiError::Forbidden {
-                slug: "own-project",
-                detail: "A verifier never reviews a project that they or their organisation own."
-                    .into(),
-            });
-        }
-        Ok(format!("USER#{}", caller.user_id))
     }
 }
 
@@ -170,12 +201,9 @@ fn verifier(principal: &Principal) -> Result<&Caller, ApiError> {
     }
 }
 
-/// Who did it, as history and documents record it.
+/// Who did it, as the history records it: the caller's subject (`user:<id>`, `key:<id>`).
 fn actor(principal: &Principal) -> String {
-    match principal {
-        Principal::User(caller) => format!("USER#{}", caller.user_id),
-        Principal::Key(key) => format!("KEY#{}", key.key_id),
-    }
+    principal.subject()
 }
 
 impl From<ProjectError> for ApiError {
@@ -186,8 +214,19 @@ impl From<ProjectError> for ApiError {
                 slug: "project-state",
                 detail: format!("The project is {current}; that move is not open to it now."),
             },
+            ProjectError::NotYourReview => ApiError::Forbidden {
+                slug: "not-your-review",
+                detail: "Another verifier took this project for review; only they decide.".into(),
+            },
+            ProjectError::TooManyDocuments => ApiError::Conflict {
+                slug: "too-many-documents",
+                detail: format!(
+                    "A project holds at most {} documents.",
+                    projects::MAX_DOCUMENTS
+                ),
+            },
             ProjectError::Version { current } => ApiError::Conflict {
-                slug: "version-conflict",
+                slug: "edit-conflict",
                 detail: format!(
                     "The project is at version {current}; read it again and edit that version."
                 ),
@@ -316,36 +355,37 @@ pub struct QueueParams {
 pub async fn create_project(
     State(state): State<ProjectsState>,
     principal: Principal,
-    Json(request): Json<CreateProject>,
+    Json(body): Json<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
+    let request = create_request(body)?;
     let problems = projects::check(&request.fields);
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    let owner = match (&request.org_id, &principal) {
+    // An API key drafts for its own organisation unless it names one.
+    let org_id = match (&request.org_id, &principal) {
+        (None, Principal::Key(key)) => Some(key.org_id.clone()),
+        (org, _) => org.clone(),
+    };
+    let owner = match (&org_id, &principal) {
         (Some(org_id), _) => {
             state
                 .guard
                 .authorize(&principal, org_id, OrgAction::Write, PROJECTS_WRITE)
                 .await?;
-            keys::footprint_owner_org(org_id)
+            keys::owner_org(org_id)
         }
         (None, Principal::User(caller)) => {
             let account_type = state.accounts.account_type(&caller.user_id).await?;
-            if account_type.as_deref() != Some("project_developer") {
+            if account_type.as_deref() != Some(PROJECT_DEVELOPER) {
                 return Err(ApiError::Forbidden {
-                    slug: "not-a-project-developer",
+                    slug: "project-developer-only",
                     detail: "Only project_developer accounts draft projects of their own; draft for an organisation with orgId.".into(),
                 });
             }
-            keys::footprint_owner_user(&caller.user_id)
+            keys::owner_user(&caller.user_id)
         }
-        (None, Principal::Key(_)) => {
-            return Err(ApiError::validation(
-                "orgId",
-                "an API key drafts for its organisation: name it",
-            ));
-        }
+        (None, Principal::Key(_)) => unreachable!("a key's organisation is named above"),
     };
     let id = new_id("prj");
     let project = state
@@ -410,10 +450,51 @@ pub async fn edit_project(
     Ok(Json(
         state
             .projects()
-            .edit(&id, version, fields, state.now())
+            .edit(&id, version, fields, &actor(&principal), state.now())
             .await?,
     ))
 }
+
+/// A create request from its body: `orgId` and the project fields, an unknown field refused
+/// (as PATCH refuses one).
+fn create_request(mut body: Map<String, Value>) -> Result<CreateProject, ApiError> {
+    let org_id = match body.remove("orgId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id),
+        Some(_) => return Err(ApiError::validation("orgId", "must be an organisation id")),
+    };
+    if let Some(unknown) = body.keys().find(|k| !FIELD_NAMES.contains(&k.as_str())) {
+        return Err(ApiError::validation(
+            unknown.clone(),
+            "is not a project field",
+        ));
+    }
+    let fields = serde_path_to_error::deserialize(Value::Object(body))
+        .map_err(|e| ApiError::validation(e.path().to_string(), e.inner().to_string()))?;
+    Ok(CreateProject { org_id, fields })
+}
+
+/// The names of [`ProjectFields`] as clients write them (a test keeps the list whole).
+pub const FIELD_NAMES: [&str; 15] = [
+    "name",
+    "description",
+    "category",
+    "projectType",
+    "protocol",
+    "standard",
+    "mechanism",
+    "issuanceType",
+    "country",
+    "location",
+    "sdgs",
+    "labels",
+    "permanenceYears",
+    "registryProjectId",
+    "registryUrl",
+];
+
+/// The account type that drafts projects of its own.
+const PROJECT_DEVELOPER: &str = "project_developer";
 
 /// The fields with a patch's top-level fields replaced; an unknown field is refused.
 fn merged(fields: &ProjectFields, patch: Map<String, Value>) -> Result<ProjectFields, ApiError> {
@@ -484,15 +565,6 @@ pub async fn declare_document(
 ) -> Result<Response, ApiError> {
     let project = state.writable(&principal, &id).await?;
     let projects = state.projects();
-    if projects.documents(&id).await?.len() >= projects::MAX_DOCUMENTS {
-        return Err(ApiError::Conflict {
-            slug: "too-many-documents",
-            detail: format!(
-                "A project holds at most {} documents.",
-                projects::MAX_DOCUMENTS
-            ),
-        });
-    }
     let document_id = new_id("doc");
     let (upload, record) = uploads::prepare(
         &state.ports,
@@ -559,10 +631,8 @@ pub async fn download_document(
     state.readable(&principal, &id).await?;
     let document = state
         .projects()
-        .documents(&id)
+        .document(&id, &document_id)
         .await?
-        .into_iter()
-        .find(|d| d.id == document_id)
         .ok_or(ApiError::NotFound)?;
     if document.state != DocumentState::Accepted {
         return Err(ApiError::Conflict {
@@ -573,8 +643,9 @@ pub async fn download_document(
     let upload = uploads::get(&state.ports, &document.upload_id)
         .await?
         .filter(|u| u.status == UploadStatus::Accepted)
-        .ok_or_else(|| {
-            ApiError::unexpected(format!("document {document_id} has no accepted upload"))
+        .ok_or_else(|| ApiError::Conflict {
+            slug: "document-not-accepted",
+            detail: "Only a file that passed its check can be downloaded.".into(),
         })?;
     let link = state
         .ports
@@ -794,7 +865,7 @@ impl From<LedgerError> for ApiError {
                 detail: error.to_string(),
             },
             LedgerError::IntoBuffer | LedgerError::Invalid(_) => {
-                ApiError::validation("", error.to_string())
+                ApiError::validation("serialBlock", error.to_string())
             }
             LedgerError::Contended => ApiError::Unavailable(error.to_string()),
             LedgerError::Table(e) => e.into(),
@@ -818,7 +889,7 @@ pub async fn issue_credits(
     Path(id): Path<String>,
     Json(request): Json<IssueCredits>,
 ) -> Result<Response, ApiError> {
-    let is_admin = matches!(&principal, Principal::User(c) if c.has_role("admin"));
+    let is_admin = matches!(&principal, Principal::User(c) if c.has_role(ADMIN));
     if !is_verifier(&principal) && !is_admin {
         return Err(ApiError::Forbidden {
             slug: "verifier-only",
@@ -826,12 +897,7 @@ pub async fn issue_credits(
         });
     }
     let project = state.readable(&principal, &id).await?;
-    if state.owns(&principal, &project, OrgAction::Read).await? {
-        return Err(ApiError::Forbidden {
-            slug: "own-project",
-            detail: "Credits of a project are never issued by its owner.".into(),
-        });
-    }
+    state.disinterested(&principal, &project).await?;
     if project.status != Status::Approved {
         return Err(ProjectError::State {
             current: project.status.as_str(),
@@ -921,10 +987,16 @@ pub async fn on_document_checked(ports: &Ports, upload_id: &str) -> Result<(), J
         UploadStatus::Accepted => DocumentState::Accepted,
         UploadStatus::Rejected => DocumentState::Rejected,
     };
+    if upload.purpose != DOCUMENT_PURPOSE {
+        return Err(JobError::Poison(format!(
+            "upload {upload_id} is not a project document"
+        )));
+    }
     Projects::new(ports.table.clone())
         .settle_document(
             project_id,
             document_id,
+            upload_id,
             state,
             upload.reason.as_deref(),
             ports.clock.now(),
@@ -932,4 +1004,28 @@ pub async fn on_document_checked(ports: &Ports, upload_id: &str) -> Result<(), J
         .await
         .map_err(retry)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_field_names_are_the_project_fields() {
+        let fields: ProjectFields = serde_json::from_value(serde_json::json!({
+            "name": "n", "description": "", "category": "forest",
+            "projectType": "avoided forest conversion", "standard": "VCS",
+            "mechanism": "avoidance", "issuanceType": "ex_post", "country": "ET",
+            "sdgs": [], "labels": []
+        }))
+        .unwrap();
+        let Value::Object(map) = serde_json::to_value(fields).unwrap() else {
+            panic!("an object")
+        };
+        let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
+        let mut listed = FIELD_NAMES.to_vec();
+        names.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(names, listed);
+    }
 }

@@ -2,8 +2,9 @@
 //! ledger, listings and the public catalogue.
 //!
 //! Built so far: registry serial numbers ([`serial`]), the project taxonomy ([`taxonomy`]), the
-//! checks that turn an issuance request into ledger blocks ([`issuance`]) and the credit ledger
-//! ([`ledger`]), which the listings here and the orders of the next context move credits through. Pure domain code
+//! credit ledger ([`ledger`]) that listings and orders move credits through, issuance checks
+//! ([`issuance`]), projects and their verification ([`projects`]), and their HTTP routes
+//! ([`api`]: `api-projects`; [`api_credits`]: the public serial lookup). Pure domain code
 //! and stores written on the Table port; nothing here touches an SDK.
 //!
 //! Reference: `docs/marketplace.md`.

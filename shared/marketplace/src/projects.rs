@@ -153,6 +153,9 @@ pub struct Project {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Who last changed the fields.
+    #[serde(default)]
+    pub updated_by: Option<String>,
 }
 
 /// One move of a project, as `GET /v1/projects/{id}/history` shows it.
@@ -207,20 +210,37 @@ pub fn is_country(code: &str) -> bool {
     code.len() == 2 && COUNTRIES.lines().any(|line| line == code)
 }
 
+/// Text without control characters (but line breaks and tabs where `lines`) and without the
+/// invisible format characters that reorder or hide text (bidirectional overrides, zero-width
+/// marks), so what a verifier reads is what was written.
+pub fn plain(text: &str, lines: bool) -> bool {
+    text.chars().all(|c| {
+        let allowed_control = lines && (c == '\n' || c == '\t' || c == '\r');
+        (!c.is_control() || allowed_control)
+            && !matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    })
+}
+
 /// Checks every field, returning all problems at once.
 pub fn check(fields: &ProjectFields) -> Vec<FieldProblem> {
     let mut problems = Vec::new();
     let name = fields.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        problems.push(problem("name", "must be 1 to 200 characters"));
+    if name.is_empty() || name.chars().count() > 200 || !plain(name, false) {
+        problems.push(problem(
+            "name",
+            "must be 1 to 200 printable characters on one line",
+        ));
     }
-    if fields.description.chars().count() > 10_000 {
-        problems.push(problem("description", "must be at most 10,000 characters"));
+    if fields.description.chars().count() > 10_000 || !plain(&fields.description, true) {
+        problems.push(problem(
+            "description",
+            "must be at most 10,000 printable characters",
+        ));
     }
     match taxonomy::project_type(&fields.project_type) {
         None => problems.push(problem(
             "projectType",
-            "must be an OffsetsDB project type (GET /v1/projects/taxonomy lists them)",
+            "must be an OffsetsDB project type (docs/marketplace.md links the list)",
         )),
         Some(t) if t.category != fields.category => problems.push(problem(
             "category",
@@ -231,7 +251,9 @@ pub fn check(fields: &ProjectFields) -> Vec<FieldProblem> {
         )),
         Some(_) => {}
     }
-    if !taxonomy::categories().contains(&fields.category.as_str()) {
+    if !taxonomy::categories().contains(&fields.category.as_str())
+        && !problems.iter().any(|p| p.field == "category")
+    {
         problems.push(problem("category", "must be an OffsetsDB category"));
     }
     if let Some(protocol) = &fields.protocol
@@ -258,7 +280,7 @@ pub fn check(fields: &ProjectFields) -> Vec<FieldProblem> {
         if location
             .name
             .as_ref()
-            .is_some_and(|n| n.chars().count() > 200)
+            .is_some_and(|n| n.chars().count() > 200 || !plain(n, false))
         {
             problems.push(problem("location.name", "must be at most 200 characters"));
         }
@@ -315,6 +337,11 @@ pub enum ProjectError {
     Version { current: u64 },
     #[error("submitting needs an accepted project-design document")]
     NoDesignDocument,
+    /// Another verifier took the project for review.
+    #[error("another verifier is reviewing the project")]
+    NotYourReview,
+    #[error("the project holds the most documents it may")]
+    TooManyDocuments,
     #[error(transparent)]
     Table(#[from] TableError),
 }
@@ -355,9 +382,11 @@ impl Projects {
             created_by: actor.to_owned(),
             created_at: now,
             updated_at: now,
+            updated_by: None,
         };
         let mut item = items::with_key(&keys::project(id), &project)?;
         keys::project_of_owner(owner, now, id).insert_into(&mut item);
+        item.insert(DOCUMENT_SLOTS.into(), json!(MAX_DOCUMENTS));
         let history = self.history_op(id, now, actor, None, Status::Draft, None)?;
         self.table
             .write(vec![WriteOp::put(item).when(Condition::NotExists), history])
@@ -380,9 +409,10 @@ impl Projects {
         id: &str,
         version: u64,
         fields: ProjectFields,
+        actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Project, ProjectError> {
-        let mut project = self.load(id).await?;
+        let project = self.load(id).await?;
         if project.version != version {
             return Err(ProjectError::Version {
                 current: project.version,
@@ -393,16 +423,30 @@ impl Projects {
                 current: project.status.as_str(),
             });
         }
-        project.fields = fields;
-        project.version += 1;
-        project.updated_at = now;
-        let mut item = items::with_key(&keys::project(id), &project)?;
-        keys::project_of_owner(&project.owner, project.created_at, id).insert_into(&mut item);
-        // The version condition also pins the status read above.
-        let write = WriteOp::put(item).when(Condition::VersionIs(version));
+        // The fields change in place (the item keeps its counters and index entries); the
+        // version condition also pins the status read above.
+        let serde_json::Value::Object(changed) =
+            serde_json::to_value(&fields).map_err(|e| TableError::Invalid(e.to_string()))?
+        else {
+            return Err(TableError::Invalid("project fields are an object".into()).into());
+        };
+        let mut update = Update::new()
+            .set(VERSION, version + 1)
+            .set("updatedAt", json!(now))
+            .set("updatedBy", actor);
+        for (name, value) in changed {
+            update = update.set(name, value);
+        }
+        let write = WriteOp::update(keys::project(id), update).when(Condition::VersionIs(version));
         match self.table.write(vec![write]).await {
-            Ok(()) => Ok(project),
-            Err(TableError::ConditionFailed { .. }) => Err(self.lost(id).await),
+            Ok(()) => Ok(Project {
+                fields,
+                version: version + 1,
+                updated_at: now,
+                updated_by: Some(actor.to_owned()),
+                ..project
+            }),
+            Err(TableError::ConditionFailed { .. }) => Err(self.lost(id, Some(version)).await),
             Err(e) => Err(e.into()),
         }
     }
@@ -482,6 +526,10 @@ impl Projects {
                 current: project.status.as_str(),
             });
         }
+        // Taking a project reserves its decision; the version condition pins the reviewer read.
+        if project.reviewer.as_deref() != Some(verifier) {
+            return Err(ProjectError::NotYourReview);
+        }
         let reviewer = project.reviewer.clone();
         self.transition(
             project,
@@ -537,16 +585,18 @@ impl Projects {
             Err(TableError::ConditionFailed { index: 2.., .. }) => {
                 Err(ProjectError::NoDesignDocument)
             }
-            Err(TableError::ConditionFailed { .. } | TableError::TransactionConflict) => {
-                Err(self.lost(&project.id).await)
-            }
+            Err(TableError::ConditionFailed { .. }) => Err(self.lost(&project.id, None).await),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// What a move that lost its condition reports: the state it lost to.
-    async fn lost(&self, id: &str) -> ProjectError {
+    /// What a move that lost its condition reports: another version than the one edited, or the
+    /// state it lost to.
+    async fn lost(&self, id: &str, edited: Option<u64>) -> ProjectError {
         match self.get(id).await {
+            Ok(Some(now)) if edited.is_some_and(|v| v != now.version) => ProjectError::Version {
+                current: now.version,
+            },
             Ok(Some(now)) => ProjectError::State {
                 current: now.status.as_str(),
             },
@@ -579,17 +629,7 @@ impl Projects {
     pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, ProjectError> {
         let query = Query::partition(Index::Primary, keys::project(id).pk)
             .sort(SortKey::BeginsWith(keys::PROJECT_HISTORY_PREFIX.into()));
-        let mut entries = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.table.query(&query.clone().after(cursor)).await?;
-            let (mut parsed, next) = items::parse_page(page)?;
-            entries.append(&mut parsed);
-            match next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(entries),
-            }
-        }
+        self.every(query).await
     }
 
     /// The verification queue: projects in `status` (submitted or under review), oldest first.
@@ -620,18 +660,41 @@ impl Projects {
 
     /// Declares a document; its file is checked through the platform's uploads, which settle it.
     /// `with` are the caller's operations in the same write (the upload's record).
+    /// Documents are added while the project is editable (a draft, or changes requested), up
+    /// to [`MAX_DOCUMENTS`]: the write takes one of the project's document slots, under the
+    /// condition that it is still in the state read.
     pub async fn declare_document(
         &self,
         project_id: &str,
         document: &Document,
         with: Vec<WriteOp>,
     ) -> Result<(), ProjectError> {
+        let project = self.load(project_id).await?;
+        if !project.status.editable() {
+            return Err(ProjectError::State {
+                current: project.status.as_str(),
+            });
+        }
         let item = items::with_key(&keys::project_document(project_id, &document.id), document)?;
-        let exists = WriteOp::check(keys::project(project_id), Condition::Exists);
-        let mut ops = vec![WriteOp::put(item).when(Condition::NotExists), exists];
+        let slot = WriteOp::update(
+            keys::project(project_id),
+            Update::new().add(DOCUMENT_SLOTS, -1),
+        )
+        .when(Condition::AtLeast(DOCUMENT_SLOTS.into(), 1))
+        .when(Condition::Equals(
+            "status".into(),
+            json!(project.status.as_str()),
+        ));
+        let mut ops = vec![WriteOp::put(item).when(Condition::NotExists), slot];
         ops.extend(with);
         match self.table.write(ops).await {
-            Err(TableError::ConditionFailed { index: 1, .. }) => Err(ProjectError::NotFound),
+            Err(TableError::ConditionFailed { index: 1, .. }) => match self.load(project_id).await?
+            {
+                now if now.status != project.status => Err(ProjectError::State {
+                    current: now.status.as_str(),
+                }),
+                _ => Err(ProjectError::TooManyDocuments),
+            },
             other => Ok(other?),
         }
     }
@@ -641,6 +704,7 @@ impl Projects {
         &self,
         project_id: &str,
         document_id: &str,
+        upload_id: &str,
         state: DocumentState,
         reason: Option<&str>,
         now: DateTime<Utc>,
@@ -651,8 +715,10 @@ impl Projects {
         if let Some(reason) = reason {
             update = update.set("reason", reason);
         }
+        // Only the upload the document was declared with settles it.
         let op = WriteOp::update(keys::project_document(project_id, document_id), update)
-            .when(Condition::Equals("state".into(), json!("pending")));
+            .when(Condition::Equals("state".into(), json!("pending")))
+            .when(Condition::Equals("uploadId".into(), json!(upload_id)));
         match self.table.write(vec![op]).await {
             Ok(()) => Ok(true),
             Err(TableError::ConditionFailed { .. }) => Ok(false),
@@ -664,13 +730,60 @@ impl Projects {
     pub async fn documents(&self, project_id: &str) -> Result<Vec<Document>, ProjectError> {
         let query = Query::partition(Index::Primary, keys::project(project_id).pk)
             .sort(SortKey::BeginsWith(keys::PROJECT_DOCUMENT_PREFIX.into()));
-        let (documents, _) = items::parse_page(self.table.query(&query).await?)?;
-        Ok(documents)
+        self.every(query).await
+    }
+
+    /// One document of a project.
+    pub async fn document(
+        &self,
+        project_id: &str,
+        document_id: &str,
+    ) -> Result<Option<Document>, ProjectError> {
+        let key = keys::project_document(project_id, document_id);
+        Ok(items::load(self.table.as_ref(), &key).await?)
+    }
+
+    /// Everyone on the developer's side of the project: its creator, its last editor and whoever
+    /// drafted or submitted it (the history's moves to `draft` and `submitted`). A verifier among
+    /// them never reviews it. Reviewers' own moves do not count.
+    pub async fn involved(&self, project: &Project) -> Result<Vec<String>, ProjectError> {
+        let mut actors: Vec<String> = self
+            .history(&project.id)
+            .await?
+            .into_iter()
+            .filter(|h| matches!(h.to, Status::Draft | Status::Submitted))
+            .map(|h| h.actor)
+            .collect();
+        actors.push(project.created_by.clone());
+        actors.extend(project.updated_by.clone());
+        actors.sort_unstable();
+        actors.dedup();
+        Ok(actors)
+    }
+
+    async fn every<T: for<'de> Deserialize<'de>>(
+        &self,
+        query: Query,
+    ) -> Result<Vec<T>, ProjectError> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.table.query(&query.clone().after(cursor)).await?;
+            let (mut parsed, next) = items::parse_page(page)?;
+            all.append(&mut parsed);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
     }
 }
 
-/// Most documents one project holds (a page of the partition).
-pub const MAX_DOCUMENTS: usize = 100;
+/// Most documents one project holds.
+pub const MAX_DOCUMENTS: u64 = 100;
+
+/// The project item's count of documents it may still take.
+const DOCUMENT_SLOTS: &str = "documentSlots";
 
 /// A project's document and the state of its file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -34,12 +34,13 @@ fn fields() -> ProjectFields {
 }
 
 const DEVELOPER: &str = "USER#usr_dev";
-const VERIFIER: &str = "USER#usr_verifier";
+const DEVELOPER_SUBJECT: &str = "user:usr_dev";
+const VERIFIER: &str = "user:usr_verifier";
 
 async fn draft(projects: &Projects) -> String {
     let id = format!("prj_{}", namespace());
     projects
-        .create(&id, DEVELOPER, fields(), DEVELOPER, Utc::now())
+        .create(&id, DEVELOPER, fields(), DEVELOPER_SUBJECT, Utc::now())
         .await
         .unwrap();
     id
@@ -60,14 +61,42 @@ async fn accepted_design(projects: &Projects, id: &str) {
         .await
         .unwrap();
     assert!(
+        !projects
+            .settle_document(
+                id,
+                &document.id,
+                "upl_other",
+                DocumentState::Accepted,
+                None,
+                Utc::now()
+            )
+            .await
+            .unwrap(),
+        "only the document's own upload settles it"
+    );
+    assert!(
         projects
-            .settle_document(id, &document.id, DocumentState::Accepted, None, Utc::now())
+            .settle_document(
+                id,
+                &document.id,
+                &document.upload_id,
+                DocumentState::Accepted,
+                None,
+                Utc::now()
+            )
             .await
             .unwrap()
     );
     assert!(
         !projects
-            .settle_document(id, &document.id, DocumentState::Rejected, None, Utc::now())
+            .settle_document(
+                id,
+                &document.id,
+                &document.upload_id,
+                DocumentState::Rejected,
+                None,
+                Utc::now()
+            )
             .await
             .unwrap(),
         "a settled document stays settled"
@@ -79,13 +108,16 @@ async fn a_project_goes_through_changes_to_approval_and_records_each_move(table:
     let id = draft(&projects).await;
     assert_eq!(
         projects
-            .submit(&id, DEVELOPER, Utc::now())
+            .submit(&id, DEVELOPER_SUBJECT, Utc::now())
             .await
             .unwrap_err(),
         ProjectError::NoDesignDocument
     );
     accepted_design(&projects, &id).await;
-    let submitted = projects.submit(&id, DEVELOPER, Utc::now()).await.unwrap();
+    let submitted = projects
+        .submit(&id, DEVELOPER_SUBJECT, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(submitted.status, Status::Submitted);
     let (queue, _) = projects.queue(Status::Submitted, 100, None).await.unwrap();
     assert!(
@@ -95,7 +127,13 @@ async fn a_project_goes_through_changes_to_approval_and_records_each_move(table:
 
     assert_eq!(
         projects
-            .edit(&id, submitted.version, fields(), Utc::now())
+            .edit(
+                &id,
+                submitted.version,
+                fields(),
+                DEVELOPER_SUBJECT,
+                Utc::now()
+            )
             .await
             .unwrap_err(),
         ProjectError::State {
@@ -103,8 +141,33 @@ async fn a_project_goes_through_changes_to_approval_and_records_each_move(table:
         },
         "a submitted project is not editable"
     );
+    let late = document(DocumentKind::Other);
+    assert_eq!(
+        projects
+            .declare_document(&id, &late, vec![])
+            .await
+            .unwrap_err(),
+        ProjectError::State {
+            current: "submitted"
+        },
+        "documents are added while the project is editable"
+    );
     let taken = projects.take(&id, VERIFIER, Utc::now()).await.unwrap();
     assert_eq!(taken.reviewer.as_deref(), Some(VERIFIER));
+    assert_eq!(
+        projects
+            .decide(
+                &id,
+                "user:usr_other_verifier",
+                Decision::Approve,
+                None,
+                Utc::now()
+            )
+            .await
+            .unwrap_err(),
+        ProjectError::NotYourReview,
+        "only the verifier who took it decides"
+    );
     let (queue, _) = projects.queue(Status::Submitted, 100, None).await.unwrap();
     assert!(
         !queue.iter().any(|p| p.id == id),
@@ -128,7 +191,13 @@ async fn a_project_goes_through_changes_to_approval_and_records_each_move(table:
         .push_str(" Monitoring plan attached.");
     assert_eq!(
         projects
-            .edit(&id, changes.version - 1, edited_fields.clone(), Utc::now())
+            .edit(
+                &id,
+                changes.version - 1,
+                edited_fields.clone(),
+                DEVELOPER_SUBJECT,
+                Utc::now()
+            )
             .await
             .unwrap_err(),
         ProjectError::Version {
@@ -137,10 +206,20 @@ async fn a_project_goes_through_changes_to_approval_and_records_each_move(table:
         "an edit of an older version is refused"
     );
     let edited = projects
-        .edit(&id, changes.version, edited_fields, Utc::now())
+        .edit(
+            &id,
+            changes.version,
+            edited_fields,
+            DEVELOPER_SUBJECT,
+            Utc::now(),
+        )
         .await
         .unwrap();
-    projects.submit(&id, DEVELOPER, Utc::now()).await.unwrap();
+    assert_eq!(edited.updated_by.as_deref(), Some(DEVELOPER_SUBJECT));
+    projects
+        .submit(&id, DEVELOPER_SUBJECT, Utc::now())
+        .await
+        .unwrap();
     projects.take(&id, VERIFIER, Utc::now()).await.unwrap();
     let approved = projects
         .decide(&id, VERIFIER, Decision::Approve, None, Utc::now())
@@ -169,6 +248,17 @@ async fn a_project_goes_through_changes_to_approval_and_records_each_move(table:
     assert_eq!(history[3].notes.as_deref(), Some("Add the monitoring plan"));
     assert_eq!(history[3].actor, VERIFIER);
 
+    let stored = projects.get(&id).await.unwrap().unwrap();
+    let involved = projects.involved(&stored).await.unwrap();
+    assert!(
+        involved.contains(&DEVELOPER_SUBJECT.to_owned()),
+        "{involved:?}"
+    );
+    assert!(
+        !involved.contains(&VERIFIER.to_owned()),
+        "a reviewer's own moves do not make them involved"
+    );
+
     // An illegal move names where the project is.
     assert_eq!(
         projects.take(&id, VERIFIER, Utc::now()).await.unwrap_err(),
@@ -182,15 +272,18 @@ async fn of_two_concurrent_decisions_exactly_one_lands(table: Arc<dyn Table>) {
     let projects = Projects::new(table);
     let id = draft(&projects).await;
     accepted_design(&projects, &id).await;
-    projects.submit(&id, DEVELOPER, Utc::now()).await.unwrap();
+    projects
+        .submit(&id, DEVELOPER_SUBJECT, Utc::now())
+        .await
+        .unwrap();
     projects.take(&id, VERIFIER, Utc::now()).await.unwrap();
     let (a, b) = tokio::join!(
         projects.decide(&id, VERIFIER, Decision::Approve, None, Utc::now()),
         projects.decide(
             &id,
-            "USER#usr_other_verifier",
+            VERIFIER,
             Decision::Reject,
-            None,
+            Some("Double counted".into()),
             Utc::now()
         ),
     );
@@ -209,17 +302,50 @@ async fn of_two_concurrent_decisions_exactly_one_lands(table: Arc<dyn Table>) {
     assert_eq!(history.len(), 4, "one decision recorded: {history:?}");
 }
 
-async fn a_document_of_a_missing_project_is_refused(table: Arc<dyn Table>) {
-    let projects = Projects::new(table);
-    let document = Document {
-        id: "doc_1".into(),
-        kind: DocumentKind::Other,
+fn document(kind: DocumentKind) -> Document {
+    Document {
+        id: format!("doc_{}", namespace()),
+        kind,
         filename: "x.pdf".into(),
-        upload_id: "upl_1".into(),
+        upload_id: format!("upl_{}", namespace()),
         state: DocumentState::Pending,
         reason: None,
         created_at: Utc::now(),
-    };
+    }
+}
+
+async fn concurrent_declarations_never_exceed_the_document_limit(table: Arc<dyn Table>) {
+    let projects = Projects::new(table);
+    let id = draft(&projects).await;
+    let tasks: Vec<_> = (0..110)
+        .map(|_| {
+            let (projects, id) = (projects.clone(), id.clone());
+            tokio::spawn(async move {
+                projects
+                    .declare_document(&id, &document(DocumentKind::Other), vec![])
+                    .await
+            })
+        })
+        .collect();
+    let mut declared = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => declared += 1,
+            Err(ProjectError::TooManyDocuments) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(declared, 100);
+    assert_eq!(
+        projects.documents(&id).await.unwrap().len(),
+        100,
+        "every page is read"
+    );
+}
+
+async fn a_document_of_a_missing_project_is_refused(table: Arc<dyn Table>) {
+    let projects = Projects::new(table);
+    let document = document(DocumentKind::Other);
     assert_eq!(
         projects
             .declare_document(&format!("prj_{}", namespace()), &document, vec![])
@@ -233,4 +359,5 @@ both_faces!(
     a_project_goes_through_changes_to_approval_and_records_each_move,
     of_two_concurrent_decisions_exactly_one_lands,
     a_document_of_a_missing_project_is_refused,
+    concurrent_declarations_never_exceed_the_document_limit,
 );

@@ -32,12 +32,26 @@ const ACCEPTED_TYPES: [(&str, &[u8]); 5] = [
     ("image/png", b"\x89PNG\r\n\x1a\n"),
     ("image/jpeg", b"\xff\xd8\xff"),
     ("text/csv", b""),
-    // An XLSX workbook is a ZIP archive (ECMA-376 Part 2).
-    (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        b"PK\x03\x04",
-    ),
+    // An XLSX workbook is a ZIP archive (ECMA-376 Part 2); `workbook_problem` looks inside.
+    (XLSX, b"PK\x03\x04"),
 ];
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// Why a ZIP declared as XLSX is not a plain workbook: ECMA-376 packages name their parts in
+/// clear in the archive's directory, so a workbook holds `[Content_Types].xml` and
+/// `xl/workbook.xml`, and one with macros (`xl/vbaProject.bin`) or embedded objects
+/// (`xl/embeddings/`) is refused.
+fn workbook_problem(bytes: &[u8]) -> Option<&'static str> {
+    let holds = |name: &[u8]| bytes.windows(name.len()).any(|w| w == name);
+    if !holds(b"[Content_Types].xml") || !holds(b"xl/workbook.xml") {
+        return Some("an XLSX file must be an Office Open XML workbook");
+    }
+    if holds(b"xl/vbaProject.bin") || holds(b"xl/embeddings/") {
+        return Some("an XLSX workbook may not hold macros or embedded objects");
+    }
+    None
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -299,6 +313,11 @@ fn problem_with(upload: &Upload, bytes: &[u8]) -> Option<String> {
     if !bytes.starts_with(magic) {
         return Some(format!("content is not {}", upload.content_type));
     }
+    if upload.content_type == XLSX
+        && let Some(problem) = workbook_problem(bytes)
+    {
+        return Some(problem.into());
+    }
     if upload.content_type == "text/csv"
         && (std::str::from_utf8(bytes).is_err() || bytes.contains(&0))
     {
@@ -477,4 +496,45 @@ pub async fn verify(ports: &Ports, object_key: &str) -> Result<(), JobError> {
         .delete(Bucket::Uploads, object_key)
         .await
         .map_err(|e| retry(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The directory names of a ZIP archive, as a workbook's archive writes them in clear.
+    fn archive(names: &[&str]) -> Vec<u8> {
+        let mut bytes = b"PK\x03\x04".to_vec();
+        for name in names {
+            bytes.extend(b"\0\0PK\x01\x02");
+            bytes.extend(name.as_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn an_xlsx_must_be_a_workbook_without_macros_or_embedded_objects() {
+        let workbook = archive(&["[Content_Types].xml", "_rels/.rels", "xl/workbook.xml"]);
+        assert_eq!(workbook_problem(&workbook), None);
+        assert!(
+            workbook_problem(&archive(&["word/document.xml", "[Content_Types].xml"])).is_some(),
+            "a DOCX is not a workbook"
+        );
+        assert!(
+            workbook_problem(&archive(&["META-INF/MANIFEST.MF"])).is_some(),
+            "a JAR is not a workbook"
+        );
+        let macros = archive(&[
+            "[Content_Types].xml",
+            "xl/workbook.xml",
+            "xl/vbaProject.bin",
+        ]);
+        assert!(workbook_problem(&macros).is_some());
+        let embedded = archive(&[
+            "[Content_Types].xml",
+            "xl/workbook.xml",
+            "xl/embeddings/oleObject1.bin",
+        ]);
+        assert!(workbook_problem(&embedded).is_some());
+    }
 }
