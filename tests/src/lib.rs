@@ -237,6 +237,31 @@ impl Api {
         assert!(accepted.status < 300, "{}", accepted.body);
     }
 
+    /// Sends a file with the upload request the API handed out (`{method, url, headers}`).
+    pub async fn send_upload(&self, upload: &Value, file: &[u8]) {
+        let mut request = self
+            .http
+            .request(
+                upload["method"]
+                    .as_str()
+                    .expect("a method")
+                    .parse()
+                    .expect("an HTTP method"),
+                upload["url"].as_str().expect("a url"),
+            )
+            .body(file.to_vec());
+        for (name, value) in upload["headers"].as_object().expect("signed headers") {
+            request = request.header(name.as_str(), value.as_str().expect("a header value"));
+        }
+        let sent = request.send().await.expect("the runtime answers");
+        assert_eq!(
+            sent.status(),
+            200,
+            "{}",
+            sent.text().await.unwrap_or_default()
+        );
+    }
+
     /// Fetches a URL the API handed out (a signed download), as text.
     pub async fn fetch_text(&self, url: &str) -> (u16, String) {
         let response = self

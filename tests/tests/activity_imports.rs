@@ -20,19 +20,7 @@ async fn import(api: &Api, token: &str, org: &str, file: &[u8], period: &str) ->
         .await;
     assert_eq!(declared.status, 202, "{:#}", declared.body);
     assert_eq!(declared.body["status"], "awaiting_upload");
-    let upload = &declared.body["upload"];
-    let mut put = api
-        .http
-        .request(
-            upload["method"].as_str().unwrap().parse().unwrap(),
-            upload["url"].as_str().unwrap(),
-        )
-        .body(file.to_vec());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        put = put.header(name.as_str(), value.as_str().unwrap());
-    }
-    let uploaded = put.send().await.unwrap();
-    assert_eq!(uploaded.status(), 200, "{}", uploaded.text().await.unwrap());
+    api.send_upload(&declared.body["upload"], file).await;
     declared.header("location").to_owned()
 }
 

@@ -78,19 +78,7 @@ async fn upload(api: &Api, token: &str, project: &str, name: &str, file: &[u8]) 
         .await;
     assert_eq!(declared.status, 201, "{:#}", declared.body);
     assert_eq!(declared.body["state"], "pending");
-    let upload = &declared.body["upload"];
-    let mut put = api
-        .http
-        .request(
-            upload["method"].as_str().unwrap().parse().unwrap(),
-            upload["url"].as_str().unwrap(),
-        )
-        .body(file.to_vec());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        put = put.header(name.as_str(), value.as_str().unwrap());
-    }
-    let uploaded = put.send().await.unwrap();
-    assert_eq!(uploaded.status(), 200);
+    api.send_upload(&declared.body["upload"], file).await;
     declared.body["id"].as_str().unwrap().to_owned()
 }
 

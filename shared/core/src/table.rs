@@ -664,6 +664,20 @@ pub mod items {
         Ok((parsed, page.next))
     }
 
+    /// Every item a query matches, reading page after page.
+    pub async fn query_all(table: &dyn Table, query: &Query) -> Result<Vec<Item>, TableError> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = table.query(&query.clone().after(cursor)).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// Reads one item by key into a typed value, `None` when there is none.
     pub async fn load<T: for<'de> Deserialize<'de>>(
         table: &dyn Table,

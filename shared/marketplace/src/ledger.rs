@@ -420,17 +420,11 @@ impl Ledger {
     /// A project's issuances, oldest first.
     pub async fn issuances_of(&self, project_id: &str) -> Result<Vec<Issuance>, LedgerError> {
         let query = Query::partition(Index::Gsi1, keys::issuances_of_project(project_id));
-        let mut issuances = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.table.query(&query.clone().after(cursor)).await?;
-            let (mut parsed, next) = items::parse_page(page)?;
-            issuances.append(&mut parsed);
-            match next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(issuances),
-            }
-        }
+        let found = items::query_all(self.table.as_ref(), &query).await?;
+        Ok(found
+            .into_iter()
+            .map(items::parse)
+            .collect::<Result<_, _>>()?)
     }
 
     /// The blocks of an issuance that hold any serial of `range`, by first serial.
@@ -668,18 +662,8 @@ impl Ledger {
     }
 
     async fn all(&self, query: Query) -> Result<Vec<Block>, LedgerError> {
-        let mut blocks = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.table.query(&query.clone().after(cursor)).await?;
-            for item in &page.items {
-                blocks.push(decode_block(item)?);
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(blocks),
-            }
-        }
+        let found = items::query_all(self.table.as_ref(), &query).await?;
+        Ok(found.iter().map(decode_block).collect::<Result<_, _>>()?)
     }
 }
 

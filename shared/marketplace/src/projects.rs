@@ -765,17 +765,11 @@ impl Projects {
         &self,
         query: Query,
     ) -> Result<Vec<T>, ProjectError> {
-        let mut all = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.table.query(&query.clone().after(cursor)).await?;
-            let (mut parsed, next) = items::parse_page(page)?;
-            all.append(&mut parsed);
-            match next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(all),
-            }
-        }
+        let found = items::query_all(self.table.as_ref(), &query).await?;
+        Ok(found
+            .into_iter()
+            .map(items::parse)
+            .collect::<Result<_, _>>()?)
     }
 }
 
