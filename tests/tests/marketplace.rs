@@ -187,6 +187,11 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         404,
         "another developer sees nothing"
     );
+    let mine = api.get("/v1/me/projects", As::Bearer(&dev)).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.body["items"][0]["id"], id.as_str());
+    let theirs = api.get("/v1/me/projects", As::Bearer(&other_dev)).await;
+    assert_eq!(theirs.body["items"], json!([]), "only one's own projects");
     assert_eq!(api.get(&path, As::Bearer(&buyer)).await.status, 404);
     assert_eq!(
         api.get(&path, As::Bearer(&val)).await.status,
@@ -644,6 +649,20 @@ async fn api_keys_read_and_draft_their_organisations_projects_within_their_scope
     let version = created.body["version"].clone();
 
     assert_eq!(api.get(&path, As::ApiKey(&reader)).await.status, 200);
+    let listed = api
+        .get(&format!("/v1/orgs/{org}/projects"), As::ApiKey(&reader))
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        api.get(
+            &format!("/v1/orgs/{other_org}/projects"),
+            As::ApiKey(&reader)
+        )
+        .await
+        .status,
+        404
+    );
     let patched = api
         .call(
             "PATCH",

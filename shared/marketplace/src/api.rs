@@ -266,6 +266,8 @@ fn projects_router() -> OpenApiRouter<ProjectsState> {
         .routes(routes!(declare_document, list_documents))
         .routes(routes!(download_document))
         .routes(routes!(verification_queue))
+        .routes(routes!(my_projects))
+        .routes(routes!(org_projects))
         .routes(routes!(take_for_review))
         .routes(routes!(decide))
         .routes(routes!(issue_credits, list_issuances))
@@ -656,6 +658,50 @@ pub async fn download_document(
         url: link.url,
         expires_at: link.expires_at,
     }))
+}
+
+/// The caller's own projects, oldest first.
+#[utoipa::path(get, path = "/v1/me/projects", tag = "marketplace", summary = "List my projects",
+    security(("bearer" = [])), params(PageParams),
+    responses((status = 200, description = "Projects the caller owns, any status", body = List<Project>)))]
+pub async fn my_projects(
+    State(state): State<ProjectsState>,
+    caller: Caller,
+    Query(page): Query<PageParams>,
+) -> Result<Json<List<Project>>, ApiError> {
+    let page = page.validate()?;
+    let owner = keys::owner_user(&caller.user_id);
+    let (items, next) = state
+        .projects()
+        .of_owner(&owner, page.limit, page.cursor)
+        .await?;
+    Ok(Json(List::new(items, next)))
+}
+
+/// An organisation's projects, oldest first.
+#[utoipa::path(get, path = "/v1/orgs/{orgId}/projects", tag = "marketplace", summary = "List an organisation's projects",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("orgId" = String, Path, description = "Organisation id"), PageParams),
+    responses((status = 200, description = "Projects the organisation owns, any status", body = List<Project>),
+        (status = 403, description = "The key's scope is too low", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn org_projects(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(org_id): Path<String>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<List<Project>>, ApiError> {
+    let page = page.validate()?;
+    state
+        .guard
+        .authorize(&principal, &org_id, OrgAction::Read, PROJECTS_READ)
+        .await?;
+    let owner = keys::owner_org(&org_id);
+    let (items, next) = state
+        .projects()
+        .of_owner(&owner, page.limit, page.cursor)
+        .await?;
+    Ok(Json(List::new(items, next)))
 }
 
 /// Projects waiting for verifiers, oldest first.
