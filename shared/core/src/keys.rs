@@ -231,12 +231,12 @@ pub fn api_key_id(key_id: &str) -> IndexKey {
 
 /// A user's audit stream.
 pub fn audit_stream_user(user_id: &str) -> String {
-    format!("USER#{user_id}")
+    owner_user(user_id)
 }
 
 /// An organisation's audit stream.
 pub fn audit_stream_org(org_id: &str) -> String {
-    format!("ORG#{org_id}")
+    owner_org(org_id)
 }
 
 /// Partition of one audit log ([`audit_stream_user`] or [`audit_stream_org`]).
@@ -279,11 +279,11 @@ pub fn owner_org(org_id: &str) -> String {
 }
 
 pub fn footprint_owner_user(user_id: &str) -> String {
-    format!("USER#{user_id}")
+    owner_user(user_id)
 }
 
 pub fn footprint_owner_org(org_id: &str) -> String {
-    format!("ORG#{org_id}")
+    owner_org(org_id)
 }
 
 pub fn footprint(footprint_id: &str) -> Key {

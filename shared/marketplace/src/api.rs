@@ -188,7 +188,7 @@ impl FromRef<ProjectsState> for Ports {
 }
 
 fn is_verifier(principal: &Principal) -> bool {
-    matches!(principal, Principal::User(c) if c.has_role(VERIFIER))
+    verifier(principal).is_ok()
 }
 
 fn verifier(principal: &Principal) -> Result<&Caller, ApiError> {
@@ -471,9 +471,10 @@ fn create_request(mut body: Map<String, Value>) -> Result<CreateProject, ApiErro
             "is not a project field",
         ));
     }
-    let fields = serde_path_to_error::deserialize(Value::Object(body))
-        .map_err(|e| ApiError::validation(e.path().to_string(), e.inner().to_string()))?;
-    Ok(CreateProject { org_id, fields })
+    Ok(CreateProject {
+        org_id,
+        fields: fields_of(body)?,
+    })
 }
 
 /// The names of [`ProjectFields`] as clients write them (a test keeps the list whole).
@@ -495,6 +496,12 @@ pub const FIELD_NAMES: [&str; 15] = [
     "registryUrl",
 ];
 
+/// Project fields from a JSON object, a wrong value refused naming its path.
+fn fields_of(object: Map<String, Value>) -> Result<ProjectFields, ApiError> {
+    serde_path_to_error::deserialize(Value::Object(object))
+        .map_err(|e| ApiError::validation(e.path().to_string(), e.inner().to_string()))
+}
+
 /// The account type that drafts projects of its own.
 const PROJECT_DEVELOPER: &str = "project_developer";
 
@@ -510,8 +517,7 @@ fn merged(fields: &ProjectFields, patch: Map<String, Value>) -> Result<ProjectFi
         }
         current.insert(name, value);
     }
-    serde_path_to_error::deserialize(Value::Object(current))
-        .map_err(|e| ApiError::validation(e.path().to_string(), e.inner().to_string()))
+    fields_of(current)
 }
 
 /// Submits a project for verification.

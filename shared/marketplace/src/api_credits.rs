@@ -2,7 +2,7 @@
 //! serial or a range, and in what status. Public: a registry's record is for anyone to check.
 //! The holder's identity is shown only to the holder.
 
-use amanar_core::Ports;
+use amanar_core::{Ports, keys};
 use amanar_http::{ApiError, HttpFunction, Principal, Problem, Query};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -95,8 +95,8 @@ fn holder(account: &Account, principal: Option<&Principal>) -> Option<String> {
         _ => return None,
     };
     let me = match principal? {
-        Principal::User(caller) => format!("USER#{}", caller.user_id),
-        Principal::Key(key) => format!("ORG#{}", key.org_id),
+        Principal::User(caller) => keys::owner_user(&caller.user_id),
+        Principal::Key(key) => keys::owner_org(&key.org_id),
     };
     (owner == &me).then(|| owner.clone())
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use amanar_core::keys;
 use amanar_core::table::{
-    Condition, Index, Item, MAX_WRITE_OPS, Query, SortKey, Table, TableError, Update, VERSION,
+    Condition, Index, Item, Key, MAX_WRITE_OPS, Query, SortKey, Table, TableError, Update, VERSION,
     WriteOp, items,
 };
 use chrono::{DateTime, Utc};
@@ -449,15 +449,13 @@ impl Ledger {
 
     /// The block of an issuance that holds serial `number`, if any.
     async fn block_at(&self, issuance_id: &str, number: u64) -> Result<Option<Block>, LedgerError> {
-        let query = Query::partition(Index::Primary, keys::issuance_partition(issuance_id))
-            .sort(SortKey::Between(
-                keys::credit_block(issuance_id, 0).sk,
-                keys::credit_block(issuance_id, number).sk,
-            ))
-            .backward()
-            .limit(1);
-        let page = self.table.query(&query).await?;
-        let block = page.items.first().map(decode_block).transpose()?;
+        let last = self
+            .last_at_or_below(
+                keys::credit_block(issuance_id, 0),
+                keys::credit_block(issuance_id, number),
+            )
+            .await?;
+        let block = last.as_ref().map(decode_block).transpose()?;
         Ok(block.filter(|b| b.range.contains(number)))
     }
 
@@ -528,10 +526,14 @@ impl Ledger {
         transfer.from.validate()?;
         transfer.to.validate()?;
         let record = keys::ledger_movement(&transfer.id);
+        // The record is read before the first attempt, and again only when a write finds it
+        // there (a concurrent call with the same id landed first).
+        let mut check_record = true;
         for attempt in 0..ATTEMPTS {
-            if let Some(moved) = self.recorded(transfer).await? {
+            if check_record && let Some(moved) = self.recorded(transfer).await? {
                 return Ok(moved);
             }
+            check_record = false;
             let candidates = self
                 .blocks_of(&transfer.from, Some(&transfer.issuance))
                 .await?;
@@ -570,8 +572,9 @@ impl Ledger {
                         index: index - ours,
                     });
                 }
-                // The record exists (index 0: read it on the next round) or a block moved under
-                // the plan: plan again.
+                // The record exists: read it on the next round.
+                Err(TableError::ConditionFailed { index: 0, .. }) => check_record = true,
+                // A block moved under the plan: plan again.
                 Err(TableError::ConditionFailed { .. } | TableError::TransactionConflict) => {
                     backoff(attempt).await
                 }
@@ -645,20 +648,23 @@ impl Ledger {
         namespace: &str,
         number: u64,
     ) -> Result<Option<Claim>, LedgerError> {
-        let query = Query::partition(Index::Primary, keys::serial_namespace(namespace))
-            .sort(SortKey::Between(
-                keys::serial_claim(namespace, 0).sk,
-                keys::serial_claim(namespace, number).sk,
-            ))
+        let last = self
+            .last_at_or_below(
+                keys::serial_claim(namespace, 0),
+                keys::serial_claim(namespace, number),
+            )
+            .await?;
+        Ok(last.map(items::parse).transpose()?)
+    }
+
+    /// The item of `from`'s partition with the highest sort key from `from` up to `to` (serials
+    /// in keys sort as numbers, so this is the block or claim starting highest at or below `to`).
+    async fn last_at_or_below(&self, from: Key, to: Key) -> Result<Option<Item>, TableError> {
+        let query = Query::partition(Index::Primary, from.pk)
+            .sort(SortKey::Between(from.sk, to.sk))
             .backward()
             .limit(1);
-        let page = self.table.query(&query).await?;
-        Ok(page
-            .items
-            .into_iter()
-            .next()
-            .map(items::parse)
-            .transpose()?)
+        Ok(self.table.query(&query).await?.items.into_iter().next())
     }
 
     async fn all(&self, query: Query) -> Result<Vec<Block>, LedgerError> {
