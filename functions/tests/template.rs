@@ -433,6 +433,7 @@ fn public_read_only_functions_write_nothing_but_rate_limit_windows() {
     assert_eq!(
         checked,
         [
+            "api-catalogue",
             "api-credits",
             "api-docs",
             "api-emission-factors",

@@ -88,6 +88,10 @@ pub struct Config {
     /// The buffer-pool share withheld at issuance per standard (`AMANAR_BUFFER_SHARES`,
     /// `VCS=20,ACR=18`; 20% by default), for non-permanent categories.
     pub buffer_policy: amanar_marketplace::issuance::BufferPolicy,
+    /// How often a catalogue search refreshes its index from the feed
+    /// (`AMANAR_CATALOGUE_REFRESH_MS`): before every search on the embedded table, every second
+    /// on DynamoDB by default.
+    pub catalogue_refresh: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -147,6 +151,7 @@ pub mod vars {
     }
     pub const RATE_LIMIT_KEY: &str = "AMANAR_RATE_LIMIT_PER_KEY";
     pub const BUFFER_SHARES: &str = "AMANAR_BUFFER_SHARES";
+    pub const CATALOGUE_REFRESH_MS: &str = "AMANAR_CATALOGUE_REFRESH_MS";
 }
 
 fn queue_url_var(queue: QueueName) -> &'static str {
@@ -348,6 +353,14 @@ impl Config {
                 ));
             }
         };
+        let catalogue_refresh = Duration::from_millis(number(
+            vars::CATALOGUE_REFRESH_MS,
+            if matches!(table, TableBackend::Embedded) {
+                0
+            } else {
+                1000
+            },
+        )?);
         Ok(Config {
             face,
             data_dir,
@@ -374,6 +387,7 @@ impl Config {
                 &get(vars::BUFFER_SHARES).unwrap_or_default(),
             )
             .map_err(|e| error(vars::BUFFER_SHARES, e))?,
+            catalogue_refresh,
         })
     }
 

@@ -45,6 +45,7 @@ struct Parts {
     limits: OnceCell<RateLimits>,
     guard: OnceCell<Arc<dyn OrgGuard>>,
     directory: OnceCell<Arc<dyn AccountDirectory>>,
+    catalogue: OnceCell<Arc<amanar_marketplace::catalogue::Catalogue>>,
 }
 
 /// What the local runtime serves for its own identity provider.
@@ -584,6 +585,23 @@ impl Wiring {
             .cloned()
     }
 
+    /// The process's catalogue index (one per process: every search shares it).
+    pub async fn catalogue(
+        &self,
+    ) -> Result<Arc<amanar_marketplace::catalogue::Catalogue>, DepsError> {
+        self.0
+            .catalogue
+            .get_or_try_init(|| async {
+                Ok(Arc::new(amanar_marketplace::catalogue::Catalogue::new(
+                    self.table().await?,
+                    self.clock(),
+                    self.config().catalogue_refresh,
+                )))
+            })
+            .await
+            .cloned()
+    }
+
     pub fn social(&self) -> SocialSettings {
         let config = self.config();
         SocialSettings {
@@ -628,6 +646,7 @@ provide! {
     RateLimits => limits,
     Arc<dyn OrgGuard> => org_guard,
     Arc<dyn AccountDirectory> => account_directory,
+    Arc<amanar_marketplace::catalogue::Catalogue> => catalogue,
 }
 
 impl Provide<Arc<dyn Clock>> for Wiring {

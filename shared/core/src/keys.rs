@@ -489,6 +489,69 @@ pub fn serial_namespace_head(namespace: &str) -> Key {
     Key::new(serial_namespace(namespace), "HEAD")
 }
 
+/// A listing: credits of one issuance offered at a unit price.
+pub fn listing(listing_id: &str) -> Key {
+    Key::new(format!("LISTING#{listing_id}"), "LISTING")
+}
+
+/// Sort-key prefix of a listing's events (created, price changed, paused, resumed, closed).
+pub const LISTING_EVENT_PREFIX: &str = "EVENT#";
+
+/// One event of a listing, in time order within its partition.
+pub fn listing_event(listing_id: &str, at: DateTime<Utc>, event_id: &str) -> Key {
+    Key::new(
+        listing(listing_id).pk,
+        format!("{LISTING_EVENT_PREFIX}{}#{event_id}", sortable_time(at)),
+    )
+}
+
+/// GSI1 partition of a project's listings, oldest first.
+pub fn listings_of_project(project_id: &str) -> String {
+    format!("PROJECT#{project_id}#LISTINGS")
+}
+
+/// A listing's entry in [`listings_of_project`].
+pub fn listing_of_project(
+    project_id: &str,
+    created_at: DateTime<Utc>,
+    listing_id: &str,
+) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi1,
+        listings_of_project(project_id),
+        format!("{}#{listing_id}", sortable_time(created_at)),
+    )
+}
+
+/// How many GSI2 partitions the catalogue feed spreads over, so that a burst of listing changes
+/// (every sale moves a listing's available count) never meets one index partition's write limit.
+pub const CATALOGUE_SHARDS: u32 = 4;
+
+/// GSI2 partition `shard` of the catalogue feed: approved projects and listings, each once, by
+/// when it last changed. The catalogue's search index loads it whole, then reads what changed.
+pub fn catalogue_feed(shard: u32) -> String {
+    format!("CATALOGUE#{shard}")
+}
+
+/// The feed entry of a catalogue record (`kind` `PROJECT` or `LISTING`) changed at `at`. The shard
+/// is a hash of the id, so one record always sits in one shard.
+pub fn catalogue_entry(kind: &str, id: &str, at: DateTime<Utc>) -> IndexKey {
+    let shard = id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % CATALOGUE_SHARDS;
+    IndexKey::new(
+        Index::Gsi2,
+        catalogue_feed(shard),
+        catalogue_position(at, &format!("{kind}#{id}")),
+    )
+}
+
+/// A position in the catalogue feed: entries changed at `at` sort after every earlier change.
+pub fn catalogue_position(at: DateTime<Utc>, tail: &str) -> String {
+    format!("{}#{tail}", sortable_time(at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,7 +76,7 @@ where
 }
 
 impl ProjectsState {
-    fn projects(&self) -> Projects {
+    pub(crate) fn projects(&self) -> Projects {
         Projects::new(self.ports.table.clone())
     }
 
@@ -86,7 +86,11 @@ impl ProjectsState {
 
     /// The project, if the principal may read it: its owner's side, or a verifier once it was
     /// submitted (drafts stay private). 404 otherwise, as if it did not exist.
-    async fn readable(&self, principal: &Principal, id: &str) -> Result<Project, ApiError> {
+    pub(crate) async fn readable(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<Project, ApiError> {
         let project = self.projects().get(id).await?.ok_or(ApiError::NotFound)?;
         let verifier_may = is_verifier(principal) && project.status != Status::Draft;
         if verifier_may || self.owns(principal, &project).await? {
@@ -97,7 +101,11 @@ impl ProjectsState {
 
     /// The project, if the principal may change it: 404 to strangers; for a reader without write
     /// rights, the organisation check's own 403 (role or key scope too low).
-    async fn writable(&self, principal: &Principal, id: &str) -> Result<Project, ApiError> {
+    pub(crate) async fn writable(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<Project, ApiError> {
         let project = self.readable(principal, id).await?;
         match Owner::of(&project)? {
             Owner::User(user_id) if matches!(principal, Principal::User(c) if c.user_id == user_id) => {
@@ -118,7 +126,11 @@ impl ProjectsState {
 
     /// Whether the principal is, or reads for, the project's owner. Any refusal of the
     /// organisation check counts as "no": a stranger learns nothing from a 403.
-    async fn owns(&self, principal: &Principal, project: &Project) -> Result<bool, ApiError> {
+    pub(crate) async fn owns(
+        &self,
+        principal: &Principal,
+        project: &Project,
+    ) -> Result<bool, ApiError> {
         match Owner::of(project)? {
             Owner::User(user_id) => {
                 Ok(matches!(principal, Principal::User(c) if c.user_id == user_id))
@@ -218,6 +230,13 @@ impl From<ProjectError> for ApiError {
                 slug: "not-your-review",
                 detail: "Another verifier took this project for review; only they decide.".into(),
             },
+            ProjectError::TooManyRatings => ApiError::Conflict {
+                slug: "too-many-ratings",
+                detail: format!(
+                    "A project holds at most {} agency ratings.",
+                    crate::ratings::MAX_RATINGS
+                ),
+            },
             ProjectError::TooManyDocuments => ApiError::Conflict {
                 slug: "too-many-documents",
                 detail: format!(
@@ -271,6 +290,14 @@ fn projects_router() -> OpenApiRouter<ProjectsState> {
         .routes(routes!(take_for_review))
         .routes(routes!(decide))
         .routes(routes!(issue_credits, list_issuances))
+        .routes(routes!(crate::api_listings::create_listing))
+        .routes(routes!(
+            crate::api_listings::get_listing,
+            crate::api_listings::change_listing
+        ))
+        .routes(routes!(crate::api_listings::listing_history))
+        .routes(routes!(crate::api_listings::project_listings))
+        .routes(routes!(crate::api_listings::record_rating))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,10 +10,16 @@
 //! Reference: `docs/marketplace.md`.
 
 pub mod api;
+pub mod api_catalogue;
 pub mod api_credits;
+pub mod api_listings;
+pub mod catalogue;
 pub mod issuance;
 pub mod ledger;
+pub mod listings;
+pub mod money;
 pub mod projects;
+pub mod ratings;
 pub mod serial;
 pub mod taxonomy;
 
@@ -45,12 +51,14 @@ where
         + Provide<Arc<dyn OrgGuard>>
         + Provide<Arc<dyn AccountDirectory>>
         + Provide<issuance::BufferPolicy>
+        + Provide<Arc<catalogue::Catalogue>>
         + Sync
         + 'static,
 {
     Context::new("marketplace", TAG, SCOPES)
         .http(api::PROJECTS)
         .http(api_credits::CREDITS)
+        .http(api_catalogue::CATALOGUE)
         .upload(api::DOCUMENT_UPLOAD)
 }
 pub use serial::{Range, SerialBlock, SerialError, Standard, Vintage};

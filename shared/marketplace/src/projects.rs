@@ -156,6 +156,9 @@ pub struct Project {
     /// Who last changed the fields.
     #[serde(default)]
     pub updated_by: Option<String>,
+    /// Ratings from rating agencies, recorded by admins once the project is approved.
+    #[serde(default)]
+    pub agency_ratings: Vec<crate::ratings::AgencyRating>,
 }
 
 /// One move of a project, as `GET /v1/projects/{id}/history` shows it.
@@ -342,6 +345,8 @@ pub enum ProjectError {
     NotYourReview,
     #[error("the project holds the most documents it may")]
     TooManyDocuments,
+    #[error("the project holds the most agency ratings it may")]
+    TooManyRatings,
     #[error(transparent)]
     Table(#[from] TableError),
 }
@@ -383,6 +388,7 @@ impl Projects {
             created_at: now,
             updated_at: now,
             updated_by: None,
+            agency_ratings: Vec::new(),
         };
         let mut item = items::with_key(&keys::project(id), &project)?;
         keys::project_of_owner(owner, now, id).insert_into(&mut item);
@@ -392,6 +398,36 @@ impl Projects {
             .write(vec![WriteOp::put(item).when(Condition::NotExists), history])
             .await?;
         Ok(project)
+    }
+
+    /// Puts an approved project straight into the catalogue, with one history entry saying why
+    /// (`notes`): the demo catalogue's projects, verified at their registries, not here. Refused
+    /// if the id exists.
+    pub async fn import_approved(
+        &self,
+        project: &Project,
+        notes: &str,
+    ) -> Result<(), ProjectError> {
+        let mut project = project.clone();
+        project.status = Status::Approved;
+        let now = project.updated_at;
+        let mut item = items::with_key(&keys::project(&project.id), &project)?;
+        keys::project_of_owner(&project.owner, project.created_at, &project.id)
+            .insert_into(&mut item);
+        keys::catalogue_entry("PROJECT", &project.id, now).insert_into(&mut item);
+        item.insert(DOCUMENT_SLOTS.into(), json!(0));
+        let history = self.history_op(
+            &project.id,
+            now,
+            &project.created_by,
+            None,
+            Status::Approved,
+            Some(notes.to_owned()),
+        )?;
+        self.table
+            .write(vec![WriteOp::put(item).when(Condition::NotExists), history])
+            .await?;
+        Ok(())
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Project>, ProjectError> {
@@ -564,8 +600,13 @@ impl Projects {
             Some(reviewer) => update.set("reviewer", reviewer),
             None => update.set("reviewer", serde_json::Value::Null),
         };
+        // GSI2: the verification queue while submitted or in review, the catalogue feed once
+        // approved, nothing otherwise.
         update = match queue_entry(to, now, &project.id) {
             Some(entry) => update.set_index(entry),
+            None if to == Status::Approved => {
+                update.set_index(keys::catalogue_entry("PROJECT", &project.id, now))
+            }
             None => update.remove_index(Index::Gsi2),
         };
         let mut ops = vec![
@@ -643,6 +684,43 @@ impl Projects {
             .limit(limit)
             .after(cursor);
         Ok(items::parse_page(self.table.query(&query).await?)?)
+    }
+
+    /// Records an agency rating on an approved project, conditioned on the version read; the
+    /// project's catalogue entry moves with it.
+    pub async fn rate(
+        &self,
+        id: &str,
+        rating: crate::ratings::AgencyRating,
+        now: DateTime<Utc>,
+    ) -> Result<Project, ProjectError> {
+        for _ in 0..8 {
+            let mut project = self.load(id).await?;
+            if project.status != Status::Approved {
+                return Err(ProjectError::State {
+                    current: project.status.as_str(),
+                });
+            }
+            if project.agency_ratings.len() >= crate::ratings::MAX_RATINGS {
+                return Err(ProjectError::TooManyRatings);
+            }
+            project.agency_ratings.push(rating.clone());
+            let update = Update::new()
+                .set("agencyRatings", json!(project.agency_ratings))
+                .set(VERSION, project.version + 1)
+                .set_index(keys::catalogue_entry("PROJECT", id, now));
+            let write = WriteOp::update(keys::project(id), update)
+                .when(Condition::VersionIs(project.version));
+            match self.table.write(vec![write]).await {
+                Ok(()) => {
+                    project.version += 1;
+                    return Ok(project);
+                }
+                Err(TableError::ConditionFailed { .. } | TableError::TransactionConflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TableError::TransactionConflict.into())
     }
 
     /// An owner's projects, oldest first.

@@ -109,6 +109,15 @@ pub enum Vintage {
 }
 
 impl Vintage {
+    /// The vintage's year: the year itself, or the year a monitoring period ends in.
+    pub fn year(&self) -> i32 {
+        use chrono::Datelike;
+        match self {
+            Vintage::Year(y) => *y,
+            Vintage::Period { end, .. } => end.year(),
+        }
+    }
+
     /// Whether a serial's vintage agrees with the vintage an issuance declares. Two years or two
     /// periods must be equal; a year agrees with a period that starts or ends in it.
     pub fn agrees_with(&self, declared: &Vintage) -> bool {

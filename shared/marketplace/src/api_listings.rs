@@ -1,0 +1,310 @@
+//! HTTP routes of listings and agency ratings (part of the `api-projects` function).
+//!
+//! Who may do what:
+//! - whoever may change a project (its developer, or its organisation's members and keys with
+//!   `projects:write`) lists its credits, changes the price, pauses, resumes and closes;
+//! - the project's side reads its listings in any state and their history; any other caller reads
+//!   an open (active or paused) listing, and a closed one is 404 to them;
+//! - admins record agency ratings on approved projects; the ratings show on the project and in the
+//!   catalogue.
+
+use amanar_core::new_id;
+use amanar_http::{ApiError, Json, Principal, Problem};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::api::{ADMIN, ProjectsState};
+use crate::ledger::Ledger;
+use crate::listings::{
+    Listing, ListingChange, ListingError, ListingEvent, ListingStatus, Listings, NewListing,
+};
+use crate::money::Money;
+use crate::projects::{ProjectError, Status};
+use crate::ratings::{self, AgencyRating, NewRating};
+
+/// The most tonnes one listing offers.
+pub const MAX_LISTING: u64 = crate::ledger::MAX_ISSUANCE;
+
+/// A new listing.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateListing {
+    pub project_id: String,
+    /// The issuance (credit batch) to sell from.
+    pub batch_id: String,
+    /// Whole tonnes.
+    pub quantity: u64,
+    /// Per tonne, rounded to the currency's minor unit.
+    pub unit_price: Money,
+}
+
+/// A change of a listing's terms.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeListing {
+    /// A new price per tonne, in the listing's currency.
+    pub unit_price: Option<Money>,
+    /// `active` (resume), `paused`, or `closed` (unsold credits go back to inventory).
+    pub status: Option<ListingStatus>,
+    /// The terms version you read; when given, a listing whose terms changed since is a 409.
+    pub version: Option<u64>,
+}
+
+impl From<ListingError> for ApiError {
+    fn from(error: ListingError) -> Self {
+        match error {
+            ListingError::NotFound => ApiError::NotFound,
+            ListingError::Insufficient {
+                available,
+                requested,
+            } => ApiError::Conflict {
+                slug: "insufficient-credits",
+                detail: format!(
+                    "{available} credits of the batch are unlisted in inventory; {requested} were asked for."
+                ),
+            },
+            ListingError::State { current } => ApiError::Conflict {
+                slug: "listing-state",
+                detail: format!("The listing is {current}; it changes no more."),
+            },
+            ListingError::Version { current } => ApiError::Conflict {
+                slug: "edit-conflict",
+                detail: format!(
+                    "The listing's terms are at version {current}; read it again and change that version."
+                ),
+            },
+            ListingError::Empty => {
+                ApiError::validation("unitPrice", "name a new unitPrice or a status")
+            }
+            ListingError::Currency(currency) => ApiError::validation(
+                "unitPrice.currency",
+                format!(
+                    "a listing's price stays in {currency}; close it and list again to change currency"
+                ),
+            ),
+            ListingError::Ledger(e) => e.into(),
+            ListingError::Table(e) => e.into(),
+        }
+    }
+}
+
+impl ProjectsState {
+    fn listings(&self) -> Listings {
+        Listings::new(self.ports.table.clone())
+    }
+
+    /// The listing, if the principal may read it: the project's side always, anyone else while
+    /// it is open.
+    async fn readable_listing(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(Listing, bool), ApiError> {
+        let listing = self.listings().get(id).await?.ok_or(ApiError::NotFound)?;
+        let ours = match self.projects().get(&listing.project_id).await? {
+            Some(project) => self.owns(principal, &project).await?,
+            None => false,
+        };
+        if ours || listing.status != ListingStatus::Closed {
+            return Ok((listing, ours));
+        }
+        Err(ApiError::NotFound)
+    }
+
+    /// The listing, if the principal may change its project.
+    async fn writable_listing(&self, principal: &Principal, id: &str) -> Result<Listing, ApiError> {
+        let (listing, ours) = self.readable_listing(principal, id).await?;
+        if !ours {
+            return Err(ApiError::NotFound);
+        }
+        self.writable(principal, &listing.project_id).await?;
+        Ok(listing)
+    }
+}
+
+/// Lists credits of an issuance for sale.
+#[utoipa::path(post, path = "/v1/listings", tag = "marketplace", summary = "List credits",
+    security(("bearer" = []), ("apiKey" = [])), request_body = CreateListing,
+    description = "Moves `quantity` credits of the batch from the developer's inventory into the listing, in one write: the listing's available count and its ledger account always agree. The price is rounded to the currency's minor unit (none for JPY, three decimals for KWD). Accepts `Idempotency-Key`.",
+    responses((status = 201, description = "The listing", body = Listing),
+        (status = 404, description = "No such project or batch for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The project is not approved, or the inventory holds fewer unlisted credits of the batch", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A quantity, price or currency that failed its check", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_listing(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Json(request): Json<CreateListing>,
+) -> Result<Response, ApiError> {
+    if request.quantity == 0 || request.quantity > MAX_LISTING {
+        return Err(ApiError::validation(
+            "quantity",
+            format!("must be 1 to {MAX_LISTING} whole tonnes"),
+        ));
+    }
+    if request.unit_price.amount().is_zero() {
+        return Err(ApiError::validation(
+            "unitPrice.amount",
+            "must be more than zero",
+        ));
+    }
+    let project = state.writable(&principal, &request.project_id).await?;
+    if project.status != Status::Approved {
+        return Err(ProjectError::State {
+            current: project.status.as_str(),
+        }
+        .into());
+    }
+    let issuance = Ledger::new(state.ports.table.clone())
+        .issuance(&request.batch_id)
+        .await?
+        .filter(|i| i.project_id == project.id)
+        .ok_or_else(|| ApiError::validation("batchId", "is not an issuance of this project"))?;
+    let id = new_id("lst");
+    let listing = state
+        .listings()
+        .create(NewListing {
+            id: id.clone(),
+            project_id: project.id.clone(),
+            issuance_id: issuance.id.clone(),
+            seller: project.owner.clone(),
+            standard: issuance.standard,
+            vintage: issuance.vintage,
+            quantity: request.quantity,
+            unit_price: request.unit_price,
+            actor: principal.subject(),
+            now: state.ports.clock.now(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/v1/listings/{id}"))],
+        Json(listing),
+    )
+        .into_response())
+}
+
+/// Reads a listing.
+#[utoipa::path(get, path = "/v1/listings/{listingId}", tag = "marketplace", summary = "Get a listing",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("listingId" = String, Path, description = "Listing id")),
+    responses((status = 200, description = "The listing", body = Listing),
+        (status = 404, description = "No such listing for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn get_listing(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Listing>, ApiError> {
+    Ok(Json(state.readable_listing(&principal, &id).await?.0))
+}
+
+/// Changes a listing's price, pauses, resumes or closes it.
+#[utoipa::path(patch, path = "/v1/listings/{listingId}", tag = "marketplace", summary = "Change a listing",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("listingId" = String, Path, description = "Listing id")), request_body = ChangeListing,
+    description = "Each change is recorded in the listing's history. Closing returns the unsold credits to the developer's inventory in the same write.",
+    responses((status = 200, description = "The listing", body = Listing),
+        (status = 404, description = "No such listing for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The listing is closed, or its terms changed since `version`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A price in another currency, or nothing to change", body = Problem, content_type = "application/problem+json")))]
+pub async fn change_listing(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(request): Json<ChangeListing>,
+) -> Result<Json<Listing>, ApiError> {
+    if request.unit_price.is_some_and(|p| p.amount().is_zero()) {
+        return Err(ApiError::validation(
+            "unitPrice.amount",
+            "must be more than zero",
+        ));
+    }
+    state.writable_listing(&principal, &id).await?;
+    let change = ListingChange {
+        unit_price: request.unit_price,
+        status: request.status,
+        version: request.version,
+    };
+    Ok(Json(
+        state
+            .listings()
+            .change(&id, &change, &principal.subject(), state.ports.clock.now())
+            .await?,
+    ))
+}
+
+/// A listing's history: created, price changes, pauses, resumptions, close.
+#[utoipa::path(get, path = "/v1/listings/{listingId}/history", tag = "marketplace", summary = "Listing history",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("listingId" = String, Path, description = "Listing id")),
+    responses((status = 200, description = "Every event, oldest first", body = Vec<ListingEvent>),
+        (status = 404, description = "No such listing for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn listing_history(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ListingEvent>>, ApiError> {
+    let (_, ours) = state.readable_listing(&principal, &id).await?;
+    if !ours {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(state.listings().history(&id).await?))
+}
+
+/// A project's listings in every state.
+#[utoipa::path(get, path = "/v1/projects/{projectId}/listings", tag = "marketplace", summary = "A project's listings",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("projectId" = String, Path, description = "Project id")),
+    responses((status = 200, description = "Listings, oldest first", body = Vec<Listing>),
+        (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json")))]
+pub async fn project_listings(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Listing>>, ApiError> {
+    let project = state.readable(&principal, &id).await?;
+    if !state.owns(&principal, &project).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(state.listings().of_project(&id).await?))
+}
+
+/// Records a rating agency's rating of an approved project.
+#[utoipa::path(post, path = "/v1/projects/{projectId}/agency-ratings", tag = "marketplace", summary = "Record an agency rating",
+    security(("bearer" = [])),
+    params(("projectId" = String, Path, description = "Project id")), request_body = NewRating,
+    description = "Admins. BeZero and Sylvera grade on `AAA`..`D`; another agency's rating names its scale, best grade first. Shown on the project and filterable in the catalogue (`ratingAgency`, `minRating`).",
+    responses((status = 201, description = "The rating", body = AgencyRating),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such project", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The project is not approved, or holds the most ratings it may", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A rating that failed its checks", body = Problem, content_type = "application/problem+json")))]
+pub async fn record_rating(
+    State(state): State<ProjectsState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(request): Json<NewRating>,
+) -> Result<Response, ApiError> {
+    if !matches!(&principal, Principal::User(c) if c.has_role(ADMIN)) {
+        return Err(ApiError::Forbidden {
+            slug: "admin-only",
+            detail: "Only admins record agency ratings.".into(),
+        });
+    }
+    let problems = ratings::check(&request);
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(
+            problems
+                .into_iter()
+                .map(|(field, message)| amanar_http::FieldError::new(field, message))
+                .collect(),
+        ));
+    }
+    state.projects().get(&id).await?.ok_or(ApiError::NotFound)?;
+    let now = state.ports.clock.now();
+    let rating = request.into_rating(new_id("rat"), &principal.subject(), now);
+    state.projects().rate(&id, rating.clone(), now).await?;
+    Ok((StatusCode::CREATED, Json(rating)).into_response())
+}

@@ -1,0 +1,218 @@
+//! Ratings from carbon-credit rating agencies, recorded by admins on approved projects.
+//!
+//! Each agency grades on its own ordinal scale, best grade first. BeZero's and Sylvera's scales
+//! (`AAA`, `AA`, `A`, `BBB`, `BB`, `B`, `C`, `D`) are built in; any other agency's rating (Calyx
+//! Global, Renoster, ...) names its scale as that agency publishes it, since their scales have
+//! changed over the years and the platform should not pin one. A rating's grade must be on
+//! its scale, so ratings of one agency compare, and its rank gives the catalogue's rating filter
+//! (`ratingAgency`, `minRating`) and sort (the best rating as a share of its scale).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// The most ratings one project holds.
+pub const MAX_RATINGS: usize = 50;
+
+/// The scales of the agencies the platform knows, best grade first.
+const SCALES: &[(&str, &[&str])] = &[
+    ("bezero", &["AAA", "AA", "A", "BBB", "BB", "B", "C", "D"]),
+    ("sylvera", &["AAA", "AA", "A", "BBB", "BB", "B", "C", "D"]),
+];
+
+/// The built-in scale of a known agency.
+pub fn scale_of(agency: &str) -> Option<&'static [&'static str]> {
+    SCALES.iter().find(|(a, _)| *a == agency).map(|(_, s)| *s)
+}
+
+/// The rank (0 is best) of `grade` on a known agency's scale.
+pub fn rank_of(agency: &str, grade: &str) -> Option<usize> {
+    scale_of(agency)?.iter().position(|g| *g == grade)
+}
+
+/// What a rating applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RatingScope {
+    Project,
+    Vintage,
+}
+
+/// One agency rating.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgencyRating {
+    pub id: String,
+    /// Lower-case agency name: `bezero`, `sylvera`, or another (`calyx`, `renoster`).
+    pub agency: String,
+    /// The agency's grades, best first.
+    pub scale: Vec<String>,
+    pub grade: String,
+    /// When the agency published it.
+    pub rated_on: NaiveDate,
+    pub scope: RatingScope,
+    /// The vintage year a `vintage`-scoped rating applies to.
+    pub vintage: Option<i32>,
+    pub source_url: String,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl AgencyRating {
+    /// The grade's rank on its scale, 0 being the best.
+    pub fn rank(&self) -> Option<usize> {
+        self.scale.iter().position(|g| *g == self.grade)
+    }
+
+    /// The grade as thousandths of its scale: 1000 for the best grade, 0 for the worst.
+    pub fn score(&self) -> Option<i64> {
+        let rank = self.rank()? as i64;
+        let steps = (self.scale.len() as i64 - 1).max(1);
+        Some(1000 - rank * 1000 / steps)
+    }
+}
+
+/// A rating as an admin sends it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewRating {
+    #[schema(example = "bezero")]
+    pub agency: String,
+    /// Required for an agency the platform does not know: its grades, best first.
+    pub scale: Option<Vec<String>>,
+    #[schema(example = "A")]
+    pub grade: String,
+    pub rated_on: NaiveDate,
+    pub scope: RatingScope,
+    pub vintage: Option<i32>,
+    #[schema(example = "https://bezerocarbon.com/ratings/")]
+    pub source_url: String,
+}
+
+/// A rating's problems, each naming its field.
+pub fn check(new: &NewRating) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let agency_ok = !new.agency.is_empty()
+        && new.agency.len() <= 40
+        && new
+            .agency
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !agency_ok {
+        problems.push((
+            "agency",
+            "must be 1 to 40 lower-case letters, digits or hyphens (bezero, sylvera, calyx)".into(),
+        ));
+    }
+    match (scale_of(&new.agency), &new.scale) {
+        (Some(known), Some(given))
+            if given.iter().map(String::as_str).ne(known.iter().copied()) =>
+        {
+            problems.push((
+                "scale",
+                format!("{}'s scale is {}", new.agency, known.join(", ")),
+            ));
+        }
+        (Some(known), _) => {
+            if !known.contains(&new.grade.as_str()) {
+                problems.push(("grade", format!("must be one of {}", known.join(", "))));
+            }
+        }
+        (None, None) => problems.push((
+            "scale",
+            "name the agency's grades, best first, for an agency the platform does not know".into(),
+        )),
+        (None, Some(scale)) => {
+            let mut sorted = scale.clone();
+            sorted.sort();
+            sorted.dedup();
+            let grades_ok = scale
+                .iter()
+                .all(|g| !g.is_empty() && g.len() <= 10 && crate::projects::plain(g, false));
+            if !(2..=20).contains(&scale.len()) || sorted.len() != scale.len() || !grades_ok {
+                problems.push((
+                    "scale",
+                    "must be 2 to 20 distinct grades of at most 10 characters".into(),
+                ));
+            } else if !scale.contains(&new.grade) {
+                problems.push(("grade", "must be one of the scale's grades".into()));
+            }
+        }
+    }
+    match (new.scope, new.vintage) {
+        (RatingScope::Vintage, None) => {
+            problems.push(("vintage", "a vintage rating names its year".into()))
+        }
+        (RatingScope::Project, Some(_)) => {
+            problems.push(("vintage", "only a vintage rating names a year".into()))
+        }
+        (_, Some(year)) if !(1990..=2100).contains(&year) => {
+            problems.push(("vintage", "must be a year from 1990 to 2100".into()))
+        }
+        _ => {}
+    }
+    let url_ok = new.source_url.len() <= 2000
+        && new.source_url.starts_with("https://")
+        && crate::projects::plain(&new.source_url, false)
+        && !new.source_url.contains(' ');
+    if !url_ok {
+        problems.push((
+            "sourceUrl",
+            "must be an https URL of at most 2,000 characters".into(),
+        ));
+    }
+    problems
+}
+
+impl NewRating {
+    /// The rating to store, once [`check`] passed.
+    pub fn into_rating(self, id: String, by: &str, at: DateTime<Utc>) -> AgencyRating {
+        let scale = match scale_of(&self.agency) {
+            Some(known) => known.iter().map(|g| (*g).to_owned()).collect(),
+            None => self.scale.unwrap_or_default(),
+        };
+        AgencyRating {
+            id,
+            agency: self.agency,
+            scale,
+            grade: self.grade,
+            rated_on: self.rated_on,
+            scope: self.scope,
+            vintage: self.vintage,
+            source_url: self.source_url,
+            recorded_by: by.to_owned(),
+            recorded_at: at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rating(agency: &str, grade: &str, scale: Option<Vec<&str>>) -> NewRating {
+        NewRating {
+            agency: agency.into(),
+            scale: scale.map(|s| s.into_iter().map(String::from).collect()),
+            grade: grade.into(),
+            rated_on: NaiveDate::from_ymd_opt(2024, 5, 1).unwrap(),
+            scope: RatingScope::Project,
+            vintage: None,
+            source_url: "https://example.org/r/1".into(),
+        }
+    }
+
+    #[test]
+    fn known_agencies_grade_on_their_own_scale() {
+        assert!(check(&rating("bezero", "BBB", None)).is_empty());
+        assert_eq!(check(&rating("bezero", "A+", None))[0].0, "grade");
+        assert_eq!(check(&rating("acme", "gold", None))[0].0, "scale");
+        assert!(check(&rating("acme", "gold", Some(vec!["gold", "silver"]))).is_empty());
+        let stored = rating("bezero", "AAA", None).into_rating("r".into(), "user:a", Utc::now());
+        assert_eq!(stored.score(), Some(1000));
+        let stored = rating("bezero", "D", None).into_rating("r".into(), "user:a", Utc::now());
+        assert_eq!(stored.score(), Some(0));
+        assert_eq!(rank_of("sylvera", "A"), Some(2));
+    }
+}
