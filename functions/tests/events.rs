@@ -803,4 +803,73 @@ async fn a_project_and_its_s3_checked_documents_run_on_dynamodb_s3_and_sqs() {
         submitted[0]
     );
     assert_eq!(http_body(&submitted[0])["status"], json!("submitted"));
+
+    // Review and issuance through the domain on DynamoDB (a verifier's Cognito group is the
+    // accounts tests' concern), then the listing and the public search through their Lambdas.
+    use amanar_marketplace::ledger::{Ledger, NewIssuance};
+    use amanar_marketplace::projects::{Decision, Projects};
+    use amanar_marketplace::serial::{self, Standard, Vintage};
+    let projects = Projects::new(stack.ports.table.clone());
+    let now = chrono::Utc::now();
+    projects.take(&id, "user:usr_val", now).await.unwrap();
+    let approved = projects
+        .decide(&id, "user:usr_val", Decision::Approve, None, now)
+        .await
+        .unwrap();
+    let first = 1_000_000 + (now.timestamp_micros() as u64 % 1_000_000_000);
+    let text = format!(
+        "19385-{first}-{}-VCS-VCU-1507-VER-ET-14-1340-01012020-31122020-1",
+        first + 424
+    );
+    let issuance = Ledger::new(stack.ports.table.clone())
+        .issue(NewIssuance {
+            id: format!("iss_{}", namespace()),
+            project_id: id.clone(),
+            serial: serial::parse(Standard::Vcs, &text).unwrap(),
+            vintage: Vintage::Year(2020),
+            buffer: 85,
+            inventory_owner: approved.owner.clone(),
+            issued_by: "user:usr_val".into(),
+            issued_at: now,
+        })
+        .await
+        .unwrap();
+    let listing = json!({"projectId": id, "batchId": issuance.id, "quantity": 300,
+        "unitPrice": {"amount": "1500", "currency": "JPY"}});
+    let list = request(
+        "api-projects.json",
+        &token,
+        "POST",
+        "/v1/listings",
+        "/v1/listings",
+        Some(listing.to_string()),
+    );
+    let listed = invoke("api-projects", &stack, vec![list]).await;
+    assert_eq!(
+        response(&listed[0])["statusCode"],
+        json!(201),
+        "{:?}",
+        listed[0]
+    );
+    assert_eq!(
+        http_body(&listed[0])["unitPrice"],
+        json!({"amount": "1500", "currency": "JPY"})
+    );
+    let search = invoke("api-catalogue", &stack, vec![event("api-catalogue.json")]).await;
+    assert_eq!(
+        response(&search[0])["statusCode"],
+        json!(200),
+        "{:?}",
+        search[0]
+    );
+    let page = http_body(&search[0]);
+    let item = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == json!(id))
+        .unwrap_or_else(|| panic!("the search finds the project: {page:#}"));
+    assert_eq!(item["available"], json!(300));
+    assert_eq!(item["prices"][0]["min"]["amount"], json!("1500"));
+    assert!(page["facets"]["country"]["ET"].as_u64().unwrap() >= 1);
 }

@@ -542,6 +542,198 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         422
     );
 
+    // A listing of part of the inventory, then the public catalogue finds it.
+    let batch = issued.body["id"].as_str().unwrap().to_owned();
+    let listing = json!({"projectId": id, "batchId": batch, "quantity": 300,
+        "unitPrice": {"amount": "12.5", "currency": "USD"}});
+    let refused = api
+        .post("/v1/listings", As::Bearer(&other_dev), listing.clone())
+        .await;
+    assert_eq!(
+        refused.status, 404,
+        "another developer lists nothing: {}",
+        refused.body
+    );
+    let too_many = json!({"projectId": id, "batchId": batch, "quantity": 341,
+        "unitPrice": {"amount": "12.5", "currency": "USD"}});
+    let over = api.post("/v1/listings", As::Bearer(&dev), too_many).await;
+    assert_eq!(
+        over.status, 409,
+        "the buffer is not for sale: {}",
+        over.body
+    );
+    let bad_price = json!({"projectId": id, "batchId": batch, "quantity": 1,
+        "unitPrice": {"amount": "12.5", "currency": "XAU"}});
+    assert_eq!(
+        api.post("/v1/listings", As::Bearer(&dev), bad_price)
+            .await
+            .status,
+        422
+    );
+    let listed = api.post("/v1/listings", As::Bearer(&dev), listing).await;
+    assert_eq!(listed.status, 201, "{}", listed.body);
+    assert_eq!(
+        listed.body["unitPrice"],
+        json!({"amount": "12.50", "currency": "USD"})
+    );
+    assert_eq!(listed.body["available"], 300);
+    let listing_path = format!("/v1/listings/{}", listed.body["id"].as_str().unwrap());
+
+    let search = "/v1/projects?country=ET&category=forest&standard=VCS&facets=true";
+    let found = api.get(search, As::Anonymous).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert_eq!(found.body["total"], 1, "{}", found.body);
+    let item = &found.body["items"][0];
+    assert_eq!(item["id"], id.as_str());
+    assert_eq!(item["available"], 300);
+    assert_eq!(item["vintages"], json!([2020]));
+    assert_eq!(
+        item["prices"][0]["min"],
+        json!({"amount": "12.50", "currency": "USD"})
+    );
+    assert_eq!(found.body["facets"]["standard"]["VCS"], 1);
+    let by_text = api.get("/v1/projects?q=bale%20mount", As::Anonymous).await;
+    assert_eq!(
+        by_text.body["items"][0]["id"],
+        id.as_str(),
+        "{}",
+        by_text.body
+    );
+    let by_registry_id = api.get("/v1/projects?q=1340", As::Anonymous).await;
+    assert_eq!(by_registry_id.body["total"], 1, "{}", by_registry_id.body);
+    let elsewhere = api
+        .get("/v1/projects?country=KE&category=forest", As::Anonymous)
+        .await;
+    assert_eq!(elsewhere.body["total"], 0);
+    let bad = api
+        .get(
+            "/v1/projects?country=XX&sort=cheapest&sdgs=18",
+            As::Anonymous,
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(
+        bad.body["errors"].as_array().unwrap().len(),
+        3,
+        "{}",
+        bad.body
+    );
+
+    // A price change shows in the next search and in the listing's history.
+    let repriced = api
+        .call(
+            "PATCH",
+            &listing_path,
+            As::Bearer(&dev),
+            Some(json!({"unitPrice": {"amount": "9.99", "currency": "USD"}})),
+        )
+        .await;
+    assert_eq!(repriced.status, 200, "{}", repriced.body);
+    let cheap = api
+        .get("/v1/projects?maxPrice=10&currency=USD", As::Anonymous)
+        .await;
+    assert_eq!(
+        cheap.body["items"][0]["prices"][0]["min"]["amount"], "9.99",
+        "{}",
+        cheap.body
+    );
+    let events = api
+        .get(&format!("{listing_path}/history"), As::Bearer(&dev))
+        .await;
+    assert_eq!(events.body[1]["kind"], "price_changed", "{}", events.body);
+    assert_eq!(events.body[1]["previousPrice"]["amount"], "12.50");
+    assert_eq!(
+        api.get(&format!("{listing_path}/history"), As::Bearer(&buyer))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.get(&listing_path, As::Bearer(&buyer)).await.status,
+        200,
+        "an open listing is for buyers to read"
+    );
+    let by_buyer = api
+        .call(
+            "PATCH",
+            &listing_path,
+            As::Bearer(&buyer),
+            Some(json!({"status": "paused"})),
+        )
+        .await;
+    assert_eq!(by_buyer.status, 404, "{}", by_buyer.body);
+
+    // An admin records a BeZero rating; the catalogue filters on it.
+    let admin = api
+        .post(
+            "/v1/auth/login",
+            As::Anonymous,
+            json!({"email": "root@example.com", "password": "Admin password 42"}),
+        )
+        .await;
+    let admin = admin.body["accessToken"].as_str().unwrap().to_owned();
+    let rating = json!({"agency": "bezero", "grade": "A", "ratedOn": "2024-03-01",
+        "scope": "project", "sourceUrl": "https://bezerocarbon.com/"});
+    assert_eq!(
+        api.post(
+            &format!("{path}/agency-ratings"),
+            As::Bearer(&dev),
+            rating.clone()
+        )
+        .await
+        .status,
+        403
+    );
+    let rated = api
+        .post(
+            &format!("{path}/agency-ratings"),
+            As::Bearer(&admin),
+            rating,
+        )
+        .await;
+    assert_eq!(rated.status, 201, "{}", rated.body);
+    let good = api
+        .get(
+            "/v1/projects?ratingAgency=bezero&minRating=BBB",
+            As::Anonymous,
+        )
+        .await;
+    assert_eq!(good.body["total"], 1, "{}", good.body);
+    let best = api
+        .get(
+            "/v1/projects?ratingAgency=bezero&minRating=AA",
+            As::Anonymous,
+        )
+        .await;
+    assert_eq!(best.body["total"], 0, "{}", best.body);
+    let shown = api.get(&path, As::Bearer(&dev)).await;
+    assert_eq!(shown.body["agencyRatings"][0]["grade"], "A");
+
+    // Closing returns the unsold credits to inventory; the catalogue offers nothing then.
+    let closed = api
+        .call(
+            "PATCH",
+            &listing_path,
+            As::Bearer(&dev),
+            Some(json!({"status": "closed"})),
+        )
+        .await;
+    assert_eq!(
+        (closed.status, &closed.body["available"]),
+        (200, &json!(0)),
+        "{}",
+        closed.body
+    );
+    let after = api.get(search, As::Anonymous).await;
+    assert_eq!(after.body["items"][0]["available"], 0);
+    let lookup = api
+        .get(&format!("/v1/credits/lookup?serial={one}"), As::Anonymous)
+        .await;
+    assert_eq!(
+        lookup.body["blocks"][0]["status"], "issued",
+        "back in inventory"
+    );
+
     let history = api.get(&format!("{path}/history"), As::Bearer(&dev)).await;
     assert_eq!(history.status, 200);
     let moves: Vec<(Value, Value)> = history
