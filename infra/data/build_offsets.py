@@ -12,11 +12,16 @@ quantity, project id, vintage). The marketplace's parser tests are pinned on
 it. From OffsetsDB's configuration (``shared/data/offsets/offsets-db-configs``,
 MIT) it writes the project taxonomy the marketplace validates against:
 ``project-types.csv`` (project type, display name, category) and
-``protocols.csv`` (protocol id, programme, category). This is a maintainer command: the raw files are never copied into the
+``protocols.csv`` (protocol id, programme, category). It also writes the demo
+catalogue (``demo-catalogue.csv``): one row per sampled serial block whose
+project the samples describe, with the project's real name, registry id,
+country, OffsetsDB type and category, protocol, vintage and quantity, and a
+demo unit price from the stated table below (prices are not data: they are
+plausible round figures per kind of project, for browsing). This is a maintainer command: the raw files are never copied into the
 repository, and the test suite reads only the derived tables.
 
-Only facts are kept (identifiers, numbers, dates); no names, beneficiaries or
-free text. The samples are registry data that CarbonPlan redistributes; Gold
+Only facts are kept (identifiers, numbers, dates, and project names in the demo
+catalogue); no beneficiaries, descriptions or other free text. The samples are registry data that CarbonPlan redistributes; Gold
 Standard's terms forbid automated download from its registry, and this script
 downloads nothing: it reads the sample file a person placed on disk
 (DATA-SOURCES.md, "Registry samples").
@@ -114,6 +119,115 @@ READERS = [
 ]
 
 
+# Demo unit prices in USD per tonne by OffsetsDB category (removals priced apart), stated here so
+# that nobody mistakes them for market data. Each project gets a figure within its range, picked
+# from its registry id so that a rebuild gives the same prices.
+DEMO_PRICES = {
+    "forest": (8, 18),
+    "agriculture": (12, 25),
+    "renewable-energy": (2, 6),
+    "energy-efficiency": (5, 10),
+    "ghg-management": (3, 8),
+    "fuel-switching": (3, 7),
+    "land-use": (10, 20),
+    "carbon-capture": (120, 300),
+    "biochar": (130, 180),
+    "mineralization": (250, 450),
+    "unknown": (5, 10),
+}
+REMOVAL_TYPES = ("afforestation", "reforestation", "biochar", "direct air", "capture", "weathering",
+                 "soil", "mineral", "cdr")
+
+DEMO_COLUMNS = ["standard", "project", "name", "country", "category", "project_type", "protocol",
+                "mechanism", "vintage", "serial", "quantity", "price"]
+
+
+def country_codes():
+    """ISO 3166-1 names to codes, from tzdata's iso3166.tab, with the registries' spellings."""
+    path = Path("/usr/share/zoneinfo/iso3166.tab")
+    if not path.exists():
+        raise SystemExit(f"error: missing {path} (Debian package tzdata)")
+    codes = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            code, name = line.split("\t")[:2]
+            codes[name.lower()] = code
+    aliases = {"united states": "US", "usa": "US", "viet nam": "VN", "vietnam": "VN",
+               "democratic republic of the congo": "CD", "congo, the democratic republic of the": "CD",
+               "lao people's democratic republic": "LA", "laos": "LA", "türkiye": "TR", "turkey": "TR",
+               "bolivia, plurinational state of": "BO", "bolivia": "BO", "tanzania, united republic of": "TZ",
+               "tanzania": "TZ", "republic of korea": "KR", "south korea": "KR", "korea, republic of": "KR",
+               "côte d'ivoire": "CI", "cote d'ivoire": "CI", "russia": "RU", "iran": "IR",
+               "united kingdom": "GB", "uk": "GB", "the gambia": "GM", "gambia": "GM",
+               "myanmar": "MM", "congo": "CG", "republic of the congo": "CG", "eswatini": "SZ", "cabo verde": "CV", "czech republic": "CZ"}
+    codes.update(aliases)
+    return codes
+
+
+def project_facts(samples):
+    """Registry id (as the serial table writes it) -> (name, country name, methodology)."""
+    facts = {}
+    path = samples / "verra/transactions.csv"
+    for r in rows_of(path, ["ID", "Name", "Country/Area", "Methodology"]):
+        facts.setdefault("VCS" + r["ID"], (r["Name"], r["Country/Area"], r["Methodology"]))
+    path = samples / "gold-standard/projects.csv"
+    for r in rows_of(path, ["GSID", "Project Name", "Country", "Methodology"]):
+        facts.setdefault("GS" + r["GSID"], (r["Project Name"], r["Country"], r["Methodology"]))
+    for folder in ("american-carbon-registry", "climate-action-reserve"):
+        path = samples / folder / "projects.csv"
+        for r in rows_of(path, ["Project ID", "Project Name", "Project Site Country"]):
+            facts.setdefault(r["Project ID"], (r["Project Name"], r["Project Site Country"],
+                                               r.get("Project Methodology/Protocol", "")))
+    for name in ("issuances.csv", "retirements.csv"):
+        path = samples / "gold-standard" / name
+        for r in rows_of(path, ["GSID", "Project Name", "Country", "Methodology"]):
+            facts.setdefault("GS" + r["GSID"], (r["Project Name"], r["Country"], r["Methodology"]))
+    for name in ("retirements.csv", "cancellations.csv"):
+        path = samples / "climate-action-reserve" / name
+        for r in rows_of(path, ["Project ID", "Project Name", "Project Site Country"]):
+            facts.setdefault(r["Project ID"], (r["Project Name"], r["Project Site Country"],
+                                               r.get("Protocol and Version", "")))
+    path = samples / "art-trees/projects.csv"
+    for r in rows_of(path, ["Program ID", "Program Name", "Program  Country"]):
+        name = r["Program Name"]
+        if "program" not in name.lower():
+            name = f"{name} jurisdictional REDD+ program"
+        facts.setdefault(r["Program ID"], (name, r["Program  Country"], ""))
+    return facts
+
+
+def demo_catalogue(serials, samples, types, protocols, berkeley):
+    codes = country_codes()
+    facts = project_facts(samples)
+    known = {}
+    for key, value in protocols.items():
+        for text in value.get("known-strings", []):
+            known.setdefault(text.strip().lower(), key)
+    rows, skipped = [], 0
+    for standard, serial, quantity, project, vintage in serials:
+        if project not in facts:
+            skipped += 1
+            continue
+        name, country, methodology = facts[project]
+        code = country if len(country) == 2 and country.isupper() else codes.get(country.strip().lower())
+        offsets_id = "GLD" + project[2:] if standard == "GOLD_STANDARD" else project
+        kind = "redd+" if standard == "ART" else berkeley.get(offsets_id)
+        if not code or kind not in types or not name.strip():
+            skipped += 1
+            continue
+        category = types[kind]["category"]
+        protocol = known.get(methodology.strip().lower(), "")
+        removal = any(word in kind for word in REMOVAL_TYPES)
+        low, high = DEMO_PRICES.get(category, DEMO_PRICES["unknown"])
+        spread = sum(project.encode()) % (high - low + 1)
+        price = f"{low + spread}.{(sum(project.encode()) * 7) % 100:02d}"
+        rows.append((standard, project, " ".join(name.split()), code, category, kind, protocol,
+                     "removal" if removal else "avoidance", vintage, serial, quantity, price))
+    print(f"demo catalogue: {len(rows)} blocks, {skipped} skipped (no project facts, country "
+          f"or OffsetsDB type in the samples)")
+    return sorted(rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
@@ -151,7 +265,10 @@ def main(argv=None):
 
     types = config("type-category-mapping.json")
     protocols = config("all-protocol-mapping.json")
+    berkeley = config("berkeley-project-types.json")
+    demo = demo_catalogue(sorted(rows), samples, types, protocols, berkeley)
     outputs = [
+        ("demo-catalogue.csv", DEMO_COLUMNS, demo),
         ("serials.csv", COLUMNS, sorted(rows)),
         ("project-types.csv", ["type", "name", "category"],
          sorted((key, v["project-type-display-name"], v["category"])

@@ -20,6 +20,10 @@ struct Args {
     /// reset code) then needs the token printed at start, as `X-Local-Token`.
     #[arg(long)]
     expose: bool,
+    /// Load the demo catalogue (real registry projects and serial blocks at demo prices) before
+    /// serving; a second start with it changes nothing.
+    #[arg(long)]
+    demo: bool,
 }
 
 async fn terminated() {
@@ -73,6 +77,7 @@ async fn serve(args: Args, mut config: Config) -> std::process::ExitCode {
     config.data_dir = args.data_dir;
     config.addr = args.addr;
     config.expose |= args.expose;
+    let buffer = config.buffer_policy.clone();
     let mut running = match amanar_local::start(config).await {
         Ok(running) => running,
         Err(error) => {
@@ -84,6 +89,21 @@ async fn serve(args: Args, mut config: Config) -> std::process::ExitCode {
         "amanar-local listening on http://{} (API docs at http://{}/docs)",
         running.addr, running.addr
     );
+    if args.demo {
+        let ports = running.ports();
+        match amanar_marketplace::demo::seed(ports.table.clone(), &buffer, ports.clock.now()).await
+        {
+            Ok(seeded) => println!(
+                "demo catalogue: {} projects, {} issuances, {} listings (GET /v1/projects)",
+                seeded.projects, seeded.issuances, seeded.listings
+            ),
+            Err(error) => {
+                eprintln!("amanar-local: the demo catalogue: {error}");
+                running.shutdown().await;
+                return std::process::ExitCode::from(1);
+            }
+        }
+    }
     if let Some(token) = &running.local_token {
         println!("the mailbox (/_local/mailbox) needs the header X-Local-Token: {token}");
     }

@@ -14,6 +14,7 @@ pub mod api_catalogue;
 pub mod api_credits;
 pub mod api_listings;
 pub mod catalogue;
+pub mod demo;
 pub mod issuance;
 pub mod ledger;
 pub mod listings;

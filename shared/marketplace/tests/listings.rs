@@ -478,3 +478,64 @@ both_faces!(
     the_catalogue_follows_listings_and_projects,
     cursors_walk_every_project_once,
 );
+
+/// The demo catalogue loads through the same checks as any issuance, twice without change, and
+/// the catalogue finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_catalogue_loads_once_and_is_searchable() {
+    use amanar_marketplace::demo;
+    use amanar_marketplace::issuance::BufferPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let table: Arc<dyn Table> = Arc::new(
+        amanar_embedded::EmbeddedStore::open(dir.path())
+            .unwrap()
+            .table,
+    );
+    let policy = BufferPolicy::parse("").unwrap();
+    let first = demo::seed(table.clone(), &policy, Utc::now())
+        .await
+        .unwrap();
+    assert!(first.projects >= 80 && first.listings >= 120, "{first:?}");
+    assert_eq!(first.skipped, 0);
+    let again = demo::seed(table.clone(), &policy, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let catalogue = Catalogue::new(table.clone(), Arc::new(SystemClock), Duration::ZERO);
+    let all = catalogue
+        .search(&Search {
+            limit: 100,
+            facets: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.total as usize, first.projects);
+    let facets = all.facets.unwrap();
+    assert!(facets.standard.len() >= 5, "{facets:?}");
+    let bale = catalogue
+        .search(&Search {
+            text: vec!["guyana".into()],
+            standards: vec![Standard::Art],
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(bale.total, 1);
+    let item = &bale.items[0];
+    assert_eq!(item.fields.country, "GY");
+    assert!(item.available > 0 && !item.vintages.is_empty());
+    // Every listing holds exactly what its ledger account holds.
+    let ledger = Ledger::new(table.clone());
+    for offer in &item.offers {
+        let held = ledger
+            .balance(
+                &Account::Listing(offer.listing_id.clone()),
+                Some(&offer.issuance_id),
+            )
+            .await
+            .unwrap();
+        assert_eq!(held, offer.available);
+    }
+}
