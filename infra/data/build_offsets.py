@@ -119,9 +119,9 @@ READERS = [
 ]
 
 
-# Demo unit prices in USD per tonne by OffsetsDB category (removals priced apart), stated here so
-# that nobody mistakes them for market data. Each project gets a figure within its range, picked
-# from its registry id so that a rebuild gives the same prices.
+# Demo unit prices in USD per tonne by OffsetsDB category, stated here so that nobody mistakes them
+# for market data. Each project gets a whole or half dollar figure within its category's range,
+# picked from its registry id so that a rebuild gives the same prices.
 DEMO_PRICES = {
     "forest": (8, 18),
     "agriculture": (12, 25),
@@ -135,8 +135,10 @@ DEMO_PRICES = {
     "mineralization": (250, 450),
     "unknown": (5, 10),
 }
-REMOVAL_TYPES = ("afforestation", "reforestation", "biochar", "direct air", "capture", "weathering",
-                 "soil", "mineral", "cdr")
+# OffsetsDB types that take carbon out of the air (every other type avoids or reduces emissions;
+# "mine methane capture" and "carbon capture & enhanced oil recovery" are not removals).
+REMOVAL_TYPES = ("afforestation/reforestation", "biochar", "direct air capture", "enhanced weathering",
+                 "soil carbon", "mineralization")
 
 DEMO_COLUMNS = ["standard", "project", "name", "country", "category", "project_type", "protocol",
                 "mechanism", "vintage", "serial", "quantity", "price"]
@@ -217,10 +219,11 @@ def demo_catalogue(serials, samples, types, protocols, berkeley):
             continue
         category = types[kind]["category"]
         protocol = known.get(methodology.strip().lower(), "")
-        removal = any(word in kind for word in REMOVAL_TYPES)
+        removal = kind in REMOVAL_TYPES
         low, high = DEMO_PRICES.get(category, DEMO_PRICES["unknown"])
-        spread = sum(project.encode()) % (high - low + 1)
-        price = f"{low + spread}.{(sum(project.encode()) * 7) % 100:02d}"
+        # Whole dollars and a half within [low, high]: low, low + 0.50, ... high.
+        steps = (high - low) * 2 + 1
+        price = f"{low + (sum(project.encode()) % steps) / 2:.2f}"
         rows.append((standard, project, " ".join(name.split()), code, category, kind, protocol,
                      "removal" if removal else "avoidance", vintage, serial, quantity, price))
     print(f"demo catalogue: {len(rows)} blocks, {skipped} skipped (no project facts, country "

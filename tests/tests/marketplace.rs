@@ -648,11 +648,14 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
             .status,
         404
     );
-    assert_eq!(
-        api.get(&listing_path, As::Bearer(&buyer)).await.status,
-        200,
-        "an open listing is for buyers to read"
+    let seen = api.get(&listing_path, As::Bearer(&buyer)).await;
+    assert_eq!(seen.status, 200, "an open listing is for buyers to read");
+    assert!(
+        seen.body.get("seller").is_none() && seen.body.get("createdBy").is_none(),
+        "{}",
+        seen.body
     );
+    assert!(api.get(&listing_path, As::Bearer(&dev)).await.body["seller"].is_string());
     let by_buyer = api
         .call(
             "PATCH",

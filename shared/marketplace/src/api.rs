@@ -106,6 +106,16 @@ impl ProjectsState {
         principal: &Principal,
         id: &str,
     ) -> Result<Project, ApiError> {
+        self.writable_with(principal, id, PROJECTS_WRITE).await
+    }
+
+    /// [`Self::writable`], with the API-key scope the change needs (`listings:write` to sell).
+    pub(crate) async fn writable_with(
+        &self,
+        principal: &Principal,
+        id: &str,
+        scope: amanar_http::Scope,
+    ) -> Result<Project, ApiError> {
         let project = self.readable(principal, id).await?;
         match Owner::of(&project)? {
             Owner::User(user_id) if matches!(principal, Principal::User(c) if c.user_id == user_id) => {
@@ -117,7 +127,7 @@ impl ProjectsState {
             }),
             Owner::Org(org_id) => {
                 self.guard
-                    .authorize(principal, org_id, OrgAction::Write, PROJECTS_WRITE)
+                    .authorize(principal, org_id, OrgAction::Write, scope)
                     .await?;
                 Ok(project)
             }
@@ -196,6 +206,17 @@ impl<'a> Owner<'a> {
 impl FromRef<ProjectsState> for Ports {
     fn from_ref(state: &ProjectsState) -> Self {
         state.ports.clone()
+    }
+}
+
+/// The admin acting, or 403.
+pub(crate) fn admin(principal: &Principal, what: &str) -> Result<(), ApiError> {
+    match principal {
+        Principal::User(caller) if caller.has_role(ADMIN) => Ok(()),
+        _ => Err(ApiError::Forbidden {
+            slug: "admin-only",
+            detail: format!("Only admins {what}."),
+        }),
     }
 }
 
@@ -572,7 +593,7 @@ pub async fn submit_project(
 #[utoipa::path(get, path = "/v1/projects/{projectId}/history", tag = "marketplace", summary = "Verification history",
     security(("bearer" = []), ("apiKey" = [])),
     params(("projectId" = String, Path, description = "Project id")),
-    responses((status = 200, description = "Every move, oldest first: actor, time, from, to, notes", body = Vec<HistoryEntry>),
+    responses((status = 200, description = "Every move, oldest first: actor, time, from, to, notes, and the hash chain (seq, prevHash, hash) whose head the project holds (historySeq, historyHash)", body = Vec<HistoryEntry>),
         (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn project_history(
     State(state): State<ProjectsState>,

@@ -87,8 +87,8 @@ pub struct SearchParams {
     pub rating_agency: Option<String>,
     /// At this grade or better on `ratingAgency`'s scale.
     pub min_rating: Option<String>,
-    /// `newest` (default), `price`, `vintage`, `available`, `rating`; `-` before one for
-    /// descending (`-available`, `-rating`).
+    /// `newest` (default: `-approved`), `price`, `vintage`, `available`, `rating`, `approved`;
+    /// `-` before one for descending (`-available`, `-rating`).
     pub sort: Option<String>,
     /// `true` adds counts per category, country, standard and mechanism over the whole result.
     pub facets: Option<bool>,
@@ -190,6 +190,35 @@ pub fn search_of(params: SearchParams) -> Result<Search, ApiError> {
             format!("{bad:?} is not an OffsetsDB category"),
         ));
     }
+    let project_types = list(&params.project_type);
+    if let Some(bad) = project_types
+        .iter()
+        .find(|t| crate::taxonomy::project_type(t).is_none())
+    {
+        problems.push(FieldError::new(
+            "type",
+            format!("{bad:?} is not an OffsetsDB project type"),
+        ));
+    }
+    let protocols = list(&params.protocol);
+    if let Some(bad) = protocols
+        .iter()
+        .find(|p| crate::taxonomy::protocol(p).is_none())
+    {
+        problems.push(FieldError::new(
+            "protocol",
+            format!("{bad:?} is not an OffsetsDB protocol id"),
+        ));
+    }
+    for (field, year) in [
+        ("vintage", params.vintage),
+        ("vintageFrom", params.vintage_from),
+        ("vintageTo", params.vintage_to),
+    ] {
+        if year.is_some_and(|y| !(1990..=2100).contains(&y)) {
+            problems.push(FieldError::new(field, "must be a year from 1990 to 2100"));
+        }
+    }
     let (vintage_from, vintage_to) = match (params.vintage, params.vintage_from, params.vintage_to)
     {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
@@ -244,7 +273,7 @@ pub fn search_of(params: SearchParams) -> Result<Search, ApiError> {
         ));
     }
     if let (Some(agency), Some(grade)) = (&params.rating_agency, &params.min_rating)
-        && crate::ratings::rank_of(agency, grade).is_none()
+        && crate::ratings::rank_of(&agency.to_lowercase(), grade).is_none()
     {
         problems.push(FieldError::new(
             "minRating",
@@ -281,7 +310,7 @@ pub fn search_of(params: SearchParams) -> Result<Search, ApiError> {
     let after = match params.cursor.as_deref() {
         None | Some("") => None,
         Some(text) => match Position::decode(text) {
-            Some(p) if p.fits(sort, descending) => Some(p),
+            Some(p) if p.fits(sort, descending, currency.unwrap_or("USD")) => Some(p),
             _ => {
                 problems.push(FieldError::new(
                     "cursor",
@@ -299,8 +328,8 @@ pub fn search_of(params: SearchParams) -> Result<Search, ApiError> {
         standards,
         countries,
         categories,
-        project_types: list(&params.project_type),
-        protocols: list(&params.protocol),
+        project_types,
+        protocols,
         mechanisms,
         labels,
         sdgs,
@@ -310,7 +339,7 @@ pub fn search_of(params: SearchParams) -> Result<Search, ApiError> {
         min_price,
         max_price,
         min_available: params.min_available,
-        rating_agency: params.rating_agency,
+        rating_agency: params.rating_agency.map(|a| a.to_lowercase()),
         min_rating: params.min_rating,
         sort,
         descending,

@@ -1,22 +1,25 @@
 //! HTTP routes of listings and agency ratings (part of the `api-projects` function).
 //!
 //! Who may do what:
-//! - whoever may change a project (its developer, or its organisation's members and keys with
-//!   `projects:write`) lists its credits, changes the price, pauses, resumes and closes;
+//! - whoever may change a project (its developer, or its organisation's members, and its keys with
+//!   `listings:write`: selling is not editing) lists its credits, changes the price, pauses,
+//!   resumes and closes;
 //! - the project's side reads its listings in any state and their history; any other caller reads
-//!   an open (active or paused) listing, and a closed one is 404 to them;
+//!   an open (active or paused) listing without who sells it or who made it, and a closed one is
+//!   404 to them;
 //! - admins record agency ratings on approved projects; the ratings show on the project and in the
 //!   catalogue.
 
 use amanar_core::new_id;
 use amanar_http::{ApiError, Json, Principal, Problem};
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::api::{ADMIN, ProjectsState};
+use crate::LISTINGS_WRITE;
+use crate::api::{ProjectsState, admin};
 use crate::ledger::Ledger;
 use crate::listings::{
     Listing, ListingChange, ListingError, ListingEvent, ListingStatus, Listings, NewListing,
@@ -27,6 +30,38 @@ use crate::ratings::{self, AgencyRating, NewRating};
 
 /// The most tonnes one listing offers.
 pub const MAX_LISTING: u64 = crate::ledger::MAX_ISSUANCE;
+
+/// The longest id a path or body may name (ids here are far shorter).
+const MAX_ID: usize = 128;
+
+/// A new record's id: derived from the caller and its `Idempotency-Key` when it sends one, so a
+/// retry after an unknown outcome (a 503 whose write landed) finds the record it made instead of
+/// making a second; random otherwise.
+fn id_for(prefix: &str, principal: &Principal, headers: &HeaderMap) -> String {
+    use sha2::{Digest, Sha256};
+    match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        Some(key) if !key.is_empty() => {
+            let mut hash = Sha256::new();
+            hash.update(prefix.as_bytes());
+            hash.update([0]);
+            hash.update(principal.subject().as_bytes());
+            hash.update([0]);
+            hash.update(key.as_bytes());
+            format!("{prefix}_{}", &hex::encode(hash.finalize())[..26])
+        }
+        _ => new_id(prefix),
+    }
+}
+
+/// A listing as someone outside the project's side sees it: no seller, no maker.
+fn public(listing: Listing) -> serde_json::Value {
+    let mut value = serde_json::to_value(listing).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("seller");
+        object.remove("createdBy");
+    }
+    value
+}
 
 /// A new listing.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,6 +120,19 @@ impl From<ListingError> for ApiError {
                     "a listing's price stays in {currency}; close it and list again to change currency"
                 ),
             ),
+            ListingError::TooManyListings => ApiError::Conflict {
+                slug: "too-many-listings",
+                detail: format!(
+                    "A project has at most {} open listings; close one first.",
+                    crate::listings::MAX_OPEN_LISTINGS
+                ),
+            },
+            ListingError::CloseWithChanges => {
+                ApiError::validation("status", "closing takes no other change; send status alone")
+            }
+            ListingError::Ledger(crate::ledger::LedgerError::Invalid(reason)) => {
+                ApiError::unexpected(reason)
+            }
             ListingError::Ledger(e) => e.into(),
             ListingError::Table(e) => e.into(),
         }
@@ -103,6 +151,9 @@ impl ProjectsState {
         principal: &Principal,
         id: &str,
     ) -> Result<(Listing, bool), ApiError> {
+        if id.len() > MAX_ID {
+            return Err(ApiError::NotFound);
+        }
         let listing = self.listings().get(id).await?.ok_or(ApiError::NotFound)?;
         let ours = match self.projects().get(&listing.project_id).await? {
             Some(project) => self.owns(principal, &project).await?,
@@ -120,7 +171,8 @@ impl ProjectsState {
         if !ours {
             return Err(ApiError::NotFound);
         }
-        self.writable(principal, &listing.project_id).await?;
+        self.writable_with(principal, &listing.project_id, LISTINGS_WRITE)
+            .await?;
         Ok(listing)
     }
 }
@@ -130,14 +182,18 @@ impl ProjectsState {
     security(("bearer" = []), ("apiKey" = [])), request_body = CreateListing,
     description = "Moves `quantity` credits of the batch from the developer's inventory into the listing, in one write: the listing's available count and its ledger account always agree. The price is rounded to the currency's minor unit (none for JPY, three decimals for KWD). Accepts `Idempotency-Key`.",
     responses((status = 201, description = "The listing", body = Listing),
-        (status = 404, description = "No such project or batch for this caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The project is not approved, or the inventory holds fewer unlisted credits of the batch", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A quantity, price or currency that failed its check", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The project is not approved, has 100 open listings, or its inventory holds fewer unlisted credits of the batch", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A quantity, price or currency that failed its check, or a batchId that is not an issuance of the project", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_listing(
     State(state): State<ProjectsState>,
     principal: Principal,
+    headers: HeaderMap,
     Json(request): Json<CreateListing>,
 ) -> Result<Response, ApiError> {
+    if request.project_id.len() > MAX_ID || request.batch_id.len() > MAX_ID {
+        return Err(ApiError::NotFound);
+    }
     if request.quantity == 0 || request.quantity > MAX_LISTING {
         return Err(ApiError::validation(
             "quantity",
@@ -150,7 +206,9 @@ pub async fn create_listing(
             "must be more than zero",
         ));
     }
-    let project = state.writable(&principal, &request.project_id).await?;
+    let project = state
+        .writable_with(&principal, &request.project_id, LISTINGS_WRITE)
+        .await?;
     if project.status != Status::Approved {
         return Err(ProjectError::State {
             current: project.status.as_str(),
@@ -162,7 +220,7 @@ pub async fn create_listing(
         .await?
         .filter(|i| i.project_id == project.id)
         .ok_or_else(|| ApiError::validation("batchId", "is not an issuance of this project"))?;
-    let id = new_id("lst");
+    let id = id_for("lst", &principal, &headers);
     let listing = state
         .listings()
         .create(NewListing {
@@ -196,8 +254,13 @@ pub async fn get_listing(
     State(state): State<ProjectsState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Listing>, ApiError> {
-    Ok(Json(state.readable_listing(&principal, &id).await?.0))
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (listing, ours) = state.readable_listing(&principal, &id).await?;
+    Ok(Json(if ours {
+        serde_json::to_value(listing).map_err(ApiError::unexpected)?
+    } else {
+        public(listing)
+    }))
 }
 
 /// Changes a listing's price, pauses, resumes or closes it.
@@ -284,15 +347,11 @@ pub async fn project_listings(
 pub async fn record_rating(
     State(state): State<ProjectsState>,
     principal: Principal,
+    headers: HeaderMap,
     Path(id): Path<String>,
     Json(request): Json<NewRating>,
 ) -> Result<Response, ApiError> {
-    if !matches!(&principal, Principal::User(c) if c.has_role(ADMIN)) {
-        return Err(ApiError::Forbidden {
-            slug: "admin-only",
-            detail: "Only admins record agency ratings.".into(),
-        });
-    }
+    admin(&principal, "record agency ratings")?;
     let problems = ratings::check(&request);
     if !problems.is_empty() {
         return Err(ApiError::Validation(
@@ -302,9 +361,17 @@ pub async fn record_rating(
                 .collect(),
         ));
     }
-    state.projects().get(&id).await?.ok_or(ApiError::NotFound)?;
+    if id.len() > MAX_ID {
+        return Err(ApiError::NotFound);
+    }
     let now = state.ports.clock.now();
-    let rating = request.into_rating(new_id("rat"), &principal.subject(), now);
+    let rating_id = id_for("rat", &principal, &headers);
+    let project = state.projects().get(&id).await?.ok_or(ApiError::NotFound)?;
+    // A retry of a recorded rating (same key) answers with it rather than adding it twice.
+    if let Some(made) = project.agency_ratings.iter().find(|r| r.id == rating_id) {
+        return Ok((StatusCode::CREATED, Json(made.clone())).into_response());
+    }
+    let rating = request.into_rating(rating_id, &principal.subject(), now);
     state.projects().rate(&id, rating.clone(), now).await?;
     Ok((StatusCode::CREATED, Json(rating)).into_response())
 }

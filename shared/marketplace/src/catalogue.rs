@@ -41,7 +41,10 @@ use crate::serial::{Standard, Vintage};
 
 /// How far back each refresh reads before its previous one: longer than a GSI's replication lag
 /// and the clock skew between writers, so no change falls between two refreshes.
-const LOOK_BACK: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+/// A write's feed position is the time its request began; a write that retries under contention
+/// or throttling can commit seconds later (a Lambda runs at most 10 s), and a GSI lags a little
+/// more, so a minute covers both with room.
+const LOOK_BACK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// The longest `q` and the most words it may hold.
 pub const MAX_QUERY_CHARS: usize = 200;
@@ -108,6 +111,11 @@ pub struct Position {
     descending: bool,
     #[serde(rename = "k")]
     key: i64,
+    #[serde(rename = "t", default)]
+    tiebreak: u64,
+    /// The currency of a price sort.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    currency: Option<String>,
     #[serde(rename = "i")]
     id: String,
 }
@@ -125,9 +133,12 @@ impl Position {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// Whether the position was made by a search with this sort.
-    pub fn fits(&self, sort: Sort, descending: bool) -> bool {
-        self.sort == sort && self.descending == descending
+    /// Whether the position was made by a search with this sort (and, for a price sort, this
+    /// currency).
+    pub fn fits(&self, sort: Sort, descending: bool, currency: &str) -> bool {
+        self.sort == sort
+            && self.descending == descending
+            && (sort != Sort::Price || self.currency.as_deref() == Some(currency))
     }
 }
 
@@ -223,15 +234,43 @@ struct Entry {
     approved: i64,
 }
 
+/// What a search reads of every candidate, kept in one array beside the entries, so that a search
+/// over many candidates reads a small contiguous array rather than each entry on the heap.
+#[derive(Debug, Clone, Copy, Default)]
+struct Facts {
+    approved: i64,
+    available: u64,
+    /// The vintage years on sale; `vintage_min > vintage_max` when none.
+    vintage_min: i32,
+    vintage_max: i32,
+    rating: Option<i64>,
+    /// A hash of the project id: the order among equal sort keys, the same in every instance.
+    tiebreak: u64,
+    /// The lowest and highest price in minor units, when the project offers one currency only
+    /// (`prices_in` reads the entry otherwise).
+    price: Option<([u8; 3], i64, i64)>,
+}
+
+/// FNV-1a, 64 bits: stable across processes and builds, unlike the standard hasher.
+fn tiebreak_of(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// The in-memory search index.
 #[derive(Default)]
 pub struct SearchIndex {
     slots: Vec<Option<Entry>>,
+    facts: Vec<Facts>,
     free: Vec<u32>,
     by_project: HashMap<String, u32>,
     projects: HashMap<String, Arc<Project>>,
+    /// Open listings, and the ids of each project's.
     listings: HashMap<String, Listing>,
-    listings_of: HashMap<String, Vec<String>>,
+    listings_of: HashMap<String, std::collections::BTreeSet<String>>,
+    /// Listings seen closed: only their ids stay, so a stale copy never reopens one.
+    closed: std::collections::HashSet<String>,
     terms: HashMap<(Field, String), RoaringBitmap>,
     words: BTreeMap<String, RoaringBitmap>,
     live: RoaringBitmap,
@@ -289,36 +328,68 @@ impl SearchIndex {
         self.by_project.is_empty()
     }
 
-    /// Applies one feed item: an approved project, or a listing in any state. An item older than
-    /// what the index holds is ignored, so applying a feed page twice changes nothing.
+    /// Applies one feed item: an approved project, or a listing in any state.
     pub fn apply(&mut self, item: Item) -> Result<(), TableError> {
-        let key = Key::of(&item)?;
-        if key.pk.starts_with("PROJECT#") {
-            let project: Project = items::parse(item)?;
-            if let Some(held) = self.projects.get(&project.id)
-                && held.version > project.version
-            {
-                return Ok(());
+        self.apply_all(vec![item])
+    }
+
+    /// Applies feed items: approved projects, and listings in any state. An item older than what
+    /// the index holds is ignored, so applying a feed page twice changes nothing. Each project
+    /// touched is rebuilt once, however many of its listings came.
+    pub fn apply_all(&mut self, found: Vec<Item>) -> Result<(), TableError> {
+        let mut touched = std::collections::BTreeSet::new();
+        for item in found {
+            let key = Key::of(&item)?;
+            if key.pk.starts_with("PROJECT#") {
+                // An item this build cannot read (written by a newer one, or damaged) is left
+                // out, never allowed to stop the catalogue.
+                let project: Project = match items::parse(item) {
+                    Ok(project) => project,
+                    Err(error) => {
+                        tracing::warn!(pk = %key.pk, %error, "catalogue: an unreadable project left out");
+                        continue;
+                    }
+                };
+                let newer = self
+                    .projects
+                    .get(&project.id)
+                    .is_none_or(|held| held.version <= project.version);
+                if newer && project.status == Status::Approved {
+                    touched.insert(project.id.clone());
+                    self.projects.insert(project.id.clone(), Arc::new(project));
+                }
+            } else if key.pk.starts_with("LISTING#") {
+                let listing: Listing = match items::parse(item) {
+                    Ok(listing) => listing,
+                    Err(error) => {
+                        tracing::warn!(pk = %key.pk, %error, "catalogue: an unreadable listing left out");
+                        continue;
+                    }
+                };
+                // Every write moves the revision, so an older state never replaces a newer one,
+                // whatever the writers' clocks; a closed listing is gone for good.
+                if self.closed.contains(&listing.id)
+                    || self
+                        .listings
+                        .get(&listing.id)
+                        .is_some_and(|held| held.revision > listing.revision)
+                {
+                    continue;
+                }
+                let project_id = listing.project_id.clone();
+                let ids = self.listings_of.entry(project_id.clone()).or_default();
+                if listing.status == ListingStatus::Closed {
+                    ids.remove(&listing.id);
+                    self.listings.remove(&listing.id);
+                    self.closed.insert(listing.id);
+                } else {
+                    ids.insert(listing.id.clone());
+                    self.listings.insert(listing.id.clone(), listing);
+                }
+                touched.insert(project_id);
             }
-            if project.status != Status::Approved {
-                return Ok(());
-            }
-            let id = project.id.clone();
-            self.projects.insert(id.clone(), Arc::new(project));
-            self.rebuild(&id);
-        } else if key.pk.starts_with("LISTING#") {
-            let listing: Listing = items::parse(item)?;
-            if let Some(held) = self.listings.get(&listing.id)
-                && held.updated_at > listing.updated_at
-            {
-                return Ok(());
-            }
-            let project_id = listing.project_id.clone();
-            let ids = self.listings_of.entry(project_id.clone()).or_default();
-            if !ids.contains(&listing.id) {
-                ids.push(listing.id.clone());
-            }
-            self.listings.insert(listing.id.clone(), listing);
+        }
+        for project_id in touched {
             self.rebuild(&project_id);
         }
         Ok(())
@@ -431,6 +502,7 @@ impl SearchIndex {
                 let slot = self.free.pop().unwrap_or(self.slots.len() as u32);
                 if slot as usize == self.slots.len() {
                     self.slots.push(None);
+                    self.facts.push(Facts::default());
                 }
                 self.by_project.insert(project_id.to_owned(), slot);
                 slot
@@ -443,6 +515,21 @@ impl SearchIndex {
             self.words.entry(word.clone()).or_default().insert(slot);
         }
         self.live.insert(slot);
+        self.facts[slot as usize] = Facts {
+            approved: entry.approved,
+            available: entry.available,
+            vintage_min: entry.vintages.first().copied().unwrap_or(i32::MAX),
+            vintage_max: entry.vintages.last().copied().unwrap_or(i32::MIN),
+            rating: entry.rating,
+            tiebreak: tiebreak_of(&entry.project.id),
+            price: match entry.prices.as_slice() {
+                [(currency, min, max, _, _)] => {
+                    let code = currency.as_bytes();
+                    Some(([code[0], code[1], code[2]], *min, *max))
+                }
+                _ => None,
+            },
+        };
         self.slots[slot as usize] = Some(entry);
     }
 
@@ -533,64 +620,104 @@ impl SearchIndex {
         set
     }
 
-    /// The sort key of an entry; `None` when it has none (it sorts last either way).
-    fn key(entry: &Entry, search: &Search, currency: &str) -> Option<i64> {
-        let ascending = |v: i64| if search.descending { -v } else { v };
-        let value = match search.sort {
-            Sort::Approved => Some(entry.approved),
-            Sort::Available => Some(entry.available as i64),
-            Sort::Rating => entry.rating,
-            Sort::Vintage => {
-                if search.descending {
-                    entry.vintages.last().map(|&v| i64::from(v))
-                } else {
-                    entry.vintages.first().map(|&v| i64::from(v))
-                }
-            }
-            Sort::Price => entry
-                .prices
-                .iter()
-                .find(|p| p.0 == currency)
-                .map(|p| if search.descending { p.2 } else { p.1 }),
-        };
-        value.map(ascending)
+    /// The lowest and highest price of a slot's offers in `currency`, in minor units.
+    fn prices_in(&self, slot: u32, currency: &str) -> Option<(i64, i64)> {
+        let facts = &self.facts[slot as usize];
+        if let Some((code, min, max)) = facts.price {
+            return (code == currency.as_bytes()).then_some((min, max));
+        }
+        let entry = self.slots[slot as usize].as_ref()?;
+        entry
+            .prices
+            .iter()
+            .find(|p| p.0 == currency)
+            .map(|p| (p.1, p.2))
     }
 
-    fn passes(entry: &Entry, search: &Search, currency: &str, min_rank: Option<usize>) -> bool {
+    /// The sort key of a slot; `None` when it has none (it sorts last either way).
+    fn key(&self, slot: u32, search: &Search, currency: &str) -> Option<i64> {
+        let facts = &self.facts[slot as usize];
+        let has_vintage = facts.vintage_min <= facts.vintage_max;
+        let value = match search.sort {
+            Sort::Approved => Some(facts.approved),
+            Sort::Available => Some(facts.available as i64),
+            Sort::Rating => facts.rating,
+            Sort::Vintage if !has_vintage => None,
+            Sort::Vintage if search.descending => Some(i64::from(facts.vintage_max)),
+            Sort::Vintage => Some(i64::from(facts.vintage_min)),
+            Sort::Price => self
+                .prices_in(slot, currency)
+                .map(|(min, max)| if search.descending { max } else { min }),
+        };
+        value.map(|v| if search.descending { -v } else { v })
+    }
+
+    fn passes(&self, slot: u32, search: &Search, currency: &str, min_rank: Option<usize>) -> bool {
+        let facts = &self.facts[slot as usize];
         if let Some(min) = search.min_available
-            && entry.available < min
+            && facts.available < min
         {
             return false;
         }
         if search.vintage_from.is_some() || search.vintage_to.is_some() {
             let from = search.vintage_from.unwrap_or(i32::MIN);
             let to = search.vintage_to.unwrap_or(i32::MAX);
-            if !entry.vintages.iter().any(|v| (from..=to).contains(v)) {
+            let none_on_sale = facts.vintage_min > facts.vintage_max;
+            if none_on_sale || facts.vintage_min > to || facts.vintage_max < from {
                 return false;
+            }
+            // The range holds neither end: look at the years between.
+            let holds_an_end = (from..=to).contains(&facts.vintage_min)
+                || (from..=to).contains(&facts.vintage_max);
+            if !holds_an_end {
+                let Some(entry) = self.slots[slot as usize].as_ref() else {
+                    return false;
+                };
+                if !entry.vintages.iter().any(|v| (from..=to).contains(v)) {
+                    return false;
+                }
             }
         }
         if search.min_price.is_some() || search.max_price.is_some() || search.currency.is_some() {
-            let Some(price) = entry.prices.iter().find(|p| p.0 == currency) else {
+            let Some((low, high)) = self.prices_in(slot, currency) else {
                 return false;
             };
-            // Some offer in the currency lies within the range.
-            if let Some(min) = &search.min_price
-                && price.2 < min.minor_units()
-            {
+            let min = search.min_price.map_or(i64::MIN, |m| m.minor_units());
+            let max = search.max_price.map_or(i64::MAX, |m| m.minor_units());
+            if high < min || low > max {
                 return false;
             }
-            if let Some(max) = &search.max_price
-                && price.1 > max.minor_units()
-            {
-                return false;
+            // Some offer in the currency lies within the range: either end of the span does, or
+            // one of the offers between.
+            if !(min..=max).contains(&low) && !(min..=max).contains(&high) {
+                let Some(entry) = self.slots[slot as usize].as_ref() else {
+                    return false;
+                };
+                let inside = entry.offers.iter().any(|o| {
+                    o.unit_price.currency() == currency
+                        && (min..=max).contains(&o.unit_price.minor_units())
+                });
+                if !inside {
+                    return false;
+                }
             }
         }
-        if let (Some(agency), Some(rank)) = (&search.rating_agency, min_rank)
-            && !entry.ratings.iter().any(|(a, r)| a == agency && *r <= rank)
-        {
-            return false;
+        if let (Some(agency), Some(rank)) = (&search.rating_agency, min_rank) {
+            let Some(entry) = self.slots[slot as usize].as_ref() else {
+                return false;
+            };
+            if !entry.ratings.iter().any(|(a, r)| a == agency && *r <= rank) {
+                return false;
+            }
         }
         true
+    }
+
+    fn id_of(&self, slot: u32) -> &str {
+        self.slots[slot as usize]
+            .as_ref()
+            .map(|e| e.project.id.as_str())
+            .unwrap_or_default()
     }
 
     /// Runs a search over the index.
@@ -600,47 +727,51 @@ impl SearchIndex {
             (Some(agency), Some(grade)) => crate::ratings::rank_of(agency, grade),
             _ => None,
         };
-        let mut matched = Vec::new();
+        // (sort key, tiebreak, slot): ids are compared only when both are equal.
+        let mut matched: Vec<(i64, u64, u32)> = Vec::new();
         for slot in &self.candidates(search) {
-            let Some(entry) = self.slots[slot as usize].as_ref() else {
-                continue;
-            };
-            if Self::passes(entry, search, currency, min_rank) {
-                let key = Self::key(entry, search, currency).unwrap_or(i64::MAX);
-                matched.push((key, slot));
+            if self.passes(slot, search, currency, min_rank) {
+                let key = self.key(slot, search, currency).unwrap_or(i64::MAX);
+                matched.push((key, self.facts[slot as usize].tiebreak, slot));
             }
         }
         let total = matched.len() as u64;
         let facets = search.facets.then(|| self.facets(&matched));
-        let id_of = |slot: u32| {
-            self.slots[slot as usize]
-                .as_ref()
-                .map(|e| e.project.id.as_str())
-                .unwrap_or_default()
-        };
         if let Some(after) = &search.after {
-            matched.retain(|&(key, slot)| (key, id_of(slot)) > (after.key, after.id.as_str()));
+            matched.retain(|&(key, tiebreak, slot)| {
+                (key, tiebreak)
+                    .cmp(&(after.key, after.tiebreak))
+                    .then_with(|| self.id_of(slot).cmp(after.id.as_str()))
+                    == std::cmp::Ordering::Greater
+            });
         }
-        let order = |a: &(i64, u32), b: &(i64, u32)| (a.0, id_of(a.1)).cmp(&(b.0, id_of(b.1)));
-        let want = search.limit + 1;
+        let order = |a: &(i64, u64, u32), b: &(i64, u64, u32)| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| self.id_of(a.2).cmp(self.id_of(b.2)))
+        };
+        let limit = search.limit.max(1);
+        let want = limit + 1;
         if matched.len() > want {
             matched.select_nth_unstable_by(want - 1, order);
             matched.truncate(want);
         }
         matched.sort_unstable_by(order);
-        let next = (matched.len() > search.limit).then(|| {
-            let (key, slot) = matched[search.limit - 1];
+        let next = (matched.len() > limit).then(|| {
+            let (key, tiebreak, slot) = matched[limit - 1];
             Position {
                 sort: search.sort,
                 descending: search.descending,
                 key,
-                id: id_of(slot).to_owned(),
+                tiebreak,
+                currency: (search.sort == Sort::Price).then(|| currency.to_owned()),
+                id: self.id_of(slot).to_owned(),
             }
         });
-        matched.truncate(search.limit);
+        matched.truncate(limit);
         let items = matched
             .into_iter()
-            .filter_map(|(_, slot)| self.slots[slot as usize].as_ref())
+            .filter_map(|(_, _, slot)| self.slots[slot as usize].as_ref())
             .map(Self::item)
             .collect();
         Found {
@@ -651,8 +782,8 @@ impl SearchIndex {
         }
     }
 
-    fn facets(&self, matched: &[(i64, u32)]) -> Facets {
-        let mut slots: Vec<u32> = matched.iter().map(|m| m.1).collect();
+    fn facets(&self, matched: &[(i64, u64, u32)]) -> Facets {
+        let mut slots: Vec<u32> = matched.iter().map(|m| m.2).collect();
         slots.sort_unstable();
         let result = RoaringBitmap::from_sorted_iter(slots).unwrap_or_default();
         let mut facets = Facets::default();
@@ -684,7 +815,16 @@ impl SearchIndex {
             available: entry.available,
             vintages: entry.vintages.clone(),
             offers: entry.offers.clone(),
-            agency_ratings: entry.project.agency_ratings.clone(),
+            // Who recorded a rating is for the platform's staff, not for the public.
+            agency_ratings: entry
+                .project
+                .agency_ratings
+                .iter()
+                .map(|r| AgencyRating {
+                    recorded_by: String::new(),
+                    ..r.clone()
+                })
+                .collect(),
             approved_at: entry.project.updated_at,
         }
     }
@@ -755,9 +895,7 @@ impl Catalogue {
         }
         {
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-            for item in found {
-                index.apply(item)?;
-            }
+            index.apply_all(found)?;
         }
         follow.since = Some(started);
         self.refreshed
@@ -768,7 +906,16 @@ impl Catalogue {
 
     /// Searches the catalogue as it stands after a refresh that is due.
     pub async fn search(&self, search: &Search) -> Result<Found, TableError> {
-        self.refresh().await?;
+        if let Err(error) = self.refresh().await {
+            // A loaded index keeps answering while the table is throttled or down; the next
+            // request past the interval tries again.
+            if !self.loaded.load(Ordering::Acquire) {
+                return Err(error);
+            }
+            tracing::warn!(%error, "catalogue: refresh failed; searching the index as it stands");
+            self.refreshed
+                .store(self.born.elapsed().as_nanos() as u64, Ordering::Release);
+        }
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
         Ok(index.search(search))
     }
@@ -780,5 +927,184 @@ impl Catalogue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projects::IssuanceType;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn project(id: &str) -> Item {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let project = Project {
+            id: id.into(),
+            owner: "ORG#org_a".into(),
+            fields: ProjectFields {
+                name: format!("Project {id}"),
+                description: "Cookstoves in Kenya".into(),
+                category: "energy-efficiency".into(),
+                project_type: "cookstoves".into(),
+                protocol: None,
+                standard: Standard::GoldStandard,
+                mechanism: Mechanism::Avoidance,
+                issuance_type: IssuanceType::ExPost,
+                country: "KE".into(),
+                location: None,
+                sdgs: vec![],
+                labels: vec![],
+                permanence_years: None,
+                registry_project_id: Some("GS1234".into()),
+                registry_url: None,
+            },
+            status: Status::Approved,
+            reviewer: None,
+            version: 1,
+            created_by: "user:a".into(),
+            created_at: at,
+            updated_at: at,
+            updated_by: None,
+            agency_ratings: vec![],
+            history_seq: 1,
+            history_hash: String::new(),
+        };
+        items::with_key(&keys::project(id), &project).unwrap()
+    }
+
+    fn listing(
+        id: &str,
+        project: &str,
+        price: &str,
+        year: i32,
+        revision: u64,
+        status: ListingStatus,
+    ) -> Item {
+        let at = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap();
+        let listing = Listing {
+            id: id.into(),
+            project_id: project.into(),
+            issuance_id: format!("iss_{id}"),
+            seller: "ORG#org_a".into(),
+            standard: Standard::GoldStandard,
+            vintage: Vintage::Year(year),
+            quantity: 10,
+            available: 10,
+            unit_price: Money::parse(price, "USD").unwrap(),
+            status,
+            version: 1,
+            revision,
+            created_by: "user:a".into(),
+            created_at: at,
+            updated_at: at,
+        };
+        items::with_key(&keys::listing(id), &listing).unwrap()
+    }
+
+    fn search(edit: impl FnOnce(&mut Search)) -> Search {
+        let mut s = Search {
+            limit: 20,
+            ..Default::default()
+        };
+        edit(&mut s);
+        s
+    }
+
+    fn price(amount: &str) -> Option<Money> {
+        Some(Money::parse(amount, "USD").unwrap())
+    }
+
+    #[test]
+    fn a_price_range_needs_an_offer_inside_it_not_only_a_span_around_it() {
+        let mut index = SearchIndex::default();
+        index
+            .apply_all(vec![
+                project("p1"),
+                listing("l1", "p1", "5", 2020, 1, ListingStatus::Active),
+                listing("l2", "p1", "50", 2021, 1, ListingStatus::Active),
+            ])
+            .unwrap();
+        let between = index.search(&search(|s| {
+            s.min_price = price("10");
+            s.max_price = price("20");
+        }));
+        assert_eq!(between.total, 0);
+        let cheap = index.search(&search(|s| s.max_price = price("6")));
+        assert_eq!(cheap.total, 1);
+        let inside = index.search(&search(|s| {
+            s.min_price = price("40");
+            s.max_price = price("60");
+        }));
+        assert_eq!(inside.total, 1);
+        // A vintage between the two offered ones matches nothing; a project with nothing on sale
+        // matches no vintage, however wide the range.
+        index.apply_all(vec![project("p2")]).unwrap();
+        let mid = index.search(&search(|s| {
+            s.vintage_from = Some(2022);
+            s.vintage_to = Some(2030);
+        }));
+        assert_eq!(mid.total, 0);
+        let wide = index.search(&search(|s| s.vintage_to = Some(i32::MAX)));
+        assert_eq!(wide.total, 1, "only p1 offers a vintage");
+        assert!(index.search(&search(|s| s.limit = 0)).items.len() <= 1);
+    }
+
+    #[test]
+    fn an_older_state_never_replaces_a_newer_one_and_a_close_is_final() {
+        let mut index = SearchIndex::default();
+        index
+            .apply_all(vec![
+                project("p1"),
+                listing("l1", "p1", "9", 2020, 3, ListingStatus::Active),
+            ])
+            .unwrap();
+        // A state written before (a lower revision) arrives late: ignored.
+        index
+            .apply_all(vec![listing(
+                "l1",
+                "p1",
+                "7",
+                2020,
+                2,
+                ListingStatus::Active,
+            )])
+            .unwrap();
+        let found = index.search(&search(|_| {}));
+        assert_eq!(found.items[0].offers[0].unit_price, price("9").unwrap());
+        // Closed, then a stale active copy: stays closed, and only its id is kept.
+        index
+            .apply_all(vec![
+                listing("l1", "p1", "9", 2020, 5, ListingStatus::Closed),
+                listing("l1", "p1", "9", 2020, 4, ListingStatus::Active),
+            ])
+            .unwrap();
+        let found = index.search(&search(|_| {}));
+        assert!(found.items[0].offers.is_empty());
+        assert!(index.listings.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_item_is_left_out_and_the_rest_applies() {
+        let mut index = SearchIndex::default();
+        let mut broken = listing("l9", "p1", "9", 2020, 1, ListingStatus::Active);
+        broken.insert(
+            "unitPrice".into(),
+            json!({"amount": "x", "currency": "USD"}),
+        );
+        index
+            .apply_all(vec![
+                project("p1"),
+                broken,
+                listing("l1", "p1", "8", 2020, 1, ListingStatus::Active),
+            ])
+            .unwrap();
+        let found = index.search(&search(|s| s.text = vec!["cookstoves".into()]));
+        assert_eq!(found.items[0].offers.len(), 1);
+    }
+
+    #[test]
+    fn words_split_registry_ids_into_their_parts() {
+        assert_eq!(words("VCS1340 Bale"), ["1340", "bale", "vcs", "vcs1340"]);
     }
 }

@@ -129,6 +129,8 @@ fn project_of(rows: &[&Row], now: DateTime<Utc>) -> Project {
         updated_at: now,
         updated_by: None,
         agency_ratings: Vec::new(),
+        history_seq: 0,
+        history_hash: String::new(),
     }
 }
 
@@ -194,9 +196,16 @@ pub async fn seed(
             let issuance_id = id_of("iss", &row.serial);
             let new = issuance::prepare(&facts, &ask, buffer, &issuance_id, DEMO_ACTOR, now)
                 .map_err(|e| bad(e.to_string()))?;
-            let for_sale = row.quantity - new.buffer;
+
             let issued = match ledger.issue(new).await {
                 Ok(issued) => issued,
+                // Made by an earlier run under another buffer policy: keep what was made.
+                Err(LedgerError::AlreadyIssued(_)) => match ledger.issuance(&issuance_id).await {
+                    Ok(Some(issued)) => issued,
+                    Ok(None) => return Err(bad("issuance vanished".into())),
+                    Err(LedgerError::Table(e)) => return Err(e.into()),
+                    Err(e) => return Err(bad(e.to_string())),
+                },
                 Err(LedgerError::Overlap { .. }) => {
                     seeded.skipped += 1;
                     continue;
@@ -205,6 +214,7 @@ pub async fn seed(
                 Err(e) => return Err(bad(e.to_string())),
             };
             seeded.issuances += 1;
+            let for_sale = issued.quantity - issued.buffer;
             let unit_price = Money::parse(&row.price, "USD").map_err(|e| bad(e.to_string()))?;
             let listing = NewListing {
                 id: id_of("lst", &row.serial),

@@ -35,9 +35,11 @@ use amanar_http::{Context, OrgGuard, Scope, Tag};
 /// API-key scopes of an organisation's projects.
 pub const PROJECTS_READ: Scope = Scope::new("projects:read");
 pub const PROJECTS_WRITE: Scope = Scope::new("projects:write");
+/// API-key scope to sell an organisation's credits: list them, reprice, pause, close.
+pub const LISTINGS_WRITE: Scope = Scope::new("listings:write");
 
 /// Every API-key scope the marketplace declares.
-pub const SCOPES: &[Scope] = &[PROJECTS_READ, PROJECTS_WRITE];
+pub const SCOPES: &[Scope] = &[PROJECTS_READ, PROJECTS_WRITE, LISTINGS_WRITE];
 
 pub const TAG: Tag = Tag {
     name: "marketplace",

@@ -74,6 +74,10 @@ pub struct Listing {
     pub status: ListingStatus,
     /// Changes of terms (price or status); a sale leaves it alone.
     pub version: u64,
+    /// Every write of the listing, sales included: how the catalogue tells a newer state from an
+    /// older one, whatever the writers' clocks say.
+    #[serde(default)]
+    pub revision: u64,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -144,6 +148,12 @@ pub enum ListingError {
     Empty,
     #[error("a listing's price stays in its currency {0}")]
     Currency(&'static str),
+    /// The project has as many open listings as it may.
+    #[error("the project has {MAX_OPEN_LISTINGS} open listings, the most it may")]
+    TooManyListings,
+    /// Closing takes no other change.
+    #[error("closing changes nothing else")]
+    CloseWithChanges,
     #[error(transparent)]
     Ledger(LedgerError),
     #[error(transparent)]
@@ -168,6 +178,26 @@ impl From<LedgerError> for ListingError {
 
 /// How often a close or change is planned again after an order moved the listing under it.
 const ATTEMPTS: u32 = 32;
+
+/// The most open (active or paused) listings one project has at a time: each takes one of the
+/// project's listing slots in the write that creates it, and closing gives it back.
+pub const MAX_OPEN_LISTINGS: i64 = 100;
+
+/// The project item's count of listings it may still open.
+pub const LISTING_SLOTS: &str = "listingSlots";
+
+/// The update that takes (`-1`) or gives back (`+1`) one of a project's listing slots.
+fn slot_op(project_id: &str, delta: i64) -> WriteOp {
+    let op = WriteOp::update(
+        keys::project(project_id),
+        Update::new().add(LISTING_SLOTS, delta),
+    );
+    if delta < 0 {
+        op.when(Condition::AtLeast(LISTING_SLOTS.into(), -delta))
+    } else {
+        op.when(Condition::Exists)
+    }
+}
 
 /// Listings over the Table port and the ledger.
 #[derive(Clone)]
@@ -199,6 +229,7 @@ impl Listings {
             unit_price: new.unit_price,
             status: ListingStatus::Active,
             version: 1,
+            revision: 1,
             created_by: new.actor.clone(),
             created_at: new.now,
             updated_at: new.now,
@@ -217,6 +248,7 @@ impl Listings {
         let guards = vec![
             WriteOp::put(item).when(Condition::NotExists),
             event_op(&new.id, &event)?,
+            slot_op(&new.project_id, -1),
         ];
         let transfer = Transfer {
             id: format!("list:{}", new.id),
@@ -227,6 +259,7 @@ impl Listings {
         };
         match self.ledger.transfer(&transfer, &guards).await {
             Ok(_) => Ok(listing),
+            Err(LedgerError::Guard { index: 2 }) => Err(ListingError::TooManyListings),
             Err(LedgerError::Guard { .. }) => Err(ListingError::Ledger(LedgerError::Invalid(
                 format!("listing {} exists already", new.id),
             ))),
@@ -275,6 +308,9 @@ impl Listings {
             return Err(ListingError::Empty);
         }
         if change.status == Some(ListingStatus::Closed) {
+            if change.unit_price.is_some() {
+                return Err(ListingError::CloseWithChanges);
+            }
             return self.close(id, change.version, actor, now).await;
         }
         for _ in 0..ATTEMPTS {
@@ -328,12 +364,14 @@ impl Listings {
                 return Ok(listing);
             }
             changed.version += 1;
+            changed.revision += 1;
             changed.updated_at = now;
             let update = Update::new()
                 .set("unitPrice", json!(changed.unit_price))
                 .set("status", changed.status.as_str())
                 .set("updatedAt", json!(now))
                 .set(VERSION, changed.version)
+                .add("revision", 1)
                 .set_index(keys::catalogue_entry("LISTING", id, now));
             let mut ops = vec![
                 WriteOp::update(keys::listing(id), update)
@@ -343,10 +381,9 @@ impl Listings {
                 ops.push(event_op(id, event)?);
             }
             match self.table.write(ops).await {
-                Ok(()) => {
-                    changed.available = self.load(id).await?.available;
-                    return Ok(changed);
-                }
+                // What was written; `available` and `revision` as read (a sale may have moved
+                // them since).
+                Ok(()) => return Ok(changed),
                 // The terms moved under the change: read them again.
                 Err(TableError::ConditionFailed { .. } | TableError::TransactionConflict) => {}
                 Err(e) => return Err(e.into()),
@@ -382,6 +419,7 @@ impl Listings {
                 .set("available", 0)
                 .set("updatedAt", json!(now))
                 .set(VERSION, listing.version + 1)
+                .add("revision", 1)
                 .set_index(keys::catalogue_entry("LISTING", id, now));
             let close = WriteOp::update(keys::listing(id), update)
                 .when(Condition::VersionIs(listing.version))
@@ -397,9 +435,10 @@ impl Listings {
                     quantity: Some(returned),
                 },
             )?;
+            let slot = slot_op(&listing.project_id, 1);
             let outcome = if returned == 0 {
                 self.table
-                    .write(vec![close, event])
+                    .write(vec![close, event, slot])
                     .await
                     .map_err(ListingError::from)
             } else {
@@ -412,7 +451,7 @@ impl Listings {
                     issuance: listing.issuance_id.clone(),
                 };
                 self.ledger
-                    .transfer(&transfer, &[close, event])
+                    .transfer(&transfer, &[close, event, slot])
                     .await
                     .map(|_| ())
                     .map_err(ListingError::from)
@@ -423,6 +462,7 @@ impl Listings {
                         status: ListingStatus::Closed,
                         available: 0,
                         version: listing.version + 1,
+                        revision: listing.revision + 1,
                         updated_at: now,
                         ..listing
                     });
@@ -431,6 +471,8 @@ impl Listings {
                 // was read again), or the terms changed: read again.
                 Err(ListingError::Ledger(LedgerError::Guard { .. }))
                 | Err(ListingError::Insufficient { .. })
+                // A concurrent close of another count landed first: the next read finds it closed.
+                | Err(ListingError::Ledger(LedgerError::MovementReused(_)))
                 | Err(ListingError::Table(
                     TableError::ConditionFailed { .. } | TableError::TransactionConflict,
                 )) => {}
@@ -450,8 +492,11 @@ pub fn reserve_guard(
     terms_version: u64,
     now: DateTime<Utc>,
 ) -> WriteOp {
+    // Beyond i64 no listing holds that many: the condition below then never holds.
+    let quantity = i64::try_from(quantity).unwrap_or(i64::MAX);
     let update = Update::new()
-        .add("available", -(quantity as i64))
+        .add("available", -quantity)
+        .add("revision", 1)
         .set("updatedAt", json!(now))
         .set_index(keys::catalogue_entry("LISTING", listing_id, now));
     WriteOp::update(keys::listing(listing_id), update)
@@ -460,7 +505,7 @@ pub fn reserve_guard(
             "status".into(),
             json!(ListingStatus::Active.as_str()),
         ))
-        .when(Condition::AtLeast("available".into(), quantity as i64))
+        .when(Condition::AtLeast("available".into(), quantity))
 }
 
 fn event_op(listing_id: &str, event: &ListingEvent) -> Result<WriteOp, TableError> {

@@ -159,6 +159,11 @@ pub struct Project {
     /// Ratings from rating agencies, recorded by admins once the project is approved.
     #[serde(default)]
     pub agency_ratings: Vec<crate::ratings::AgencyRating>,
+    /// The head of the project's hash-chained history: how many moves, and the last one's hash.
+    #[serde(default)]
+    pub history_seq: u64,
+    #[serde(default)]
+    pub history_hash: String,
 }
 
 /// One move of a project, as `GET /v1/projects/{id}/history` shows it.
@@ -170,6 +175,54 @@ pub struct HistoryEntry {
     pub from: Option<Status>,
     pub to: Status,
     pub notes: Option<String>,
+    /// 1, 2, 3... within the project.
+    #[serde(default)]
+    pub seq: u64,
+    /// The previous move's hash (`""` for the first).
+    #[serde(default)]
+    pub prev_hash: String,
+    /// Hex SHA-256 over the previous hash and this move's fields ([`chain_is_intact`]).
+    #[serde(default)]
+    pub hash: String,
+}
+
+/// The hash of one move: SHA-256 over the previous hash, the sequence number, the project id and
+/// the move's fields, each followed by a NUL byte.
+fn move_hash(project_id: &str, entry: &HistoryEntry) -> String {
+    use sha2::{Digest, Sha256};
+    let status = |s: Option<Status>| s.map(Status::as_str).unwrap_or("");
+    let mut hash = Sha256::new();
+    for part in [
+        entry.prev_hash.as_str(),
+        &entry.seq.to_string(),
+        project_id,
+        &keys::sortable_time(entry.at),
+        &entry.actor,
+        status(entry.from),
+        entry.to.as_str(),
+        entry.notes.as_deref().unwrap_or(""),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hex::encode(hash.finalize())
+}
+
+/// Whether a project's history (as [`Projects::history`] returns it) is the unbroken chain its
+/// head names: numbered from 1, each entry naming the hash before it and hashing to its own, the
+/// last one's hash the project's `historyHash`. An entry changed, removed or inserted breaks it.
+pub fn chain_is_intact(project: &Project, entries: &[HistoryEntry]) -> bool {
+    let mut prev = String::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if entry.seq != i as u64 + 1
+            || entry.prev_hash != prev
+            || entry.hash != move_hash(&project.id, entry)
+        {
+            return false;
+        }
+        prev = entry.hash.clone();
+    }
+    project.history_seq == entries.len() as u64 && project.history_hash == prev
 }
 
 /// The kinds of document a project holds.
@@ -389,11 +442,14 @@ impl Projects {
             updated_at: now,
             updated_by: None,
             agency_ratings: Vec::new(),
+            history_seq: 0,
+            history_hash: String::new(),
         };
+        let mut project = project;
+        let history = self.history_op(&mut project, now, actor, None, Status::Draft, None)?;
         let mut item = items::with_key(&keys::project(id), &project)?;
         keys::project_of_owner(owner, now, id).insert_into(&mut item);
         item.insert(DOCUMENT_SLOTS.into(), json!(MAX_DOCUMENTS));
-        let history = self.history_op(id, now, actor, None, Status::Draft, None)?;
         self.table
             .write(vec![WriteOp::put(item).when(Condition::NotExists), history])
             .await?;
@@ -410,20 +466,27 @@ impl Projects {
     ) -> Result<(), ProjectError> {
         let mut project = project.clone();
         project.status = Status::Approved;
+        project.history_seq = 0;
+        project.history_hash = String::new();
         let now = project.updated_at;
+        let actor = project.created_by.clone();
+        let history = self.history_op(
+            &mut project,
+            now,
+            &actor,
+            None,
+            Status::Approved,
+            Some(notes.to_owned()),
+        )?;
         let mut item = items::with_key(&keys::project(&project.id), &project)?;
         keys::project_of_owner(&project.owner, project.created_at, &project.id)
             .insert_into(&mut item);
         keys::catalogue_entry("PROJECT", &project.id, now).insert_into(&mut item);
         item.insert(DOCUMENT_SLOTS.into(), json!(0));
-        let history = self.history_op(
-            &project.id,
-            now,
-            &project.created_by,
-            None,
-            Status::Approved,
-            Some(notes.to_owned()),
-        )?;
+        item.insert(
+            crate::listings::LISTING_SLOTS.into(),
+            json!(crate::listings::MAX_OPEN_LISTINGS),
+        );
         self.table
             .write(vec![WriteOp::put(item).when(Condition::NotExists), history])
             .await?;
@@ -592,10 +655,17 @@ impl Projects {
         now: DateTime<Utc>,
         checks: Vec<WriteOp>,
     ) -> Result<Project, ProjectError> {
+        let mut project = project;
+        let from = project.status;
+        // The move's entry extends the chain whose head the project holds; the version condition
+        // below makes two moves from one head impossible.
+        let history = self.history_op(&mut project, now, actor, Some(from), to, notes)?;
         let mut update = Update::new()
             .set("status", to.as_str())
             .set("updatedAt", json!(now))
-            .set(VERSION, project.version + 1);
+            .set(VERSION, project.version + 1)
+            .set("historySeq", project.history_seq)
+            .set("historyHash", project.history_hash.clone());
         update = match reviewer {
             Some(reviewer) => update.set("reviewer", reviewer),
             None => update.set("reviewer", serde_json::Value::Null),
@@ -604,15 +674,18 @@ impl Projects {
         // approved, nothing otherwise.
         update = match queue_entry(to, now, &project.id) {
             Some(entry) => update.set_index(entry),
-            None if to == Status::Approved => {
-                update.set_index(keys::catalogue_entry("PROJECT", &project.id, now))
-            }
+            None if to == Status::Approved => update
+                .set(
+                    crate::listings::LISTING_SLOTS,
+                    crate::listings::MAX_OPEN_LISTINGS,
+                )
+                .set_index(keys::catalogue_entry("PROJECT", &project.id, now)),
             None => update.remove_index(Index::Gsi2),
         };
         let mut ops = vec![
             WriteOp::update(keys::project(&project.id), update)
                 .when(Condition::VersionIs(project.version)),
-            self.history_op(&project.id, now, actor, Some(project.status), to, notes)?,
+            history,
         ];
         ops.extend(checks);
         match self.table.write(ops).await {
@@ -646,23 +719,31 @@ impl Projects {
         }
     }
 
+    /// The put of the project's next history entry, chained to the head the project holds;
+    /// moves the project's head to it.
     fn history_op(
         &self,
-        id: &str,
+        project: &mut Project,
         at: DateTime<Utc>,
         actor: &str,
         from: Option<Status>,
         to: Status,
         notes: Option<String>,
     ) -> Result<WriteOp, TableError> {
-        let entry = HistoryEntry {
+        let mut entry = HistoryEntry {
             at,
             actor: actor.to_owned(),
             from,
             to,
             notes,
+            seq: project.history_seq + 1,
+            prev_hash: project.history_hash.clone(),
+            hash: String::new(),
         };
-        let key = keys::project_history(id, at, &amanar_core::new_id("his"));
+        entry.hash = move_hash(&project.id, &entry);
+        project.history_seq = entry.seq;
+        project.history_hash = entry.hash.clone();
+        let key = keys::project_history(&project.id, at, &amanar_core::new_id("his"));
         Ok(WriteOp::put(items::with_key(&key, &entry)?).when(Condition::NotExists))
     }
 
@@ -670,7 +751,10 @@ impl Projects {
     pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, ProjectError> {
         let query = Query::partition(Index::Primary, keys::project(id).pk)
             .sort(SortKey::BeginsWith(keys::PROJECT_HISTORY_PREFIX.into()));
-        self.every(query).await
+        let mut entries: Vec<HistoryEntry> = self.every(query).await?;
+        // Two moves in one microsecond sort by their random ids; the chain's order is the truth.
+        entries.sort_by_key(|e| e.seq);
+        Ok(entries)
     }
 
     /// The verification queue: projects in `status` (submitted or under review), oldest first.

@@ -59,6 +59,8 @@ async fn approved(table: &Arc<dyn Table>, owner: &str, word: &str, country: &str
         updated_at: now,
         updated_by: None,
         agency_ratings: Vec::new(),
+        history_seq: 0,
+        history_hash: String::new(),
     };
     Projects::new(table.clone())
         .import_approved(&project, "test")
@@ -538,4 +540,47 @@ async fn the_demo_catalogue_loads_once_and_is_searchable() {
             .unwrap();
         assert_eq!(held, offer.available);
     }
+}
+
+/// A project opens at most 100 listings at a time; closing one gives its slot back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_has_at_most_a_hundred_open_listings() {
+    use amanar_marketplace::listings::MAX_OPEN_LISTINGS;
+    let table = common::embedded();
+    let owner = format!("ORG#org_{}", namespace());
+    let project = approved(&table, &owner, "epsilon", "KE").await;
+    let issuance = issued(&table, &project, 200, 2022).await;
+    let listings = Listings::new(table.clone());
+    let mut first = None;
+    for _ in 0..MAX_OPEN_LISTINGS {
+        let made = listings
+            .create(listing_of(&project, &issuance, 1, price("3", "USD")))
+            .await
+            .unwrap();
+        first.get_or_insert(made.id);
+    }
+    let refused = listings
+        .create(listing_of(&project, &issuance, 1, price("3", "USD")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ListingError::TooManyListings),
+        "{refused:?}"
+    );
+    listings
+        .close(first.as_deref().unwrap(), None, "user:usr_dev", Utc::now())
+        .await
+        .unwrap();
+    listings
+        .create(listing_of(&project, &issuance, 1, price("3", "USD")))
+        .await
+        .unwrap();
+    assert_eq!(
+        Ledger::new(table)
+            .balance(&Account::Inventory(owner), Some(&issuance))
+            .await
+            .unwrap(),
+        100,
+        "the refused listing moved nothing"
+    );
 }

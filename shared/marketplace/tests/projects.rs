@@ -248,7 +248,28 @@ async fn a_project_goes_through_changes_to_approval_and_records_each_move(table:
     assert_eq!(history[3].notes.as_deref(), Some("Add the monitoring plan"));
     assert_eq!(history[3].actor, VERIFIER);
 
+    // The moves form a hash chain whose head the project holds; any change to a recorded move,
+    // a removed one or an inserted one breaks it.
     let stored = projects.get(&id).await.unwrap().unwrap();
+    assert!(amanar_marketplace::projects::chain_is_intact(
+        &stored, &history
+    ));
+    assert_eq!(stored.history_seq, 7);
+    let mut altered = history.clone();
+    altered[3].notes = Some("Looks fine".into());
+    assert!(!amanar_marketplace::projects::chain_is_intact(
+        &stored, &altered
+    ));
+    let mut removed = history.clone();
+    removed.remove(3);
+    assert!(!amanar_marketplace::projects::chain_is_intact(
+        &stored, &removed
+    ));
+    assert!(!amanar_marketplace::projects::chain_is_intact(
+        &stored,
+        &history[..6]
+    ));
+
     let involved = projects.involved(&stored).await.unwrap();
     assert!(
         involved.contains(&DEVELOPER_SUBJECT.to_owned()),
@@ -300,6 +321,11 @@ async fn of_two_concurrent_decisions_exactly_one_lands(table: Arc<dyn Table>) {
     );
     let history = projects.history(&id).await.unwrap();
     assert_eq!(history.len(), 4, "one decision recorded: {history:?}");
+    let stored = projects.get(&id).await.unwrap().unwrap();
+    assert!(
+        amanar_marketplace::projects::chain_is_intact(&stored, &history),
+        "the losing decision left no fork in the chain"
+    );
 }
 
 fn document(kind: DocumentKind) -> Document {
