@@ -112,9 +112,8 @@ async fn settled(api: &Api, token: &str, project: &str, document: &str) -> Value
     }
 }
 
-/// Registers a user and has the admin make them a verifier; returns (user id, fresh token).
-async fn verifier(api: &Api, email: &str) -> (String, String) {
-    let (user_id, _) = api.user(email, "individual").await;
+/// The first admin's access token.
+async fn admin_token(api: &Api) -> String {
     let admin = api
         .post(
             "/v1/auth/login",
@@ -122,7 +121,13 @@ async fn verifier(api: &Api, email: &str) -> (String, String) {
             json!({"email": "root@example.com", "password": "Admin password 42"}),
         )
         .await;
-    let admin = admin.body["accessToken"].as_str().unwrap().to_owned();
+    admin.body["accessToken"].as_str().unwrap().to_owned()
+}
+
+/// Registers a user and has the admin make them a verifier; returns (user id, fresh token).
+async fn verifier(api: &Api, email: &str) -> (String, String) {
+    let (user_id, _) = api.user(email, "individual").await;
+    let admin = admin_token(api).await;
     let granted = api
         .call(
             "PUT",
@@ -605,6 +610,34 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         .get("/v1/projects?country=KE&category=forest", As::Anonymous)
         .await;
     assert_eq!(elsewhere.body["total"], 0);
+    let rounded = api.get("/v1/projects?maxPrice=12.505", As::Anonymous).await;
+    assert_eq!(
+        rounded.status, 422,
+        "a bound is never rounded wider: {}",
+        rounded.body
+    );
+    assert_eq!(rounded.body["errors"][0]["field"], "maxPrice");
+    let by_issuance_id = api
+        .post("/v1/listings", As::Bearer(&dev), json!({"projectId": id, "issuanceId": batch, "quantity": 1, "unitPrice": {"amount": "3", "currency": "USD"}}))
+        .await;
+    assert_eq!(
+        by_issuance_id.status, 201,
+        "issuanceId names the batch too: {}",
+        by_issuance_id.body
+    );
+    let extra = format!(
+        "/v1/listings/{}",
+        by_issuance_id.body["id"].as_str().unwrap()
+    );
+    let closed_extra = api
+        .call(
+            "PATCH",
+            &extra,
+            As::Bearer(&dev),
+            Some(json!({"status": "closed"})),
+        )
+        .await;
+    assert_eq!(closed_extra.status, 200, "{}", closed_extra.body);
     let bad = api
         .get(
             "/v1/projects?country=XX&sort=cheapest&sdgs=18",
@@ -667,14 +700,7 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
     assert_eq!(by_buyer.status, 404, "{}", by_buyer.body);
 
     // An admin records a BeZero rating; the catalogue filters on it.
-    let admin = api
-        .post(
-            "/v1/auth/login",
-            As::Anonymous,
-            json!({"email": "root@example.com", "password": "Admin password 42"}),
-        )
-        .await;
-    let admin = admin.body["accessToken"].as_str().unwrap().to_owned();
+    let admin = admin_token(&api).await;
     let rating = json!({"agency": "bezero", "grade": "A", "ratedOn": "2024-03-01",
         "scope": "project", "sourceUrl": "https://bezerocarbon.com/"});
     assert_eq!(

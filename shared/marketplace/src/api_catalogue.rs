@@ -252,6 +252,18 @@ pub fn search_of(params: SearchParams) -> Result<Search, ApiError> {
     let price = |field: &'static str, text: &Option<String>, problems: &mut Vec<FieldError>| {
         let text = text.as_deref()?;
         match Money::parse(text, currency.unwrap_or("USD")) {
+            // A bound is never rounded into a wider range: it must already fit the minor unit.
+            Ok(m) if text.trim().parse::<rust_decimal::Decimal>().ok() != Some(m.amount()) => {
+                problems.push(FieldError::new(
+                    field,
+                    format!(
+                        "has more decimals than {} has ({})",
+                        m.currency(),
+                        m.decimals()
+                    ),
+                ));
+                None
+            }
             Ok(m) => Some(m),
             Err(e) => {
                 problems.push(FieldError::new(field, e.reason));

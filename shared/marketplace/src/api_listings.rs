@@ -68,7 +68,8 @@ fn public(listing: Listing) -> serde_json::Value {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateListing {
     pub project_id: String,
-    /// The issuance (credit batch) to sell from.
+    /// The issuance (credit batch) to sell from; `issuanceId`, as responses name it, is accepted.
+    #[serde(alias = "issuanceId")]
     pub batch_id: String,
     /// Whole tonnes.
     pub quantity: u64,

@@ -263,7 +263,6 @@ fn tiebreak_of(id: &str) -> u64 {
 pub struct SearchIndex {
     slots: Vec<Option<Entry>>,
     facts: Vec<Facts>,
-    free: Vec<u32>,
     by_project: HashMap<String, u32>,
     projects: HashMap<String, Arc<Project>>,
     /// Open listings, and the ids of each project's.
@@ -303,13 +302,6 @@ pub fn words(text: &str) -> Vec<String> {
     out.sort_unstable();
     out.dedup();
     out
-}
-
-fn standard_code(standard: Standard) -> String {
-    serde_json::to_value(standard)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn snake<T: Serialize>(value: T) -> String {
@@ -448,7 +440,7 @@ impl SearchIndex {
         vintages.dedup();
         let fields = &project.fields;
         let mut terms = vec![
-            (Field::Standard, standard_code(fields.standard)),
+            (Field::Standard, fields.standard.as_str().to_owned()),
             (Field::Country, fields.country.clone()),
             (Field::Category, fields.category.clone()),
             (Field::Type, fields.project_type.clone()),
@@ -499,11 +491,10 @@ impl SearchIndex {
                 slot
             }
             None => {
-                let slot = self.free.pop().unwrap_or(self.slots.len() as u32);
-                if slot as usize == self.slots.len() {
-                    self.slots.push(None);
-                    self.facts.push(Facts::default());
-                }
+                // Projects never leave the catalogue (approval is final), so slots are never freed.
+                let slot = self.slots.len() as u32;
+                self.slots.push(None);
+                self.facts.push(Facts::default());
                 self.by_project.insert(project_id.to_owned(), slot);
                 slot
             }
@@ -591,7 +582,11 @@ impl SearchIndex {
         narrow(
             &mut set,
             Field::Standard,
-            search.standards.iter().map(|s| standard_code(*s)).collect(),
+            search
+                .standards
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
         );
         narrow(&mut set, Field::Country, search.countries.clone());
         narrow(&mut set, Field::Category, search.categories.clone());

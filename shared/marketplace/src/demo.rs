@@ -32,20 +32,38 @@ pub const DEMO_OWNER: &str = "ORG#org_demo";
 /// Who the demo's records name as their actor.
 const DEMO_ACTOR: &str = "system:demo-catalogue";
 
-#[derive(Debug, serde::Deserialize)]
-struct Row {
-    standard: Standard,
-    project: String,
-    name: String,
-    country: String,
-    category: String,
-    project_type: String,
-    protocol: String,
-    mechanism: Mechanism,
-    vintage: String,
-    serial: String,
-    quantity: u64,
-    price: String,
+/// One serial block of the demo catalogue, as `data/demo-catalogue.csv` holds it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Row {
+    pub standard: Standard,
+    /// The registry's project id.
+    pub project: String,
+    pub name: String,
+    pub country: String,
+    pub category: String,
+    pub project_type: String,
+    pub protocol: String,
+    pub mechanism: Mechanism,
+    /// A year, or Verra's `start/end` vintage period.
+    pub vintage: String,
+    pub serial: String,
+    pub quantity: u64,
+    /// The demo unit price in USD.
+    pub price: String,
+}
+
+/// The demo catalogue's rows.
+pub fn rows() -> Result<Vec<Row>, DemoError> {
+    csv::Reader::from_reader(ROWS.as_bytes())
+        .deserialize::<Row>()
+        .enumerate()
+        .map(|(n, row)| {
+            row.map_err(|e| DemoError::Row {
+                row: n + 2,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// What a seeding made (or found made).
@@ -140,14 +158,7 @@ pub async fn seed(
     buffer: &BufferPolicy,
     now: DateTime<Utc>,
 ) -> Result<Seeded, DemoError> {
-    let mut reader = csv::Reader::from_reader(ROWS.as_bytes());
-    let mut rows = Vec::new();
-    for (n, row) in reader.deserialize::<Row>().enumerate() {
-        rows.push(row.map_err(|e| DemoError::Row {
-            row: n + 2,
-            reason: e.to_string(),
-        })?);
-    }
+    let rows = rows()?;
     let mut by_project: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for row in &rows {
         by_project.entry(&row.project).or_default().push(row);

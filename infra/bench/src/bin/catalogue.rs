@@ -22,27 +22,10 @@ use amanar_core::table::{Condition, Table, WriteOp, items};
 use amanar_marketplace::catalogue::{Catalogue, Search};
 use amanar_marketplace::listings::{Listing, ListingStatus};
 use amanar_marketplace::money::Money;
-use amanar_marketplace::projects::{
-    IssuanceType, Mechanism, Project, ProjectFields, Projects, Status,
-};
+use amanar_marketplace::projects::{IssuanceType, Project, ProjectFields, Projects, Status};
 use amanar_marketplace::serial::{Standard, Vintage};
 use chrono::Utc;
 use serde_json::json;
-
-const DEMO: &str = include_str!("../../../../shared/marketplace/data/demo-catalogue.csv");
-
-#[derive(serde::Deserialize, Clone)]
-struct Row {
-    standard: Standard,
-    project: String,
-    name: String,
-    country: String,
-    category: String,
-    project_type: String,
-    protocol: String,
-    mechanism: Mechanism,
-    price: String,
-}
 
 /// xorshift64*: deterministic, so every run builds the same catalogue.
 struct Random(u64);
@@ -60,10 +43,7 @@ impl Random {
 }
 
 async fn fill(table: &Arc<dyn Table>, count: usize) {
-    let rows: Vec<Row> = csv::Reader::from_reader(DEMO.as_bytes())
-        .deserialize()
-        .map(|r| r.expect("a demo row"))
-        .collect();
+    let rows = amanar_marketplace::demo::rows().expect("the demo rows");
     let countries: Vec<String> = {
         let mut c: Vec<String> = rows.iter().map(|r| r.country.clone()).collect();
         c.sort();
