@@ -45,10 +45,15 @@ fi
 cp "$root/infra/emulators/oidc/provider.mjs" "$oidc/"
 
 step "moto server"
-port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# Both ports are picked while both sockets are held, so they differ: picked one after the other,
+# the second could be the first again while moto (a slow Python start) has not bound it yet, and
+# the OpenID Provider would take it first.
+read -r port oidc_port < <("$venv/bin/python" -c 'import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
 "$venv/bin/python" "$root/infra/emulators/moto_server.py" 127.0.0.1 "$port" > "$tools/moto.log" 2>&1 &
 moto_pid=$!
-oidc_port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 node "$oidc/provider.mjs" "$oidc_port" > "$tools/oidc.log" 2>&1 &
 oidc_pid=$!
 cleanup() {
