@@ -678,6 +678,18 @@ pub mod items {
         }
     }
 
+    /// Every item a query finds, across all its pages, each read into a typed value.
+    pub async fn query_all_as<T: for<'de> Deserialize<'de>>(
+        table: &dyn Table,
+        query: &Query,
+    ) -> Result<Vec<T>, TableError> {
+        query_all(table, query)
+            .await?
+            .into_iter()
+            .map(parse)
+            .collect()
+    }
+
     /// Reads one item by key into a typed value, `None` when there is none.
     pub async fn load<T: for<'de> Deserialize<'de>>(
         table: &dyn Table,

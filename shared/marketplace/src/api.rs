@@ -282,7 +282,7 @@ impl From<ProjectError> for ApiError {
     }
 }
 
-fn invalid(problems: Vec<projects::FieldProblem>) -> ApiError {
+pub(crate) fn invalid(problems: Vec<projects::FieldProblem>) -> ApiError {
     ApiError::Validation(
         problems
             .into_iter()

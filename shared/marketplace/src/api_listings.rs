@@ -355,12 +355,7 @@ pub async fn record_rating(
     admin(&principal, "record agency ratings")?;
     let problems = ratings::check(&request);
     if !problems.is_empty() {
-        return Err(ApiError::Validation(
-            problems
-                .into_iter()
-                .map(|(field, message)| amanar_http::FieldError::new(field, message))
-                .collect(),
-        ));
+        return Err(crate::api::invalid(problems));
     }
     if id.len() > MAX_ID {
         return Err(ApiError::NotFound);

@@ -229,9 +229,6 @@ struct Entry {
     vintages: Vec<i32>,
     /// Per agency: its grade's rank (0 is the best grade).
     ratings: Vec<(String, usize)>,
-    /// The best rating as thousandths of its scale (1000 is its top grade).
-    rating: Option<i64>,
-    approved: i64,
 }
 
 /// What a search reads of every candidate, kept in one array beside the entries, so that a search
@@ -459,11 +456,7 @@ impl SearchIndex {
         terms.extend(ratings.iter().map(|(a, _)| (Field::Agency, a.clone())));
         terms.sort_by(|a, b| (a.0 as u8, &a.1).cmp(&(b.0 as u8, &b.1)));
         terms.dedup();
-        let rating = project
-            .agency_ratings
-            .iter()
-            .filter_map(|r| r.score())
-            .max();
+
         let mut text = format!("{} {}", fields.name, fields.description);
         if let Some(id) = &fields.registry_project_id {
             text.push(' ');
@@ -477,8 +470,6 @@ impl SearchIndex {
             prices,
             vintages,
             ratings,
-            rating,
-            approved: project.updated_at.timestamp_micros(),
             project,
         };
         self.put(project_id, entry);
@@ -507,11 +498,17 @@ impl SearchIndex {
         }
         self.live.insert(slot);
         self.facts[slot as usize] = Facts {
-            approved: entry.approved,
+            approved: entry.project.updated_at.timestamp_micros(),
             available: entry.available,
             vintage_min: entry.vintages.first().copied().unwrap_or(i32::MAX),
             vintage_max: entry.vintages.last().copied().unwrap_or(i32::MIN),
-            rating: entry.rating,
+            // The best rating as thousandths of its scale (1000 is its top grade).
+            rating: entry
+                .project
+                .agency_ratings
+                .iter()
+                .filter_map(|r| r.score())
+                .max(),
             tiebreak: tiebreak_of(&entry.project.id),
             price: match entry.prices.as_slice() {
                 [(currency, min, max, _, _)] => {

@@ -420,11 +420,7 @@ impl Ledger {
     /// A project's issuances, oldest first.
     pub async fn issuances_of(&self, project_id: &str) -> Result<Vec<Issuance>, LedgerError> {
         let query = Query::partition(Index::Gsi1, keys::issuances_of_project(project_id));
-        let found = items::query_all(self.table.as_ref(), &query).await?;
-        Ok(found
-            .into_iter()
-            .map(items::parse)
-            .collect::<Result<_, _>>()?)
+        Ok(items::query_all_as(self.table.as_ref(), &query).await?)
     }
 
     /// The blocks of an issuance that hold any serial of `range`, by first serial.

@@ -278,22 +278,14 @@ impl Listings {
     /// A project's listings, oldest first (every status).
     pub async fn of_project(&self, project_id: &str) -> Result<Vec<Listing>, ListingError> {
         let query = Query::partition(Index::Gsi1, keys::listings_of_project(project_id));
-        let found = items::query_all(self.table.as_ref(), &query).await?;
-        Ok(found
-            .into_iter()
-            .map(items::parse)
-            .collect::<Result<_, _>>()?)
+        Ok(items::query_all_as(self.table.as_ref(), &query).await?)
     }
 
     /// A listing's events, oldest first.
     pub async fn history(&self, id: &str) -> Result<Vec<ListingEvent>, ListingError> {
         let query = Query::partition(Index::Primary, keys::listing(id).pk)
             .sort(SortKey::BeginsWith(keys::LISTING_EVENT_PREFIX.into()));
-        let found = items::query_all(self.table.as_ref(), &query).await?;
-        Ok(found
-            .into_iter()
-            .map(items::parse)
-            .collect::<Result<_, _>>()?)
+        Ok(items::query_all_as(self.table.as_ref(), &query).await?)
     }
 
     /// Changes the price, or pauses or resumes the listing; each change is an event.

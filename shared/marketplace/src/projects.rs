@@ -252,7 +252,7 @@ pub struct FieldProblem {
     pub message: String,
 }
 
-fn problem(field: &'static str, message: impl Into<String>) -> FieldProblem {
+pub(crate) fn problem(field: &'static str, message: impl Into<String>) -> FieldProblem {
     FieldProblem {
         field,
         message: message.into(),
@@ -927,11 +927,7 @@ impl Projects {
         &self,
         query: Query,
     ) -> Result<Vec<T>, ProjectError> {
-        let found = items::query_all(self.table.as_ref(), &query).await?;
-        Ok(found
-            .into_iter()
-            .map(items::parse)
-            .collect::<Result<_, _>>()?)
+        Ok(items::query_all_as(self.table.as_ref(), &query).await?)
     }
 }
 

@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::projects::{FieldProblem, problem};
+
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// The most ratings one project holds.
@@ -91,7 +93,7 @@ pub struct NewRating {
 }
 
 /// A rating's problems, each naming its field.
-pub fn check(new: &NewRating) -> Vec<(&'static str, String)> {
+pub fn check(new: &NewRating) -> Vec<FieldProblem> {
     let mut problems = Vec::new();
     let agency_ok = !new.agency.is_empty()
         && new.agency.len() <= 40
@@ -100,28 +102,31 @@ pub fn check(new: &NewRating) -> Vec<(&'static str, String)> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !agency_ok {
-        problems.push((
+        problems.push(problem(
             "agency",
-            "must be 1 to 40 lower-case letters, digits or hyphens (bezero, sylvera, calyx)".into(),
+            "must be 1 to 40 lower-case letters, digits or hyphens (bezero, sylvera, calyx)",
         ));
     }
     match (scale_of(&new.agency), &new.scale) {
         (Some(known), Some(given))
             if given.iter().map(String::as_str).ne(known.iter().copied()) =>
         {
-            problems.push((
+            problems.push(problem(
                 "scale",
                 format!("{}'s scale is {}", new.agency, known.join(", ")),
             ));
         }
         (Some(known), _) => {
             if !known.contains(&new.grade.as_str()) {
-                problems.push(("grade", format!("must be one of {}", known.join(", "))));
+                problems.push(problem(
+                    "grade",
+                    format!("must be one of {}", known.join(", ")),
+                ));
             }
         }
-        (None, None) => problems.push((
+        (None, None) => problems.push(problem(
             "scale",
-            "name the agency's grades, best first, for an agency the platform does not know".into(),
+            "name the agency's grades, best first, for an agency the platform does not know",
         )),
         (None, Some(scale)) => {
             let mut sorted = scale.clone();
@@ -131,24 +136,24 @@ pub fn check(new: &NewRating) -> Vec<(&'static str, String)> {
                 .iter()
                 .all(|g| !g.is_empty() && g.len() <= 10 && crate::projects::plain(g, false));
             if !(2..=20).contains(&scale.len()) || sorted.len() != scale.len() || !grades_ok {
-                problems.push((
+                problems.push(problem(
                     "scale",
-                    "must be 2 to 20 distinct grades of at most 10 characters".into(),
+                    "must be 2 to 20 distinct grades of at most 10 characters",
                 ));
             } else if !scale.contains(&new.grade) {
-                problems.push(("grade", "must be one of the scale's grades".into()));
+                problems.push(problem("grade", "must be one of the scale's grades"));
             }
         }
     }
     match (new.scope, new.vintage) {
         (RatingScope::Vintage, None) => {
-            problems.push(("vintage", "a vintage rating names its year".into()))
+            problems.push(problem("vintage", "a vintage rating names its year"))
         }
         (RatingScope::Project, Some(_)) => {
-            problems.push(("vintage", "only a vintage rating names a year".into()))
+            problems.push(problem("vintage", "only a vintage rating names a year"))
         }
         (_, Some(year)) if !(1990..=2100).contains(&year) => {
-            problems.push(("vintage", "must be a year from 1990 to 2100".into()))
+            problems.push(problem("vintage", "must be a year from 1990 to 2100"))
         }
         _ => {}
     }
@@ -157,9 +162,9 @@ pub fn check(new: &NewRating) -> Vec<(&'static str, String)> {
         && crate::projects::plain(&new.source_url, false)
         && !new.source_url.contains(' ');
     if !url_ok {
-        problems.push((
+        problems.push(problem(
             "sourceUrl",
-            "must be an https URL of at most 2,000 characters".into(),
+            "must be an https URL of at most 2,000 characters",
         ));
     }
     problems
@@ -206,8 +211,8 @@ mod tests {
     #[test]
     fn known_agencies_grade_on_their_own_scale() {
         assert!(check(&rating("bezero", "BBB", None)).is_empty());
-        assert_eq!(check(&rating("bezero", "A+", None))[0].0, "grade");
-        assert_eq!(check(&rating("acme", "gold", None))[0].0, "scale");
+        assert_eq!(check(&rating("bezero", "A+", None))[0].field, "grade");
+        assert_eq!(check(&rating("acme", "gold", None))[0].field, "scale");
         assert!(check(&rating("acme", "gold", Some(vec!["gold", "silver"]))).is_empty());
         let stored = rating("bezero", "AAA", None).into_rating("r".into(), "user:a", Utc::now());
         assert_eq!(stored.score(), Some(1000));
