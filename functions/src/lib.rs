@@ -185,6 +185,20 @@ pub async fn run_upload_verifier() -> Result<(), Error> {
     .await
 }
 
+/// The user pool's pre-token-generation trigger (`amanar_cognito::pre_token`). It reads none of
+/// the platform's configuration, only the SDK's from what Lambda sets: the user pool names
+/// itself in each event, and the pool's own variables would make template.yaml circular.
+pub async fn run_pre_token() -> Result<(), Error> {
+    amanar_http::telemetry::init(true);
+    let client = aws_sdk_cognitoidentityprovider::Client::new(&amanar_app::lambda_sdk_config());
+    let trigger = std::sync::Arc::new(amanar_cognito::pre_token::PreToken::new(client));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let trigger = trigger.clone();
+        async move { Ok::<_, Error>(trigger.answer(event.payload).await) }
+    }))
+    .await
+}
+
 /// The housekeeping schedule (EventBridge).
 pub async fn run_housekeeping() -> Result<(), Error> {
     let housekeeping = std::sync::Arc::new(amanar_app::jobs::Housekeeping::new(cold_start()?));

@@ -40,7 +40,7 @@ struct Stack {
     ports: Ports,
     env: Vec<(String, String)>,
     cognito: aws_sdk_cognitoidentityprovider::Client,
-    user_pool: (String, String),
+    user_pool: amanar_cognito::CreatedPool,
 }
 
 async fn stack() -> Stack {
@@ -90,10 +90,9 @@ async fn stack() -> Stack {
         ("AMANAR_EXPORTS_BUCKET", buckets[&Bucket::Exports].clone()),
         ("AMANAR_S3_FORCE_PATH_STYLE", "true".into()),
         ("AMANAR_MAIL_FROM", mail_from.clone()),
-        ("AMANAR_USER_POOL_ID", user_pool.0.clone()),
-        ("AMANAR_USER_POOL_CLIENT_ID", user_pool.1.clone()),
         ("RUST_LOG", "warn".into()),
     ];
+    let env: Vec<(&str, String)> = env.into_iter().chain(user_pool.env()).collect();
     let table: Arc<dyn Table> = Arc::new(table);
     let queue: Arc<dyn Queue> = Arc::new(amanar_sqs::SqsQueue::new(sqs, urls));
     Stack {
@@ -313,7 +312,8 @@ async fn the_account_functions_register_log_in_and_serve_the_profile_on_cognito(
     stack
         .cognito
         .confirm_sign_up()
-        .client_id(&stack.user_pool.1)
+        .client_id(&stack.user_pool.app.id)
+        .set_secret_hash(stack.user_pool.app.secret_hash("ada@example.com"))
         .username("ada@example.com")
         .confirmation_code("123456")
         .send()
@@ -460,6 +460,49 @@ async fn the_upload_verifier_accepts_a_real_pdf_and_files_it() {
     );
 }
 
+/// The pre-token trigger takes Cognito's user-facing scope out of the app client's access tokens
+/// and keeps it for the enrolment client's only; an event it cannot place loses the scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pre_token_trigger_drops_the_user_admin_scope_except_for_the_enrolment_client() {
+    let stack = stack().await;
+    let for_client = |client: &str| {
+        let mut sample = event("cognito-pre-token.json");
+        sample["userPoolId"] = json!(stack.user_pool.pool_id);
+        sample["callerContext"]["clientId"] = json!(client);
+        sample
+    };
+    let answers = invoke(
+        "cognito-pre-token",
+        &stack,
+        vec![
+            for_client(&stack.user_pool.app.id),
+            for_client(&stack.user_pool.enrolment.id),
+            event("cognito-pre-token.json"),
+        ],
+    )
+    .await;
+    let suppressed = |outcome: &Outcome| {
+        response(outcome)["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]
+            ["scopesToSuppress"]
+            .clone()
+    };
+    assert_eq!(
+        suppressed(&answers[0]),
+        json!(["aws.cognito.signin.user.admin"])
+    );
+    assert_eq!(response(&answers[1])["response"], json!({}));
+    assert_eq!(
+        suppressed(&answers[2]),
+        json!(["aws.cognito.signin.user.admin"]),
+        "an unknown pool fails closed"
+    );
+    assert_eq!(
+        response(&answers[0])["userPoolId"],
+        json!(stack.user_pool.pool_id),
+        "the event comes back with its response filled in"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_housekeeping_schedule_sends_a_canary_to_the_jobs_queue() {
     let stack = stack().await;
@@ -497,7 +540,8 @@ async fn cognito_session_as(stack: &Stack, email: &str, account_type: &str) -> S
     stack
         .cognito
         .confirm_sign_up()
-        .client_id(&stack.user_pool.1)
+        .client_id(&stack.user_pool.app.id)
+        .set_secret_hash(stack.user_pool.app.secret_hash(email))
         .username(email)
         .confirmation_code("123456")
         .send()

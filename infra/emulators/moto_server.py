@@ -7,7 +7,9 @@ DynamoDB requests restores the real guarantee without slowing SQS long polls, S3
 keep running concurrently.
 
 It also makes moto's Cognito check TOTP codes (RFC 6238), which it skips by default, so the MFA
-tests exercise real codes.
+tests exercise real codes, and makes it check a refresh's SECRET_HASH the way Cognito does: over
+the user's own username (in a pool whose usernames are emails, the sub that access tokens carry as
+`username`), where moto 5.2 checks the email the sign-in used.
 
 `GET /_amanar/ses-messages` lists the mail SES accepted. moto's own `/moto-api/data.json` dumps every
 service's state and fails with a 500 when a concurrent Cognito request changes a list while it is
@@ -28,6 +30,33 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 
+def cognito_refresh_by_own_username():
+    """moto keeps, with each refresh token, the name the sign-in used (the email) and computes the
+    refresh's SECRET_HASH over it; Cognito uses the user's own username. Keep that one, and sign out
+    by both names, so global sign-out still ends every session."""
+    from moto.cognitoidp.models import CognitoIdpUserPool
+
+    create_refresh_token = CognitoIdpUserPool.create_refresh_token
+    sign_out = CognitoIdpUserPool.sign_out
+
+    def own_username(pool, username):
+        user = pool._get_user(username)
+        return user.username if user is not None else username
+
+    def create_by_own_username(self, client_id, username):
+        return create_refresh_token(self, client_id, own_username(self, username))
+
+    def sign_out_by_both(self, username):
+        sign_out(self, username)
+        own = own_username(self, username)
+        if own != username:
+            sign_out(self, own)
+
+    CognitoIdpUserPool.create_refresh_token = create_by_own_username
+    CognitoIdpUserPool.sign_out = sign_out_by_both
+
+
+cognito_refresh_by_own_username()
 dynamodb_lock = threading.Lock()
 app = DomainDispatcherApplication(create_backend_app)
 

@@ -479,7 +479,12 @@ async fn totp_mfa_enrols_then_guards_every_login() {
         .to_owned();
 
     let enrolment = api
-        .send("POST", "/v1/me/mfa/totp", Some(&access), None)
+        .send(
+            "POST",
+            "/v1/me/mfa/totp",
+            Some(&access),
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(enrolment.status, 200, "{}", enrolment.body);
     let secret = enrolment.body["secret"].as_str().unwrap();
@@ -496,7 +501,7 @@ async fn totp_mfa_enrols_then_guards_every_login() {
             "POST",
             "/v1/me/mfa/totp/verify",
             Some(&access),
-            Some(json!({"code": "000000"})),
+            Some(json!({"code": "000000", "password": PASSWORD})),
         )
         .await;
     assert_eq!(wrong.status, 422);
@@ -505,14 +510,19 @@ async fn totp_mfa_enrols_then_guards_every_login() {
             "POST",
             "/v1/me/mfa/totp/verify",
             Some(&access),
-            Some(json!({"code": totp::code_at_step(&key, step)})),
+            Some(json!({"code": totp::code_at_step(&key, step), "password": PASSWORD})),
         )
         .await;
     assert_eq!(verified.status, 200, "{}", verified.body);
     assert_eq!(verified.body["mfaEnabled"], true);
 
     let again = api
-        .send("POST", "/v1/me/mfa/totp", Some(&access), None)
+        .send(
+            "POST",
+            "/v1/me/mfa/totp",
+            Some(&access),
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(again.status, 409, "an active secret is not replaced");
     let challenge = api.login("hedy@example.com", PASSWORD).await;

@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 async fn user_with_mfa(api: &Api, email: &str) -> (String, String, Vec<u8>, i64) {
     let (user_id, access) = api.user(email, "business").await;
     let enrolment = api
-        .post("/v1/me/mfa/totp", As::Bearer(&access), json!({}))
+        .post(
+            "/v1/me/mfa/totp",
+            As::Bearer(&access),
+            json!({"password": PASSWORD}),
+        )
         .await;
     assert_eq!(enrolment.status, 200, "{}", enrolment.body);
     let key = totp::base32_decode(enrolment.body["secret"].as_str().unwrap()).unwrap();
@@ -19,7 +23,7 @@ async fn user_with_mfa(api: &Api, email: &str) -> (String, String, Vec<u8>, i64)
         .post(
             "/v1/me/mfa/totp/verify",
             As::Bearer(&access),
-            json!({"code": totp::code_at_step(&key, step)}),
+            json!({"code": totp::code_at_step(&key, step), "password": PASSWORD}),
         )
         .await;
     assert_eq!(verified.status, 200, "{}", verified.body);
@@ -173,6 +177,65 @@ async fn wrong_codes_lock_the_second_factor_even_across_fresh_logins() {
     running.shutdown().await;
 }
 
+/// A stolen access token alone cannot put the thief's authenticator on an account: setting up
+/// TOTP takes the password at both steps, and wrong ones count on the login limit (423 after 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_up_a_second_factor_takes_the_password_and_is_bounded_like_a_login() {
+    let (running, _dir) = start().await;
+    let api = Api::new(&running);
+    let email = "mfa-on@example.com";
+    let (_, access) = api.user(email, "business").await;
+    let enrol = |body: Value| api.post("/v1/me/mfa/totp", As::Bearer(&access), body);
+
+    let no_password = enrol(json!({})).await;
+    assert_eq!(no_password.status, 422, "{}", no_password.body);
+    let wrong = enrol(json!({"password": "Not the password 9"})).await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(wrong.body.get("secret").is_none());
+
+    let enrolment = enrol(json!({"password": PASSWORD})).await;
+    assert_eq!(enrolment.status, 200, "{}", enrolment.body);
+    let key = totp::base32_decode(enrolment.body["secret"].as_str().unwrap()).unwrap();
+    let code = totp::code_at_step(&key, totp::step_of(amanar_testkit::unix_now()));
+    let code_only = api
+        .post(
+            "/v1/me/mfa/totp/verify",
+            As::Bearer(&access),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(code_only.status, 422, "{}", code_only.body);
+    let mut locked = None;
+    for attempt in 0..7 {
+        let answer = api
+            .post(
+                "/v1/me/mfa/totp/verify",
+                As::Bearer(&access),
+                json!({"code": code, "password": "Not the password 9"}),
+            )
+            .await;
+        match answer.status {
+            401 => {}
+            423 => {
+                assert!(answer.header("retry-after").parse::<u64>().unwrap() > 0);
+                locked = Some(attempt);
+                break;
+            }
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    // The right password at enrolment cleared the count, as a login does: five wrong ones, then
+    // the lock.
+    assert_eq!(locked, Some(5), "the login limit binds the setup");
+    let me = api.get("/v1/me", As::Bearer(&access)).await;
+    assert_eq!(me.body["mfaEnabled"], false, "nothing was turned on");
+    let actions = audit_actions(&api, &access).await;
+    assert!(
+        actions.iter().filter(|a| *a == "auth.login_failed").count() >= 5,
+        "{actions:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turning_mfa_off_takes_password_and_code_and_is_bounded_like_a_login() {
     let (running, _dir) = start().await;
@@ -302,13 +365,25 @@ async fn responses_carrying_secrets_are_never_stored_for_replay_nor_cached() {
     // The TOTP seed is a secret too.
     let idem = [("Idempotency-Key", "enrol-totp-1")];
     let enrol = api
-        .call_with("POST", "/v1/me/mfa/totp", As::Bearer(&owner), None, &idem)
+        .call_with(
+            "POST",
+            "/v1/me/mfa/totp",
+            As::Bearer(&owner),
+            Some(json!({"password": PASSWORD})),
+            &idem,
+        )
         .await;
     assert_eq!(enrol.status, 200, "{}", enrol.body);
     assert_eq!(enrol.header("cache-control"), "no-store");
     let seed = enrol.body["secret"].as_str().unwrap().to_owned();
     let again = api
-        .call_with("POST", "/v1/me/mfa/totp", As::Bearer(&owner), None, &idem)
+        .call_with(
+            "POST",
+            "/v1/me/mfa/totp",
+            As::Bearer(&owner),
+            Some(json!({"password": PASSWORD})),
+            &idem,
+        )
         .await;
     assert_eq!(again.status, 409, "{}", again.body);
     assert_eq!(
@@ -385,7 +460,11 @@ async fn turning_mfa_on_ends_the_sessions_from_before() {
     let (phone, laptop) = (login().await, login().await);
     let access = phone.body["accessToken"].as_str().unwrap();
     let enrolment = api
-        .post("/v1/me/mfa/totp", As::Bearer(access), json!({}))
+        .post(
+            "/v1/me/mfa/totp",
+            As::Bearer(access),
+            json!({"password": PASSWORD}),
+        )
         .await;
     let key = totp::base32_decode(enrolment.body["secret"].as_str().unwrap()).unwrap();
     let code = totp::code_at_step(&key, totp::step_of(amanar_testkit::unix_now()));
@@ -393,7 +472,7 @@ async fn turning_mfa_on_ends_the_sessions_from_before() {
         .post(
             "/v1/me/mfa/totp/verify",
             As::Bearer(access),
-            json!({"code": code}),
+            json!({"code": code, "password": PASSWORD}),
         )
         .await;
     assert_eq!(verified.status, 200, "{}", verified.body);

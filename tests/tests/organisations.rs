@@ -328,7 +328,14 @@ async fn enterprises_need_mfa_and_administer_their_child_organisations() {
     );
     assert_eq!(api.send("GET", "/v1/orgs", &enterprise, None).await.0, 403);
 
-    let (_, enrolment) = api.send("POST", "/v1/me/mfa/totp", &enterprise, None).await;
+    let (_, enrolment) = api
+        .send(
+            "POST",
+            "/v1/me/mfa/totp",
+            &enterprise,
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
     let key = totp::base32_decode(enrolment["secret"].as_str().unwrap()).unwrap();
     let now = amanar_testkit::unix_now();
     let code = totp::code_at_step(&key, totp::step_of(now));
@@ -337,7 +344,7 @@ async fn enterprises_need_mfa_and_administer_their_child_organisations() {
             "POST",
             "/v1/me/mfa/totp/verify",
             &enterprise,
-            Some(json!({"code": code})),
+            Some(json!({"code": code, "password": PASSWORD})),
         )
         .await;
     assert_eq!(status, 200);

@@ -62,18 +62,22 @@ async fn register_mfa_organisation_api_key_rate_limit_and_revocation() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
-    let enrolment: Value = post("/v1/me/mfa/totp", Some(&access), json!({}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let enrolment: Value = post(
+        "/v1/me/mfa/totp",
+        Some(&access),
+        json!({"password": PASSWORD}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     let key = totp::base32_decode(enrolment["secret"].as_str().unwrap()).unwrap();
     let step = totp::step_of(amanar_testkit::unix_now());
     let confirmed = post(
         "/v1/me/mfa/totp/verify",
         Some(&access),
-        json!({"code": totp::code_at_step(&key, step)}),
+        json!({"code": totp::code_at_step(&key, step), "password": PASSWORD}),
     )
     .await
     .unwrap();

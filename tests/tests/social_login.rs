@@ -281,6 +281,7 @@ async fn the_hosted_ui_mode_sends_identity_provider_and_exchanges_the_code_with_
             Mode::HostedUi {
                 base_url: issuer(),
                 client_id: "amanar-hosted-ui".into(),
+                client_secret: Some("amanar-hosted-ui-secret".into()),
                 identity_provider: "Google".into(),
             },
         )]),

@@ -3,7 +3,8 @@
 // email, verified unless it starts with "unverified"). Two clients, both native applications so that
 // their loopback redirect URIs work on any port (RFC 8252 section 7.3), both with PKCE:
 // - `amanar-test` / `amanar-test-secret`: the confidential client of the local OpenID relying party;
-// - `amanar-hosted-ui`: a public client with refresh tokens, shaped like a Cognito app client.
+// - `amanar-hosted-ui` / `amanar-hosted-ui-secret`: a confidential client with refresh tokens that
+//   authenticates with HTTP Basic, shaped like the Cognito app client of template.yaml.
 // The authorization and token endpoints sit at Cognito's hosted-UI paths (/oauth2/authorize,
 // /oauth2/token), so the same provider also exercises the hosted-UI flow; discovery advertises them.
 // Usage: node provider.mjs PORT
@@ -23,11 +24,12 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_post',
   }, {
     client_id: 'amanar-hosted-ui',
+    client_secret: 'amanar-hosted-ui-secret',
     application_type: 'native',
     redirect_uris: ['http://127.0.0.1/v1/auth/social/callback'],
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
-    token_endpoint_auth_method: 'none',
+    token_endpoint_auth_method: 'client_secret_basic',
   }],
   routes: { authorization: '/oauth2/authorize', token: '/oauth2/token' },
   async issueRefreshToken(ctx, client) {

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use amanar_http::auth::BearerToken;
 use amanar_http::carrying_secret;
 use amanar_http::{ApiError, Caller, FieldError, Json, Problem};
 use axum::extract::{Path, State};
@@ -481,16 +480,28 @@ pub struct TotpEnrolment {
     pub otpauth_uri: String,
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnrolTotpRequest {
+    /// The account's password: an access token alone cannot add a second factor.
+    pub password: String,
+}
+
 /// Starts TOTP enrolment. MFA is on only after `POST /v1/me/mfa/totp/verify`.
 #[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "accounts", summary = "Enrol a TOTP app", security(("bearer" = [])),
+    request_body = EnrolTotpRequest,
     responses((status = 200, description = "The secret and its otpauth URI", body = TotpEnrolment),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json")))]
+        (status = 401, description = "No valid access token, or a wrong password", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "MFA is already on", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Too many wrong passwords; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn enrol_totp(
     State(accounts): AccountsExt,
     caller: Caller,
-    BearerToken(token): BearerToken,
+    Json(request): Json<EnrolTotpRequest>,
 ) -> Result<Response, ApiError> {
-    let (secret, otpauth_uri) = accounts.mfa_enrol(&caller.user_id, &token).await?;
+    let (secret, otpauth_uri) = accounts
+        .mfa_enrol(&caller.user_id, &request.password)
+        .await?;
     Ok(carrying_secret(Json(TotpEnrolment {
         secret,
         otpauth_uri,
@@ -499,24 +510,28 @@ pub async fn enrol_totp(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CodeRequest {
+pub struct VerifyTotpRequest {
+    /// A current code from the authenticator app.
     pub code: String,
+    /// The account's password, again.
+    pub password: String,
 }
 
 /// Confirms TOTP enrolment with a code from the app; from then on login asks for a code.
 #[utoipa::path(post, path = "/v1/me/mfa/totp/verify", tag = "accounts", summary = "Confirm the TOTP app", security(("bearer" = [])),
-    request_body = CodeRequest,
+        request_body = VerifyTotpRequest,
     responses((status = 200, description = "MFA is on; every refresh token of the user is revoked, so the next login asks for a code", body = Me),
+        (status = 401, description = "No valid access token, or a wrong password", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No enrolment is waiting", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Wrong code", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Wrong code", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Too many wrong passwords; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify_totp(
     State(accounts): AccountsExt,
     caller: Caller,
-    BearerToken(token): BearerToken,
-    Json(request): Json<CodeRequest>,
+    Json(request): Json<VerifyTotpRequest>,
 ) -> Result<Json<Me>, ApiError> {
     let profile = accounts
-        .mfa_confirm(&caller.user_id, &token, &request.code)
+        .mfa_confirm(&caller.user_id, &request.password, &request.code)
         .await?;
     Ok(Json(Me {
         profile,

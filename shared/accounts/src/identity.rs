@@ -108,14 +108,18 @@ pub trait IdentityProvider: Send + Sync {
     async fn sign_in(&self, email: &str, password: &str) -> Result<SignIn, IdentityError>;
     /// Completes a sign-in with the TOTP code for its challenge session.
     async fn respond_totp(&self, session: &str, code: &str) -> Result<TokenSet, IdentityError>;
-    /// Starts TOTP enrolment: a new secret (base32) for the user's authenticator app.
-    /// `access_token` is the caller's own (Cognito's user-facing MFA calls take it).
-    async fn totp_enrol(&self, user_id: &str, access_token: &str) -> Result<String, IdentityError>;
-    /// Confirms enrolment with a code from the app; from then on sign-in asks for a code.
+    /// Starts TOTP enrolment: a new secret (base32) for the user's authenticator app. Needs the
+    /// account's password ([`IdentityError::BadCredentials`] if wrong), so a stolen access token
+    /// alone cannot put its own second factor on an account. Cognito needs it anyway: the
+    /// tokens users hold cannot call its MFA API (see `amanar_cognito::pre_token`), so the
+    /// adapter signs in through its enrolment client for the call.
+    async fn totp_enrol(&self, user_id: &str, password: &str) -> Result<String, IdentityError>;
+    /// Confirms enrolment with a code from the app, and the password again; from then on sign-in
+    /// asks for a code.
     async fn totp_confirm(
         &self,
         user_id: &str,
-        access_token: &str,
+        password: &str,
         code: &str,
     ) -> Result<(), IdentityError>;
     /// Turns TOTP off, given proof of both factors: the account's password
@@ -130,6 +134,11 @@ pub trait IdentityProvider: Send + Sync {
     ) -> Result<(), IdentityError>;
     /// New tokens for a refresh token.
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError>;
+    /// Tokens the provider issued outside these calls (Cognito's hosted UI, through its token
+    /// endpoint), in the form [`IdentityProvider::refresh`] takes.
+    fn adopt_tokens(&self, tokens: TokenSet) -> Result<TokenSet, IdentityError> {
+        Ok(tokens)
+    }
     /// Revokes every refresh token of the user.
     async fn sign_out(&self, user_id: &str) -> Result<(), IdentityError>;
     /// Sends a password-reset code (silently does nothing for an unknown email).

@@ -319,10 +319,12 @@ impl Accounts {
     }
 
     /// Starts TOTP enrolment: the secret and the `otpauth://` URI for the authenticator app.
+    /// Needs the password (counted on the email's login limit), so a stolen access token cannot
+    /// put its own second factor on an account.
     pub async fn mfa_enrol(
         &self,
         user_id: &str,
-        access_token: &str,
+        password: &str,
     ) -> Result<(String, String), AccountsError> {
         // The provider's state decides, not the profile's copy of it: if a change half-landed
         // (the provider on, the profile not yet), enrolling again must still be refused.
@@ -335,24 +337,61 @@ impl Accounts {
                 detail: "MFA is on; turn it off first (DELETE /v1/me/mfa with the password and a current code), then enrol again.".into(),
             });
         }
-        let secret = self.idp.totp_enrol(user_id, access_token).await?;
+        self.count_password_attempt(&user.email).await?;
+        let secret = self
+            .password_checked(user_id, &user.email, self.idp.totp_enrol(user_id, password))
+            .await?;
         let uri = crate::totp::otpauth_uri("AmanarCarbon", &user.email, &secret);
         Ok((secret, uri))
     }
 
+    /// Confirms enrolment with a code from the app and the password again (Cognito's check of
+    /// the code needs a sign-in, see [`IdentityProvider::totp_enrol`]).
     pub async fn mfa_confirm(
         &self,
         user_id: &str,
-        access_token: &str,
+        password: &str,
         code: &str,
     ) -> Result<Profile, AccountsError> {
-        self.idp.totp_confirm(user_id, access_token, code).await?;
+        let email = self.idp.user(user_id).await?.email;
+        self.count_password_attempt(&email).await?;
+        self.password_checked(
+            user_id,
+            &email,
+            self.idp.totp_confirm(user_id, password, code),
+        )
+        .await?;
         self.audit_user(user_id, "mfa.enabled").await?;
         let profile = self.profiles.set_mfa(user_id, true).await?;
         // Sessions from before the second factor must not outlive it: every refresh token goes
         // (the access tokens expire within 15 minutes), and the next login asks for a code.
         self.idp.sign_out(user_id).await?;
         Ok(profile)
+    }
+
+    /// Runs a provider call that checks the password first: a wrong one is audited like a failed
+    /// login; any answer past the password (success, or a wrong code) clears the email's count.
+    async fn password_checked<T>(
+        &self,
+        user_id: &str,
+        email: &str,
+        call: impl std::future::Future<Output = Result<T, IdentityError>>,
+    ) -> Result<T, AccountsError> {
+        match call.await {
+            Err(IdentityError::BadCredentials) => {
+                self.audit_user(user_id, "auth.login_failed").await?;
+                Err(IdentityError::BadCredentials.into())
+            }
+            Err(error @ IdentityError::BadCode) | Err(error @ IdentityError::NoTotpEnrolment) => {
+                self.forget([keys::login_failures(email)]).await?;
+                Err(error.into())
+            }
+            Err(error) => Err(error.into()),
+            Ok(value) => {
+                self.forget([keys::login_failures(email)]).await?;
+                Ok(value)
+            }
+        }
     }
 
     /// Turns MFA off with proof of both factors: the password and a current code, neither of

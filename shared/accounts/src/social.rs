@@ -44,9 +44,19 @@ pub enum Mode {
         /// e.g. `https://<domain>.auth.<region>.amazoncognito.com`.
         base_url: String,
         client_id: String,
+        /// The app client's secret (template.yaml's client has one).
+        client_secret: Option<String>,
         /// The user pool's name for the identity provider (`Google`, `LinkedIn`).
         identity_provider: String,
     },
+}
+
+/// How a confidential client proves its secret at a token endpoint: in the form (what the social
+/// providers' discovery documents offer) or by HTTP Basic (what Cognito's token endpoint asks).
+#[derive(Clone, Copy)]
+enum ClientAuth<'a> {
+    Post(&'a str),
+    Basic(&'a str),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -326,6 +336,7 @@ impl Social {
                 base_url,
                 client_id,
                 identity_provider,
+                ..
             } => (
                 format!("{}/oauth2/authorize", base_url.trim_end_matches('/')),
                 client_id,
@@ -395,7 +406,7 @@ impl Social {
                     .exchange(
                         &cached.0.token_endpoint,
                         client_id,
-                        Some(client_secret),
+                        Some(ClientAuth::Post(client_secret)),
                         code,
                         &record.code_verifier,
                     )
@@ -457,11 +468,18 @@ impl Social {
             Mode::HostedUi {
                 base_url,
                 client_id,
+                client_secret,
                 ..
             } => {
                 let endpoint = format!("{}/oauth2/token", base_url.trim_end_matches('/'));
                 let tokens = self
-                    .exchange(&endpoint, client_id, None, code, &record.code_verifier)
+                    .exchange(
+                        &endpoint,
+                        client_id,
+                        client_secret.as_deref().map(ClientAuth::Basic),
+                        code,
+                        &record.code_verifier,
+                    )
                     .await?;
                 let (Some(access_token), Some(refresh_token)) =
                     (tokens.access_token, tokens.refresh_token)
@@ -470,11 +488,13 @@ impl Social {
                         "the token response lacks tokens".into(),
                     ));
                 };
-                Ok(SignIn::Tokens(TokenSet {
-                    access_token,
-                    refresh_token,
-                    expires_in: tokens.expires_in.unwrap_or(0),
-                }))
+                Ok(SignIn::Tokens(self.accounts.idp.adopt_tokens(
+                    TokenSet {
+                        access_token,
+                        refresh_token,
+                        expires_in: tokens.expires_in.unwrap_or(0),
+                    },
+                )?))
             }
         }
     }
@@ -483,7 +503,7 @@ impl Social {
         &self,
         endpoint: &str,
         client_id: &str,
-        client_secret: Option<&str>,
+        client_secret: Option<ClientAuth<'_>>,
         code: &str,
         code_verifier: &str,
     ) -> Result<TokenResponse, SocialError> {
@@ -494,16 +514,15 @@ impl Social {
             ("client_id", client_id),
             ("code_verifier", code_verifier),
         ];
-        if let Some(secret) = client_secret {
-            form.push(("client_secret", secret));
+        let mut request = self.http.post(endpoint);
+        match client_secret {
+            Some(ClientAuth::Post(secret)) => form.push(("client_secret", secret)),
+            Some(ClientAuth::Basic(secret)) => {
+                request = request.basic_auth(client_id, Some(secret))
+            }
+            None => {}
         }
-        let response = self
-            .http
-            .post(endpoint)
-            .form(&form)
-            .send()
-            .await
-            .map_err(unavailable)?;
+        let response = request.form(&form).send().await.map_err(unavailable)?;
         if !response.status().is_success() {
             let status = response.status();
             let body: serde_json::Value = response.json().await.unwrap_or_default();

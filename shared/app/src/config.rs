@@ -54,7 +54,11 @@ pub enum IdentityBackend {
     Local { issuer: String },
     Cognito {
         user_pool_id: String,
-        client_id: String,
+        /// The app client that issues users' tokens, with its secret.
+        app: amanar_cognito::AppClient,
+        /// The client whose tokens may set up TOTP (see `amanar_cognito::pre_token`); without
+        /// one, the app client serves.
+        enrolment: Option<amanar_cognito::AppClient>,
     },
 }
 
@@ -135,6 +139,12 @@ pub mod vars {
     pub const MAIL_FROM: &str = "AMANAR_MAIL_FROM";
     pub const USER_POOL_ID: &str = "AMANAR_USER_POOL_ID";
     pub const USER_POOL_CLIENT_ID: &str = "AMANAR_USER_POOL_CLIENT_ID";
+    /// The app client's secret (a secret: only the functions that call Cognito with the client
+    /// get it).
+    pub const USER_POOL_CLIENT_SECRET: &str = "AMANAR_USER_POOL_CLIENT_SECRET";
+    /// The enrolment client (see `amanar_cognito::pre_token`) and its secret.
+    pub const ENROLMENT_CLIENT_ID: &str = "AMANAR_ENROLMENT_CLIENT_ID";
+    pub const ENROLMENT_CLIENT_SECRET: &str = "AMANAR_ENROLMENT_CLIENT_SECRET";
     pub const ADMIN_EMAIL: &str = "AMANAR_ADMIN_EMAIL";
     pub const ADMIN_PASSWORD: &str = "AMANAR_ADMIN_PASSWORD";
     pub const RATE_LIMIT_USER: &str = "AMANAR_RATE_LIMIT_PER_USER";
@@ -253,7 +263,15 @@ impl Config {
         let identity = if choice(vars::IDENTITY_BACKEND, "local", "cognito")? {
             IdentityBackend::Cognito {
                 user_pool_id: required(vars::USER_POOL_ID)?,
-                client_id: required(vars::USER_POOL_CLIENT_ID)?,
+                app: amanar_cognito::AppClient::new(
+                    required(vars::USER_POOL_CLIENT_ID)?,
+                    get(vars::USER_POOL_CLIENT_SECRET),
+                ),
+                enrolment: get(vars::ENROLMENT_CLIENT_ID)
+                    .filter(|id| !id.is_empty())
+                    .map(|id| {
+                        amanar_cognito::AppClient::new(id, get(vars::ENROLMENT_CLIENT_SECRET))
+                    }),
             }
         } else {
             IdentityBackend::Local {
@@ -307,7 +325,7 @@ impl Config {
                 ));
             }
         }
-        if let (Some(domain), IdentityBackend::Cognito { client_id, .. }) =
+        if let (Some(domain), IdentityBackend::Cognito { app, .. }) =
             (get(vars::COGNITO_DOMAIN_URL), &identity)
         {
             for provider in get(vars::SOCIAL_PROVIDERS)
@@ -330,7 +348,8 @@ impl Config {
                     provider.to_owned(),
                     amanar_accounts::social::Mode::HostedUi {
                         base_url: domain.clone(),
-                        client_id: client_id.clone(),
+                        client_id: app.id.clone(),
+                        client_secret: app.secret().map(str::to_owned),
                         identity_provider: identity_provider.into(),
                     },
                 ));

@@ -13,7 +13,7 @@ use amanar_http::scope::KnownScopes;
 use amanar_http::{Context, Scope};
 
 pub use config::{Config, Face};
-pub use wiring::Wiring;
+pub use wiring::{Wiring, lambda_sdk_config};
 
 /// Lists every bounded context once. Each context crate exports `context()` (its registration)
 /// and `SCOPES` (its API-key scopes, also in the registration). The macro derives:
@@ -41,9 +41,15 @@ contexts!(
 );
 
 /// The functions that serve no HTTP route: the consumer of the `jobs` queue, the S3-triggered
-/// upload check and the housekeeping schedule. Each context plugs into them through its
-/// registration (jobs, upload follow-ups, housekeeping tasks).
-pub const WORKERS: [&str; 3] = ["worker-jobs", "upload-verifier", "housekeeping"];
+/// upload check and the housekeeping schedule (each context plugs into them through its
+/// registration: jobs, upload follow-ups, housekeeping tasks), and the user pool's pre-token
+/// trigger (`amanar_cognito::pre_token`).
+pub const WORKERS: [&str; 4] = [
+    "worker-jobs",
+    "upload-verifier",
+    "housekeeping",
+    "cognito-pre-token",
+];
 
 /// The name of every Lambda function: each HTTP function of every context, and the workers.
 pub fn function_names() -> Vec<&'static str> {

@@ -132,7 +132,7 @@ async fn sdk_config(face: crate::config::Face) -> aws_config::SdkConfig {
 /// `AWS_SESSION_TOKEN` (and an emulator's `AWS_ENDPOINT_URL` in tests). `aws_config::load_defaults`
 /// would also link the profile-file, web-identity (an STS client), ECS and IMDS providers,
 /// which a function never uses (measured in BENCHMARKS.md, "second slice").
-fn lambda_sdk_config() -> aws_config::SdkConfig {
+pub fn lambda_sdk_config() -> aws_config::SdkConfig {
     use aws_config::environment::EnvironmentVariableCredentialsProvider;
     use aws_config::retry::RetryConfig;
     use aws_config::timeout::TimeoutConfig;
@@ -428,14 +428,16 @@ impl Wiring {
                     }
                     IdentityBackend::Cognito {
                         user_pool_id,
-                        client_id,
+                        app,
+                        enrolment,
                     } => {
                         let sdk = self.sdk().await;
                         Arc::new(amanar_cognito::CognitoIdentity::new(
                             aws_sdk_cognitoidentityprovider::Client::new(sdk),
                             &region(sdk),
                             user_pool_id,
-                            client_id,
+                            app.clone(),
+                            enrolment.clone(),
                             cognito_endpoint().as_deref(),
                         ))
                     }
@@ -516,13 +518,12 @@ impl Wiring {
                 return Err(not_built("the local identity provider").to_string());
             }
             IdentityBackend::Cognito {
-                user_pool_id,
-                client_id,
+                user_pool_id, app, ..
             } => {
                 let keys = amanar_cognito::TokenKeys::new(
                     &region(self.sdk().await),
                     user_pool_id,
-                    client_id,
+                    &app.id,
                     cognito_endpoint().as_deref(),
                 );
                 (keys.issuer(), keys.jwks().await.map_err(|e| e.to_string())?)

@@ -36,14 +36,18 @@ impl Codes for MotoCodes {
 async fn cognito() -> Fixture {
     let sdk = emulator_sdk_config().await;
     let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
-    let (pool, app) = create_user_pool(&client, &namespace()).await.unwrap();
+    // Both app clients have secrets, as in template.yaml: every call that names one carries its
+    // SECRET_HASH (moto checks it on refresh and on the TOTP challenge's answer), and TOTP setup
+    // goes through the enrolment client.
+    let pool = create_user_pool(&client, &namespace()).await.unwrap();
     let endpoint = aws_endpoint();
     Fixture {
         idp: Arc::new(CognitoIdentity::new(
             client,
             "eu-west-1",
-            pool,
-            app,
+            pool.pool_id,
+            pool.app,
+            Some(pool.enrolment),
             Some(&endpoint),
         )),
         codes: Box::new(MotoCodes),

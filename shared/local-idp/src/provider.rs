@@ -336,12 +336,14 @@ impl IdentityProvider for LocalIdentity {
         }
     }
 
-    async fn totp_enrol(
-        &self,
-        user_id: &str,
-        _access_token: &str,
-    ) -> Result<String, IdentityError> {
+    async fn totp_enrol(&self, user_id: &str, password: &str) -> Result<String, IdentityError> {
         let credentials = self.credentials_of_user(user_id).await?;
+        if !self
+            .verify_password(password, &credentials.password_hash)
+            .await?
+        {
+            return Err(IdentityError::BadCredentials);
+        }
         let secret = totp::base32_encode(&random_bytes::<20>());
         self.table
             .write(vec![
@@ -358,10 +360,16 @@ impl IdentityProvider for LocalIdentity {
     async fn totp_confirm(
         &self,
         user_id: &str,
-        _access_token: &str,
+        password: &str,
         code: &str,
     ) -> Result<(), IdentityError> {
         let credentials = self.credentials_of_user(user_id).await?;
+        if !self
+            .verify_password(password, &credentials.password_hash)
+            .await?
+        {
+            return Err(IdentityError::BadCredentials);
+        }
         let pending = credentials
             .totp_pending
             .clone()

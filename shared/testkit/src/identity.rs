@@ -276,23 +276,22 @@ pub async fn wrong_confirmation_codes_are_refused(f: Fixture, ns: &str) {
 pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixture, ns: &str) {
     let email = email(ns, "gus");
     let id = confirmed(&f, &email).await;
-    let tokens = f
-        .idp
-        .sign_in(&email, PASSWORD)
-        .await
-        .unwrap()
-        .tokens()
-        .unwrap();
     assert_eq!(
         f.idp
-            .totp_confirm(&id, &tokens.access_token, "123456")
+            .totp_confirm(&id, PASSWORD, "123456")
             .await
             .err()
             .map(|e| matches!(e, IdentityError::BadCode | IdentityError::NoTotpEnrolment)),
         Some(true),
         "no code is accepted before enrolment"
     );
-    let secret = f.idp.totp_enrol(&id, &tokens.access_token).await.unwrap();
+    // Setting up a second factor takes the password, on both faces: a stolen access token alone
+    // cannot put the thief's authenticator on the account.
+    assert_eq!(
+        f.idp.totp_enrol(&id, "Not the password 9").await,
+        Err(IdentityError::BadCredentials)
+    );
+    let secret = f.idp.totp_enrol(&id, PASSWORD).await.unwrap();
     let key = totp::base32_decode(&secret).expect("a base32 secret");
     let now = totp::step_of(crate::unix_now());
     let wrong = format!(
@@ -300,11 +299,18 @@ pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixt
         (totp::code_at_step(&key, now).parse::<u32>().unwrap() + 1) % 1_000_000
     );
     assert_eq!(
-        f.idp.totp_confirm(&id, &tokens.access_token, &wrong).await,
+        f.idp.totp_confirm(&id, PASSWORD, &wrong).await,
         Err(IdentityError::BadCode)
     );
+    assert_eq!(
+        f.idp
+            .totp_confirm(&id, "Not the password 9", &totp::code_at_step(&key, now))
+            .await,
+        Err(IdentityError::BadCredentials)
+    );
+    assert!(!f.idp.user(&id).await.unwrap().mfa_enabled);
     f.idp
-        .totp_confirm(&id, &tokens.access_token, &totp::code_at_step(&key, now))
+        .totp_confirm(&id, PASSWORD, &totp::code_at_step(&key, now))
         .await
         .unwrap();
     assert!(f.idp.user(&id).await.unwrap().mfa_enabled);
