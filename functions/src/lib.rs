@@ -1,5 +1,6 @@
 //! Lambda entry points. Each binary in `src/bin/` is one line calling a function here, which reads
-//! the configuration and hands every event to library code. A binary names its own function (an
+//! the configuration and hands every event to library code (the user pool's pre-token trigger
+//! reads only its own two settings: see [`run_pre_token`]). A binary names its own function (an
 //! HTTP function of a context, or a worker), so it links and builds only what that function uses:
 //! `api-health` builds its DynamoDB table and the layers every function shares (tokens and API
 //! keys, rate limits, idempotency), and links no other SDK client and no other context.
@@ -185,13 +186,28 @@ pub async fn run_upload_verifier() -> Result<(), Error> {
     .await
 }
 
-/// The user pool's pre-token-generation trigger (`amanar_cognito::pre_token`). It reads none of
-/// the platform's configuration, only the SDK's from what Lambda sets: the user pool names
-/// itself in each event, and the pool's own variables would make template.yaml circular.
+/// The user pool's pre-token-generation trigger (`amanar_cognito::pre_token`). Unlike the other
+/// entry points it reads none of the platform's configuration: the pool names itself in each
+/// event, and the pool's own variables would make template.yaml circular. It reads the SDK's
+/// from what Lambda sets, and the enrolment client's name. Cognito waits 5 s for it, so its one
+/// call gets 1.5 s and two attempts; beyond that the token loses the scope.
 pub async fn run_pre_token() -> Result<(), Error> {
+    use aws_sdk_cognitoidentityprovider::config::{
+        Builder, retry::RetryConfig, timeout::TimeoutConfig,
+    };
     amanar_http::telemetry::init(true);
-    let client = aws_sdk_cognitoidentityprovider::Client::new(&amanar_app::lambda_sdk_config());
-    let trigger = std::sync::Arc::new(amanar_cognito::pre_token::PreToken::new(client));
+    let config = Builder::from(&amanar_app::lambda_sdk_config())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(Duration::from_millis(1500))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .build();
+    let trigger = std::sync::Arc::new(amanar_cognito::pre_token::PreToken::new(
+        aws_sdk_cognitoidentityprovider::Client::from_conf(config),
+        std::env::var(amanar_cognito::pre_token::ENROLMENT_CLIENT_NAME).ok(),
+    ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let trigger = trigger.clone();
         async move { Ok::<_, Error>(trigger.answer(event.payload).await) }

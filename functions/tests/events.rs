@@ -92,7 +92,27 @@ async fn stack() -> Stack {
         ("AMANAR_MAIL_FROM", mail_from.clone()),
         ("RUST_LOG", "warn".into()),
     ];
-    let env: Vec<(&str, String)> = env.into_iter().chain(user_pool.env()).collect();
+    // The pool's clients as template.yaml hands them to the functions (each function reads only
+    // its own), and the enrolment client's name for the pre-token trigger.
+    use amanar_app::config::vars;
+    let pool_env = [
+        (vars::USER_POOL_ID, user_pool.pool_id.clone()),
+        (vars::USER_POOL_CLIENT_ID, user_pool.app.id.clone()),
+        (
+            vars::USER_POOL_CLIENT_SECRET,
+            user_pool.app.secret().unwrap_or_default().to_owned(),
+        ),
+        (vars::ENROLMENT_CLIENT_ID, user_pool.enrolment.id.clone()),
+        (
+            vars::ENROLMENT_CLIENT_SECRET,
+            user_pool.enrolment.secret().unwrap_or_default().to_owned(),
+        ),
+        (
+            amanar_cognito::pre_token::ENROLMENT_CLIENT_NAME,
+            format!("{ns}-enrolment"),
+        ),
+    ];
+    let env: Vec<(&str, String)> = env.into_iter().chain(pool_env).collect();
     let table: Arc<dyn Table> = Arc::new(table);
     let queue: Arc<dyn Queue> = Arc::new(amanar_sqs::SqsQueue::new(sqs, urls));
     Stack {

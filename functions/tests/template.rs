@@ -441,3 +441,106 @@ fn public_read_only_functions_write_nothing_but_rate_limit_windows() {
         ]
     );
 }
+
+/// The value of a CloudFormation short-form function (`!GetAtt X`, `!Sub "..."`), if `value` is
+/// one.
+fn short_form<'a>(value: &'a Value, function: &str) -> Option<&'a Value> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == function => Some(&tagged.value),
+        _ => None,
+    }
+}
+
+/// Cognito runs the pre-token trigger (version 2, the Essentials plan it needs), the trigger is
+/// the binary that answers it, Cognito may invoke it before the pool first does, and it knows the
+/// enrolment client by the name that client is given.
+#[test]
+fn the_user_pool_runs_the_pre_token_trigger_built_from_its_binary() {
+    let template = template();
+    let resources = &template["Resources"];
+    let pool = &resources["UserPool"];
+    assert_eq!(
+        pool["Properties"]["UserPoolTier"].as_str(),
+        Some("ESSENTIALS")
+    );
+    let trigger = &pool["Properties"]["LambdaConfig"]["PreTokenGenerationConfig"];
+    assert_eq!(trigger["LambdaVersion"].as_str(), Some("V2_0"));
+    let arn = short_form(&trigger["LambdaArn"], "GetAtt").and_then(|v| v.as_str());
+    let function = arn
+        .and_then(|a| a.strip_suffix(".Arn"))
+        .expect("LambdaArn: !GetAtt <Function>.Arn");
+    assert_eq!(sam_builds()[function].binary, "cognito-pre-token");
+    assert_eq!(pool["DependsOn"].as_str(), Some("PreTokenPermission"));
+    let permission = &resources["PreTokenPermission"]["Properties"];
+    assert_eq!(
+        permission["Principal"].as_str(),
+        Some("cognito-idp.amazonaws.com")
+    );
+    assert_eq!(
+        short_form(&permission["FunctionName"], "GetAtt").and_then(|v| v.as_str()),
+        arn
+    );
+    let name_given = short_form(
+        &resources["EnrolmentClient"]["Properties"]["ClientName"],
+        "Sub",
+    );
+    let name_known = short_form(
+        &resources[function]["Properties"]["Environment"]["Variables"]["AMANAR_ENROLMENT_CLIENT_NAME"],
+        "Sub",
+    );
+    assert!(name_given.is_some());
+    assert_eq!(name_given, name_known);
+    // The auth function, which hands tokens out, refuses one the trigger did not strip.
+    assert_eq!(
+        resources["AuthFunction"]["Properties"]["Environment"]["Variables"]
+            ["AMANAR_USER_POOL_PRE_TOKEN_TRIGGER"]
+            .as_str(),
+        Some("true")
+    );
+}
+
+/// The app clients' secrets reach only the functions that call Cognito with each client: the
+/// auth function the app client's, the me function (MFA) the enrolment client's.
+#[test]
+fn client_secrets_reach_only_the_functions_that_use_them() {
+    let template = template();
+    let mut holders = BTreeMap::new();
+    for (id, resource) in functions(&template) {
+        let Some(variables) = resource["Properties"]["Environment"]["Variables"].as_mapping()
+        else {
+            continue;
+        };
+        for (name, value) in variables {
+            if let Some(source) = short_form(value, "GetAtt").and_then(|v| v.as_str())
+                && source.ends_with(".ClientSecret")
+            {
+                holders.insert(
+                    format!("{}={source}", name.as_str().unwrap()),
+                    sam_builds()[id].binary.clone(),
+                );
+            }
+        }
+    }
+    assert_eq!(
+        holders,
+        BTreeMap::from([
+            (
+                "AMANAR_ENROLMENT_CLIENT_SECRET=EnrolmentClient.ClientSecret".to_owned(),
+                "api-me".to_owned()
+            ),
+            (
+                "AMANAR_USER_POOL_CLIENT_SECRET=UserPoolClient.ClientSecret".to_owned(),
+                "api-auth".to_owned()
+            ),
+        ])
+    );
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(
+        globals
+            .as_mapping()
+            .unwrap()
+            .values()
+            .all(|v| short_form(v, "GetAtt").is_none()),
+        "no secret in Globals"
+    );
+}

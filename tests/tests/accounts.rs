@@ -525,6 +525,19 @@ async fn totp_mfa_enrols_then_guards_every_login() {
         )
         .await;
     assert_eq!(again.status, 409, "an active secret is not replaced");
+    let verified_again = api
+        .send(
+            "POST",
+            "/v1/me/mfa/totp/verify",
+            Some(&access),
+            Some(json!({"code": totp::code_at_step(&key, step), "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(verified_again.status, 409, "{}", verified_again.body);
+    assert_eq!(
+        verified_again.body["type"],
+        "https://docs.amanarcarbon.com/problems/mfa-already-enabled"
+    );
     let challenge = api.login("hedy@example.com", PASSWORD).await;
     assert_eq!(challenge.status, 200);
     assert_eq!(challenge.body["challenge"], "totp");

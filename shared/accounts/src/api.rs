@@ -492,7 +492,8 @@ pub struct EnrolTotpRequest {
     request_body = EnrolTotpRequest,
     responses((status = 200, description = "The secret and its otpauth URI", body = TotpEnrolment),
         (status = 401, description = "No valid access token, or a wrong password", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "MFA is already on", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "MFA is already on (`mfa-already-enabled`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body lacks the password", body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "Too many wrong passwords; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn enrol_totp(
     State(accounts): AccountsExt,
@@ -519,11 +520,11 @@ pub struct VerifyTotpRequest {
 
 /// Confirms TOTP enrolment with a code from the app; from then on login asks for a code.
 #[utoipa::path(post, path = "/v1/me/mfa/totp/verify", tag = "accounts", summary = "Confirm the TOTP app", security(("bearer" = [])),
-        request_body = VerifyTotpRequest,
+    request_body = VerifyTotpRequest,
     responses((status = 200, description = "MFA is on; every refresh token of the user is revoked, so the next login asks for a code", body = Me),
         (status = 401, description = "No valid access token, or a wrong password", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No enrolment is waiting", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Wrong code", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No enrolment is waiting (`no-totp-enrolment`), or MFA is already on (`mfa-already-enabled`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A wrong code, or a body without the code (six digits) and the password", body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "Too many wrong passwords; `Retry-After` says for how long", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify_totp(
     State(accounts): AccountsExt,

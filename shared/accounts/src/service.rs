@@ -83,13 +83,39 @@ struct MfaChallenge {
 
 /// The subject of an access token the provider just issued (so no need to verify it again).
 fn subject_of(access_token: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = access_token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims["sub"].as_str().map(str::to_owned)
+    crate::identity::unverified_claim(access_token, "sub")
+}
+
+/// What TOTP setup audits when the password or the code is wrong.
+const SETUP_FAILED: (&str, Option<&str>) = ("mfa.setup_failed", Some("mfa.setup_failed"));
+
+fn mfa_already_enabled() -> AccountsError {
+    AccountsError::ConflictWith {
+        slug: "mfa-already-enabled",
+        detail: "MFA is on; turn it off first (DELETE /v1/me/mfa with the password and a current code), then enrol again.".into(),
+    }
+}
+
+/// A password given to prove who the caller is: present and of a sane length (the provider's
+/// check then decides; an empty or huge one never reaches it).
+fn password_field(password: &str) -> Result<(), AccountsError> {
+    match password.chars().count() {
+        1..=256 => Ok(()),
+        _ => Err(invalid(
+            "password",
+            "the account's password (1 to 256 characters)",
+        )),
+    }
+}
+
+/// A code from the authenticator app: six digits.
+fn code_field(code: &str) -> Result<(), AccountsError> {
+    let code = code.trim();
+    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(invalid("code", "six digits from the authenticator app"))
+    }
 }
 
 fn email_field(email: &str) -> Result<String, AccountsError> {
@@ -326,21 +352,24 @@ impl Accounts {
         user_id: &str,
         password: &str,
     ) -> Result<(String, String), AccountsError> {
+        password_field(password)?;
         // The provider's state decides, not the profile's copy of it: if a change half-landed
         // (the provider on, the profile not yet), enrolling again must still be refused.
         let user = self.idp.user(user_id).await?;
         if user.mfa_enabled {
             // Replacing an active secret would let a stolen access token take over the second
             // factor: turn MFA off first, which needs a current code.
-            return Err(AccountsError::ConflictWith {
-                slug: "mfa-already-enabled",
-                detail: "MFA is on; turn it off first (DELETE /v1/me/mfa with the password and a current code), then enrol again.".into(),
-            });
+            return Err(mfa_already_enabled());
         }
-        self.count_password_attempt(&user.email).await?;
         let secret = self
-            .password_checked(user_id, &user.email, self.idp.totp_enrol(user_id, password))
+            .with_password(
+                user_id,
+                &user.email,
+                SETUP_FAILED,
+                self.idp.totp_enrol(user_id, password),
+            )
             .await?;
+        self.audit_user(user_id, "mfa.enrolment_started").await?;
         let uri = crate::totp::otpauth_uri("AmanarCarbon", &user.email, &secret);
         Ok((secret, uri))
     }
@@ -353,37 +382,60 @@ impl Accounts {
         password: &str,
         code: &str,
     ) -> Result<Profile, AccountsError> {
-        let email = self.idp.user(user_id).await?.email;
-        self.count_password_attempt(&email).await?;
-        self.password_checked(
+        password_field(password)?;
+        code_field(code)?;
+        let user = self.idp.user(user_id).await?;
+        if user.mfa_enabled {
+            // On at the provider. If the profile still says off, an earlier call turned it on
+            // there and failed before the rest: finish that now, so the retry repairs it.
+            if !self.profile(user_id).await?.mfa_enabled {
+                return self.after_mfa_enabled(user_id).await;
+            }
+            return Err(mfa_already_enabled());
+        }
+        self.with_password(
             user_id,
-            &email,
+            &user.email,
+            SETUP_FAILED,
             self.idp.totp_confirm(user_id, password, code),
         )
         .await?;
+        self.after_mfa_enabled(user_id).await
+    }
+
+    /// What follows turning MFA on at the provider: audited, the profile in step, and every
+    /// session from before the second factor ended (the access tokens expire within 15 minutes),
+    /// so the next login asks for a code.
+    async fn after_mfa_enabled(&self, user_id: &str) -> Result<Profile, AccountsError> {
         self.audit_user(user_id, "mfa.enabled").await?;
         let profile = self.profiles.set_mfa(user_id, true).await?;
-        // Sessions from before the second factor must not outlive it: every refresh token goes
-        // (the access tokens expire within 15 minutes), and the next login asks for a code.
         self.idp.sign_out(user_id).await?;
         Ok(profile)
     }
 
-    /// Runs a provider call that checks the password first: a wrong one is audited like a failed
-    /// login; any answer past the password (success, or a wrong code) clears the email's count.
-    async fn password_checked<T>(
+    /// Runs a provider call that checks the password before anything else, counted on the
+    /// email's login limit (a locked email gets 423 before the call). A wrong password is audited
+    /// as `failed.0`; a wrong code after a right password as `failed.1` (when there is one); any
+    /// answer past the password (success, a wrong code, no enrolment) clears the email's count,
+    /// as a right password at login does.
+    async fn with_password<T>(
         &self,
         user_id: &str,
         email: &str,
+        failed: (&'static str, Option<&'static str>),
         call: impl std::future::Future<Output = Result<T, IdentityError>>,
     ) -> Result<T, AccountsError> {
+        self.count_password_attempt(email).await?;
         match call.await {
             Err(IdentityError::BadCredentials) => {
-                self.audit_user(user_id, "auth.login_failed").await?;
+                self.audit_user(user_id, failed.0).await?;
                 Err(IdentityError::BadCredentials.into())
             }
-            Err(error @ IdentityError::BadCode) | Err(error @ IdentityError::NoTotpEnrolment) => {
+            Err(error @ (IdentityError::BadCode | IdentityError::NoTotpEnrolment)) => {
                 self.forget([keys::login_failures(email)]).await?;
+                if let (IdentityError::BadCode, Some(action)) = (&error, failed.1) {
+                    self.audit_user(user_id, action).await?;
+                }
                 Err(error.into())
             }
             Err(error) => Err(error.into()),
@@ -403,48 +455,35 @@ impl Accounts {
         password: &str,
         code: &str,
     ) -> Result<Profile, AccountsError> {
+        password_field(password)?;
+        code_field(code)?;
         let user = self.idp.user(user_id).await?;
         if !user.mfa_enabled {
             // Off at the provider. If the profile still says on, an earlier call turned it off
             // there and failed before the rest: finish that now, so the retry repairs it.
             if self.profile(user_id).await?.mfa_enabled {
-                return self.after_mfa_disabled(user_id, &user.email).await;
+                return self.after_mfa_disabled(user_id).await;
             }
             return Err(AccountsError::ConflictWith {
                 slug: "mfa-not-enabled",
                 detail: "MFA is not on for this account.".into(),
             });
         }
-        self.count_password_attempt(&user.email).await?;
         self.count_mfa_attempt(user_id).await?;
-        match self.idp.totp_disable(user_id, password, code).await {
-            Ok(()) => {}
-            Err(error) => {
-                let action = match error {
-                    IdentityError::BadCredentials => "auth.login_failed",
-                    IdentityError::BadCode => {
-                        // The password was right.
-                        self.forget([keys::login_failures(&user.email)]).await?;
-                        "mfa.disable_failed"
-                    }
-                    _ => return Err(error.into()),
-                };
-                self.audit_user(user_id, action).await?;
-                return Err(error.into());
-            }
-        }
-        self.after_mfa_disabled(user_id, &user.email).await
+        self.with_password(
+            user_id,
+            &user.email,
+            ("auth.login_failed", Some("mfa.disable_failed")),
+            self.idp.totp_disable(user_id, password, code),
+        )
+        .await?;
+        self.after_mfa_disabled(user_id).await
     }
 
-    /// What follows turning MFA off at the provider: counts cleared, audited, the profile in step,
-    /// and every session ended.
-    async fn after_mfa_disabled(
-        &self,
-        user_id: &str,
-        email: &str,
-    ) -> Result<Profile, AccountsError> {
-        self.forget([keys::login_failures(email), keys::mfa_failures(user_id)])
-            .await?;
+    /// What follows turning MFA off at the provider: the second-factor count cleared, audited,
+    /// the profile in step, and every session ended.
+    async fn after_mfa_disabled(&self, user_id: &str) -> Result<Profile, AccountsError> {
+        self.forget([keys::mfa_failures(user_id)]).await?;
         self.audit_user(user_id, "mfa.disabled").await?;
         let profile = self.profiles.set_mfa(user_id, false).await?;
         self.idp.sign_out(user_id).await?;

@@ -33,7 +33,7 @@ pub const PROVIDERS: [&str; 2] = ["google", "linkedin"];
 pub const COOKIE: &str = "amanar_social";
 
 /// How one provider is reached.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Mode {
     Oidc {
         issuer: String,
@@ -49,6 +49,37 @@ pub enum Mode {
         /// The user pool's name for the identity provider (`Google`, `LinkedIn`).
         identity_provider: String,
     },
+}
+
+/// Never prints a client secret.
+impl std::fmt::Debug for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mode::Oidc {
+                issuer, client_id, ..
+            } => f
+                .debug_struct("Oidc")
+                .field("issuer", issuer)
+                .field("client_id", client_id)
+                .field("client_secret", &"<redacted>")
+                .finish(),
+            Mode::HostedUi {
+                base_url,
+                client_id,
+                client_secret,
+                identity_provider,
+            } => f
+                .debug_struct("HostedUi")
+                .field("base_url", base_url)
+                .field("client_id", client_id)
+                .field(
+                    "client_secret",
+                    &client_secret.as_ref().map(|_| "<redacted>"),
+                )
+                .field("identity_provider", identity_provider)
+                .finish(),
+        }
+    }
 }
 
 /// How a confidential client proves its secret at a token endpoint: in the form (what the social
@@ -503,7 +534,7 @@ impl Social {
         &self,
         endpoint: &str,
         client_id: &str,
-        client_secret: Option<ClientAuth<'_>>,
+        auth: Option<ClientAuth<'_>>,
         code: &str,
         code_verifier: &str,
     ) -> Result<TokenResponse, SocialError> {
@@ -515,7 +546,7 @@ impl Social {
             ("code_verifier", code_verifier),
         ];
         let mut request = self.http.post(endpoint);
-        match client_secret {
+        match auth {
             Some(ClientAuth::Post(secret)) => form.push(("client_secret", secret)),
             Some(ClientAuth::Basic(secret)) => {
                 request = request.basic_auth(client_id, Some(secret))

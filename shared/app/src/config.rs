@@ -56,9 +56,12 @@ pub enum IdentityBackend {
         user_pool_id: String,
         /// The app client that issues users' tokens, with its secret.
         app: amanar_cognito::AppClient,
-        /// The client whose tokens may set up TOTP (see `amanar_cognito::pre_token`); without
-        /// one, the app client serves.
+        /// The client whose tokens may make Cognito's MFA calls (see
+        /// `amanar_cognito::pre_token`); without one, the app client serves.
         enrolment: Option<amanar_cognito::AppClient>,
+        /// The pool runs template.yaml's pre-token trigger, so a token with Cognito's
+        /// user-facing scope means it is gone: refuse such tokens.
+        pre_token_trigger: bool,
     },
 }
 
@@ -142,9 +145,11 @@ pub mod vars {
     /// The app client's secret (a secret: only the functions that call Cognito with the client
     /// get it).
     pub const USER_POOL_CLIENT_SECRET: &str = "AMANAR_USER_POOL_CLIENT_SECRET";
-    /// The enrolment client (see `amanar_cognito::pre_token`) and its secret.
+    /// The enrolment client (see `amanar_cognito::pre_token`) and its secret: both or neither.
     pub const ENROLMENT_CLIENT_ID: &str = "AMANAR_ENROLMENT_CLIENT_ID";
     pub const ENROLMENT_CLIENT_SECRET: &str = "AMANAR_ENROLMENT_CLIENT_SECRET";
+    /// `true`: the pool runs the pre-token trigger (template.yaml's does).
+    pub const USER_POOL_PRE_TOKEN_TRIGGER: &str = "AMANAR_USER_POOL_PRE_TOKEN_TRIGGER";
     pub const ADMIN_EMAIL: &str = "AMANAR_ADMIN_EMAIL";
     pub const ADMIN_PASSWORD: &str = "AMANAR_ADMIN_PASSWORD";
     pub const RATE_LIMIT_USER: &str = "AMANAR_RATE_LIMIT_PER_USER";
@@ -267,11 +272,31 @@ impl Config {
                     required(vars::USER_POOL_CLIENT_ID)?,
                     get(vars::USER_POOL_CLIENT_SECRET),
                 ),
-                enrolment: get(vars::ENROLMENT_CLIENT_ID)
-                    .filter(|id| !id.is_empty())
-                    .map(|id| {
-                        amanar_cognito::AppClient::new(id, get(vars::ENROLMENT_CLIENT_SECRET))
-                    }),
+                enrolment: match (
+                    get(vars::ENROLMENT_CLIENT_ID),
+                    get(vars::ENROLMENT_CLIENT_SECRET),
+                ) {
+                    (Some(id), Some(secret)) => {
+                        Some(amanar_cognito::AppClient::new(id, Some(secret)))
+                    }
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err(error(
+                            vars::ENROLMENT_CLIENT_SECRET,
+                            format!("is required with {}", vars::ENROLMENT_CLIENT_ID),
+                        ));
+                    }
+                    (None, Some(_)) => {
+                        return Err(error(
+                            vars::ENROLMENT_CLIENT_ID,
+                            format!("is required with {}", vars::ENROLMENT_CLIENT_SECRET),
+                        ));
+                    }
+                },
+                pre_token_trigger: matches!(
+                    get(vars::USER_POOL_PRE_TOKEN_TRIGGER).as_deref(),
+                    Some("true" | "1")
+                ),
             }
         } else {
             IdentityBackend::Local {
@@ -441,6 +466,58 @@ mod tests {
             BlobBackend::Local {
                 public_url: "http://127.0.0.1:3000".into()
             }
+        );
+    }
+
+    #[test]
+    fn the_cognito_clients_come_with_their_secrets_or_not_at_all() {
+        let cognito = [
+            (vars::IDENTITY_BACKEND, "cognito"),
+            (vars::USER_POOL_ID, "eu-west-1_x"),
+            (vars::USER_POOL_CLIENT_ID, "app"),
+            (vars::USER_POOL_CLIENT_SECRET, "app-secret"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            config(Face::Local, &[&cognito[..], extra].concat())
+        };
+        let IdentityBackend::Cognito {
+            app,
+            enrolment,
+            pre_token_trigger,
+            ..
+        } = with(&[
+            (vars::ENROLMENT_CLIENT_ID, "enrol"),
+            (vars::ENROLMENT_CLIENT_SECRET, "enrol-secret"),
+            (vars::USER_POOL_PRE_TOKEN_TRIGGER, "true"),
+        ])
+        .unwrap()
+        .identity
+        else {
+            panic!("the Cognito backend");
+        };
+        assert_eq!(app.secret(), Some("app-secret"));
+        assert_eq!(enrolment.unwrap().secret(), Some("enrol-secret"));
+        assert!(pre_token_trigger);
+        assert!(matches!(
+            with(&[]).unwrap().identity,
+            IdentityBackend::Cognito {
+                enrolment: None,
+                pre_token_trigger: false,
+                ..
+            }
+        ));
+        // Half a pair is a mistake, named: never a silent fallback to the app client.
+        assert_eq!(
+            with(&[(vars::ENROLMENT_CLIENT_ID, "enrol")])
+                .unwrap_err()
+                .variable,
+            vars::ENROLMENT_CLIENT_SECRET
+        );
+        assert_eq!(
+            with(&[(vars::ENROLMENT_CLIENT_SECRET, "s")])
+                .unwrap_err()
+                .variable,
+            vars::ENROLMENT_CLIENT_ID
         );
     }
 

@@ -41,20 +41,20 @@ contexts!(
 );
 
 /// The functions that serve no HTTP route: the consumer of the `jobs` queue, the S3-triggered
-/// upload check and the housekeeping schedule (each context plugs into them through its
-/// registration: jobs, upload follow-ups, housekeeping tasks), and the user pool's pre-token
-/// trigger (`amanar_cognito::pre_token`).
-pub const WORKERS: [&str; 4] = [
-    "worker-jobs",
-    "upload-verifier",
-    "housekeeping",
-    "cognito-pre-token",
-];
+/// upload check and the housekeeping schedule. Each context plugs into them through its
+/// registration (jobs, upload follow-ups, housekeeping tasks).
+pub const WORKERS: [&str; 3] = ["worker-jobs", "upload-verifier", "housekeeping"];
 
-/// The name of every Lambda function: each HTTP function of every context, and the workers.
+/// The functions of an adapter rather than of a context: the user pool's pre-token trigger
+/// (`amanar_cognito::pre_token`), which Cognito calls before it issues tokens.
+pub const ADAPTER_FUNCTIONS: [&str; 1] = ["cognito-pre-token"];
+
+/// The name of every Lambda function: each HTTP function of every context, the workers and the
+/// adapters' functions.
 pub fn function_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = routes::http_functions().iter().map(|f| f.name()).collect();
     names.extend(WORKERS);
+    names.extend(ADAPTER_FUNCTIONS);
     names
 }
 

@@ -430,16 +430,20 @@ impl Wiring {
                         user_pool_id,
                         app,
                         enrolment,
+                        pre_token_trigger,
                     } => {
                         let sdk = self.sdk().await;
-                        Arc::new(amanar_cognito::CognitoIdentity::new(
-                            aws_sdk_cognitoidentityprovider::Client::new(sdk),
-                            &region(sdk),
-                            user_pool_id,
-                            app.clone(),
-                            enrolment.clone(),
-                            cognito_endpoint().as_deref(),
-                        ))
+                        Arc::new(
+                            amanar_cognito::CognitoIdentity::new(
+                                aws_sdk_cognitoidentityprovider::Client::new(sdk),
+                                &region(sdk),
+                                user_pool_id,
+                                app.clone(),
+                                enrolment.clone(),
+                                cognito_endpoint().as_deref(),
+                            )
+                            .requiring_trigger(*pre_token_trigger),
+                        )
                     }
                 })
             })

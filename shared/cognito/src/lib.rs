@@ -1,26 +1,38 @@
 //! The identity-provider port on a Cognito user pool. Users sign in with their email (the pool's
 //! username attribute); the account type is the custom attribute `account_type`; platform roles
-//! are groups. Public calls (sign-up, sign-in, codes) need no IAM; admin calls (look-ups, global
-//! sign-out, groups, the first admin) need the function's role to allow them on the pool.
+//! are groups. Calls that name an app client (sign-up, codes, resets, refreshes) carry its
+//! `SECRET_HASH`, so only holders of the client's secret can make them; sign-ins use the admin
+//! flow, and admin calls (sign-ins, look-ups, global sign-out, groups, MFA) need the function's
+//! role to allow them on the pool.
+//!
+//! Users' tokens come from the app client and lose Cognito's user-facing scope in the pool's
+//! pre-token trigger ([`pre_token`]); the MFA calls that need that scope sign in through the
+//! enrolment client instead, with the password the caller gave, and never hand its tokens out.
 //!
 //! Cognito sends its own mail, and its refresh tokens do not rotate through `InitiateAuth`: a
 //! refresh returns the same refresh token, which stays valid until it expires or the user signs out.
 
 use amanar_accounts::identity::{
     IdentityError, IdentityProvider, IdentityUser, NewIdentity, SignIn, TokenIssuer, TokenSet,
+    unverified_claim,
 };
 use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
+use aws_sdk_cognitoidentityprovider::operation::admin_get_user::AdminGetUserOutput;
 use aws_sdk_cognitoidentityprovider::types::{
     AttributeType, AuthFlowType, AuthenticationResultType, ChallengeNameType, MessageActionType,
     SoftwareTokenMfaSettingsType,
 };
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 
+mod clients;
+mod pool;
 pub mod pre_token;
+
+pub use clients::AppClient;
+use clients::{pack, secret_refused, unpack};
+pub use pool::{CreatedPool, create_user_pool};
 
 const ACCOUNT_TYPE: &str = "custom:account_type";
 /// How long to wait before asking Cognito for another code after it refused for rate.
@@ -29,7 +41,7 @@ const COOLDOWN_SECS: u64 = 60;
 /// What a password check through the admin flow led to: a session (no challenge), or the
 /// TOTP challenge's session.
 enum AdminSignIn {
-    Tokens(TokenSet),
+    Tokens(AuthenticationResultType),
     Totp { username: String, session: String },
 }
 
@@ -38,59 +50,17 @@ enum AdminSignIn {
 pub struct CognitoIdentity {
     client: Client,
     user_pool_id: String,
-    /// Issues the tokens users hold. Its tokens lose Cognito's user-facing scope in the
-    /// pre-token trigger ([`pre_token`]), so they cannot call Cognito's own MFA or attribute API.
+    /// Issues the tokens users hold.
     app: AppClient,
     /// Issues tokens that never leave this adapter, for the MFA calls that only an access token
-    /// with that scope may make (`AssociateSoftwareToken`, `VerifySoftwareToken`). Without one
-    /// (a pool set up by hand without the trigger), the app client serves.
+    /// with Cognito's user-facing scope may make (`AssociateSoftwareToken`,
+    /// `VerifySoftwareToken`), and for turning MFA off. Without one (a pool set up by hand,
+    /// without the trigger), the app client serves.
     enrolment: AppClient,
+    /// The pool runs the pre-token trigger: an app-client token that still has the scope means
+    /// the trigger is gone, and it is refused rather than handed out.
+    requires_trigger: bool,
     keys: TokenKeys,
-}
-
-/// An app client of the pool, and its secret when it has one. With a secret, every call that
-/// names the client carries `SECRET_HASH`, so only holders of the secret (the platform's
-/// functions) can make them: nobody can confirm a sign-up or a password reset against Cognito
-/// directly, around the platform's cap on wrong codes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AppClient {
-    pub id: String,
-    secret: Option<String>,
-}
-
-impl std::fmt::Debug for AppClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppClient")
-            .field("id", &self.id)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
-
-impl AppClient {
-    pub fn new(id: impl Into<String>, secret: Option<String>) -> Self {
-        // An empty secret is none (template.yaml always sets one; a hand-made pool may not).
-        Self {
-            id: id.into(),
-            secret: secret.filter(|s| !s.is_empty()),
-        }
-    }
-
-    pub fn secret(&self) -> Option<&str> {
-        self.secret.as_deref()
-    }
-
-    /// `Base64(HMAC-SHA256(secret, username + client id))`, Cognito's proof of the secret; none
-    /// for a client without one.
-    pub fn secret_hash(&self, username: &str) -> Option<String> {
-        use hmac::{Hmac, Mac};
-        let secret = self.secret.as_ref()?;
-        let mut mac =
-            Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-        mac.update(username.as_bytes());
-        mac.update(self.id.as_bytes());
-        Some(base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
-    }
 }
 
 /// Where a user pool's tokens come from and the keys they are signed with. Needs no Cognito
@@ -152,42 +122,33 @@ fn attribute(name: &str, value: &str) -> AttributeType {
         .expect("name is set")
 }
 
-/// The refresh token users hold: the user's pool username and Cognito's refresh token, so a
-/// refresh can carry the `SECRET_HASH` that a client with a secret needs (computed over the
-/// username, which Cognito's opaque refresh token does not reveal). The username comes from the
-/// access token Cognito issued beside it.
-fn wrap_refresh(access_token: &str, refresh_token: &str) -> Result<String, IdentityError> {
-    let username = access_token
-        .split('.')
-        .nth(1)
-        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
-        .and_then(|claims| serde_json::from_slice::<serde_json::Value>(&claims).ok())
-        .and_then(|claims| claims["username"].as_str().map(str::to_owned))
-        .ok_or_else(|| IdentityError::Unavailable("an access token without a username".into()))?;
-    Ok(URL_SAFE_NO_PAD.encode(format!("{username}\n{refresh_token}")))
-}
-
-/// The username and Cognito's refresh token of a wrapped refresh token.
-fn unwrap_refresh(token: &str) -> Result<(String, String), IdentityError> {
-    URL_SAFE_NO_PAD
-        .decode(token.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| {
-            text.split_once('\n')
-                .map(|(username, refresh)| (username.to_owned(), refresh.to_owned()))
-        })
-        .filter(|(username, refresh)| !username.is_empty() && !refresh.is_empty())
-        .ok_or(IdentityError::BadRefreshToken)
-}
-
-/// Maps the error codes Cognito answers with; anything else is "unavailable" with its context.
-fn unavailable<E: ProvideErrorMetadata + std::fmt::Debug>(error: E) -> IdentityError {
+/// An error Cognito answered that this adapter does not expect: "unavailable", with its context.
+pub(crate) fn unavailable<E: ProvideErrorMetadata>(error: E) -> IdentityError {
     IdentityError::Unavailable(format!(
         "{}: {}",
         error.code().unwrap_or("unknown"),
         error.message().unwrap_or("no message")
     ))
+}
+
+/// A refusal of a call that names an app client: `by_code` names what the error code means for
+/// the caller; a secret hash Cognito did not verify (the platform's configuration, not the
+/// caller's answer) and any other code are "unavailable".
+fn refusal<E: ProvideErrorMetadata>(
+    error: E,
+    by_code: impl FnOnce(&str) -> Option<IdentityError>,
+) -> IdentityError {
+    if secret_refused(&error) {
+        tracing::error!(
+            message = error.message().unwrap_or_default(),
+            "Cognito did not verify the app client's secret hash: check the client secret in the environment"
+        );
+        return unavailable(error);
+    }
+    match error.code().and_then(by_code) {
+        Some(meaning) => meaning,
+        None => unavailable(error),
+    }
 }
 
 impl CognitoIdentity {
@@ -207,13 +168,24 @@ impl CognitoIdentity {
             client,
             enrolment: enrolment.unwrap_or_else(|| app.clone()),
             app,
+            requires_trigger: false,
             user_pool_id,
         }
     }
 
+    /// The pool runs template.yaml's pre-token trigger: refuse (and log) any app-client token
+    /// that still carries Cognito's user-facing scope.
+    pub fn requiring_trigger(mut self, required: bool) -> Self {
+        self.requires_trigger = required;
+        self
+    }
+
+    /// The session handed to the user for an app-client sign-in or refresh: its refresh token
+    /// packed with the user's pool username (see [`clients::pack`]), or the one the user holds.
     fn tokens(
+        &self,
         result: Option<&AuthenticationResultType>,
-        previous_refresh: Option<&str>,
+        held_refresh: Option<&str>,
     ) -> Result<TokenSet, IdentityError> {
         let result = result.ok_or_else(|| {
             IdentityError::Unavailable(
@@ -223,9 +195,10 @@ impl CognitoIdentity {
         let access_token = result
             .access_token()
             .ok_or_else(|| IdentityError::Unavailable("no access token".into()))?;
-        let refresh_token = match (result.refresh_token(), previous_refresh) {
-            (Some(fresh), _) => wrap_refresh(access_token, fresh)?,
-            (None, Some(previous)) => previous.to_owned(),
+        self.check_scope(access_token)?;
+        let refresh_token = match (result.refresh_token(), held_refresh) {
+            (Some(fresh), _) => pack(&username_claim(access_token)?, fresh),
+            (None, Some(held)) => held.to_owned(),
             (None, None) => return Err(IdentityError::Unavailable("no refresh token".into())),
         };
         Ok(TokenSet {
@@ -235,9 +208,60 @@ impl CognitoIdentity {
         })
     }
 
-    /// The email a user signs in with (admin calls and global sign-out take it as the username).
-    async fn email_of(&self, user_id: &str) -> Result<String, IdentityError> {
-        Ok(self.user(user_id).await?.email)
+    /// Refuses an app-client access token that can call Cognito's user-facing API, when the pool
+    /// is meant to run the trigger that removes that scope.
+    fn check_scope(&self, access_token: &str) -> Result<(), IdentityError> {
+        let scoped = unverified_claim(access_token, "scope")
+            .is_some_and(|scope| scope.split(' ').any(|s| s == pre_token::USER_ADMIN_SCOPE));
+        if self.requires_trigger && scoped {
+            tracing::error!(
+                "Cognito issued an access token with aws.cognito.signin.user.admin: the pool's \
+                 pre-token trigger is not running (LambdaConfig or the Essentials plan lost?)"
+            );
+            return Err(IdentityError::Unavailable(
+                "the user pool's pre-token trigger is not running".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The pool's record of a user, by id (the sub). Federated users (`Google_...`,
+    /// `LinkedIn_...`) are not named by their sub, so they are found by it.
+    async fn pool_user(&self, user_id: &str) -> Result<AdminGetUserOutput, IdentityError> {
+        let result = self
+            .client
+            .admin_get_user()
+            .user_pool_id(&self.user_pool_id)
+            .username(user_id)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output),
+            Err(e) if e.code() == Some("UserNotFoundException") => {
+                let listed = self
+                    .client
+                    .list_users()
+                    .user_pool_id(&self.user_pool_id)
+                    .filter(format!("sub = \"{}\"", user_id.replace('"', "")))
+                    .limit(1)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                match listed.users().first().and_then(|u| u.username()) {
+                    Some(username) if username != user_id => {
+                        Box::pin(self.pool_user(username)).await
+                    }
+                    _ => Err(IdentityError::NoSuchUser),
+                }
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The pool's username of a user: what admin calls name them by. Not the email: a federated
+    /// user may share theirs with a native account, which the email would name instead.
+    async fn username_of(&self, user_id: &str) -> Result<String, IdentityError> {
+        Ok(self.pool_user(user_id).await?.username().to_owned())
     }
 
     async fn groups_of(&self, username: &str) -> Result<Vec<String>, IdentityError> {
@@ -258,41 +282,49 @@ impl CognitoIdentity {
         Ok(groups)
     }
 
-    /// Checks a password through the admin flow (`ADMIN_USER_PASSWORD_AUTH`): a session, or the
-    /// TOTP challenge's session. The app client allows no user-side password flow, so nobody can
-    /// sign in against Cognito directly and skip the platform's lockout; this call needs the
-    /// function's role instead.
+    /// Checks a password through the admin flow (`ADMIN_USER_PASSWORD_AUTH`) of `app`: a
+    /// session, or the TOTP challenge's session. Neither client allows a user-side password
+    /// flow, so nobody can sign in against Cognito directly and skip the platform's lockout;
+    /// this call needs the function's role instead. `username` is the email a user signs in
+    /// with, or the pool username.
     async fn admin_sign_in(
         &self,
         app: &AppClient,
-        email: &str,
+        username: &str,
         password: &str,
     ) -> Result<AdminSignIn, IdentityError> {
-        let mut started = self
+        let started = self
             .client
             .admin_initiate_auth()
             .user_pool_id(&self.user_pool_id)
             .client_id(&app.id)
             .auth_flow(AuthFlowType::AdminUserPasswordAuth)
-            .auth_parameters("USERNAME", email)
-            .auth_parameters("PASSWORD", password);
-        if let Some(hash) = app.secret_hash(email) {
-            started = started.auth_parameters("SECRET_HASH", hash);
-        }
-        let started = started.send().await.map_err(|e| match e.code() {
-            Some(
-                "NotAuthorizedException"
-                | "UserNotFoundException"
-                | "PasswordResetRequiredException",
-            ) => IdentityError::BadCredentials,
-            Some("UserNotConfirmedException") => IdentityError::NotConfirmed,
-            _ => unavailable(e),
-        })?;
+            .set_auth_parameters(Some(
+                app.parameters(username, &[("USERNAME", username), ("PASSWORD", password)]),
+            ))
+            .send()
+            .await
+            .map_err(|e| {
+                refusal(e, |code| match code {
+                    // An empty or malformed password is as wrong as any other.
+                    "NotAuthorizedException"
+                    | "UserNotFoundException"
+                    | "PasswordResetRequiredException"
+                    | "InvalidParameterException" => Some(IdentityError::BadCredentials),
+                    "UserNotConfirmedException" => Some(IdentityError::NotConfirmed),
+                    _ => None,
+                })
+            })?;
         if started.challenge_name() != Some(&ChallengeNameType::SoftwareTokenMfa) {
-            return Ok(AdminSignIn::Tokens(Self::tokens(
-                started.authentication_result(),
-                None,
-            )?));
+            return started
+                .authentication_result()
+                .cloned()
+                .map(AdminSignIn::Tokens)
+                .ok_or_else(|| {
+                    IdentityError::Unavailable(
+                        "Cognito answered with a challenge this flow does not handle".into(),
+                    )
+                });
         }
         match started.session() {
             // The answer names the user by the username the challenge gives (the pool's own, not
@@ -302,7 +334,7 @@ impl CognitoIdentity {
                     .challenge_parameters()
                     .and_then(|p| p.get("USER_ID_FOR_SRP"))
                     .cloned()
-                    .unwrap_or_else(|| email.to_owned()),
+                    .unwrap_or_else(|| username.to_owned()),
                 session: session.to_owned(),
             }),
             _ => Err(IdentityError::Unavailable(
@@ -320,62 +352,90 @@ impl CognitoIdentity {
         username: &str,
         session: &str,
         code: &str,
-    ) -> Result<TokenSet, IdentityError> {
-        let mut answer = self
+    ) -> Result<AuthenticationResultType, IdentityError> {
+        let answered = self
             .client
             .admin_respond_to_auth_challenge()
             .user_pool_id(&self.user_pool_id)
             .client_id(&app.id)
             .challenge_name(ChallengeNameType::SoftwareTokenMfa)
             .session(session)
-            .challenge_responses("USERNAME", username)
-            .challenge_responses("SOFTWARE_TOKEN_MFA_CODE", code.trim());
-        if let Some(hash) = app.secret_hash(username) {
-            answer = answer.challenge_responses("SECRET_HASH", hash);
-        }
-        let answered = answer.send().await;
-        match answered {
-            Ok(output) => Self::tokens(output.authentication_result(), None),
-            Err(e) => Err(match e.code() {
-                Some("CodeMismatchException") => IdentityError::BadCode,
-                Some(
+            .set_challenge_responses(Some(app.parameters(
+                username,
+                &[
+                    ("USERNAME", username),
+                    ("SOFTWARE_TOKEN_MFA_CODE", code.trim()),
+                ],
+            )))
+            .send()
+            .await
+            .map_err(|e| {
+                refusal(e, |code| match code {
+                    "CodeMismatchException" => Some(IdentityError::BadCode),
                     "NotAuthorizedException"
                     | "ResourceNotFoundException"
                     | "ExpiredCodeException"
-                    | "UserNotFoundException",
-                ) => IdentityError::BadMfaSession,
-                _ => unavailable(e),
-            }),
-        }
+                    | "UserNotFoundException" => Some(IdentityError::BadMfaSession),
+                    _ => None,
+                })
+            })?;
+        answered.authentication_result().cloned().ok_or_else(|| {
+            IdentityError::Unavailable("Cognito answered the code with another challenge".into())
+        })
     }
 
-    /// An access token of the enrolment client for the user, after checking the password: the
-    /// only kind of token that may call Cognito's MFA setup. It is used for one call and dropped,
-    /// never handed out.
+    /// Signs in through the enrolment client with the password the caller gave (that sign-in
+    /// is the password check): an access token that may make Cognito's MFA setup calls, used
+    /// for one call and never handed out. Its refresh token is revoked at once.
     async fn enrolment_token(
         &self,
-        user_id: &str,
+        username: &str,
         password: &str,
     ) -> Result<String, IdentityError> {
-        let email = self.email_of(user_id).await?;
         match self
-            .admin_sign_in(&self.enrolment, &email, password)
+            .admin_sign_in(&self.enrolment, username, password)
             .await?
         {
-            AdminSignIn::Tokens(tokens) => Ok(tokens.access_token),
-            // The service enrols only where the pool says MFA is off.
+            AdminSignIn::Tokens(result) => {
+                self.revoke(&self.enrolment, &result).await;
+                result
+                    .access_token()
+                    .map(str::to_owned)
+                    .ok_or_else(|| IdentityError::Unavailable("no access token".into()))
+            }
+            // The service sets up TOTP only where the pool says MFA is off.
             AdminSignIn::Totp { .. } => Err(IdentityError::Unavailable(
                 "Cognito asked for a TOTP code while setting up TOTP: MFA is already on".into(),
             )),
         }
     }
 
+    /// Revokes the refresh token of a sign-in whose tokens the adapter used itself. Best effort:
+    /// if it fails, the token lives out its hour inside nothing the platform keeps (moto has no
+    /// `RevokeToken`).
+    async fn revoke(&self, app: &AppClient, result: &AuthenticationResultType) {
+        let Some(refresh) = result.refresh_token() else {
+            return;
+        };
+        let revoked = self
+            .client
+            .revoke_token()
+            .token(refresh)
+            .client_id(&app.id)
+            .set_client_secret(app.secret().map(str::to_owned))
+            .send()
+            .await;
+        if let Err(e) = revoked {
+            tracing::debug!(error = %unavailable(e), "could not revoke the enrolment client's refresh token");
+        }
+    }
+
     /// Turns the user's TOTP on or off at the pool (an admin call: no user token can).
-    async fn set_totp(&self, email: &str, enabled: bool) -> Result<(), IdentityError> {
+    async fn set_totp(&self, username: &str, enabled: bool) -> Result<(), IdentityError> {
         self.client
             .admin_set_user_mfa_preference()
             .user_pool_id(&self.user_pool_id)
-            .username(email)
+            .username(username)
             .software_token_mfa_settings(
                 SoftwareTokenMfaSettingsType::builder()
                     .enabled(enabled)
@@ -388,11 +448,11 @@ impl CognitoIdentity {
             .map_err(unavailable)
     }
 
-    async fn global_sign_out(&self, email: &str) -> Result<(), IdentityError> {
+    async fn global_sign_out(&self, username: &str) -> Result<(), IdentityError> {
         self.client
             .admin_user_global_sign_out()
             .user_pool_id(&self.user_pool_id)
-            .username(email)
+            .username(username)
             .send()
             .await
             .map(|_| ())
@@ -400,11 +460,17 @@ impl CognitoIdentity {
     }
 }
 
+/// The pool username an access token Cognito just issued names (the sub, for a native user of
+/// this pool; `Google_...` for a federated one).
+fn username_claim(access_token: &str) -> Result<String, IdentityError> {
+    unverified_claim(access_token, "username")
+        .ok_or_else(|| IdentityError::Unavailable("an access token without a username".into()))
+}
+
 #[async_trait]
 impl IdentityProvider for CognitoIdentity {
     async fn sign_up(&self, new: &NewIdentity) -> Result<String, IdentityError> {
-        let result = self
-            .client
+        self.client
             .sign_up()
             .client_id(&self.app.id)
             .set_secret_hash(self.app.secret_hash(&new.email))
@@ -414,45 +480,41 @@ impl IdentityProvider for CognitoIdentity {
             .user_attributes(attribute("name", &new.name))
             .user_attributes(attribute(ACCOUNT_TYPE, &new.account_type))
             .send()
-            .await;
-        match result {
-            Ok(output) => Ok(output.user_sub().to_owned()),
-            Err(e) => Err(match e.code() {
-                Some("UsernameExistsException" | "AliasExistsException") => {
-                    IdentityError::EmailTaken
-                }
-                Some("InvalidPasswordException") => {
-                    IdentityError::WeakPassword(e.message().unwrap_or_default().to_owned())
-                }
-                _ => unavailable(e),
-            }),
-        }
+            .await
+            .map(|output| output.user_sub().to_owned())
+            .map_err(|e| {
+                let message = e.message().unwrap_or_default().to_owned();
+                refusal(e, |code| match code {
+                    "UsernameExistsException" | "AliasExistsException" => {
+                        Some(IdentityError::EmailTaken)
+                    }
+                    "InvalidPasswordException" => Some(IdentityError::WeakPassword(message)),
+                    _ => None,
+                })
+            })
     }
 
     async fn confirm_sign_up(&self, email: &str, code: &str) -> Result<(), IdentityError> {
-        let result = self
-            .client
+        self.client
             .confirm_sign_up()
             .client_id(&self.app.id)
             .set_secret_hash(self.app.secret_hash(email))
             .username(email)
             .confirmation_code(code.trim())
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => Err(match e.code() {
-                Some(
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                refusal(e, |code| match code {
                     "CodeMismatchException"
                     | "ExpiredCodeException"
                     | "UserNotFoundException"
-                    | "TooManyFailedAttemptsException",
-                ) => IdentityError::BadCode,
-                // Already confirmed: the same answer as a wrong code.
-                Some("NotAuthorizedException") => IdentityError::BadCode,
-                _ => unavailable(e),
-            }),
-        }
+                    | "TooManyFailedAttemptsException"
+                    // Already confirmed: the same answer as a wrong code.
+                    | "NotAuthorizedException" => Some(IdentityError::BadCode),
+                    _ => None,
+                })
+            })
     }
 
     async fn resend_code(&self, email: &str) -> Result<(), IdentityError> {
@@ -466,46 +528,50 @@ impl IdentityProvider for CognitoIdentity {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) => match e.code() {
-                // Unknown or already confirmed: nothing to send, and nothing to tell.
-                Some("UserNotFoundException" | "InvalidParameterException") => Ok(()),
-                Some("LimitExceededException" | "TooManyRequestsException") => {
-                    Err(IdentityError::Cooldown {
+            // Unknown or already confirmed: nothing to send, and nothing to tell.
+            Err(e)
+                if !secret_refused(&e)
+                    && matches!(
+                        e.code(),
+                        Some("UserNotFoundException" | "InvalidParameterException")
+                    ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(refusal(e, |code| match code {
+                "LimitExceededException" | "TooManyRequestsException" => {
+                    Some(IdentityError::Cooldown {
                         retry_after_secs: COOLDOWN_SECS,
                     })
                 }
-                _ => Err(unavailable(e)),
-            },
+                _ => None,
+            })),
         }
     }
 
     async fn sign_in(&self, email: &str, password: &str) -> Result<SignIn, IdentityError> {
         Ok(
             match self.admin_sign_in(&self.app, email, password).await? {
-                AdminSignIn::Tokens(tokens) => SignIn::Tokens(tokens),
+                AdminSignIn::Tokens(result) => SignIn::Tokens(self.tokens(Some(&result), None)?),
                 // The challenge answer must name the user: the opaque session carries the username.
                 AdminSignIn::Totp { username, session } => SignIn::Totp {
-                    session: URL_SAFE_NO_PAD.encode(format!("{username}\n{session}")),
+                    session: pack(&username, &session),
                 },
             },
         )
     }
 
     async fn respond_totp(&self, session: &str, code: &str) -> Result<TokenSet, IdentityError> {
-        let decoded = URL_SAFE_NO_PAD
-            .decode(session.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or(IdentityError::BadMfaSession)?;
-        let (username, cognito_session) = decoded
-            .split_once('\n')
-            .ok_or(IdentityError::BadMfaSession)?;
-        self.admin_answer_totp(&self.app, username, cognito_session, code)
-            .await
+        let (username, cognito_session) = unpack(session).ok_or(IdentityError::BadMfaSession)?;
+        let result = self
+            .admin_answer_totp(&self.app, &username, &cognito_session, code)
+            .await?;
+        self.tokens(Some(&result), None)
     }
 
     async fn totp_enrol(&self, user_id: &str, password: &str) -> Result<String, IdentityError> {
-        let token = self.enrolment_token(user_id, password).await?;
+        let username = self.username_of(user_id).await?;
+        let token = self.enrolment_token(&username, password).await?;
         let output = self
             .client
             .associate_software_token()
@@ -525,24 +591,22 @@ impl IdentityProvider for CognitoIdentity {
         password: &str,
         code: &str,
     ) -> Result<(), IdentityError> {
-        let token = self.enrolment_token(user_id, password).await?;
-        let verified = self
-            .client
+        let username = self.username_of(user_id).await?;
+        let token = self.enrolment_token(&username, password).await?;
+        self.client
             .verify_software_token()
             .access_token(token)
             .user_code(code.trim())
             .send()
-            .await;
-        if let Err(e) = verified {
-            return Err(match e.code() {
+            .await
+            .map_err(|e| match e.code() {
                 Some("CodeMismatchException" | "EnableSoftwareTokenMFAException") => {
                     IdentityError::BadCode
                 }
                 Some("InvalidParameterException") => IdentityError::NoTotpEnrolment,
                 _ => unavailable(e),
-            });
-        }
-        self.set_totp(&self.email_of(user_id).await?, true).await
+            })?;
+        self.set_totp(&username, true).await
     }
 
     async fn totp_disable(
@@ -552,14 +616,16 @@ impl IdentityProvider for CognitoIdentity {
         code: &str,
     ) -> Result<(), IdentityError> {
         // Cognito checks a TOTP code only inside a sign-in, so the proof is one: the password
-        // through an admin sign-in, then the code through its challenge (which real Cognito also
-        // refuses to accept twice). The session it would issue is dropped unused.
-        let email = self.email_of(user_id).await?;
+        // through an admin sign-in of the enrolment client, then the code through its challenge
+        // (which real Cognito also refuses to accept twice). The tokens it yields are not used,
+        // and their refresh token is revoked.
+        let username = self.username_of(user_id).await?;
         match self
-            .admin_sign_in(&self.enrolment, &email, password)
+            .admin_sign_in(&self.enrolment, &username, password)
             .await?
         {
-            AdminSignIn::Tokens(_) => {
+            AdminSignIn::Tokens(result) => {
+                self.revoke(&self.enrolment, &result).await;
                 // The service turns MFA off only where the pool says it is on, so a sign-in
                 // without the TOTP challenge is not proof of anything: refuse, change nothing.
                 return Err(IdentityError::Unavailable(
@@ -567,47 +633,56 @@ impl IdentityProvider for CognitoIdentity {
                         .into(),
                 ));
             }
-            AdminSignIn::Totp { username, session } => {
+            AdminSignIn::Totp {
+                username: challenged,
+                session,
+            } => {
                 match self
-                    .admin_answer_totp(&self.enrolment, &username, &session, code)
+                    .admin_answer_totp(&self.enrolment, &challenged, &session, code)
                     .await
                 {
-                    Ok(_) => {}
+                    Ok(result) => self.revoke(&self.enrolment, &result).await,
                     // The session was made a moment ago: a refusal here is about the code.
                     Err(IdentityError::BadMfaSession) => return Err(IdentityError::BadCode),
                     Err(e) => return Err(e),
                 }
             }
         }
-        self.set_totp(&email, false).await
+        self.set_totp(&username, false).await
     }
 
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError> {
-        let (username, cognito_refresh) = unwrap_refresh(refresh_token)?;
-        let mut refresh = self
+        let (username, cognito_refresh) =
+            unpack(refresh_token).ok_or(IdentityError::BadRefreshToken)?;
+        let refreshed = self
             .client
             .initiate_auth()
             .client_id(&self.app.id)
             .auth_flow(AuthFlowType::RefreshTokenAuth)
-            .auth_parameters("REFRESH_TOKEN", &cognito_refresh);
-        if let Some(hash) = self.app.secret_hash(&username) {
-            refresh = refresh.auth_parameters("SECRET_HASH", hash);
-        }
-        match refresh.send().await {
-            // Cognito answers a refresh without a new refresh token: the one held stays.
-            Ok(output) => Self::tokens(output.authentication_result(), Some(refresh_token.trim())),
-            Err(e) => Err(match e.code() {
-                Some("NotAuthorizedException" | "UserNotFoundException") => {
-                    IdentityError::BadRefreshToken
-                }
-                _ => unavailable(e),
-            }),
-        }
+            .set_auth_parameters(Some(
+                self.app
+                    .parameters(&username, &[("REFRESH_TOKEN", &cognito_refresh)]),
+            ))
+            .send()
+            .await
+            .map_err(|e| {
+                refusal(e, |code| match code {
+                    "NotAuthorizedException" | "UserNotFoundException" => {
+                        Some(IdentityError::BadRefreshToken)
+                    }
+                    _ => None,
+                })
+            })?;
+        // Cognito answers a refresh without a new refresh token: the one held stays.
+        self.tokens(
+            refreshed.authentication_result(),
+            Some(refresh_token.trim()),
+        )
     }
 
     async fn sign_out(&self, user_id: &str) -> Result<(), IdentityError> {
-        let email = self.email_of(user_id).await?;
-        self.global_sign_out(&email).await
+        let username = self.username_of(user_id).await?;
+        self.global_sign_out(&username).await
     }
 
     async fn forgot_password(&self, email: &str) -> Result<(), IdentityError> {
@@ -621,19 +696,28 @@ impl IdentityProvider for CognitoIdentity {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) => match e.code() {
-                Some(
-                    "UserNotFoundException"
-                    | "InvalidParameterException"
-                    | "NotAuthorizedException",
-                ) => Ok(()),
-                Some("LimitExceededException" | "TooManyRequestsException") => {
-                    Err(IdentityError::Cooldown {
+            // Nothing to send, and nothing to tell.
+            Err(e)
+                if !secret_refused(&e)
+                    && matches!(
+                        e.code(),
+                        Some(
+                            "UserNotFoundException"
+                                | "InvalidParameterException"
+                                | "NotAuthorizedException"
+                        )
+                    ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(refusal(e, |code| match code {
+                "LimitExceededException" | "TooManyRequestsException" => {
+                    Some(IdentityError::Cooldown {
                         retry_after_secs: COOLDOWN_SECS,
                     })
                 }
-                _ => Err(unavailable(e)),
-            },
+                _ => None,
+            })),
         }
     }
 
@@ -643,8 +727,7 @@ impl IdentityProvider for CognitoIdentity {
         code: &str,
         new_password: &str,
     ) -> Result<(), IdentityError> {
-        let result = self
-            .client
+        self.client
             .confirm_forgot_password()
             .client_id(&self.app.id)
             .set_secret_hash(self.app.secret_hash(email))
@@ -652,57 +735,26 @@ impl IdentityProvider for CognitoIdentity {
             .confirmation_code(code.trim())
             .password(new_password)
             .send()
-            .await;
-        if let Err(e) = result {
-            return Err(match e.code() {
-                Some(
+            .await
+            .map_err(|e| {
+                let message = e.message().unwrap_or_default().to_owned();
+                refusal(e, |code| match code {
                     "CodeMismatchException"
                     | "ExpiredCodeException"
                     | "UserNotFoundException"
                     | "ResourceNotFoundException"
-                    | "TooManyFailedAttemptsException",
-                ) => IdentityError::BadCode,
-                Some("InvalidPasswordException") => {
-                    IdentityError::WeakPassword(e.message().unwrap_or_default().to_owned())
-                }
-                _ => unavailable(e),
-            });
-        }
-        // Cognito keeps existing sessions across a reset; the platform ends them.
+                    | "TooManyFailedAttemptsException" => Some(IdentityError::BadCode),
+                    "InvalidPasswordException" => Some(IdentityError::WeakPassword(message)),
+                    _ => None,
+                })
+            })?;
+        // Cognito keeps existing sessions across a reset; the platform ends them. The email
+        // names the native account whose password was reset.
         self.global_sign_out(email).await
     }
 
     async fn user(&self, user_id: &str) -> Result<IdentityUser, IdentityError> {
-        let result = self
-            .client
-            .admin_get_user()
-            .user_pool_id(&self.user_pool_id)
-            .username(user_id)
-            .send()
-            .await;
-        let output = match result {
-            Ok(output) => output,
-            Err(e) if e.code() == Some("UserNotFoundException") => {
-                // Federated users (Google_..., LinkedIn_...) are not named by their sub.
-                let listed = self
-                    .client
-                    .list_users()
-                    .user_pool_id(&self.user_pool_id)
-                    .filter(format!("sub = \"{}\"", user_id.replace('"', "")))
-                    .limit(1)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                let Some(username) = listed.users().first().and_then(|u| u.username()) else {
-                    return Err(IdentityError::NoSuchUser);
-                };
-                if username == user_id {
-                    return Err(IdentityError::NoSuchUser);
-                }
-                return Box::pin(self.user(username)).await;
-            }
-            Err(e) => return Err(unavailable(e)),
-        };
+        let output = self.pool_user(user_id).await?;
         let get = |name: &str| {
             output
                 .user_attributes()
@@ -712,7 +764,6 @@ impl IdentityProvider for CognitoIdentity {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let email = get("email");
         let sub = get("sub");
         let mfa_enabled = output
             .user_mfa_setting_list()
@@ -726,13 +777,13 @@ impl IdentityProvider for CognitoIdentity {
             } else {
                 sub
             },
-            groups: self.groups_of(&email).await?,
+            groups: self.groups_of(output.username()).await?,
             name: get("name"),
             account_type: get(ACCOUNT_TYPE),
             confirmed: output
                 .user_status()
                 .is_some_and(|s| s.as_str() == "CONFIRMED"),
-            email,
+            email: get("email"),
         })
     }
 
@@ -791,13 +842,13 @@ impl IdentityProvider for CognitoIdentity {
     }
 
     async fn set_groups(&self, user_id: &str, groups: &[String]) -> Result<(), IdentityError> {
-        let email = self.email_of(user_id).await?;
-        let current = self.groups_of(&email).await?;
+        let username = self.username_of(user_id).await?;
+        let current = self.groups_of(&username).await?;
         for group in groups.iter().filter(|g| !current.contains(g)) {
             self.client
                 .admin_add_user_to_group()
                 .user_pool_id(&self.user_pool_id)
-                .username(&email)
+                .username(&username)
                 .group_name(group)
                 .send()
                 .await
@@ -807,7 +858,7 @@ impl IdentityProvider for CognitoIdentity {
             self.client
                 .admin_remove_user_from_group()
                 .user_pool_id(&self.user_pool_id)
-                .username(&email)
+                .username(&username)
                 .group_name(group)
                 .send()
                 .await
@@ -829,8 +880,12 @@ impl IdentityProvider for CognitoIdentity {
     }
 
     fn adopt_tokens(&self, tokens: TokenSet) -> Result<TokenSet, IdentityError> {
+        self.check_scope(&tokens.access_token)?;
         Ok(TokenSet {
-            refresh_token: wrap_refresh(&tokens.access_token, &tokens.refresh_token)?,
+            refresh_token: pack(
+                &username_claim(&tokens.access_token)?,
+                &tokens.refresh_token,
+            ),
             ..tokens
         })
     }
@@ -844,152 +899,57 @@ impl IdentityProvider for CognitoIdentity {
     }
 }
 
-/// A user pool made by [`create_user_pool`].
-#[derive(Debug, Clone)]
-pub struct CreatedPool {
-    pub pool_id: String,
-    pub app: AppClient,
-    pub enrolment: AppClient,
-}
-
-impl CreatedPool {
-    /// The configuration a function reads for this pool (as template.yaml sets it).
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AMANAR_USER_POOL_ID", self.pool_id.clone()),
-            ("AMANAR_USER_POOL_CLIENT_ID", self.app.id.clone()),
-            (
-                "AMANAR_USER_POOL_CLIENT_SECRET",
-                self.app.secret.clone().unwrap_or_default(),
-            ),
-            ("AMANAR_ENROLMENT_CLIENT_ID", self.enrolment.id.clone()),
-            (
-                "AMANAR_ENROLMENT_CLIENT_SECRET",
-                self.enrolment.secret.clone().unwrap_or_default(),
-            ),
-        ]
-    }
-}
-
-/// Creates a user pool and its app clients shaped like the ones in template.yaml (email
-/// usernames, the same password policy, the `account_type` attribute, the platform-role groups;
-/// an app client and an enrolment client, both with a secret, the admin password flow and
-/// refresh only). For tests against an emulator, and the README's manual setup. The pre-token
-/// trigger is template.yaml's.
-pub async fn create_user_pool(client: &Client, name: &str) -> Result<CreatedPool, IdentityError> {
-    use aws_sdk_cognitoidentityprovider::types::{
-        AttributeDataType, ExplicitAuthFlowsType, PasswordPolicyType, SchemaAttributeType,
-        UserPoolPolicyType, UsernameAttributeType,
-    };
-    let pool = client
-        .create_user_pool()
-        .pool_name(name)
-        .username_attributes(UsernameAttributeType::Email)
-        .policies(
-            UserPoolPolicyType::builder()
-                .password_policy(
-                    PasswordPolicyType::builder()
-                        .minimum_length(12)
-                        .require_uppercase(true)
-                        .require_lowercase(true)
-                        .require_numbers(true)
-                        .require_symbols(false)
-                        .build(),
-                )
-                .build(),
-        )
-        .schema(
-            SchemaAttributeType::builder()
-                .name("account_type")
-                .attribute_data_type(AttributeDataType::String)
-                .mutable(true)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(unavailable)?;
-    let pool_id = pool
-        .user_pool()
-        .and_then(|p| p.id())
-        .ok_or_else(|| IdentityError::Unavailable("no pool id".into()))?
-        .to_owned();
-    for group in ["admin", "verifier"] {
-        client
-            .create_group()
-            .user_pool_id(&pool_id)
-            .group_name(group)
-            .send()
-            .await
-            .map_err(unavailable)?;
-    }
-    let mut clients = Vec::new();
-    for suffix in ["-app", pre_token::ENROLMENT_CLIENT_SUFFIX] {
-        let created = client
-            .create_user_pool_client()
-            .user_pool_id(&pool_id)
-            .client_name(format!("{name}{suffix}"))
-            .generate_secret(true)
-            .explicit_auth_flows(ExplicitAuthFlowsType::AllowAdminUserPasswordAuth)
-            .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let made = created
-            .user_pool_client()
-            .ok_or_else(|| IdentityError::Unavailable("no app client".into()))?;
-        clients.push(AppClient::new(
-            made.client_id().unwrap_or_default(),
-            made.client_secret().map(str::to_owned),
-        ));
-    }
-    let enrolment = clients.pop().expect("two clients");
-    let app = clients.pop().expect("two clients");
-    Ok(CreatedPool {
-        pool_id,
-        app,
-        enrolment,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-    #[test]
-    fn the_secret_hash_is_cognitos_hmac_of_username_and_client_id() {
-        // The value AWS's documented recipe (and moto's check) gives for these inputs.
-        let app = AppClient::new("client123", Some("s3cr3t".into()));
-        assert_eq!(
-            app.secret_hash("user@example.com").as_deref(),
-            Some("HUcyXOagzC8xPg5OF5Z6P1nV4llo7nnI7sDP2pYyq1k=")
-        );
-        assert_eq!(AppClient::new("public", None).secret_hash("u"), None);
-        assert_eq!(
-            AppClient::new("public", Some(String::new())).secret_hash("u"),
-            None
-        );
-        assert!(
-            !format!("{app:?}").contains("s3cr3t"),
-            "the secret is never printed"
-        );
+    fn token(claims: &str) -> String {
+        format!("h.{}.s", URL_SAFE_NO_PAD.encode(claims))
     }
 
-    #[test]
-    fn a_refresh_token_carries_the_username_of_its_access_token() {
-        let claims = URL_SAFE_NO_PAD.encode(r#"{"username":"0f1e-uuid","sub":"0f1e-uuid"}"#);
-        let access = format!("h.{claims}.s");
-        let wrapped = wrap_refresh(&access, "cognito-refresh").unwrap();
+    async fn identity(requires_trigger: bool) -> CognitoIdentity {
+        let sdk = aws_sdk_cognitoidentityprovider::Config::builder()
+            .behavior_version(aws_sdk_cognitoidentityprovider::config::BehaviorVersion::latest())
+            .region(aws_sdk_cognitoidentityprovider::config::Region::new(
+                "eu-west-1",
+            ))
+            .build();
+        CognitoIdentity::new(
+            Client::from_conf(sdk),
+            "eu-west-1",
+            "eu-west-1_x",
+            AppClient::new("app", Some("secret".into())),
+            None,
+            None,
+        )
+        .requiring_trigger(requires_trigger)
+    }
+
+    #[tokio::test]
+    async fn a_token_with_the_user_admin_scope_is_refused_where_the_trigger_should_have_run() {
+        let scoped = TokenSet {
+            access_token: token(r#"{"username":"u-1","scope":"aws.cognito.signin.user.admin"}"#),
+            refresh_token: "cognito-refresh".into(),
+            expires_in: 900,
+        };
+        assert!(matches!(
+            identity(true).await.adopt_tokens(scoped.clone()),
+            Err(IdentityError::Unavailable(_))
+        ));
+        // Without the trigger (a pool made by hand, moto), the same token passes, packed.
+        let adopted = identity(false).await.adopt_tokens(scoped).unwrap();
         assert_eq!(
-            unwrap_refresh(&wrapped).unwrap(),
-            ("0f1e-uuid".to_owned(), "cognito-refresh".to_owned())
+            unpack(&adopted.refresh_token),
+            Some(("u-1".to_owned(), "cognito-refresh".to_owned()))
         );
-        assert_eq!(
-            unwrap_refresh("not base64 !"),
-            Err(IdentityError::BadRefreshToken)
-        );
-        assert_eq!(
-            unwrap_refresh(&URL_SAFE_NO_PAD.encode("no-newline")),
-            Err(IdentityError::BadRefreshToken)
-        );
+        // The hosted UI's tokens carry OAuth scopes only: they pass either way.
+        let hosted = TokenSet {
+            access_token: token(r#"{"username":"Google_1","scope":"openid email profile"}"#),
+            refresh_token: "r".into(),
+            expires_in: 900,
+        };
+        assert!(identity(true).await.adopt_tokens(hosted).is_ok());
     }
 }

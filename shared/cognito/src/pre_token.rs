@@ -10,12 +10,13 @@
 //! them with a stolen token.
 //!
 //! This trigger takes the scope out of every access token, except those of the pool's enrolment
-//! client (named `<stack>-enrolment`), which the Cognito adapter signs in with, after checking
-//! the password, for the one MFA call only such a token may make, and which it never hands out.
-//! Anything it cannot decide (an unknown pool, a failed look-up) loses the scope: failing
-//! closed costs an enrolment, never a hole.
+//! client (template.yaml's `EnrolmentClient`, known by its exact name), which the Cognito adapter
+//! signs in with, using the password the caller gave, for the MFA calls only such a token may
+//! make, and which it never hands out. Anything it cannot decide (an unknown pool or client, a
+//! failed or slow look-up, no name configured) loses the scope: failing closed costs an MFA
+//! change, never a hole.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -24,10 +25,13 @@ use serde_json::{Value, json};
 
 /// The scope that lets an access token call Cognito's user-facing API.
 pub const USER_ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
-/// How the enrolment client's name ends (template.yaml's `EnrolmentClient`).
-pub const ENROLMENT_CLIENT_SUFFIX: &str = "-enrolment";
-/// How long a pool's list of enrolment clients is trusted before it is read again.
+/// The enrolment client's name (`<stack>-enrolment` in template.yaml).
+pub const ENROLMENT_CLIENT_NAME: &str = "AMANAR_ENROLMENT_CLIENT_NAME";
+/// How long a pool's enrolment client id is trusted before it is read again.
 const CACHE_FOR: Duration = Duration::from_secs(300);
+/// How long a failed look-up is remembered: while the API refuses (throttling, say), sign-ins
+/// go on without the scope instead of each waiting on another call.
+const FAILURE_FOR: Duration = Duration::from_secs(30);
 
 /// Fills in the trigger's answer: the event with its `response`, keeping the scope only where
 /// `keep_user_admin_scope` says so.
@@ -47,17 +51,25 @@ pub fn respond(mut event: Value, keep_user_admin_scope: bool) -> Value {
     event
 }
 
-/// The trigger: knows which clients of a pool are enrolment clients, by their names.
+/// What is known of one pool: its enrolment client's id (if it has one by that name), or that
+/// the look-up failed, and when.
+type Known = (Instant, Result<Option<String>, String>);
+
+/// The trigger: knows each pool's enrolment client by its name.
 pub struct PreToken {
     client: Client,
-    enrolment_clients: Mutex<HashMap<String, (Instant, HashSet<String>)>>,
+    enrolment_client_name: Option<String>,
+    pools: Mutex<HashMap<String, Known>>,
 }
 
 impl PreToken {
-    pub fn new(client: Client) -> Self {
+    /// `enrolment_client_name`: the one client whose tokens keep the scope; `None` keeps it for
+    /// no client.
+    pub fn new(client: Client, enrolment_client_name: Option<String>) -> Self {
         Self {
             client,
-            enrolment_clients: Mutex::new(HashMap::new()),
+            enrolment_client_name: enrolment_client_name.filter(|n| !n.is_empty()),
+            pools: Mutex::new(HashMap::new()),
         }
     }
 
@@ -70,8 +82,8 @@ impl PreToken {
             .to_owned();
         let keep = !pool.is_empty()
             && !client_id.is_empty()
-            && match self.enrolment_clients(&pool).await {
-                Ok(clients) => clients.contains(&client_id),
+            && match self.enrolment_client(&pool).await {
+                Ok(enrolment) => enrolment.as_deref() == Some(client_id.as_str()),
                 Err(error) => {
                     tracing::warn!(pool, %error, "cannot list the pool's app clients; the scope goes");
                     false
@@ -80,13 +92,28 @@ impl PreToken {
         respond(event, keep)
     }
 
-    async fn enrolment_clients(&self, pool: &str) -> Result<HashSet<String>, String> {
-        if let Some((read, clients)) = self.lock().get(pool)
-            && read.elapsed() < CACHE_FOR
-        {
-            return Ok(clients.clone());
+    async fn enrolment_client(&self, pool: &str) -> Result<Option<String>, String> {
+        let Some(name) = &self.enrolment_client_name else {
+            return Ok(None);
+        };
+        if let Some((read, known)) = self.lock().get(pool) {
+            let trusted = if known.is_ok() {
+                CACHE_FOR
+            } else {
+                FAILURE_FOR
+            };
+            if read.elapsed() < trusted {
+                return known.clone();
+            }
         }
-        let mut clients = HashSet::new();
+        let found = self.find(pool, name).await;
+        self.lock()
+            .insert(pool.to_owned(), (Instant::now(), found.clone()));
+        found
+    }
+
+    /// The id of the pool's client with exactly this name.
+    async fn find(&self, pool: &str, name: &str) -> Result<Option<String>, String> {
         let mut next: Option<String> = None;
         loop {
             let page = self
@@ -97,35 +124,24 @@ impl PreToken {
                 .set_next_token(next.take())
                 .send()
                 .await
-                .map_err(|e| {
-                    use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
-                    format!(
-                        "{}: {}",
-                        e.code().unwrap_or("unknown"),
-                        e.message().unwrap_or("")
-                    )
-                })?;
-            clients.extend(
-                page.user_pool_clients()
-                    .iter()
-                    .filter(|c| {
-                        c.client_name()
-                            .is_some_and(|n| n.ends_with(ENROLMENT_CLIENT_SUFFIX))
-                    })
-                    .filter_map(|c| c.client_id().map(str::to_owned)),
-            );
+                .map_err(|e| super::unavailable(e).to_string())?;
+            if let Some(id) = page
+                .user_pool_clients()
+                .iter()
+                .find(|c| c.client_name() == Some(name))
+                .and_then(|c| c.client_id())
+            {
+                return Ok(Some(id.to_owned()));
+            }
             match page.next_token() {
                 Some(token) if !token.is_empty() => next = Some(token.to_owned()),
-                _ => break,
+                _ => return Ok(None),
             }
         }
-        self.lock()
-            .insert(pool.to_owned(), (Instant::now(), clients.clone()));
-        Ok(clients)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, HashSet<String>)>> {
-        self.enrolment_clients
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
+        self.pools
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

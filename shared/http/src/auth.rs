@@ -384,26 +384,3 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         })
     }
 }
-
-/// The raw bearer token of an authenticated request (for provider calls made as the user, such as
-/// Cognito's MFA enrolment). Only present after the middleware verified it.
-#[derive(Clone)]
-pub struct BearerToken(pub String);
-
-impl std::fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BearerToken(<redacted>)")
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Caller::from_request_parts(parts, state).await?;
-        match bearer(&parts.headers) {
-            Some(Ok(token)) => Ok(BearerToken(token.to_owned())),
-            _ => Err(invalid_token()),
-        }
-    }
-}

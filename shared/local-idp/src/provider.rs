@@ -163,6 +163,24 @@ impl LocalIdentity {
             .await?
     }
 
+    /// A user's credentials, once `password` is shown to be theirs
+    /// ([`IdentityError::BadCredentials`] if not).
+    async fn proven_credentials(
+        &self,
+        user_id: &str,
+        password: &str,
+    ) -> Result<Credentials, IdentityError> {
+        let credentials = self.credentials_of_user(user_id).await?;
+        if self
+            .verify_password(password, &credentials.password_hash)
+            .await?
+        {
+            Ok(credentials)
+        } else {
+            Err(IdentityError::BadCredentials)
+        }
+    }
+
     async fn verify_password(&self, password: &str, hash: &str) -> Result<bool, IdentityError> {
         let (password, hash) = (password.to_owned(), hash.to_owned());
         self.hashing
@@ -337,13 +355,7 @@ impl IdentityProvider for LocalIdentity {
     }
 
     async fn totp_enrol(&self, user_id: &str, password: &str) -> Result<String, IdentityError> {
-        let credentials = self.credentials_of_user(user_id).await?;
-        if !self
-            .verify_password(password, &credentials.password_hash)
-            .await?
-        {
-            return Err(IdentityError::BadCredentials);
-        }
+        let credentials = self.proven_credentials(user_id, password).await?;
         let secret = totp::base32_encode(&random_bytes::<20>());
         self.table
             .write(vec![
@@ -363,13 +375,7 @@ impl IdentityProvider for LocalIdentity {
         password: &str,
         code: &str,
     ) -> Result<(), IdentityError> {
-        let credentials = self.credentials_of_user(user_id).await?;
-        if !self
-            .verify_password(password, &credentials.password_hash)
-            .await?
-        {
-            return Err(IdentityError::BadCredentials);
-        }
+        let credentials = self.proven_credentials(user_id, password).await?;
         let pending = credentials
             .totp_pending
             .clone()
@@ -399,14 +405,8 @@ impl IdentityProvider for LocalIdentity {
         password: &str,
         code: &str,
     ) -> Result<(), IdentityError> {
-        let credentials = self.credentials_of_user(user_id).await?;
         // Proof of both factors, so a stolen access token alone cannot turn the second one off.
-        if !self
-            .verify_password(password, &credentials.password_hash)
-            .await?
-        {
-            return Err(IdentityError::BadCredentials);
-        }
+        let credentials = self.proven_credentials(user_id, password).await?;
         let mut disable = Update::new()
             .set("totpEnabled", false)
             .remove("totpSecret")
