@@ -496,23 +496,17 @@ async fn totp_mfa_enrols_then_guards_every_login() {
     );
     let key = totp::base32_decode(secret).unwrap();
     let step = totp::step_of(amanar_testkit::unix_now());
-    let wrong = api
-        .send(
+    let verify = |code: String| {
+        api.send(
             "POST",
             "/v1/me/mfa/totp/verify",
             Some(&access),
-            Some(json!({"code": "000000", "password": PASSWORD})),
+            Some(json!({"code": code, "password": PASSWORD})),
         )
-        .await;
+    };
+    let wrong = verify("000000".into()).await;
     assert_eq!(wrong.status, 422);
-    let verified = api
-        .send(
-            "POST",
-            "/v1/me/mfa/totp/verify",
-            Some(&access),
-            Some(json!({"code": totp::code_at_step(&key, step), "password": PASSWORD})),
-        )
-        .await;
+    let verified = verify(totp::code_at_step(&key, step)).await;
     assert_eq!(verified.status, 200, "{}", verified.body);
     assert_eq!(verified.body["mfaEnabled"], true);
 
@@ -525,14 +519,7 @@ async fn totp_mfa_enrols_then_guards_every_login() {
         )
         .await;
     assert_eq!(again.status, 409, "an active secret is not replaced");
-    let verified_again = api
-        .send(
-            "POST",
-            "/v1/me/mfa/totp/verify",
-            Some(&access),
-            Some(json!({"code": totp::code_at_step(&key, step), "password": PASSWORD})),
-        )
-        .await;
+    let verified_again = verify(totp::code_at_step(&key, step)).await;
     assert_eq!(verified_again.status, 409, "{}", verified_again.body);
     assert_eq!(
         verified_again.body["type"],

@@ -186,6 +186,7 @@ async fn setting_up_a_second_factor_takes_the_password_and_is_bounded_like_a_log
     let email = "mfa-on@example.com";
     let (_, access) = api.user(email, "business").await;
     let enrol = |body: Value| api.post("/v1/me/mfa/totp", As::Bearer(&access), body);
+    let verify = |body: Value| api.post("/v1/me/mfa/totp/verify", As::Bearer(&access), body);
 
     let no_password = enrol(json!({})).await;
     assert_eq!(no_password.status, 422, "{}", no_password.body);
@@ -197,31 +198,13 @@ async fn setting_up_a_second_factor_takes_the_password_and_is_bounded_like_a_log
     assert_eq!(enrolment.status, 200, "{}", enrolment.body);
     let key = totp::base32_decode(enrolment.body["secret"].as_str().unwrap()).unwrap();
     let code = totp::code_at_step(&key, totp::step_of(amanar_testkit::unix_now()));
-    let code_only = api
-        .post(
-            "/v1/me/mfa/totp/verify",
-            As::Bearer(&access),
-            json!({"code": code}),
-        )
-        .await;
+    let code_only = verify(json!({"code": code})).await;
     assert_eq!(code_only.status, 422, "{}", code_only.body);
-    let not_a_code = api
-        .post(
-            "/v1/me/mfa/totp/verify",
-            As::Bearer(&access),
-            json!({"code": "12345", "password": PASSWORD}),
-        )
-        .await;
+    let not_a_code = verify(json!({"code": "12345", "password": PASSWORD})).await;
     assert_eq!(not_a_code.status, 422, "{}", not_a_code.body);
     let mut locked = None;
     for attempt in 0..7 {
-        let answer = api
-            .post(
-                "/v1/me/mfa/totp/verify",
-                As::Bearer(&access),
-                json!({"code": code, "password": "Not the password 9"}),
-            )
-            .await;
+        let answer = verify(json!({"code": code, "password": "Not the password 9"})).await;
         match answer.status {
             401 => {}
             423 => {
