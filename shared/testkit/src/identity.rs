@@ -50,6 +50,17 @@ pub async fn code_after(key: &[u8], last_used: i64) -> String {
     }
 }
 
+/// The current TOTP step, once at least 5 s of it remain. moto checks a code against the current
+/// step alone, with no drift window, so a code must not cross a step boundary on its way there.
+pub async fn settled_step() -> i64 {
+    const MARGIN_SECS: i64 = 5;
+    let left = totp::STEP_SECS - crate::unix_now().rem_euclid(totp::STEP_SECS);
+    if left < MARGIN_SECS {
+        tokio::time::sleep(std::time::Duration::from_millis(left as u64 * 1000 + 100)).await;
+    }
+    totp::step_of(crate::unix_now())
+}
+
 fn new_identity(email: &str) -> NewIdentity {
     NewIdentity {
         email: email.to_owned(),
@@ -309,8 +320,9 @@ pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixt
         Err(IdentityError::BadCredentials)
     );
     assert!(!f.idp.user(&id).await.unwrap().mfa_enabled);
+    let enrolled = settled_step().await;
     f.idp
-        .totp_confirm(&id, PASSWORD, &totp::code_at_step(&key, now))
+        .totp_confirm(&id, PASSWORD, &totp::code_at_step(&key, enrolled))
         .await
         .unwrap();
     assert!(f.idp.user(&id).await.unwrap().mfa_enabled);
@@ -322,9 +334,9 @@ pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixt
         f.idp.respond_totp(&session, &wrong).await,
         Err(IdentityError::BadCode)
     );
-    let step = totp::step_of(crate::unix_now());
+    let step = settled_step().await;
     // The enrolment used this step's code; the next step's is within the drift window.
-    let used_step = step.max(now) + 1;
+    let used_step = step.max(enrolled) + 1;
     let code = if f.codes.totp_codes_work_once() {
         totp::code_at_step(&key, used_step)
     } else {
@@ -364,7 +376,7 @@ pub async fn totp_enrolment_turns_on_a_challenge_that_takes_a_valid_code(f: Fixt
         );
         code_after(&key, used_step).await
     } else {
-        totp::code_at_step(&key, totp::step_of(crate::unix_now()))
+        totp::code_at_step(&key, settled_step().await)
     };
     f.idp.totp_disable(&id, PASSWORD, &current).await.unwrap();
     assert!(!f.idp.user(&id).await.unwrap().mfa_enabled);
