@@ -230,13 +230,26 @@ impl Cursor {
         serde_json::from_slice(&bytes).map_err(|_| TableError::InvalidCursor)
     }
 
-    /// Position, checked to belong to the partition being queried.
-    pub fn position_in(&self, partition: &str) -> Result<CursorPosition, TableError> {
+    /// Position, checked to belong to `query`: its partition, its sort-key condition and, on the
+    /// base table, a key inside that partition. A cursor is base64 JSON that a client can edit, so
+    /// nothing in it may start a read outside the partition the caller was allowed to query (the
+    /// embedded table's range starts at the cursor's key) or reach the backend as a key it refuses
+    /// (DynamoDB's `ValidationException` on a foreign start key would be a 500).
+    pub fn position_for(&self, query: &Query) -> Result<CursorPosition, TableError> {
         let position = self.position()?;
-        if position.p != partition {
-            return Err(TableError::InvalidCursor);
+        let usable = |text: &str| !text.is_empty() && !text.contains('\0');
+        let inside = position.p == query.partition
+            && [&position.s, &position.k.pk, &position.k.sk]
+                .iter()
+                .all(|text| usable(text))
+            && (query.index != Index::Primary
+                || (position.k.pk == position.p && position.k.sk == position.s))
+            && sort_key_matches(query.sort.as_ref(), &position.s);
+        if inside {
+            Ok(position)
+        } else {
+            Err(TableError::InvalidCursor)
         }
-        Ok(position)
     }
 
     pub fn as_str(&self) -> &str {
@@ -717,8 +730,49 @@ mod tests {
         };
         let cursor = Cursor::encode(&position);
         let parsed = Cursor::parse(cursor.as_str()).unwrap();
-        assert_eq!(parsed.position_in("USER#1").unwrap(), position);
-        assert_eq!(parsed.position_in("USER#2"), Err(TableError::InvalidCursor));
+        let orders =
+            Query::partition(Index::Primary, "USER#1").sort(SortKey::BeginsWith("ORDER#".into()));
+        assert_eq!(parsed.position_for(&orders).unwrap(), position);
+        let other_user = Query::partition(Index::Primary, "USER#2");
+        assert_eq!(
+            parsed.position_for(&other_user),
+            Err(TableError::InvalidCursor)
+        );
+        let invoices =
+            Query::partition(Index::Primary, "USER#1").sort(SortKey::BeginsWith("INVOICE#".into()));
+        assert_eq!(
+            parsed.position_for(&invoices),
+            Err(TableError::InvalidCursor)
+        );
+        // Forged: the right partition, but a base key in another (where the embedded table's
+        // range would start), or a key the backend refuses.
+        for forged in [
+            CursorPosition {
+                k: Key::new("USER#2", "ORDER#2"),
+                ..position.clone()
+            },
+            CursorPosition {
+                k: Key::new("USER#1", "ORDER#3"),
+                ..position.clone()
+            },
+            CursorPosition {
+                s: "ORDER#\0".into(),
+                k: Key::new("USER#1", "ORDER#\0"),
+                ..position.clone()
+            },
+        ] {
+            let cursor = Cursor::encode(&forged);
+            assert_eq!(
+                cursor.position_for(&orders),
+                Err(TableError::InvalidCursor),
+                "{forged:?}"
+            );
+        }
+        let by_gsi = Query::partition(Index::Gsi1, "USER#1");
+        assert!(
+            parsed.position_for(&by_gsi).is_ok(),
+            "a GSI's base key is any item's"
+        );
         assert_eq!(
             Cursor::parse("not base64 !").unwrap_err(),
             TableError::InvalidCursor

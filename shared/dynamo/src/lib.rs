@@ -537,10 +537,7 @@ impl Table for DynamoTable {
             None => partition,
         };
         let mut start = match &query.cursor {
-            Some(cursor) => Some(start_key(
-                query.index,
-                &cursor.position_in(&query.partition)?,
-            )),
+            Some(cursor) => Some(start_key(query.index, &cursor.position_for(query)?)),
             None => None,
         };
         let mut items: Vec<Item> = Vec::with_capacity(query.limit + 1);

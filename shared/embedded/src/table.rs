@@ -296,7 +296,7 @@ impl Table for RedbTable {
         }
         let (mut lower, mut upper) = query_range(query)?;
         if let Some(cursor) = &query.cursor {
-            let position = cursor.position_in(&query.partition)?;
+            let position = cursor.position_for(query)?;
             let last = index_key(query.index, &position.p, &position.s, &position.k)?;
             if query.forward {
                 lower = Bound::Excluded(last);

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use amanar_core::table::{
-    Condition, Cursor, Index, IndexKey, Item, Key, PK, Query, SK, SortKey, Table, TableError,
-    Update, WriteOp,
+    Condition, Cursor, CursorPosition, Index, IndexKey, Item, Key, PK, Query, SK, SortKey, Table,
+    TableError, Update, WriteOp,
 };
 use serde_json::{Value, json};
 
@@ -225,6 +225,19 @@ pub async fn a_cursor_is_refused_on_another_partition(table: &dyn Table, ns: &st
     let foreign = Query::partition(Index::Primary, format!("{ns}#OTHER")).after(Some(cursor));
     assert_eq!(
         table.query(&foreign).await.unwrap_err(),
+        TableError::InvalidCursor
+    );
+    // A cursor edited to name this partition but start at another's key reads nothing of either.
+    let victim = format!("{ns}#VICTIM");
+    put_all(table, vec![keyed(&victim, "0", json!({"secret": true}))]).await;
+    let forged = Cursor::encode(&CursorPosition {
+        p: pk.clone(),
+        s: "0".into(),
+        k: Key::new(&victim, "0"),
+    });
+    let own = Query::partition(Index::Primary, pk.clone()).after(Some(forged));
+    assert_eq!(
+        table.query(&own).await.unwrap_err(),
         TableError::InvalidCursor
     );
 }
