@@ -440,6 +440,7 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         .await;
     assert_eq!(approved.status, 200, "{}", approved.body);
     assert_eq!(approved.body["status"], "approved");
+    assert_eq!(approved.body["approvedAt"], approved.body["updatedAt"]);
     let edit_approved = api
         .call(
             "PATCH",
@@ -583,6 +584,24 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
     );
     assert_eq!(listed.body["available"], 300);
     let listing_path = format!("/v1/listings/{}", listed.body["id"].as_str().unwrap());
+    let own = api
+        .get(&format!("{path}/listings?limit=1"), As::Bearer(&dev))
+        .await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert_eq!(
+        own.body["items"][0]["id"], listed.body["id"],
+        "{}",
+        own.body
+    );
+    assert_eq!(own.body["items"].as_array().map(Vec::len), Some(1));
+    assert!(own.body["nextCursor"].is_null(), "one listing, one page");
+    assert_eq!(
+        api.get(&format!("{path}/listings"), As::Bearer(&buyer))
+            .await
+            .status,
+        404,
+        "a project's listings in every state are for its seller"
+    );
 
     let search = "/v1/projects?country=ET&category=forest&standard=VCS&facets=true";
     let found = api.get(search, As::Anonymous).await;
@@ -673,8 +692,43 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
     let events = api
         .get(&format!("{listing_path}/history"), As::Bearer(&dev))
         .await;
-    assert_eq!(events.body[1]["kind"], "price_changed", "{}", events.body);
-    assert_eq!(events.body[1]["previousPrice"]["amount"], "12.50");
+    assert_eq!(
+        events.body["items"][1]["kind"], "price_changed",
+        "{}",
+        events.body
+    );
+    assert_eq!(events.body["items"][1]["previousPrice"]["amount"], "12.50");
+    let first = api
+        .get(&format!("{listing_path}/history?limit=1"), As::Bearer(&dev))
+        .await;
+    let cursor = first.body["nextCursor"]
+        .as_str()
+        .expect("a cursor to the next page");
+    let second = api
+        .get(
+            &format!("{listing_path}/history?limit=1&cursor={cursor}"),
+            As::Bearer(&dev),
+        )
+        .await;
+    assert_eq!(second.body["items"][0], events.body["items"][1]);
+    let bad_limit = api
+        .get(
+            &format!("{listing_path}/history?limit=abc"),
+            As::Bearer(&dev),
+        )
+        .await;
+    assert_eq!(bad_limit.status, 422, "{}", bad_limit.body);
+    let other_cursor = api
+        .get(
+            &format!("{path}/listings?cursor={cursor}"),
+            As::Bearer(&dev),
+        )
+        .await;
+    assert_eq!(
+        other_cursor.status, 422,
+        "a listing's history cursor is refused on the project's listings: {}",
+        other_cursor.body
+    );
     assert_eq!(
         api.get(&format!("{listing_path}/history"), As::Bearer(&buyer))
             .await
@@ -701,42 +755,48 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
 
     // An admin records a BeZero rating; the catalogue filters on it.
     let admin = admin_token(&api).await;
-    let rating = json!({"agency": "bezero", "grade": "A", "ratedOn": "2024-03-01",
-        "scope": "project", "sourceUrl": "https://bezerocarbon.com/"});
-    assert_eq!(
-        api.post(
-            &format!("{path}/agency-ratings"),
-            As::Bearer(&dev),
-            rating.clone()
-        )
-        .await
-        .status,
-        403
-    );
+    let ratings = format!("{path}/agency-ratings");
+    let bezero = |grade: &str, rated_on: &str| {
+        json!({"agency": "bezero", "grade": grade, "ratedOn": rated_on,
+            "scope": "project", "sourceUrl": "https://bezerocarbon.com/"})
+    };
+    let rated_at_least = async |grade: &str| {
+        let found = api
+            .get(
+                &format!("/v1/projects?ratingAgency=bezero&minRating={grade}"),
+                As::Anonymous,
+            )
+            .await;
+        found.body["total"].as_u64().expect("a total")
+    };
+    let by_dev = api
+        .post(&ratings, As::Bearer(&dev), bezero("A", "2024-03-01"))
+        .await;
+    assert_eq!(by_dev.status, 403);
     let rated = api
-        .post(
-            &format!("{path}/agency-ratings"),
-            As::Bearer(&admin),
-            rating,
-        )
+        .post(&ratings, As::Bearer(&admin), bezero("A", "2024-03-01"))
         .await;
     assert_eq!(rated.status, 201, "{}", rated.body);
-    let good = api
-        .get(
-            "/v1/projects?ratingAgency=bezero&minRating=BBB",
-            As::Anonymous,
-        )
-        .await;
-    assert_eq!(good.body["total"], 1, "{}", good.body);
-    let best = api
-        .get(
-            "/v1/projects?ratingAgency=bezero&minRating=AA",
-            As::Anonymous,
-        )
-        .await;
-    assert_eq!(best.body["total"], 0, "{}", best.body);
+    assert_eq!(rated_at_least("BBB").await, 1);
+    assert_eq!(rated_at_least("AA").await, 0);
     let shown = api.get(&path, As::Bearer(&dev)).await;
     assert_eq!(shown.body["agencyRatings"][0]["grade"], "A");
+    // The agency's later downgrade replaces its grade in the catalogue; both stay on the project.
+    let rated = api
+        .post(&ratings, As::Bearer(&admin), bezero("B", "2025-01-10"))
+        .await;
+    assert_eq!(rated.status, 201, "{}", rated.body);
+    assert_eq!(rated_at_least("BBB").await, 0);
+    assert_eq!(rated_at_least("B").await, 1);
+    let shown = api.get(&path, As::Bearer(&dev)).await;
+    assert_eq!(
+        shown.body["agencyRatings"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let dated_ahead = api
+        .post(&ratings, As::Bearer(&admin), bezero("AAA", "2999-01-01"))
+        .await;
+    assert_eq!(dated_ahead.status, 422, "{}", dated_ahead.body);
 
     // Closing returns the unsold credits to inventory; the catalogue offers nothing then.
     let closed = api

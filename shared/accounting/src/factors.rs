@@ -407,13 +407,6 @@ impl Row {
     }
 }
 
-/// FNV-1a: a stable fingerprint of the table, so that cursors from another edition are refused.
-fn fingerprint(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 impl Library {
     /// The library compiled into this binary, parsed on first use.
     pub fn shipped() -> &'static Library {
@@ -457,7 +450,8 @@ impl Library {
             factors,
             by_id,
             by_activity,
-            version: fingerprint(csv_text.as_bytes()),
+            // A fingerprint of the table, so that cursors from another edition are refused.
+            version: amanar_core::fnv1a(csv_text.as_bytes()),
         })
     }
 

@@ -534,7 +534,8 @@ pub fn catalogue_feed(shard: u32) -> String {
 }
 
 /// The feed entry of a catalogue record (`kind` `PROJECT` or `LISTING`) changed at `at`. The shard
-/// is a hash of the id, so one record always sits in one shard.
+/// is a hash of the id, so one record always sits in one shard. Stored keys depend on this hash:
+/// changing it would leave every record's older entry in another shard.
 pub fn catalogue_entry(kind: &str, id: &str, at: DateTime<Utc>) -> IndexKey {
     let shard = id
         .bytes()

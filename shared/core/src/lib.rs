@@ -37,3 +37,21 @@ impl<D: Provide<Ports> + Sync> FromDeps<D> for Ports {
         deps.provide().await
     }
 }
+
+/// FNV-1a, 64 bits: a fingerprint stable across processes, builds and machines (the standard
+/// hasher is seeded per process). Not for anything an attacker must not collide.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fnv1a_gives_the_published_test_vectors() {
+        assert_eq!(super::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(super::fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}

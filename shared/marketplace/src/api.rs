@@ -258,6 +258,10 @@ impl From<ProjectError> for ApiError {
                     crate::ratings::MAX_RATINGS
                 ),
             },
+            ProjectError::RatingReused => ApiError::Conflict {
+                slug: "idempotency-key-reused",
+                detail: "This Idempotency-Key recorded a different rating; use a new key for a new rating.".into(),
+            },
             ProjectError::TooManyDocuments => ApiError::Conflict {
                 slug: "too-many-documents",
                 detail: format!(

@@ -11,7 +11,7 @@
 //!   catalogue.
 
 use amanar_core::new_id;
-use amanar_http::{ApiError, Json, Principal, Problem};
+use amanar_http::{ApiError, Json, List, PageParams, Principal, Problem, Query};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -299,40 +299,52 @@ pub async fn change_listing(
     ))
 }
 
-/// A listing's history: created, price changes, pauses, resumptions, close.
+/// A page of a listing's history, oldest first: created, price changes, pauses, resumptions, close.
 #[utoipa::path(get, path = "/v1/listings/{listingId}/history", tag = "marketplace", summary = "Listing history",
     security(("bearer" = []), ("apiKey" = [])),
-    params(("listingId" = String, Path, description = "Listing id")),
-    responses((status = 200, description = "Every event, oldest first", body = Vec<ListingEvent>),
+    params(("listingId" = String, Path, description = "Listing id"), PageParams),
+    responses((status = 200, description = "The events, oldest first", body = List<ListingEvent>),
         (status = 404, description = "No such listing for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn listing_history(
     State(state): State<ProjectsState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Vec<ListingEvent>>, ApiError> {
+    Query(page): Query<PageParams>,
+) -> Result<Json<List<ListingEvent>>, ApiError> {
+    let page = page.validate()?;
     let (_, ours) = state.readable_listing(&principal, &id).await?;
     if !ours {
         return Err(ApiError::NotFound);
     }
-    Ok(Json(state.listings().history(&id).await?))
+    let (items, next) = state
+        .listings()
+        .history(&id, page.limit, page.cursor)
+        .await?;
+    Ok(Json(List::new(items, next)))
 }
 
-/// A project's listings in every state.
+/// A page of a project's listings in every state, oldest first.
 #[utoipa::path(get, path = "/v1/projects/{projectId}/listings", tag = "marketplace", summary = "A project's listings",
     security(("bearer" = []), ("apiKey" = [])),
-    params(("projectId" = String, Path, description = "Project id")),
-    responses((status = 200, description = "Listings, oldest first", body = Vec<Listing>),
+    params(("projectId" = String, Path, description = "Project id"), PageParams),
+    responses((status = 200, description = "Listings, oldest first", body = List<Listing>),
         (status = 404, description = "No such project for this caller", body = Problem, content_type = "application/problem+json")))]
 pub async fn project_listings(
     State(state): State<ProjectsState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Vec<Listing>>, ApiError> {
+    Query(page): Query<PageParams>,
+) -> Result<Json<List<Listing>>, ApiError> {
+    let page = page.validate()?;
     let project = state.readable(&principal, &id).await?;
     if !state.owns(&principal, &project).await? {
         return Err(ApiError::NotFound);
     }
-    Ok(Json(state.listings().of_project(&id).await?))
+    let (items, next) = state
+        .listings()
+        .of_project(&id, page.limit, page.cursor)
+        .await?;
+    Ok(Json(List::new(items, next)))
 }
 
 /// Records a rating agency's rating of an approved project.
@@ -353,7 +365,7 @@ pub async fn record_rating(
     Json(request): Json<NewRating>,
 ) -> Result<Response, ApiError> {
     admin(&principal, "record agency ratings")?;
-    let problems = ratings::check(&request);
+    let problems = ratings::check(&request, state.ports.clock.now().date_naive());
     if !problems.is_empty() {
         return Err(crate::api::invalid(problems));
     }
@@ -362,12 +374,8 @@ pub async fn record_rating(
     }
     let now = state.ports.clock.now();
     let rating_id = id_for("rat", &principal, &headers);
-    let project = state.projects().get(&id).await?.ok_or(ApiError::NotFound)?;
-    // A retry of a recorded rating (same key) answers with it rather than adding it twice.
-    if let Some(made) = project.agency_ratings.iter().find(|r| r.id == rating_id) {
-        return Ok((StatusCode::CREATED, Json(made.clone())).into_response());
-    }
     let rating = request.into_rating(rating_id, &principal.subject(), now);
-    state.projects().rate(&id, rating.clone(), now).await?;
+    // A retry with the same Idempotency-Key gets the rating it recorded.
+    let rating = state.projects().rate(&id, rating, now).await?;
     Ok((StatusCode::CREATED, Json(rating)).into_response())
 }

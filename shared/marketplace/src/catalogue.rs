@@ -248,11 +248,15 @@ struct Facts {
     price: Option<([u8; 3], i64, i64)>,
 }
 
-/// FNV-1a, 64 bits: stable across processes and builds, unlike the standard hasher.
+/// When a catalogue project was approved (the index holds approved projects only).
+fn approved_at(project: &Project) -> DateTime<Utc> {
+    project.approval_time().unwrap_or(project.updated_at)
+}
+
+/// The tie-breaker between projects with equal sort keys: stable across processes and builds, so
+/// a cursor taken from one search function's index continues on another's.
 fn tiebreak_of(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    amanar_core::fnv1a(id.as_bytes())
 }
 
 /// The in-memory search index.
@@ -448,11 +452,11 @@ impl SearchIndex {
         }
         terms.extend(fields.labels.iter().map(|l| (Field::Label, snake(*l))));
         terms.extend(fields.sdgs.iter().map(|s| (Field::Sdg, s.to_string())));
-        let ratings: Vec<(String, usize)> = project
-            .agency_ratings
-            .iter()
-            .filter_map(|r| Some((r.agency.clone(), r.rank()?)))
-            .collect();
+        let ratings: Vec<(String, usize)> =
+            crate::ratings::counted(&project.agency_ratings, &vintages)
+                .into_iter()
+                .filter_map(|r| Some((r.agency.clone(), r.rank()?)))
+                .collect();
         terms.extend(ratings.iter().map(|(a, _)| (Field::Agency, a.clone())));
         terms.sort_by(|a, b| (a.0 as u8, &a.1).cmp(&(b.0 as u8, &b.1)));
         terms.dedup();
@@ -498,15 +502,13 @@ impl SearchIndex {
         }
         self.live.insert(slot);
         self.facts[slot as usize] = Facts {
-            approved: entry.project.updated_at.timestamp_micros(),
+            approved: approved_at(&entry.project).timestamp_micros(),
             available: entry.available,
             vintage_min: entry.vintages.first().copied().unwrap_or(i32::MAX),
             vintage_max: entry.vintages.last().copied().unwrap_or(i32::MIN),
             // The best rating as thousandths of its scale (1000 is its top grade).
-            rating: entry
-                .project
-                .agency_ratings
-                .iter()
+            rating: crate::ratings::counted(&entry.project.agency_ratings, &entry.vintages)
+                .into_iter()
                 .filter_map(|r| r.score())
                 .max(),
             tiebreak: tiebreak_of(&entry.project.id),
@@ -807,17 +809,15 @@ impl SearchIndex {
             available: entry.available,
             vintages: entry.vintages.clone(),
             offers: entry.offers.clone(),
-            // Who recorded a rating is for the platform's staff, not for the public.
-            agency_ratings: entry
-                .project
-                .agency_ratings
-                .iter()
+            // The ratings in force (the project shows every one); who recorded a rating is for
+            // the platform's staff, not for the public.
+            agency_ratings: crate::ratings::current(&entry.project.agency_ratings)
                 .map(|r| AgencyRating {
                     recorded_by: String::new(),
                     ..r.clone()
                 })
                 .collect(),
-            approved_at: entry.project.updated_at,
+            approved_at: approved_at(&entry.project),
         }
     }
 }
@@ -961,6 +961,7 @@ mod tests {
             agency_ratings: vec![],
             history_seq: 1,
             history_hash: String::new(),
+            approved_at: Some(at),
         };
         items::with_key(&keys::project(id), &project).unwrap()
     }

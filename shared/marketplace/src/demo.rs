@@ -149,6 +149,7 @@ fn project_of(rows: &[&Row], now: DateTime<Utc>) -> Project {
         agency_ratings: Vec::new(),
         history_seq: 0,
         history_hash: String::new(),
+        approved_at: Some(now),
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use amanar_core::keys;
 use amanar_core::table::{
-    Condition, Index, Query, SortKey, Table, TableError, Update, VERSION, WriteOp, items,
+    Condition, Cursor, Index, Query, SortKey, Table, TableError, Update, VERSION, WriteOp, items,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -275,17 +275,31 @@ impl Listings {
         self.get(id).await?.ok_or(ListingError::NotFound)
     }
 
-    /// A project's listings, oldest first (every status).
-    pub async fn of_project(&self, project_id: &str) -> Result<Vec<Listing>, ListingError> {
-        let query = Query::partition(Index::Gsi1, keys::listings_of_project(project_id));
-        Ok(items::query_all_as(self.table.as_ref(), &query).await?)
+    /// A page of a project's listings, oldest first (every status).
+    pub async fn of_project(
+        &self,
+        project_id: &str,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<(Vec<Listing>, Option<Cursor>), ListingError> {
+        let query = Query::partition(Index::Gsi1, keys::listings_of_project(project_id))
+            .limit(limit)
+            .after(cursor);
+        Ok(items::parse_page(self.table.query(&query).await?)?)
     }
 
-    /// A listing's events, oldest first.
-    pub async fn history(&self, id: &str) -> Result<Vec<ListingEvent>, ListingError> {
+    /// A page of a listing's events, oldest first.
+    pub async fn history(
+        &self,
+        id: &str,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<(Vec<ListingEvent>, Option<Cursor>), ListingError> {
         let query = Query::partition(Index::Primary, keys::listing(id).pk)
-            .sort(SortKey::BeginsWith(keys::LISTING_EVENT_PREFIX.into()));
-        Ok(items::query_all_as(self.table.as_ref(), &query).await?)
+            .sort(SortKey::BeginsWith(keys::LISTING_EVENT_PREFIX.into()))
+            .limit(limit)
+            .after(cursor);
+        Ok(items::parse_page(self.table.query(&query).await?)?)
     }
 
     /// Changes the price, or pauses or resumes the listing; each change is an event.

@@ -164,6 +164,23 @@ pub struct Project {
     pub history_seq: u64,
     #[serde(default)]
     pub history_hash: String,
+    /// When it was approved (by its verifier, or imported approved): `None` before approval and on
+    /// projects stored before the field existed. Read through [`Project::approval_time`].
+    #[serde(default)]
+    pub approved_at: Option<DateTime<Utc>>,
+}
+
+impl Project {
+    /// When the project was approved, the time the catalogue shows and sorts by
+    /// (`sort=approved`); `None` if it is not approved. For a project stored before `approvedAt`
+    /// existed, its `updatedAt`: nothing writes that after approval (edits need an editable
+    /// state; ratings and listing slots leave it).
+    pub fn approval_time(&self) -> Option<DateTime<Utc>> {
+        match self.status {
+            Status::Approved => Some(self.approved_at.unwrap_or(self.updated_at)),
+            _ => None,
+        }
+    }
 }
 
 /// One move of a project, as `GET /v1/projects/{id}/history` shows it.
@@ -277,6 +294,47 @@ pub fn plain(text: &str, lines: bool) -> bool {
     })
 }
 
+/// Whether `url` is an `https` URL of at most `max_len` characters that names a host and nothing a
+/// reader could mistake for one. The whole URL is printable ASCII without spaces (RFC 3986: other
+/// characters arrive percent-encoded), so no invisible or bidirectional character hides in it; the
+/// host is dot-separated labels of letters, digits and inner hyphens, with no user info
+/// (`https://registry.verra.org@evil.example/`) and a port from 1 to 65535 if any. Used for every
+/// link the catalogue shows.
+pub fn is_https_url(url: &str, max_len: usize) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    if url.len() > max_len || !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return false;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let port_ok = port.is_none_or(|port| {
+        port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|number| number > 0)
+    });
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    port_ok
+        && host.len() <= 253
+        && host.contains('.')
+        && host.split('.').all(label_ok)
+        // An all-numeric last label is an IP address in some form (`2130706433`, `127.1`).
+        && !host
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Checks every field, returning all problems at once.
 pub fn check(fields: &ProjectFields) -> Vec<FieldProblem> {
     let mut problems = Vec::new();
@@ -370,11 +428,11 @@ pub fn check(fields: &ProjectFields) -> Vec<FieldProblem> {
         _ => {}
     }
     if let Some(url) = &fields.registry_url
-        && (!url.starts_with("https://") || url.len() > 500 || url.contains(char::is_whitespace))
+        && !is_https_url(url, 500)
     {
         problems.push(problem(
             "registryUrl",
-            "must be an https URL of at most 500 characters",
+            "must be an https URL of at most 500 ASCII characters naming a host, without user info",
         ));
     }
     problems
@@ -400,6 +458,9 @@ pub enum ProjectError {
     TooManyDocuments,
     #[error("the project holds the most agency ratings it may")]
     TooManyRatings,
+    /// A rating with this id (from this caller's Idempotency-Key) was recorded with other values.
+    #[error("the rating id was used for a different rating")]
+    RatingReused,
     #[error(transparent)]
     Table(#[from] TableError),
 }
@@ -444,6 +505,7 @@ impl Projects {
             agency_ratings: Vec::new(),
             history_seq: 0,
             history_hash: String::new(),
+            approved_at: None,
         };
         let mut project = project;
         let history = self.history_op(&mut project, now, actor, None, Status::Draft, None)?;
@@ -469,6 +531,7 @@ impl Projects {
         project.history_seq = 0;
         project.history_hash = String::new();
         let now = project.updated_at;
+        project.approved_at.get_or_insert(now);
         let actor = project.created_by.clone();
         let history = self.history_op(
             &mut project,
@@ -675,6 +738,7 @@ impl Projects {
         update = match queue_entry(to, now, &project.id) {
             Some(entry) => update.set_index(entry),
             None if to == Status::Approved => update
+                .set("approvedAt", json!(now))
                 .set(
                     crate::listings::LISTING_SLOTS,
                     crate::listings::MAX_OPEN_LISTINGS,
@@ -694,6 +758,11 @@ impl Projects {
                 reviewer: reviewer.map(str::to_owned),
                 version: project.version + 1,
                 updated_at: now,
+                approved_at: if to == Status::Approved {
+                    Some(now)
+                } else {
+                    project.approved_at
+                },
                 ..project
             }),
             Err(TableError::ConditionFailed { index: 2.., .. }) => {
@@ -771,15 +840,25 @@ impl Projects {
     }
 
     /// Records an agency rating on an approved project, conditioned on the version read; the
-    /// project's catalogue entry moves with it.
+    /// project's catalogue entry moves with it. Answers with the rating stored under
+    /// `rating.id`: this one, or the one an earlier attempt with that id recorded.
     pub async fn rate(
         &self,
         id: &str,
         rating: crate::ratings::AgencyRating,
         now: DateTime<Utc>,
-    ) -> Result<Project, ProjectError> {
+    ) -> Result<crate::ratings::AgencyRating, ProjectError> {
         for _ in 0..8 {
             let mut project = self.load(id).await?;
+            // A retry of a recorded rating (same id) answers with it rather than adding it twice;
+            // checked on every attempt, so two concurrent retries add it once between them.
+            if let Some(made) = project.agency_ratings.iter().find(|r| r.id == rating.id) {
+                return if made.same_grading(&rating) {
+                    Ok(made.clone())
+                } else {
+                    Err(ProjectError::RatingReused)
+                };
+            }
             if project.status != Status::Approved {
                 return Err(ProjectError::State {
                     current: project.status.as_str(),
@@ -796,10 +875,7 @@ impl Projects {
             let write = WriteOp::update(keys::project(id), update)
                 .when(Condition::VersionIs(project.version));
             match self.table.write(vec![write]).await {
-                Ok(()) => {
-                    project.version += 1;
-                    return Ok(project);
-                }
+                Ok(()) => return Ok(rating),
                 Err(TableError::ConditionFailed { .. } | TableError::TransactionConflict) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -1028,6 +1104,47 @@ mod tests {
                 "{field}: {problems:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_link_is_https_with_a_host_and_nothing_that_passes_for_one() {
+        for good in [
+            "https://registry.verra.org/app/projectDetail/VCS/1340",
+            "https://bezerocarbon.com",
+            "https://example.org:8443/r?id=1#top",
+            "https://example.org/caf%C3%A9",
+        ] {
+            assert!(is_https_url(good, 500), "{good}");
+        }
+        for bad in [
+            "http://registry.verra.org/",
+            "https://",
+            "https:///path",
+            "https://registry.verra.org@evil.example/",
+            "https://user:pw@evil.example/",
+            "https://registry.verra.org\\@evil.example/",
+            "https://evil.example:port/",
+            "https://example.org:99999/",
+            "https://example.org:0/",
+            "https://a b.org/",
+            "https://example.org/a b",
+            "https://example.org/\u{202E}gpj.exe",
+            "https://example.org/\u{2060}",
+            "https://caf\u{e9}.example/",
+            "https://localhost/",
+            "https://2130706433/",
+            "https://127.0.0.1/",
+            "https://a..b/",
+            "https://-a.example/",
+            "https://./",
+            "javascript:alert(1)",
+        ] {
+            assert!(!is_https_url(bad, 500), "{bad}");
+        }
+        let at_most = format!("https://example.org/{}", "a".repeat(480));
+        assert_eq!(at_most.len(), 500);
+        assert!(is_https_url(&at_most, 500));
+        assert!(!is_https_url(&format!("{at_most}a"), 500));
     }
 
     #[test]

@@ -61,7 +61,68 @@ pub struct AgencyRating {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// The ratings in force: for each agency and what it rated (the project, or one vintage), the one
+/// it published last (then the one recorded last, then the greater id, so the choice is total). An
+/// agency's downgrade replaces its earlier grade; the earlier grades stay in `agencyRatings`.
+pub fn current(ratings: &[AgencyRating]) -> impl Iterator<Item = &AgencyRating> {
+    ratings.iter().filter(move |r| {
+        !ratings.iter().any(|later| {
+            later.agency == r.agency
+                && later.scope == r.scope
+                && later.vintage == r.vintage
+                && (later.rated_on, later.recorded_at, &later.id)
+                    > (r.rated_on, r.recorded_at, &r.id)
+        })
+    })
+}
+
+/// The ratings the catalogue filters and sorts a project by: for each agency, its project rating
+/// in force; an agency that rated only vintages counts with its ratings in force of the vintages
+/// on offer (`vintages`). So a project-level downgrade is never outvoted by a vintage's better
+/// grade, and a rating of a vintage nobody sells says nothing about what is for sale.
+pub fn counted<'a>(ratings: &'a [AgencyRating], vintages: &[i32]) -> Vec<&'a AgencyRating> {
+    let in_force: Vec<&AgencyRating> = current(ratings).collect();
+    in_force
+        .iter()
+        .copied()
+        .filter(|r| match (r.scope, r.vintage) {
+            (RatingScope::Project, _) => true,
+            (RatingScope::Vintage, vintage) => {
+                vintage.is_some_and(|year| vintages.contains(&year))
+                    && !in_force
+                        .iter()
+                        .any(|p| p.agency == r.agency && p.scope == RatingScope::Project)
+            }
+        })
+        .collect()
+}
+
+/// The first publication date a rating may carry.
+const EARLIEST_RATING: NaiveDate = NaiveDate::from_ymd_opt(2000, 1, 1).expect("a valid date");
+
 impl AgencyRating {
+    /// Whether `other` states the same grading (who recorded it and when aside): a retry of the
+    /// same request, not a new rating under a reused id.
+    pub fn same_grading(&self, other: &AgencyRating) -> bool {
+        (
+            &self.agency,
+            &self.scale,
+            &self.grade,
+            self.rated_on,
+            self.scope,
+            self.vintage,
+            &self.source_url,
+        ) == (
+            &other.agency,
+            &other.scale,
+            &other.grade,
+            other.rated_on,
+            other.scope,
+            other.vintage,
+            &other.source_url,
+        )
+    }
+
     /// The grade's rank on its scale, 0 being the best.
     pub fn rank(&self) -> Option<usize> {
         self.scale.iter().position(|g| *g == self.grade)
@@ -92,9 +153,16 @@ pub struct NewRating {
     pub source_url: String,
 }
 
-/// A rating's problems, each naming its field.
-pub fn check(new: &NewRating) -> Vec<FieldProblem> {
+/// A rating's problems, each naming its field. `today` bounds the publication date: a rating
+/// dated in the future would stay in force over every real one published before that date.
+pub fn check(new: &NewRating, today: NaiveDate) -> Vec<FieldProblem> {
     let mut problems = Vec::new();
+    if !(EARLIEST_RATING..=today).contains(&new.rated_on) {
+        problems.push(problem(
+            "ratedOn",
+            format!("must be a date from {EARLIEST_RATING} to today ({today})"),
+        ));
+    }
     let agency_ok = !new.agency.is_empty()
         && new.agency.len() <= 40
         && new
@@ -157,14 +225,10 @@ pub fn check(new: &NewRating) -> Vec<FieldProblem> {
         }
         _ => {}
     }
-    let url_ok = new.source_url.len() <= 2000
-        && new.source_url.starts_with("https://")
-        && crate::projects::plain(&new.source_url, false)
-        && !new.source_url.contains(' ');
-    if !url_ok {
+    if !crate::projects::is_https_url(&new.source_url, 2000) {
         problems.push(problem(
             "sourceUrl",
-            "must be an https URL of at most 2,000 characters",
+            "must be an https URL of at most 2,000 ASCII characters naming a host, without user info",
         ));
     }
     problems
@@ -210,14 +274,68 @@ mod tests {
 
     #[test]
     fn known_agencies_grade_on_their_own_scale() {
-        assert!(check(&rating("bezero", "BBB", None)).is_empty());
-        assert_eq!(check(&rating("bezero", "A+", None))[0].field, "grade");
-        assert_eq!(check(&rating("acme", "gold", None))[0].field, "scale");
-        assert!(check(&rating("acme", "gold", Some(vec!["gold", "silver"]))).is_empty());
+        let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        assert!(check(&rating("bezero", "BBB", None), today).is_empty());
+        assert_eq!(
+            check(&rating("bezero", "A+", None), today)[0].field,
+            "grade"
+        );
+        assert_eq!(
+            check(&rating("acme", "gold", None), today)[0].field,
+            "scale"
+        );
+        assert!(check(&rating("acme", "gold", Some(vec!["gold", "silver"])), today).is_empty());
+        // A date in the future would keep its grade in force over every real later rating.
+        let mut dated = rating("bezero", "AAA", None);
+        for (year, month, day) in [(9999, 12, 31), (2026, 12, 2), (1999, 12, 31)] {
+            dated.rated_on = NaiveDate::from_ymd_opt(year, month, day).unwrap();
+            assert_eq!(
+                check(&dated, today)[0].field,
+                "ratedOn",
+                "{}",
+                dated.rated_on
+            );
+        }
+        dated.rated_on = today;
+        assert!(check(&dated, today).is_empty());
         let stored = rating("bezero", "AAA", None).into_rating("r".into(), "user:a", Utc::now());
         assert_eq!(stored.score(), Some(1000));
         let stored = rating("bezero", "D", None).into_rating("r".into(), "user:a", Utc::now());
         assert_eq!(stored.score(), Some(0));
         assert_eq!(rank_of("sylvera", "A"), Some(2));
+    }
+
+    #[test]
+    fn an_agencys_latest_rating_of_the_same_thing_is_the_one_in_force() {
+        let at = Utc::now();
+        let made = |id: &str, agency: &str, grade: &str, year: i32, vintage: Option<i32>| {
+            let mut new = rating(agency, grade, None);
+            new.rated_on = NaiveDate::from_ymd_opt(year, 1, 1).unwrap();
+            if vintage.is_some() {
+                new.scope = RatingScope::Vintage;
+                new.vintage = vintage;
+            }
+            new.into_rating(id.into(), "user:a", at)
+        };
+        let ratings = vec![
+            made("1", "bezero", "AA", 2022, None),
+            made("2", "bezero", "B", 2024, None),
+            made("3", "bezero", "A", 2021, Some(2019)),
+            made("4", "sylvera", "A", 2020, None),
+        ];
+        let in_force: Vec<&str> = current(&ratings).map(|r| r.id.as_str()).collect();
+        assert_eq!(in_force, ["2", "3", "4"]);
+        // BeZero's project downgrade (B) is what the catalogue counts, not its 2019 vintage's A.
+        let ids = |counted: Vec<&AgencyRating>| -> Vec<String> {
+            counted.into_iter().map(|r| r.id.clone()).collect()
+        };
+        assert_eq!(ids(counted(&ratings, &[2019])), ["2", "4"]);
+        // An agency that rated only vintages counts with the vintages on offer.
+        let vintages_only = vec![
+            made("5", "calyx", "A", 2022, Some(2019)),
+            made("6", "calyx", "C", 2022, Some(2021)),
+        ];
+        assert_eq!(ids(counted(&vintages_only, &[2021])), ["6"]);
+        assert!(counted(&vintages_only, &[2015]).is_empty());
     }
 }

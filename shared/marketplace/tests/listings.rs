@@ -61,6 +61,7 @@ async fn approved(table: &Arc<dyn Table>, owner: &str, word: &str, country: &str
         agency_ratings: Vec::new(),
         history_seq: 0,
         history_hash: String::new(),
+        approved_at: Some(now),
     };
     Projects::new(table.clone())
         .import_approved(&project, "test")
@@ -232,13 +233,9 @@ async fn listing_moves_credits_and_closing_returns_them(table: Arc<dyn Table>) {
             .unwrap_err(),
         ListingError::State { .. }
     ));
-    let kinds: Vec<EventKind> = listings
-        .history(&listing.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let (history, next) = listings.history(&listing.id, 100, None).await.unwrap();
+    assert!(next.is_none());
+    let kinds: Vec<EventKind> = history.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
         [
@@ -248,7 +245,14 @@ async fn listing_moves_credits_and_closing_returns_them(table: Arc<dyn Table>) {
             EventKind::Closed
         ]
     );
-    let history = listings.history(&listing.id).await.unwrap();
+    let (first, next) = listings.history(&listing.id, 2, None).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let (rest, _) = listings.history(&listing.id, 2, next).await.unwrap();
+    assert_eq!(
+        [first, rest].concat(),
+        history,
+        "two pages, no gap or repeat"
+    );
     assert_eq!(history[1].previous_price, Some(price("12.50", "USD")));
     assert_eq!(history[3].quantity, Some(60));
 }

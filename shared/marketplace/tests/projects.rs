@@ -9,9 +9,10 @@ use amanar_marketplace::projects::{
     Decision, Document, DocumentKind, DocumentState, IssuanceType, Label, Mechanism, ProjectError,
     ProjectFields, Projects, Status,
 };
+use amanar_marketplace::ratings::{NewRating, RatingScope};
 use amanar_marketplace::serial::Standard;
 use amanar_testkit::namespace;
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 
 fn fields() -> ProjectFields {
     ProjectFields {
@@ -381,7 +382,63 @@ async fn a_document_of_a_missing_project_is_refused(table: Arc<dyn Table>) {
     );
 }
 
+async fn approved(projects: &Projects) -> String {
+    let id = draft(projects).await;
+    accepted_design(projects, &id).await;
+    projects
+        .submit(&id, DEVELOPER_SUBJECT, Utc::now())
+        .await
+        .unwrap();
+    projects.take(&id, VERIFIER, Utc::now()).await.unwrap();
+    projects
+        .decide(&id, VERIFIER, Decision::Approve, None, Utc::now())
+        .await
+        .unwrap();
+    id
+}
+
+fn bezero(grade: &str) -> NewRating {
+    NewRating {
+        agency: "bezero".into(),
+        scale: None,
+        grade: grade.into(),
+        rated_on: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+        scope: RatingScope::Project,
+        vintage: None,
+        source_url: "https://bezerocarbon.com/".into(),
+    }
+}
+
+async fn a_retried_rating_is_recorded_once_and_a_reused_id_is_refused(table: Arc<dyn Table>) {
+    let projects = Projects::new(table);
+    let id = approved(&projects).await;
+    let before = projects.get(&id).await.unwrap().unwrap();
+    assert_eq!(before.approved_at, Some(before.updated_at));
+    let rating = bezero("A").into_rating("rat_1".into(), "user:admin", Utc::now());
+    // Two concurrent retries of one request, then a late third: one rating between them.
+    let (a, b) = tokio::join!(
+        projects.rate(&id, rating.clone(), Utc::now()),
+        projects.rate(&id, rating.clone(), Utc::now()),
+    );
+    assert_eq!(a.unwrap(), rating);
+    assert_eq!(b.unwrap(), rating);
+    let late = bezero("A").into_rating("rat_1".into(), "user:admin", Utc::now());
+    assert_eq!(projects.rate(&id, late, Utc::now()).await.unwrap(), rating);
+    let stored = projects.get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.agency_ratings, vec![rating]);
+    assert_eq!(
+        stored.updated_at, before.updated_at,
+        "a rating leaves updatedAt (and so the approval time older projects fall back on)"
+    );
+    let other = bezero("B").into_rating("rat_1".into(), "user:admin", Utc::now());
+    assert_eq!(
+        projects.rate(&id, other, Utc::now()).await.unwrap_err(),
+        ProjectError::RatingReused
+    );
+}
+
 both_faces!(
+    a_retried_rating_is_recorded_once_and_a_reused_id_is_refused,
     a_project_goes_through_changes_to_approval_and_records_each_move,
     of_two_concurrent_decisions_exactly_one_lands,
     a_document_of_a_missing_project_is_refused,

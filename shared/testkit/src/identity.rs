@@ -53,10 +53,15 @@ pub async fn code_after(key: &[u8], last_used: i64) -> String {
 /// The current TOTP step, once at least 5 s of it remain. moto checks a code against the current
 /// step alone, with no drift window, so a code must not cross a step boundary on its way there.
 pub async fn settled_step() -> i64 {
-    const MARGIN_SECS: i64 = 5;
-    let left = totp::STEP_SECS - crate::unix_now().rem_euclid(totp::STEP_SECS);
-    if left < MARGIN_SECS {
-        tokio::time::sleep(std::time::Duration::from_millis(left as u64 * 1000 + 100)).await;
+    const MARGIN_MS: u128 = 5_000;
+    let step_ms = totp::STEP_SECS as u128 * 1000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis();
+    let left_ms = step_ms - now_ms % step_ms;
+    if left_ms < MARGIN_MS {
+        tokio::time::sleep(std::time::Duration::from_millis(left_ms as u64 + 100)).await;
     }
     totp::step_of(crate::unix_now())
 }

@@ -93,6 +93,7 @@ async fn fill(table: &Arc<dyn Table>, count: usize) {
             agency_ratings: Vec::new(),
             history_seq: 0,
             history_hash: String::new(),
+            approved_at: Some(now),
         };
         projects
             .import_approved(&project, "bench")
