@@ -131,6 +131,22 @@ pub(crate) fn unavailable<E: ProvideErrorMetadata>(error: E) -> IdentityError {
     ))
 }
 
+/// A refusal of a call made with a username the caller handed back (packed in a refresh token or
+/// an MFA session, and editable): a secret hash Cognito did not verify then most likely comes from
+/// a changed username, so it is the caller's `forged` error, logged as a warning. A wrong secret
+/// in the environment still shows as an outage at every sign-in, which uses the same hash.
+fn refusal_of_handed_back<E: ProvideErrorMetadata>(
+    error: E,
+    forged: IdentityError,
+    by_code: impl FnOnce(&str) -> Option<IdentityError>,
+) -> IdentityError {
+    if secret_refused(&error) {
+        tracing::warn!("Cognito did not verify the secret hash of a handed-back username");
+        return forged;
+    }
+    refusal(error, by_code)
+}
+
 /// A refusal of a call that names an app client: `by_code` names what the error code means for
 /// the caller; a secret hash Cognito did not verify (the platform's configuration, not the
 /// caller's answer) and any other code are "unavailable".
@@ -370,7 +386,9 @@ impl CognitoIdentity {
             .send()
             .await
             .map_err(|e| {
-                refusal(e, |code| match code {
+                // The username comes from the session the caller sent back; the sign-in that
+                // made the session used the same client secret.
+                refusal_of_handed_back(e, IdentityError::BadMfaSession, |code| match code {
                     "CodeMismatchException" => Some(IdentityError::BadCode),
                     "NotAuthorizedException"
                     | "ResourceNotFoundException"
@@ -666,7 +684,7 @@ impl IdentityProvider for CognitoIdentity {
             .send()
             .await
             .map_err(|e| {
-                refusal(e, |code| match code {
+                refusal_of_handed_back(e, IdentityError::BadRefreshToken, |code| match code {
                     "NotAuthorizedException" | "UserNotFoundException" => {
                         Some(IdentityError::BadRefreshToken)
                     }
@@ -907,6 +925,28 @@ mod tests {
 
     fn token(claims: &str) -> String {
         format!("h.{}.s", URL_SAFE_NO_PAD.encode(claims))
+    }
+
+    #[test]
+    fn a_refused_hash_over_a_handed_back_username_is_the_callers_not_an_outage() {
+        use aws_sdk_cognitoidentityprovider::error::ErrorMetadata;
+        let refused = || {
+            ErrorMetadata::builder()
+                .code("NotAuthorizedException")
+                .message("Unable to verify secret hash for client 1abc")
+                .build()
+        };
+        let no_meaning = |_: &str| None;
+        // A refresh token or MFA session edited to name someone else: the caller's error.
+        assert_eq!(
+            refusal_of_handed_back(refused(), IdentityError::BadRefreshToken, no_meaning),
+            IdentityError::BadRefreshToken
+        );
+        // Where the platform chose the username, the same refusal is its configuration.
+        assert!(matches!(
+            refusal(refused(), no_meaning),
+            IdentityError::Unavailable(_)
+        ));
     }
 
     async fn identity(requires_trigger: bool) -> CognitoIdentity {

@@ -237,11 +237,13 @@ impl Cursor {
     /// (DynamoDB's `ValidationException` on a foreign start key would be a 500).
     pub fn position_for(&self, query: &Query) -> Result<CursorPosition, TableError> {
         let position = self.position()?;
-        let usable = |text: &str| !text.is_empty() && !text.contains('\0');
+        // DynamoDB's key limits: 2,048 bytes for a partition key, 1,024 for a sort key.
+        let usable =
+            |text: &str, max: usize| !text.is_empty() && text.len() <= max && !text.contains('\0');
         let inside = position.p == query.partition
-            && [&position.s, &position.k.pk, &position.k.sk]
-                .iter()
-                .all(|text| usable(text))
+            && usable(&position.s, 1024)
+            && usable(&position.k.pk, 2048)
+            && usable(&position.k.sk, 1024)
             && (query.index != Index::Primary
                 || (position.k.pk == position.p && position.k.sk == position.s))
             && sort_key_matches(query.sort.as_ref(), &position.s);
@@ -758,6 +760,11 @@ mod tests {
             CursorPosition {
                 s: "ORDER#\0".into(),
                 k: Key::new("USER#1", "ORDER#\0"),
+                ..position.clone()
+            },
+            CursorPosition {
+                s: format!("ORDER#{}", "9".repeat(1024)),
+                k: Key::new("USER#1", format!("ORDER#{}", "9".repeat(1024))),
                 ..position.clone()
             },
         ] {
