@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs the test tools (moto server, cfn-lint, SAM CLI
+# The whole test suite on a fresh machine: installs the test tools (moto server, localstripe, cfn-lint, SAM CLI
 # from PyPI into .test-tools/venv; the oidc-provider OpenID Provider from npm into .test-tools/oidc),
-# starts moto and the OpenID Provider on free loopback ports, lints template.yaml, checks formatting
+# starts moto, localstripe and the OpenID Provider on free loopback ports, lints template.yaml, checks formatting
 # and clippy, runs every Rust test against both faces, and stops what it started, even on failure.
 set -euo pipefail
 
@@ -48,17 +48,21 @@ step "moto server"
 # Both ports are picked while both sockets are held, so they differ: picked one after the other,
 # the second could be the first again while moto (a slow Python start) has not bound it yet, and
 # the OpenID Provider would take it first.
-read -r port oidc_port < <("$venv/bin/python" -c 'import socket
-a, b = socket.socket(), socket.socket()
-a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
-print(a.getsockname()[1], b.getsockname()[1])')
+read -r port oidc_port stripe_port < <("$venv/bin/python" -c 'import socket
+a, b, c = socket.socket(), socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0)); c.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1], c.getsockname()[1])')
 "$venv/bin/python" "$root/infra/emulators/moto_server.py" 127.0.0.1 "$port" > "$tools/moto.log" 2>&1 &
 moto_pid=$!
 node "$oidc/provider.mjs" "$oidc_port" > "$tools/oidc.log" 2>&1 &
 oidc_pid=$!
+# localstripe keeps its state in a pickle file of the working directory: start it in its own.
+mkdir -p "$tools/localstripe"
+(cd "$tools/localstripe" && exec "$venv/bin/localstripe" --port "$stripe_port" --from-scratch) > "$tools/localstripe.log" 2>&1 &
+stripe_pid=$!
 cleanup() {
-    kill "$moto_pid" "$oidc_pid" 2>/dev/null || true
-    wait "$moto_pid" "$oidc_pid" 2>/dev/null || true
+    kill "$moto_pid" "$oidc_pid" "$stripe_pid" 2>/dev/null || true
+    wait "$moto_pid" "$oidc_pid" "$stripe_pid" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 for _ in $(seq 1 100); do
@@ -76,6 +80,14 @@ done
 curl -fsS "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" >/dev/null \
     || fail "the OpenID Provider did not become ready on port $oidc_port"
 echo "OpenID Provider on 127.0.0.1:$oidc_port"
+for _ in $(seq 1 100); do
+    # Any answer (401 without a key) means it listens.
+    if curl -sS -o /dev/null "http://127.0.0.1:$stripe_port/v1/customers" 2>/dev/null; then break; fi
+    kill -0 "$stripe_pid" 2>/dev/null || { cat "$tools/localstripe.log" >&2; fail "localstripe exited at start"; }
+    sleep 0.2
+done
+curl -sS -o /dev/null "http://127.0.0.1:$stripe_port/v1/customers" || fail "localstripe did not become ready on port $stripe_port"
+echo "localstripe on 127.0.0.1:$stripe_port"
 
 step "template.yaml: cfn-lint and sam validate --lint"
 "$venv/bin/cfn-lint" template.yaml
@@ -91,4 +103,5 @@ cargo clippy -p amanar-functions --bins --quiet -- -D warnings
 
 step "cargo test (embedded face, AWS face on moto, Lambda events, local runtime journeys)"
 AMANAR_TEST_AWS_ENDPOINT="http://127.0.0.1:$port" AMANAR_TEST_OIDC_ISSUER="http://127.0.0.1:$oidc_port" \
+    AMANAR_TEST_STRIPE_API_BASE="http://127.0.0.1:$stripe_port/" \
     cargo test --workspace --no-fail-fast

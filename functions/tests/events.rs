@@ -89,6 +89,18 @@ async fn stack() -> Stack {
         ("AMANAR_UPLOADS_BUCKET", buckets[&Bucket::Uploads].clone()),
         ("AMANAR_EXPORTS_BUCKET", buckets[&Bucket::Exports].clone()),
         ("AMANAR_S3_FORCE_PATH_STYLE", "true".into()),
+        (
+            "AMANAR_QUEUE_URL_PURCHASES",
+            urls[&QueueName::Purchases].clone(),
+        ),
+        (
+            "AMANAR_QUEUE_URL_PURCHASES_DLQ",
+            urls[&QueueName::PurchasesDlq].clone(),
+        ),
+        // Stripe is localstripe here; the webhook secret is the test's own.
+        ("AMANAR_STRIPE_SECRET_KEY", "sk_test_amanar".into()),
+        ("AMANAR_STRIPE_WEBHOOK_SECRET", "whsec_events_test".into()),
+        ("AMANAR_STRIPE_API_BASE", amanar_testkit::stripe_api_base()),
         ("AMANAR_MAIL_FROM", mail_from.clone()),
         ("RUST_LOG", "warn".into()),
     ];
@@ -415,6 +427,65 @@ async fn the_jobs_worker_records_the_canary_and_reports_only_the_unreadable_mess
         .unwrap()
         .expect("the canary was recorded");
     assert_eq!(canary["sentAt"], json!("2026-11-25T10:00:00Z"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_purchase_worker_acknowledges_an_unknown_order_and_reports_only_the_unreadable_message()
+{
+    let stack = stack().await;
+    let outcomes = invoke(
+        "worker-purchases",
+        &stack,
+        vec![event("worker-purchases.json")],
+    )
+    .await;
+    assert_eq!(
+        response(&outcomes[0]),
+        &json!({"batchItemFailures": [{"itemIdentifier": "5f0e1c1a-0b7e-4c55-9a53-2c1b0c8e8a02"}]})
+    );
+}
+
+/// The webhook binary refuses the sample's bad signature, and hands a correctly signed event to
+/// the purchases queue on SQS once, however often it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stripe_webhook_queues_a_signed_event_once_on_sqs() {
+    let stack = stack().await;
+    let mut signed = event("api-stripe-webhook.json");
+    let payload = signed["body"].as_str().unwrap().to_owned();
+    let now = chrono::Utc::now().timestamp();
+    let payload = payload.replace("1795600800", &now.to_string());
+    signed["body"] = json!(payload);
+    signed["headers"]["stripe-signature"] = json!(amanar_orders::signature::sign(
+        payload.as_bytes(),
+        b"whsec_events_test",
+        now
+    ));
+    let outcomes = invoke(
+        "api-stripe-webhook",
+        &stack,
+        vec![event("api-stripe-webhook.json"), signed.clone(), signed],
+    )
+    .await;
+    assert_eq!(response(&outcomes[0])["statusCode"], 400);
+    assert_eq!(http_body(&outcomes[1])["duplicate"], false);
+    assert_eq!(http_body(&outcomes[2])["duplicate"], true);
+    let queued = stack
+        .ports
+        .queue
+        .receive(
+            QueueName::Purchases,
+            10,
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert!(
+        queued[0].body.contains("\"orderId\":\"ord_sample\""),
+        "{}",
+        queued[0].body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

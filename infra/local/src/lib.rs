@@ -161,6 +161,94 @@ fn identity_routes(identity: LocalIdentitySurface, token: Option<Arc<str>>) -> R
         .with_state(identity)
 }
 
+/// The payment simulator's routes: `POST /_local/payments/{paymentId}/confirm` (a card that pays)
+/// and `/fail` (a declined card). Each builds the event Stripe would send, signs it with the
+/// webhook secret and delivers it to the webhook function, exactly as Stripe would; the answer
+/// says what the webhook answered. Guarded like the mailbox: paying for free is local-only.
+fn payment_routes(
+    payments: amanar_orders::LocalPayments,
+    webhook: Router,
+    token: Option<Arc<str>>,
+) -> Router {
+    use amanar_orders::payments::{Settle, SettleError};
+    use tower::ServiceExt;
+
+    #[derive(Clone)]
+    struct PaymentRoutes {
+        payments: amanar_orders::LocalPayments,
+        webhook: Router,
+    }
+
+    async fn settle(
+        routes: PaymentRoutes,
+        payment_id: String,
+        how: Settle,
+    ) -> Result<Response, ApiError> {
+        let event = routes
+            .payments
+            .settle(&payment_id, how)
+            .await
+            .map_err(|e| match e {
+                SettleError::NotFound => ApiError::NotFound,
+                SettleError::State(state) => ApiError::Conflict {
+                    slug: "payment-state",
+                    detail: format!("The payment is {state}."),
+                },
+                SettleError::Payment(e) => ApiError::Unavailable(e.to_string()),
+            })?;
+        let request = axum::http::Request::post("/v1/webhooks/stripe")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("stripe-signature", event.signature)
+            .body(axum::body::Body::from(event.payload))
+            .map_err(ApiError::unexpected)?;
+        let answer = routes
+            .webhook
+            .oneshot(request)
+            .await
+            .map_err(ApiError::unexpected)?;
+        let status = answer.status();
+        let body = axum::body::to_bytes(answer.into_body(), 64 * 1024)
+            .await
+            .map_err(ApiError::unexpected)?;
+        let webhook: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        Ok(axum::Json(serde_json::json!({
+            "paymentId": payment_id,
+            "webhookStatus": status.as_u16(),
+            "webhook": webhook,
+        }))
+        .into_response())
+    }
+
+    async fn confirm(
+        State(routes): State<PaymentRoutes>,
+        Path(payment_id): Path<String>,
+    ) -> Result<Response, ApiError> {
+        settle(routes, payment_id, Settle::Confirm).await
+    }
+
+    async fn fail(
+        State(routes): State<PaymentRoutes>,
+        Path(payment_id): Path<String>,
+    ) -> Result<Response, ApiError> {
+        settle(routes, payment_id, Settle::Fail).await
+    }
+
+    Router::new()
+        .route(
+            "/_local/payments/{payment_id}/confirm",
+            axum::routing::post(confirm),
+        )
+        .route(
+            "/_local/payments/{payment_id}/fail",
+            axum::routing::post(fail),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            token,
+            local_token_guard,
+        ))
+        .with_state(PaymentRoutes { payments, webhook })
+}
+
 /// Serves `PUT`/`GET /_local/blobs/{bucket}/{key}` for URLs signed by [`LocalBlobs`]. A verified
 /// upload into `uploads/quarantine/` queues an object-created event, as S3 would notify the
 /// verifier in AWS.
@@ -397,6 +485,10 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     }
     if let Some(identity) = wiring.local_identity().await? {
         app = app.merge(identity_routes(identity, token.clone()));
+    }
+    if let Some(payments) = wiring.local_payments().await? {
+        let webhook = routes::function_router(amanar_orders::api::STRIPE_WEBHOOK, &wiring).await?;
+        app = app.merge(payment_routes(payments, webhook, token.clone()));
     }
     let mut server_stop = stopped.clone();
     tasks.spawn(async move {

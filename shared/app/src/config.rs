@@ -65,6 +65,30 @@ pub enum IdentityBackend {
     },
 }
 
+/// Where payments go.
+#[derive(Clone, PartialEq)]
+pub enum PaymentsBackend {
+    /// The local payment simulator (`POST /_local/payments/{paymentId}/confirm`).
+    Local,
+    /// Stripe, or a server speaking its API at `api_base` (localstripe in tests).
+    Stripe {
+        secret_key: Option<String>,
+        api_base: String,
+    },
+}
+
+impl std::fmt::Debug for PaymentsBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PaymentsBackend::Local => f.write_str("Local"),
+            // The key never prints.
+            PaymentsBackend::Stripe { api_base, .. } => {
+                write!(f, "Stripe {{ api_base: {api_base:?} }}")
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub face: Face,
@@ -99,6 +123,13 @@ pub struct Config {
     /// (`AMANAR_CATALOGUE_REFRESH_MS`): before every search on the embedded table, every second
     /// on DynamoDB by default.
     pub catalogue_refresh: Duration,
+    pub payments: PaymentsBackend,
+    /// Stripe's webhook signing secrets (`AMANAR_STRIPE_WEBHOOK_SECRET`, comma-separated during a
+    /// rotation). The webhook function needs them; the local runtime derives them from its own
+    /// secret when unset.
+    pub webhook_secrets: Option<amanar_orders::SigningSecrets>,
+    /// Order lifetime, platform fee and payment methods.
+    pub orders: amanar_orders::OrderSettings,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -130,6 +161,8 @@ pub mod vars {
     pub const QUEUE_URL_JOBS_DLQ: &str = "AMANAR_QUEUE_URL_JOBS_DLQ";
     pub const QUEUE_URL_UPLOADS: &str = "AMANAR_QUEUE_URL_UPLOADS";
     pub const QUEUE_URL_UPLOADS_DLQ: &str = "AMANAR_QUEUE_URL_UPLOADS_DLQ";
+    pub const QUEUE_URL_PURCHASES: &str = "AMANAR_QUEUE_URL_PURCHASES";
+    pub const QUEUE_URL_PURCHASES_DLQ: &str = "AMANAR_QUEUE_URL_PURCHASES_DLQ";
     pub const BLOB_BACKEND: &str = "AMANAR_BLOB_BACKEND";
     pub const UPLOADS_BUCKET: &str = "AMANAR_UPLOADS_BUCKET";
     pub const EXPORTS_BUCKET: &str = "AMANAR_EXPORTS_BUCKET";
@@ -167,6 +200,18 @@ pub mod vars {
     pub const RATE_LIMIT_KEY: &str = "AMANAR_RATE_LIMIT_PER_KEY";
     pub const BUFFER_SHARES: &str = "AMANAR_BUFFER_SHARES";
     pub const CATALOGUE_REFRESH_MS: &str = "AMANAR_CATALOGUE_REFRESH_MS";
+    pub const PAYMENTS_BACKEND: &str = "AMANAR_PAYMENTS_BACKEND";
+    /// A secret.
+    pub const STRIPE_SECRET_KEY: &str = "AMANAR_STRIPE_SECRET_KEY";
+    /// A secret.
+    pub const STRIPE_WEBHOOK_SECRET: &str = "AMANAR_STRIPE_WEBHOOK_SECRET";
+    pub const STRIPE_API_BASE: &str = "AMANAR_STRIPE_API_BASE";
+    /// How long an unpaid order holds its credits, in seconds (1800).
+    pub const ORDER_TTL_SECS: &str = "AMANAR_ORDER_TTL_SECS";
+    /// The platform fee in basis points of the credits' price (500 = 5 %).
+    pub const PLATFORM_FEE_BPS: &str = "AMANAR_PLATFORM_FEE_BPS";
+    /// Payment method types offered, comma-separated (`card`).
+    pub const PAYMENT_METHODS: &str = "AMANAR_PAYMENT_METHODS";
 }
 
 fn queue_url_var(queue: QueueName) -> &'static str {
@@ -175,6 +220,8 @@ fn queue_url_var(queue: QueueName) -> &'static str {
         QueueName::JobsDlq => vars::QUEUE_URL_JOBS_DLQ,
         QueueName::Uploads => vars::QUEUE_URL_UPLOADS,
         QueueName::UploadsDlq => vars::QUEUE_URL_UPLOADS_DLQ,
+        QueueName::Purchases => vars::QUEUE_URL_PURCHASES,
+        QueueName::PurchasesDlq => vars::QUEUE_URL_PURCHASES_DLQ,
     }
 }
 
@@ -405,6 +452,52 @@ impl Config {
                 1000
             },
         )?);
+        let payments = if choice(vars::PAYMENTS_BACKEND, "local", "stripe")? {
+            PaymentsBackend::Stripe {
+                // Only the functions that take payments get the key (template.yaml): it is
+                // asked for when the adapter is built, not here.
+                secret_key: get(vars::STRIPE_SECRET_KEY),
+                api_base: get(vars::STRIPE_API_BASE)
+                    .unwrap_or_else(|| "https://api.stripe.com/".into()),
+            }
+        } else {
+            PaymentsBackend::Local
+        };
+        let webhook_secrets = match get(vars::STRIPE_WEBHOOK_SECRET) {
+            Some(list) => Some(
+                amanar_orders::SigningSecrets::parse(&list)
+                    .ok_or_else(|| error(vars::STRIPE_WEBHOOK_SECRET, "lists no secret"))?,
+            ),
+            // Only the webhook needs them: asked for when it is built.
+            None => None,
+        };
+        let fee_bps = number(vars::PLATFORM_FEE_BPS, 500)?;
+        if fee_bps > 5000 {
+            return Err(error(vars::PLATFORM_FEE_BPS, "must be at most 5000 (50 %)"));
+        }
+        let payment_methods: Vec<String> = get(vars::PAYMENT_METHODS)
+            .unwrap_or_else(|| "card".into())
+            .split(',')
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty())
+            .collect();
+        if payment_methods.is_empty()
+            || payment_methods
+                .iter()
+                .any(|m| !m.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        {
+            return Err(error(
+                vars::PAYMENT_METHODS,
+                "lists payment method types such as card,sepa_debit",
+            ));
+        }
+        let orders = amanar_orders::OrderSettings {
+            ttl: chrono::TimeDelta::seconds(
+                number(vars::ORDER_TTL_SECS, 1800)?.clamp(1, 86_400) as i64
+            ),
+            fee_basis_points: fee_bps as u32,
+            payment_methods,
+        };
         Ok(Config {
             face,
             data_dir,
@@ -432,6 +525,9 @@ impl Config {
             )
             .map_err(|e| error(vars::BUFFER_SHARES, e))?,
             catalogue_refresh,
+            payments,
+            webhook_secrets,
+            orders,
         })
     }
 

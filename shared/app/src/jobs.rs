@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amanar_core::context::{JobService, TaskService, UploadService};
+use amanar_core::context::{ConsumerService, JobService, TaskService, UploadService};
 use amanar_core::messages::{JobMessage, UploadChecked, UploadEvent, message_type};
 use amanar_core::{JobError, JobHandler, Ports, QueueName, Received};
 use async_trait::async_trait;
@@ -133,7 +133,28 @@ impl Housekeeping {
     }
 }
 
-/// The consumer of one queue.
+/// A context's consumer of its own queue, with the wiring its state is built from.
+struct ContextConsumer {
+    wiring: Wiring,
+    service: Arc<dyn ConsumerService<Wiring>>,
+}
+
+#[async_trait]
+impl JobHandler for ContextConsumer {
+    async fn handle(&self, message: &Received) -> Result<(), JobError> {
+        self.service.handle(&self.wiring, message).await
+    }
+}
+
+/// The consumers of the contexts' own queues.
+pub fn context_consumers() -> Vec<Arc<dyn ConsumerService<Wiring>>> {
+    crate::contexts()
+        .into_iter()
+        .flat_map(|c| c.consumers)
+        .collect()
+}
+
+/// The consumer of one queue: the platform's (`jobs`, `uploads`) or a context's.
 pub async fn consumer(
     wiring: &Wiring,
     queue: QueueName,
@@ -141,7 +162,15 @@ pub async fn consumer(
     Ok(match queue {
         QueueName::Jobs => Some(Arc::new(JobsWorker::new(wiring.clone()))),
         QueueName::Uploads => Some(Arc::new(UploadsWorker(wiring.ports().await?))),
-        QueueName::JobsDlq | QueueName::UploadsDlq => None,
+        _ => context_consumers()
+            .into_iter()
+            .find(|c| c.queue() == queue)
+            .map(|service| {
+                Arc::new(ContextConsumer {
+                    wiring: wiring.clone(),
+                    service,
+                }) as Arc<dyn JobHandler>
+            }),
     })
 }
 

@@ -37,7 +37,8 @@ contexts!(
     amanar_platform,
     amanar_accounts,
     amanar_accounting,
-    amanar_marketplace
+    amanar_marketplace,
+    amanar_orders
 );
 
 /// The functions that serve no HTTP route: the consumer of the `jobs` queue, the S3-triggered
@@ -49,11 +50,12 @@ pub const WORKERS: [&str; 3] = ["worker-jobs", "upload-verifier", "housekeeping"
 /// (`amanar_cognito::pre_token`), which Cognito calls before it issues tokens.
 pub const ADAPTER_FUNCTIONS: [&str; 1] = ["cognito-pre-token"];
 
-/// The name of every Lambda function: each HTTP function of every context, the workers and the
-/// adapters' functions.
+/// The name of every Lambda function: each HTTP function of every context, the workers, the
+/// consumers of the contexts' own queues and the adapters' functions.
 pub fn function_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = routes::http_functions().iter().map(|f| f.name()).collect();
     names.extend(WORKERS);
+    names.extend(jobs::context_consumers().iter().map(|c| c.function()));
     names.extend(ADAPTER_FUNCTIONS);
     names
 }

@@ -18,10 +18,11 @@ use amanar_http::scope::KnownScopes;
 use amanar_http::{Auth, OrgGuard, RateLimits, Verifier};
 #[cfg(feature = "local")]
 use amanar_local_idp::{LocalIdentity, Mailbox};
+use amanar_orders::{OrderSettings, Payments, SigningSecrets};
 use tokio::sync::OnceCell;
 
 use crate::config::{
-    BlobBackend, Config, IdentityBackend, MailBackend, QueueBackend, TableBackend,
+    BlobBackend, Config, IdentityBackend, MailBackend, PaymentsBackend, QueueBackend, TableBackend,
 };
 
 /// Everything a process may need, each part built once, on first use. Cheap to clone.
@@ -46,7 +47,14 @@ struct Parts {
     guard: OnceCell<Arc<dyn OrgGuard>>,
     directory: OnceCell<Arc<dyn AccountDirectory>>,
     catalogue: OnceCell<Arc<amanar_marketplace::catalogue::Catalogue>>,
+    payments: OnceCell<(Arc<dyn Payments>, LocalPaymentsSlot)>,
 }
+
+/// The payment simulator beside the payments port, when payments are local.
+#[cfg(feature = "local")]
+type LocalPaymentsSlot = Option<amanar_orders::LocalPayments>;
+#[cfg(not(feature = "local"))]
+type LocalPaymentsSlot = ();
 
 /// What the local runtime serves for its own identity provider.
 #[cfg(feature = "local")]
@@ -83,6 +91,10 @@ fn missing_adapter(config: &Config, has_local: bool) -> Option<&'static str> {
         (
             "the local identity provider",
             matches!(config.identity, IdentityBackend::Local { .. }),
+        ),
+        (
+            "the local payment simulator",
+            matches!(config.payments, PaymentsBackend::Local),
         ),
     ];
     let chosen = local.into_iter().find(|(_, chosen)| *chosen)?;
@@ -243,6 +255,7 @@ impl Wiring {
             ("auth", p.auth.initialized()),
             ("limits", p.limits.initialized()),
             ("org guard", p.guard.initialized()),
+            ("payments", p.payments.initialized()),
         ]
         .into_iter()
         .filter_map(|(name, built)| built.then_some(name))
@@ -607,6 +620,79 @@ impl Wiring {
             .cloned()
     }
 
+    /// The webhook's signing secrets: configured, or (local runtime) derived from the runtime's
+    /// own secret, so the simulator and the webhook agree without configuration.
+    pub async fn webhook_secrets(&self) -> Result<SigningSecrets, DepsError> {
+        if let Some(secrets) = &self.config().webhook_secrets {
+            return Ok(secrets.clone());
+        }
+        #[cfg(feature = "local")]
+        if self.config().payments == PaymentsBackend::Local {
+            use sha2::Digest;
+            let secret = local_secret(self.config())?;
+            let mut hash = sha2::Sha256::new();
+            hash.update(b"stripe-webhook\0");
+            hash.update(&secret);
+            let derived = format!("whsec_local_{}", hex::encode(hash.finalize()));
+            return Ok(SigningSecrets::parse(&derived).expect("one secret"));
+        }
+        Err(DepsError::new(
+            "the webhook signing secrets",
+            "AMANAR_STRIPE_WEBHOOK_SECRET is not set",
+        ))
+    }
+
+    async fn payment_parts(&self) -> Result<&(Arc<dyn Payments>, LocalPaymentsSlot), DepsError> {
+        self.0
+            .payments
+            .get_or_try_init(|| async {
+                Ok(match &self.config().payments {
+                    #[cfg(feature = "local")]
+                    PaymentsBackend::Local => {
+                        let local = amanar_orders::LocalPayments::new(
+                            self.table().await?,
+                            self.clock(),
+                            &local_secret(self.config())?,
+                            self.webhook_secrets().await?,
+                        );
+                        (Arc::new(local.clone()) as Arc<dyn Payments>, Some(local))
+                    }
+                    #[cfg(not(feature = "local"))]
+                    PaymentsBackend::Local => return Err(not_built("the local payment simulator")),
+                    PaymentsBackend::Stripe {
+                        secret_key,
+                        api_base,
+                    } => {
+                        let key = secret_key.as_deref().ok_or_else(|| {
+                            DepsError::new(
+                                "the Stripe payments adapter",
+                                "AMANAR_STRIPE_SECRET_KEY is not set",
+                            )
+                        })?;
+                        let stripe = amanar_stripe::StripePayments::new(key, api_base)
+                            .map_err(|e| DepsError::new("the Stripe payments adapter", e))?;
+                        (
+                            Arc::new(stripe) as Arc<dyn Payments>,
+                            LocalPaymentsSlot::default(),
+                        )
+                    }
+                })
+            })
+            .await
+    }
+
+    /// The payments port (its Stripe client is built, and linked, only by the functions that
+    /// take payments).
+    pub async fn payments(&self) -> Result<Arc<dyn Payments>, DepsError> {
+        Ok(self.payment_parts().await?.0.clone())
+    }
+
+    /// The local payment simulator, when payments are local: the runtime serves its routes.
+    #[cfg(feature = "local")]
+    pub async fn local_payments(&self) -> Result<Option<amanar_orders::LocalPayments>, DepsError> {
+        Ok(self.payment_parts().await?.1.clone())
+    }
+
     pub fn social(&self) -> SocialSettings {
         let config = self.config();
         SocialSettings {
@@ -652,6 +738,14 @@ provide! {
     Arc<dyn OrgGuard> => org_guard,
     Arc<dyn AccountDirectory> => account_directory,
     Arc<amanar_marketplace::catalogue::Catalogue> => catalogue,
+    Arc<dyn Payments> => payments,
+    SigningSecrets => webhook_secrets,
+}
+
+impl Provide<OrderSettings> for Wiring {
+    async fn provide(&self) -> Result<OrderSettings, DepsError> {
+        Ok(self.config().orders.clone())
+    }
 }
 
 impl Provide<Arc<dyn Clock>> for Wiring {

@@ -80,6 +80,14 @@ pub struct Job<S> {
     pub handle: for<'a> fn(&'a S, &'a Received) -> BoxFuture<'a, Result<(), JobError>>,
 }
 
+/// The consumer of one of a context's own queues (`purchases`), deployed as its own function.
+pub struct Consumer<S> {
+    /// The Lambda function that reads the queue (`worker-purchases`).
+    pub function: &'static str,
+    pub queue: crate::QueueName,
+    pub handle: for<'a> fn(&'a S, &'a Received) -> BoxFuture<'a, Result<(), JobError>>,
+}
+
 /// What a context does once one of its uploads is settled (accepted or rejected).
 pub struct UploadFollowUp<S> {
     /// The purpose its uploads are declared with.
@@ -125,6 +133,14 @@ pub trait JobService<D>: Send + Sync {
     async fn handle(&self, deps: &D, message: &Received) -> Result<(), JobError>;
 }
 
+/// A [`Consumer`] with its state erased.
+#[async_trait]
+pub trait ConsumerService<D>: Send + Sync {
+    fn function(&self) -> &'static str;
+    fn queue(&self) -> crate::QueueName;
+    async fn handle(&self, deps: &D, message: &Received) -> Result<(), JobError>;
+}
+
 /// An [`UploadFollowUp`] with its state erased.
 #[async_trait]
 pub trait UploadService<D>: Send + Sync {
@@ -165,6 +181,20 @@ impl<D: Sync, S: FromDeps<D>> JobService<D> for Erased<Job<S>, S> {
 }
 
 #[async_trait]
+impl<D: Sync, S: FromDeps<D>> ConsumerService<D> for Erased<Consumer<S>, S> {
+    fn function(&self) -> &'static str {
+        self.inner.function
+    }
+    fn queue(&self) -> crate::QueueName {
+        self.inner.queue
+    }
+    async fn handle(&self, deps: &D, message: &Received) -> Result<(), JobError> {
+        let state = self.state.get(deps).await.map_err(not_ready)?;
+        (self.inner.handle)(state, message).await
+    }
+}
+
+#[async_trait]
 impl<D: Sync, S: FromDeps<D>> UploadService<D> for Erased<UploadFollowUp<S>, S> {
     fn purpose(&self) -> &'static str {
         self.inner.purpose
@@ -188,6 +218,15 @@ impl<D: Sync, S: FromDeps<D>> TaskService<D> for Erased<Task<S>, S> {
 
 impl<S> Job<S> {
     pub fn erase<D: Sync + 'static>(self) -> Arc<dyn JobService<D>>
+    where
+        S: FromDeps<D>,
+    {
+        Arc::new(Erased::new(self))
+    }
+}
+
+impl<S> Consumer<S> {
+    pub fn erase<D: Sync + 'static>(self) -> Arc<dyn ConsumerService<D>>
     where
         S: FromDeps<D>,
     {

@@ -37,6 +37,11 @@
 //! | project | `PROJECT#<projectId>` | `PROJECT` | `OWNER#<owner>#PROJECTS` / `<createdAt>#<projectId>` | `VERIFICATION#<status>` / `<movedAt>#<projectId>` while submitted or under review |
 //! | project history entry | `PROJECT#<projectId>` | `HISTORY#<at>#<entryId>` | | |
 //! | project document | `PROJECT#<projectId>` | `DOC#<documentId>` | | |
+//! | order | `ORDER#<orderId>` | `ORDER` | `OWNER#<buyer>#ORDERS` / `<createdAt>#<orderId>` | `ORDERS#open` / `<updatedAt>#<orderId>` until final |
+//! | holding (one order line's credits) | `HOLDING#<holdingId>` | `HOLDING` | `OWNER#<owner>#HOLDINGS` / `<acquiredAt>#<holdingId>` | |
+//! | a buyer's customer at a payment provider | `PAYCUSTOMER#<provider>#<owner>` | `CUSTOMER` | | |
+//! | payment event (handled once) | `PAYEVENT#<provider>#<eventId>` | `EVENT` | | |
+//! | local simulator payment | `LOCALPAY#<paymentId>` | `PAYMENT` | | |
 //!
 //! A footprint owner and an audit stream are `USER#<userId>` or `ORG#<orgId>`.
 //!
@@ -551,6 +556,57 @@ pub fn catalogue_entry(kind: &str, id: &str, at: DateTime<Utc>) -> IndexKey {
 /// A position in the catalogue feed: entries changed at `at` sort after every earlier change.
 pub fn catalogue_position(at: DateTime<Utc>, tail: &str) -> String {
     format!("{}#{tail}", sortable_time(at))
+}
+
+pub fn order(order_id: &str) -> Key {
+    Key::new(format!("ORDER#{order_id}"), "ORDER")
+}
+
+/// GSI1 partition listing a buyer's orders (`USER#<id>` or `ORG#<id>`), oldest first.
+pub fn orders_of(buyer: &str) -> String {
+    format!("OWNER#{buyer}#ORDERS")
+}
+
+/// An order's entry among its buyer's orders.
+pub fn order_of_buyer(buyer: &str, created_at: DateTime<Utc>, order_id: &str) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi1,
+        orders_of(buyer),
+        format!("{}#{order_id}", sortable_time(created_at)),
+    )
+}
+
+/// GSI2 partition of orders not yet final (awaiting payment), by last move: what the expiry
+/// sweeper reads.
+pub const OPEN_ORDERS: &str = "ORDERS#open";
+
+pub fn holding(holding_id: &str) -> Key {
+    Key::new(format!("HOLDING#{holding_id}"), "HOLDING")
+}
+
+/// GSI1 partition listing an owner's holdings, oldest first.
+pub fn holdings_of(owner: &str) -> String {
+    format!("OWNER#{owner}#HOLDINGS")
+}
+
+pub fn holding_of_owner(owner: &str, acquired_at: DateTime<Utc>, holding_id: &str) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi1,
+        holdings_of(owner),
+        format!("{}#{holding_id}", sortable_time(acquired_at)),
+    )
+}
+
+pub fn payment_customer(provider: &str, owner: &str) -> Key {
+    Key::new(format!("PAYCUSTOMER#{provider}#{owner}"), "CUSTOMER")
+}
+
+pub fn payment_event(provider: &str, event_id: &str) -> Key {
+    Key::new(format!("PAYEVENT#{provider}#{event_id}"), "EVENT")
+}
+
+pub fn local_payment(payment_id: &str) -> Key {
+    Key::new(format!("LOCALPAY#{payment_id}"), "PAYMENT")
 }
 
 #[cfg(test)]

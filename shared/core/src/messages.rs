@@ -72,6 +72,40 @@ impl JobMessage for UploadChecked {
     const TYPE: &'static str = "upload-checked.v1";
 }
 
+/// What a payment provider said about an order's payment, from the payment webhook to the
+/// purchase worker (`purchases` queue). Sent at least once per event, in any order; the worker
+/// acts on the order's state, so a repeat or a late event changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentOutcome {
+    /// The provider's event id (`evt_...`).
+    pub event_id: String,
+    /// `stripe` or `local`.
+    pub provider: String,
+    pub payment_id: String,
+    pub order_id: String,
+    pub outcome: PaymentResult,
+    /// What the provider says it charged, in minor units, and in which currency (lower case, as
+    /// Stripe writes it).
+    pub amount_minor: i64,
+    pub currency: String,
+    /// When the provider created the event.
+    pub at: DateTime<Utc>,
+}
+
+/// The outcome of a payment attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentResult {
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl JobMessage for PaymentOutcome {
+    const TYPE: &'static str = "payment-outcome.v1";
+}
+
 /// Messages of the `uploads` queue: object-created events of the uploads bucket, in the local
 /// runtime. (In AWS the verifier receives S3's own event, converted to the same type.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

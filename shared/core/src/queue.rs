@@ -21,14 +21,20 @@ pub enum QueueName {
     Uploads,
     /// Dead letters of `Uploads`.
     UploadsDlq,
+    /// Confirmed payments, from the payment webhook to the purchase worker (allocation).
+    Purchases,
+    /// Dead letters of `Purchases`.
+    PurchasesDlq,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 4] = [
+    pub const ALL: [QueueName; 6] = [
         QueueName::Jobs,
         QueueName::JobsDlq,
         QueueName::Uploads,
         QueueName::UploadsDlq,
+        QueueName::Purchases,
+        QueueName::PurchasesDlq,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +43,8 @@ impl QueueName {
             QueueName::JobsDlq => "jobs-dlq",
             QueueName::Uploads => "uploads",
             QueueName::UploadsDlq => "uploads-dlq",
+            QueueName::Purchases => "purchases",
+            QueueName::PurchasesDlq => "purchases-dlq",
         }
     }
 
@@ -45,7 +53,8 @@ impl QueueName {
         match self {
             QueueName::Jobs => Some(QueueName::JobsDlq),
             QueueName::Uploads => Some(QueueName::UploadsDlq),
-            QueueName::JobsDlq | QueueName::UploadsDlq => None,
+            QueueName::Purchases => Some(QueueName::PurchasesDlq),
+            QueueName::JobsDlq | QueueName::UploadsDlq | QueueName::PurchasesDlq => None,
         }
     }
 

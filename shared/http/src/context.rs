@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use amanar_core::context::{Job, JobService, Task, TaskService, UploadFollowUp, UploadService};
+use amanar_core::context::{
+    Consumer, ConsumerService, Job, JobService, Task, TaskService, UploadFollowUp, UploadService,
+};
 use amanar_core::{DepsError, FromDeps};
 use async_trait::async_trait;
 use axum::Router;
@@ -88,6 +90,8 @@ pub struct Context<D> {
     pub scopes: &'static [Scope],
     pub http: Vec<Arc<dyn HttpService<D>>>,
     pub jobs: Vec<Arc<dyn JobService<D>>>,
+    /// Consumers of the context's own queues, each its own function.
+    pub consumers: Vec<Arc<dyn ConsumerService<D>>>,
     pub uploads: Vec<Arc<dyn UploadService<D>>>,
     pub housekeeping: Vec<Arc<dyn TaskService<D>>>,
 }
@@ -100,6 +104,7 @@ impl<D: Sync + 'static> Context<D> {
             scopes,
             http: Vec::new(),
             jobs: Vec::new(),
+            consumers: Vec::new(),
             uploads: Vec::new(),
             housekeeping: Vec::new(),
         }
@@ -112,6 +117,11 @@ impl<D: Sync + 'static> Context<D> {
 
     pub fn job<S: FromDeps<D>>(mut self, job: Job<S>) -> Self {
         self.jobs.push(job.erase());
+        self
+    }
+
+    pub fn consumer<S: FromDeps<D>>(mut self, consumer: Consumer<S>) -> Self {
+        self.consumers.push(consumer.erase());
         self
     }
 

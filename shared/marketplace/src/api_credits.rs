@@ -90,15 +90,12 @@ fn parse(params: &LookupParams) -> Result<serial::SerialBlock, ApiError> {
 }
 
 fn holder(account: &Account, principal: Option<&Principal>) -> Option<String> {
-    let owner = match account {
-        Account::Inventory(owner) | Account::Holding(owner) => owner,
-        _ => return None,
-    };
+    let owner = account.owner()?;
     let me = match principal? {
         Principal::User(caller) => keys::owner_user(&caller.user_id),
         Principal::Key(key) => keys::owner_org(&key.org_id),
     };
-    (owner == &me).then(|| owner.clone())
+    (owner == me).then(|| owner.to_owned())
 }
 
 /// Looks up a serial or a range.

@@ -47,7 +47,8 @@ pub enum Account {
     Listing(String),
     /// Credits held for an unpaid order.
     Reserved(String),
-    /// A buyer's credits (owner `USER#<id>` or `ORG#<id>`).
+    /// A buyer's credits from one purchase: `<owner>/<holdingId>`, the owner `USER#<id>` or
+    /// `ORG#<id>` ([`Account::holding`]).
     Holding(String),
     /// The buffer pool: withheld at issuance against reversals of non-permanent projects.
     Buffer,
@@ -141,6 +142,22 @@ impl Account {
             )));
         }
         Ok(())
+    }
+
+    /// The account of one holding of `owner` (`USER#<id>` or `ORG#<id>`).
+    pub fn holding(owner: &str, holding_id: &str) -> Account {
+        Account::Holding(format!("{owner}/{holding_id}"))
+    }
+
+    /// Whose credits these are, for an inventory or a holding: `USER#<id>` or `ORG#<id>`.
+    pub fn owner(&self) -> Option<&str> {
+        match self {
+            Account::Inventory(owner) => Some(owner),
+            Account::Holding(id) => {
+                Some(id.split_once('/').map_or(id.as_str(), |(owner, _)| owner))
+            }
+            _ => None,
+        }
     }
 
     /// Retired and cancelled credits never move again.
@@ -501,85 +518,150 @@ impl Ledger {
         transfer: &Transfer,
         guards: &[WriteOp],
     ) -> Result<Vec<Block>, LedgerError> {
-        if transfer.quantity == 0 {
-            return Err(LedgerError::Invalid(
-                "a transfer moves at least one credit".into(),
-            ));
+        let mut moved = self
+            .transfer_all(std::slice::from_ref(transfer), guards)
+            .await?;
+        Ok(moved.pop().unwrap_or_default())
+    }
+
+    /// Makes several movements in one write with the caller's `guards`: all of them or none (an
+    /// order reserving each of its lines). No two may draw on the same account and issuance, so
+    /// their plans never touch one block twice. Returns, per movement, the blocks as they now sit
+    /// in its `to`.
+    pub async fn transfer_all(
+        &self,
+        transfers: &[Transfer],
+        guards: &[WriteOp],
+    ) -> Result<Vec<Vec<Block>>, LedgerError> {
+        self.transfer_planned(transfers, |_| Ok(guards.to_vec()))
+            .await
+    }
+
+    /// [`Self::transfer_all`], with the caller's operations made from each attempt's plan (the
+    /// blocks each movement is about to move, as they will sit in its `to`): a purchase writes
+    /// the exact serials it allocates into the order in the same write.
+    pub async fn transfer_planned(
+        &self,
+        transfers: &[Transfer],
+        guards_for: impl Fn(&[Vec<Block>]) -> Result<Vec<WriteOp>, LedgerError>,
+    ) -> Result<Vec<Vec<Block>>, LedgerError> {
+        if transfers.is_empty() {
+            return Err(LedgerError::Invalid("nothing to move".into()));
         }
-        if transfer.from.is_final() {
-            return Err(LedgerError::Final(transfer.from.encode()));
+        for (i, transfer) in transfers.iter().enumerate() {
+            check_transfer(transfer)?;
+            let shared = transfers[..i].iter().any(|t| {
+                t.id == transfer.id || (t.from == transfer.from && t.issuance == transfer.issuance)
+            });
+            if shared {
+                return Err(LedgerError::Invalid(format!(
+                    "movement {} shares its id, or its account and issuance, with another in the same write",
+                    transfer.id
+                )));
+            }
         }
-        if transfer.to == Account::Buffer {
-            return Err(LedgerError::IntoBuffer);
-        }
-        if transfer.from == transfer.to {
-            return Err(LedgerError::Invalid(
-                "a transfer moves credits to another account".into(),
-            ));
-        }
-        valid_id("movement id", &transfer.id)?;
-        valid_id("issuance id", &transfer.issuance)?;
-        transfer.from.validate()?;
-        transfer.to.validate()?;
-        let record = keys::ledger_movement(&transfer.id);
-        // The record is read before the first attempt, and again only when a write finds it
-        // there (a concurrent call with the same id landed first).
-        let mut check_record = true;
+        // The records are read before the first attempt, and again only when a write finds one
+        // there (a concurrent call with the same ids landed first).
+        let mut check_records = true;
         for attempt in 0..ATTEMPTS {
-            if check_record && let Some(moved) = self.recorded(transfer).await? {
+            if check_records && let Some(moved) = self.all_recorded(transfers).await? {
                 return Ok(moved);
             }
-            check_record = false;
-            let candidates = self
-                .blocks_of(&transfer.from, Some(&transfer.issuance))
-                .await?;
-            let plan = match plan(&candidates, transfer) {
-                // The index may not show a block split off a moment ago. Within one issuance the
-                // table itself answers, strongly consistent, before the transfer is refused.
-                Err(LedgerError::Insufficient { .. }) => {
-                    let mut blocks = self.blocks(&transfer.issuance).await?;
-                    blocks.retain(|b| b.account == transfer.from);
-                    plan(&blocks, transfer)?
-                }
-                other => other?,
-            };
-            // The record, the plan, then the caller's guards.
-            let ours = 1 + plan.ops.len();
+            check_records = false;
+            let mut records = Vec::with_capacity(transfers.len());
+            let mut plans = Vec::with_capacity(transfers.len());
+            for transfer in transfers {
+                let plan = self.plan_now(transfer).await?;
+                let movement = Movement {
+                    issuance_id: transfer.issuance.clone(),
+                    from: transfer.from.encode(),
+                    to: transfer.to.encode(),
+                    quantity: transfer.quantity,
+                    moved: plan.moved.iter().map(|b| b.range).collect(),
+                };
+                records.push(
+                    WriteOp::put(items::with_key(
+                        &keys::ledger_movement(&transfer.id),
+                        &movement,
+                    )?)
+                    .when(Condition::NotExists),
+                );
+                plans.push(plan);
+            }
+            // The records, the plans, then the caller's guards.
+            let ours = records.len() + plans.iter().map(|p| p.ops.len()).sum::<usize>();
+            let planned: Vec<Vec<Block>> = plans.iter().map(|p| p.moved.clone()).collect();
+            let guards = guards_for(&planned)?;
             if ours + guards.len() > MAX_WRITE_OPS {
                 return Err(LedgerError::TooFragmented {
                     operations: ours + guards.len(),
                 });
             }
-            let movement = Movement {
-                issuance_id: transfer.issuance.clone(),
-                from: transfer.from.encode(),
-                to: transfer.to.encode(),
-                quantity: transfer.quantity,
-                moved: plan.moved.iter().map(|b| b.range).collect(),
-            };
-            let mut ops =
-                vec![WriteOp::put(items::with_key(&record, &movement)?).when(Condition::NotExists)];
-            ops.extend(plan.ops);
-            ops.extend(guards.iter().cloned());
+            let mut ops = records;
+            let mut moved = Vec::with_capacity(plans.len());
+            for plan in plans {
+                ops.extend(plan.ops);
+                moved.push(plan.moved);
+            }
+            ops.extend(guards);
             match self.table.write(ops).await {
-                Ok(()) => return Ok(plan.moved),
+                Ok(()) => return Ok(moved),
                 Err(TableError::ConditionFailed { index, .. }) if index >= ours => {
                     return Err(LedgerError::Guard {
                         index: index - ours,
                     });
                 }
-                // The record exists: read it on the next round.
-                Err(TableError::ConditionFailed { index: 0, .. }) => check_record = true,
+                // A record exists: read them on the next round.
+                Err(TableError::ConditionFailed { index, .. }) if index < transfers.len() => {
+                    check_records = true
+                }
                 // A block moved under the plan: plan again.
                 Err(TableError::ConditionFailed { .. } | TableError::TransactionConflict) => {
                     backoff(attempt).await
                 }
                 // Throttling or an unknown outcome: the caller retries with the same movement
-                // id, which the record makes safe.
+                // ids, which the records make safe.
                 Err(e) => return Err(e.into()),
             }
         }
         Err(LedgerError::Contended)
+    }
+
+    /// Plans one movement on the source account's blocks as they are now.
+    async fn plan_now(&self, transfer: &Transfer) -> Result<Plan, LedgerError> {
+        let candidates = self
+            .blocks_of(&transfer.from, Some(&transfer.issuance))
+            .await?;
+        match plan(&candidates, transfer) {
+            // The index may not show a block split off a moment ago. Within one issuance the
+            // table itself answers, strongly consistent, before the transfer is refused.
+            Err(LedgerError::Insufficient { .. }) => {
+                let mut blocks = self.blocks(&transfer.issuance).await?;
+                blocks.retain(|b| b.account == transfer.from);
+                plan(&blocks, transfer)
+            }
+            other => other,
+        }
+    }
+
+    /// The blocks each movement moved, when every one was recorded; `None` when none was.
+    /// Movements made in one write are recorded together, so some recorded and some not means
+    /// an id was used before for another write.
+    async fn all_recorded(
+        &self,
+        transfers: &[Transfer],
+    ) -> Result<Option<Vec<Vec<Block>>>, LedgerError> {
+        let mut found = Vec::with_capacity(transfers.len());
+        for transfer in transfers {
+            found.push(self.recorded(transfer).await?);
+        }
+        if found.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        if let Some(i) = found.iter().position(Option::is_none) {
+            return Err(LedgerError::MovementReused(transfers[i].id.clone()));
+        }
+        Ok(Some(found.into_iter().flatten().collect()))
     }
 
     /// The blocks a movement with this id moved, if it was recorded; refused if the id was used
@@ -763,6 +845,30 @@ pub fn check_blocks(issuance: &Issuance, blocks: &[Block]) -> Result<(), String>
         ));
     }
     Ok(())
+}
+
+/// Refuses a movement that can never be made, before anything is read.
+fn check_transfer(transfer: &Transfer) -> Result<(), LedgerError> {
+    if transfer.quantity == 0 {
+        return Err(LedgerError::Invalid(
+            "a transfer moves at least one credit".into(),
+        ));
+    }
+    if transfer.from.is_final() {
+        return Err(LedgerError::Final(transfer.from.encode()));
+    }
+    if transfer.to == Account::Buffer {
+        return Err(LedgerError::IntoBuffer);
+    }
+    if transfer.from == transfer.to {
+        return Err(LedgerError::Invalid(
+            "a transfer moves credits to another account".into(),
+        ));
+    }
+    valid_id("movement id", &transfer.id)?;
+    valid_id("issuance id", &transfer.issuance)?;
+    transfer.from.validate()?;
+    transfer.to.validate()
 }
 
 /// Ids the ledger stores in keys: letters, digits, `_`, `-` and `:`, at most 128. No `#`, which

@@ -1,12 +1,14 @@
 //! Listings: credits of one issuance offered at a unit price, backed by the ledger.
 //!
 //! Listing moves the quantity from the developer's inventory into the listing's own ledger
-//! account ([`Account::Listing`]) in the same write that creates the listing, so the listing's
-//! `available` count and the credits in its account are always equal. Closing moves what is left
-//! back in one write with the listing's close. Orders (the next context to come) reserve from a
-//! listing with [`reserve_guard`] beside their ledger transfer: a conditional decrement that never
-//! takes `available` below zero and only from an active listing; nothing ever reads the count and
-//! then writes it.
+//! account ([`Account::Listing`]) in the same write that creates the listing. The account then
+//! holds the listing's `available` count plus what unpaid orders reserved from it: an order
+//! reserves with [`reserve_guard`], a conditional decrement of `available` that never takes it
+//! below zero and only from an active listing, and moves blocks out of the account only once paid
+//! (`amanar-orders`). An unpaid order gives its count back with [`release_guard`]. Closing moves
+//! `available` back to the seller's inventory in one write with the listing's close; what unpaid
+//! orders still hold follows later, under [`closed_guard`]. Nothing ever reads the count and then
+//! writes it.
 //!
 //! `version` counts changes of the terms (price, status): an order quotes the version it priced,
 //! and a sale (which only moves `available`) leaves it alone. Every change of terms is an event
@@ -512,6 +514,35 @@ pub fn reserve_guard(
             json!(ListingStatus::Active.as_str()),
         ))
         .when(Condition::AtLeast("available".into(), quantity))
+}
+
+/// The guard an order adds to the transfer that gives an unpaid reservation back to a listing
+/// that is still open: adds `quantity` to the available count while the listing is in `status`
+/// (`active` or `paused`, as the caller read it). A closed listing takes nothing back: the
+/// credits go to the seller's inventory instead, under [`closed_guard`].
+pub fn release_guard(
+    listing_id: &str,
+    quantity: u64,
+    status: ListingStatus,
+    now: DateTime<Utc>,
+) -> WriteOp {
+    let quantity = i64::try_from(quantity).unwrap_or(i64::MAX);
+    let update = Update::new()
+        .add("available", quantity)
+        .add("revision", 1)
+        .set("updatedAt", json!(now))
+        .set_index(keys::catalogue_entry("LISTING", listing_id, now));
+    WriteOp::update(keys::listing(listing_id), update)
+        .when(Condition::Equals("status".into(), json!(status.as_str())))
+}
+
+/// The check beside a transfer of released credits to the seller's inventory: the listing is
+/// closed (so its count, zeroed at close, stays zero).
+pub fn closed_guard(listing_id: &str) -> WriteOp {
+    WriteOp::check(
+        keys::listing(listing_id),
+        Condition::Equals("status".into(), json!(ListingStatus::Closed.as_str())),
+    )
 }
 
 fn event_op(listing_id: &str, event: &ListingEvent) -> Result<WriteOp, TableError> {

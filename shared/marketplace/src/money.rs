@@ -39,6 +39,10 @@ impl Money {
     /// minor unit. Refused: an unknown code, a code without a minor unit, a negative amount or one
     /// above a million.
     pub fn new(amount: Decimal, currency: &str) -> Result<Self, MoneyError> {
+        Self::bounded(amount, currency, Decimal::from(MAX_AMOUNT))
+    }
+
+    fn bounded(amount: Decimal, currency: &str, max: Decimal) -> Result<Self, MoneyError> {
         let code = Currency::from_code(currency)
             .filter(|c| c.exponent().is_some())
             .ok_or_else(|| MoneyError {
@@ -51,10 +55,10 @@ impl Money {
                 reason: "must not be negative".into(),
             });
         }
-        if amount > Decimal::from(MAX_AMOUNT) {
+        if amount > max {
             return Err(MoneyError {
                 field: "amount",
-                reason: format!("must be at most {MAX_AMOUNT}"),
+                reason: format!("must be at most {max}"),
             });
         }
         let decimals = exponent(code);
@@ -69,6 +73,10 @@ impl Money {
 
     /// Parses `{amount, currency}` given as text.
     pub fn parse(amount: &str, currency: &str) -> Result<Self, MoneyError> {
+        Self::parse_bounded(amount, currency, Decimal::from(MAX_AMOUNT))
+    }
+
+    fn parse_bounded(amount: &str, currency: &str, max: Decimal) -> Result<Self, MoneyError> {
         let text = amount.trim();
         let unsigned = text.strip_prefix('-').unwrap_or(text);
         // Plain decimals only: no exponent, no sign but a minus (refused below), no spaces.
@@ -81,7 +89,7 @@ impl Money {
             field: "amount",
             reason: format!("{amount:?} is not a decimal number such as \"12.50\""),
         })?;
-        Money::new(value, currency)
+        Money::bounded(value, currency, max)
     }
 
     pub fn amount(&self) -> Decimal {
@@ -114,6 +122,47 @@ impl Money {
         total.rescale(self.decimals());
         Some(Money {
             amount: total,
+            currency: self.currency,
+        })
+    }
+}
+
+impl Money {
+    /// Nothing, in `currency`'s minor unit (`"0.00"`).
+    pub fn zero_like(&self) -> Money {
+        let mut amount = Decimal::ZERO;
+        amount.rescale(self.decimals());
+        Money {
+            amount,
+            currency: self.currency,
+        }
+    }
+
+    /// The sum of two amounts in one currency; `None` across currencies or on overflow.
+    pub fn plus(&self, other: &Money) -> Option<Money> {
+        if self.currency != other.currency {
+            return None;
+        }
+        let mut amount = self.amount.checked_add(other.amount)?;
+        amount.rescale(self.decimals());
+        Some(Money {
+            amount,
+            currency: self.currency,
+        })
+    }
+
+    /// `basis_points` ten-thousandths of the amount (a fee of 500 is 5 %), rounded half away
+    /// from zero to the currency's minor unit.
+    pub fn share(&self, basis_points: u32) -> Option<Money> {
+        let share = self
+            .amount
+            .checked_mul(Decimal::from(basis_points))?
+            .checked_div(Decimal::from(10_000))?;
+        let mut amount =
+            share.round_dp_with_strategy(self.decimals(), RoundingStrategy::MidpointAwayFromZero);
+        amount.rescale(self.decimals());
+        Some(Money {
+            amount,
             currency: self.currency,
         })
     }
@@ -153,6 +202,25 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+/// Serde for totals (an order's price, fee and total), which may pass the million a unit price
+/// is held to: `#[serde(with = "amanar_marketplace::money::total")]`. Same wire form.
+pub mod total {
+    use super::*;
+
+    /// The largest total: ten trillion major units, within i64 minor units at three decimals.
+    const MAX_TOTAL: i64 = 10_000_000_000_000;
+
+    pub fn serialize<S: Serializer>(money: &Money, serializer: S) -> Result<S::Ok, S::Error> {
+        money.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
+        let wire = Wire::deserialize(deserializer)?;
+        Money::parse_bounded(&wire.amount, &wire.currency, Decimal::from(MAX_TOTAL))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +254,26 @@ mod tests {
             money("12.50", "USD").times(3).unwrap().to_string(),
             "37.50 USD"
         );
+    }
+
+    #[test]
+    fn fees_are_shares_rounded_to_the_minor_unit_and_sums_keep_the_currency() {
+        assert_eq!(
+            money("37.50", "USD").share(500).unwrap().to_string(),
+            "1.88 USD"
+        );
+        assert_eq!(
+            money("1501", "JPY").share(250).unwrap().to_string(),
+            "38 JPY"
+        );
+        assert_eq!(
+            money("3.250", "KWD").share(333).unwrap().to_string(),
+            "0.108 KWD"
+        );
+        assert_eq!(money("1", "USD").zero_like().to_string(), "0.00 USD");
+        let sum = money("1.10", "EUR").plus(&money("2.205", "EUR")).unwrap();
+        assert_eq!(sum.to_string(), "3.31 EUR");
+        assert!(money("1", "EUR").plus(&money("1", "USD")).is_none());
     }
 
     #[test]

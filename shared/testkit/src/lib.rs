@@ -20,6 +20,13 @@ pub fn aws_endpoint() -> String {
     })
 }
 
+/// The localstripe server the test command started (`AMANAR_TEST_STRIPE_API_BASE`).
+pub fn stripe_api_base() -> String {
+    std::env::var("AMANAR_TEST_STRIPE_API_BASE").unwrap_or_else(|_| {
+        panic!("AMANAR_TEST_STRIPE_API_BASE is not set: run the tests with ./infra/test.sh, which starts localstripe")
+    })
+}
+
 /// AWS SDK configuration aimed at the emulator, with dummy credentials; nothing is read from or
 /// written to the process environment.
 pub async fn emulator_sdk_config() -> aws_config::SdkConfig {

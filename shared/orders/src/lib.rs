@@ -1,0 +1,53 @@
+//! Orders and payments: orders that reserve ledger credits from listings, the payments port (the
+//! Stripe adapter is `amanar-stripe`; [`payments::LocalPayments`] simulates it locally), the
+//! payment webhook, the purchase worker that allocates paid credits to holdings, and the expiry
+//! sweeper that gives unpaid reservations back.
+//!
+//! Reference: `docs/orders.md`.
+
+pub mod api;
+pub mod holdings;
+pub mod orders;
+pub mod payments;
+pub mod signature;
+pub mod worker;
+
+use std::sync::Arc;
+
+use amanar_core::{Ports, Provide};
+use amanar_http::{Context, OrgGuard, Scope, Tag};
+
+pub use orders::{Order, OrderSettings, OrderStatus, Orders};
+pub use payments::{LocalPayments, Payments};
+pub use signature::SigningSecrets;
+
+/// API-key scopes of an organisation's orders and holdings.
+pub const ORDERS_READ: Scope = Scope::new("orders:read");
+pub const ORDERS_WRITE: Scope = Scope::new("orders:write");
+
+/// Every API-key scope the context declares.
+pub const SCOPES: &[Scope] = &[ORDERS_READ, ORDERS_WRITE];
+
+pub const TAG: Tag = Tag {
+    name: "orders",
+    description: "Buying credits: orders, payments, holdings",
+};
+
+/// The registration: the orders and webhook functions, the purchase worker and the expiry
+/// sweeper.
+pub fn context<D>() -> Context<D>
+where
+    D: Provide<Ports>
+        + Provide<Arc<dyn OrgGuard>>
+        + Provide<Arc<dyn Payments>>
+        + Provide<OrderSettings>
+        + Provide<SigningSecrets>
+        + Sync
+        + 'static,
+{
+    Context::new("orders", TAG, SCOPES)
+        .http(api::ORDERS)
+        .http(api::STRIPE_WEBHOOK)
+        .consumer(worker::PURCHASES)
+        .housekeeping(worker::EXPIRE_ORDERS)
+}

@@ -1,0 +1,406 @@
+//! Orders on both faces: placing reserves exactly what each line asks or nothing, concurrent
+//! buyers never oversell, completing moves the reserve into holdings once, and releasing gives it
+//! back to the listing (or, once closed, to the seller).
+
+use std::sync::Arc;
+
+use amanar_core::table::Table;
+use amanar_marketplace::ledger::{Account, Ledger, NewIssuance, check_blocks};
+use amanar_marketplace::listings::{Listing, Listings, NewListing};
+use amanar_marketplace::money::Money;
+use amanar_marketplace::projects::{
+    IssuanceType, Mechanism, Project, ProjectFields, Projects, Status,
+};
+use amanar_marketplace::serial::{self, Standard, Vintage};
+use amanar_orders::holdings::Holdings;
+use amanar_orders::orders::{
+    Completion, LineRequest, NewOrder, OrderError, OrderSettings, OrderStatus, Orders,
+};
+use amanar_testkit::namespace;
+use chrono::Utc;
+
+mod common;
+
+async fn approved(table: &Arc<dyn Table>, owner: &str) -> Project {
+    let now = Utc::now();
+    let project = Project {
+        id: format!("prj_{}", namespace()),
+        owner: owner.into(),
+        fields: ProjectFields {
+            name: "Highland community forest".into(),
+            description: "Avoided deforestation".into(),
+            category: "forest".into(),
+            project_type: "avoided forest conversion".into(),
+            protocol: None,
+            standard: Standard::Native,
+            mechanism: Mechanism::Avoidance,
+            issuance_type: IssuanceType::ExPost,
+            country: "KE".into(),
+            location: None,
+            sdgs: vec![13],
+            labels: vec![],
+            permanence_years: Some(40),
+            registry_project_id: None,
+            registry_url: None,
+        },
+        status: Status::Approved,
+        reviewer: None,
+        version: 1,
+        created_by: "user:usr_dev".into(),
+        created_at: now,
+        updated_at: now,
+        updated_by: None,
+        agency_ratings: Vec::new(),
+        history_seq: 0,
+        history_hash: String::new(),
+        approved_at: Some(now),
+    };
+    Projects::new(table.clone())
+        .import_approved(&project, "test")
+        .await
+        .unwrap();
+    project
+}
+
+/// A listing of `quantity` native credits at `price` USD per tonne, and its issuance id.
+async fn listed(table: &Arc<dyn Table>, quantity: u64, price: &str) -> (Listing, String) {
+    let owner = format!("ORG#org_{}", namespace());
+    let project = approved(table, &owner).await;
+    let id = format!("iss_{}", namespace());
+    Ledger::new(table.clone())
+        .issue(NewIssuance {
+            serial: serial::parse(Standard::Native, &format!("AMC-{id}-1-{quantity}")).unwrap(),
+            id: id.clone(),
+            project_id: project.id.clone(),
+            vintage: Vintage::Year(2023),
+            buffer: 0,
+            inventory_owner: owner.clone(),
+            issued_by: "user:usr_verifier".into(),
+            issued_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let listing = Listings::new(table.clone())
+        .create(NewListing {
+            id: format!("lst_{}", namespace()),
+            project_id: project.id.clone(),
+            issuance_id: id.clone(),
+            seller: owner,
+            standard: Standard::Native,
+            vintage: Vintage::Year(2023),
+            quantity,
+            unit_price: Money::parse(price, "USD").unwrap(),
+            actor: "user:usr_dev".into(),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    (listing, id)
+}
+
+fn order(buyer: &str, lines: &[(&str, u64)]) -> NewOrder {
+    NewOrder {
+        order_id: format!("ord_{}", namespace()),
+        buyer: buyer.into(),
+        placed_by: "user:usr_buyer".into(),
+        lines: lines
+            .iter()
+            .map(|(listing, quantity)| LineRequest {
+                listing_id: (*listing).into(),
+                quantity: *quantity,
+            })
+            .collect(),
+        retire: false,
+        beneficiary: None,
+        reason: None,
+        fingerprint: "f1".into(),
+        now: Utc::now(),
+    }
+}
+
+async fn available(table: &Arc<dyn Table>, listing: &str) -> u64 {
+    Listings::new(table.clone())
+        .get(listing)
+        .await
+        .unwrap()
+        .unwrap()
+        .available
+}
+
+async fn an_order_reserves_every_line_or_nothing_and_completes_into_holdings_once(
+    table: Arc<dyn Table>,
+) {
+    let settings = OrderSettings::default();
+    let orders = Orders::new(table.clone());
+    let (a, issuance_a) = listed(&table, 10, "12.50").await;
+    let (b, _) = listed(&table, 5, "7.333").await;
+    let buyer = format!("USER#usr_{}", namespace());
+
+    // One line too many: nothing of either listing is reserved.
+    let refused = orders
+        .place(order(&buyer, &[(&a.id, 4), (&b.id, 6)]), &settings)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, OrderError::Insufficient { listing_id, available: 5, requested: 6 } if *listing_id == b.id),
+        "{refused:?}"
+    );
+    assert_eq!(
+        (
+            available(&table, &a.id).await,
+            available(&table, &b.id).await
+        ),
+        (10, 5)
+    );
+
+    let new = order(&buyer, &[(&a.id, 4), (&b.id, 2)]);
+    let placed = orders.place(new.clone(), &settings).await.unwrap();
+    assert_eq!(placed.status, OrderStatus::PendingPayment);
+    assert_eq!(placed.lines[0].price.to_string(), "50.00 USD");
+    assert_eq!(placed.lines[1].price.to_string(), "14.66 USD");
+    assert_eq!(placed.subtotal.to_string(), "64.66 USD");
+    assert_eq!(
+        placed.fee.to_string(),
+        "3.23 USD",
+        "5 % of the subtotal, rounded"
+    );
+    assert_eq!(placed.total.to_string(), "67.89 USD");
+    assert_eq!(
+        (
+            available(&table, &a.id).await,
+            available(&table, &b.id).await
+        ),
+        (6, 3)
+    );
+    // The same order again is the same order; the same id for another request is refused.
+    assert_eq!(orders.place(new.clone(), &settings).await.unwrap(), placed);
+    let other = NewOrder {
+        fingerprint: "f2".into(),
+        ..new.clone()
+    };
+    assert!(matches!(
+        orders.place(other, &settings).await,
+        Err(OrderError::KeyReused)
+    ));
+    assert_eq!(
+        available(&table, &a.id).await,
+        6,
+        "a replay reserves nothing"
+    );
+
+    // A payment for another amount is refused; the right one completes the order once.
+    let total = placed.total.minor_units();
+    assert!(matches!(
+        orders
+            .complete(&placed.order_id, "pi_1", total - 1, "usd", Utc::now())
+            .await,
+        Err(OrderError::Mismatch(_))
+    ));
+    let Completion::Completed(done) = orders
+        .complete(&placed.order_id, "pi_1", total, "usd", Utc::now())
+        .await
+        .unwrap()
+    else {
+        panic!("completes")
+    };
+    assert_eq!(done.status, OrderStatus::Completed);
+    assert_eq!(
+        done.lines[0].serials,
+        vec![format!("AMC-{issuance_a}-1-4")],
+        "the lowest serials of the listing, exactly"
+    );
+    assert!(matches!(
+        orders
+            .complete(&placed.order_id, "pi_1", total, "usd", Utc::now())
+            .await,
+        Ok(Completion::AlreadyCompleted(_))
+    ));
+    // A late failure never un-pays it.
+    assert!(
+        !orders
+            .release(
+                &placed.order_id,
+                OrderStatus::PaymentFailed,
+                "declined",
+                Utc::now()
+            )
+            .await
+            .unwrap()
+    );
+    let holdings = Holdings::new(table.clone());
+    let (held, _) = holdings.of_owner(&buyer, 10, None).await.unwrap();
+    assert_eq!(held.len(), 2);
+    let first = held.iter().find(|h| h.line == 1).unwrap();
+    let view = holdings.view(first.clone()).await.unwrap();
+    assert_eq!(
+        (view.available, view.held_serials.clone()),
+        (4, first.serials.clone())
+    );
+    let ledger = Ledger::new(table.clone());
+    let issuance = ledger.issuance(&issuance_a).await.unwrap().unwrap();
+    check_blocks(&issuance, &ledger.blocks(&issuance_a).await.unwrap()).unwrap();
+    assert_eq!(
+        ledger
+            .balance(&Account::Listing(a.id.clone()), Some(&issuance_a))
+            .await
+            .unwrap(),
+        6
+    );
+}
+
+async fn a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_listings_seller(
+    table: Arc<dyn Table>,
+) {
+    let settings = OrderSettings::default();
+    let orders = Orders::new(table.clone());
+    let (a, issuance) = listed(&table, 10, "3").await;
+    let buyer = format!("USER#usr_{}", namespace());
+    let first = orders
+        .place(order(&buyer, &[(&a.id, 3)]), &settings)
+        .await
+        .unwrap();
+    assert!(
+        orders
+            .release(
+                &first.order_id,
+                OrderStatus::PaymentFailed,
+                "declined",
+                Utc::now()
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(available(&table, &a.id).await, 10);
+    let stored = orders.get(&first.order_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, OrderStatus::PaymentFailed);
+    // Paid after all: the credits are gone, so the payment is to be refunded.
+    assert!(matches!(
+        orders
+            .complete(
+                &first.order_id,
+                "pi_x",
+                stored.total.minor_units(),
+                "USD",
+                Utc::now()
+            )
+            .await,
+        Ok(Completion::PaidAfterRelease(_))
+    ));
+
+    // Reserved, then the listing closes: the reserve goes to the seller's inventory.
+    let second = orders
+        .place(order(&buyer, &[(&a.id, 4)]), &settings)
+        .await
+        .unwrap();
+    Listings::new(table.clone())
+        .close(&a.id, None, "user:usr_dev", Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        orders
+            .release(
+                &second.order_id,
+                OrderStatus::Expired,
+                "not paid in time",
+                Utc::now()
+            )
+            .await
+            .unwrap()
+    );
+    let ledger = Ledger::new(table.clone());
+    assert_eq!(
+        ledger
+            .balance(&Account::Inventory(a.seller.clone()), Some(&issuance))
+            .await
+            .unwrap(),
+        10
+    );
+    assert_eq!(available(&table, &a.id).await, 0);
+}
+
+/// 200 buyers of one tonne each on a 100 t listing: exactly 100 orders are placed, the rest are
+/// refused as sold out, and the ledger and the listing agree.
+async fn concurrent_buyers_never_oversell(table: Arc<dyn Table>) {
+    let (listing, issuance) = listed(&table, 100, "10").await;
+    let settings = OrderSettings::default();
+    let mut buyers = Vec::new();
+    for n in 0..200 {
+        let orders = Orders::new(table.clone());
+        let settings = settings.clone();
+        let listing_id = listing.id.clone();
+        buyers.push(tokio::spawn(async move {
+            let buyer = format!("USER#usr_{n}");
+            let mut attempts = 0;
+            loop {
+                match orders
+                    .place(order(&buyer, &[(&listing_id, 1)]), &settings)
+                    .await
+                {
+                    Ok(placed) => return Some(placed),
+                    Err(OrderError::Insufficient { .. }) => return None,
+                    // Busy (the API answers 503 with Retry-After): a client retries.
+                    Err(OrderError::Contended) if attempts < 20 => attempts += 1,
+                    Err(OrderError::Table(e)) if e.is_transient() && attempts < 20 => attempts += 1,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        }));
+    }
+    let mut placed = Vec::new();
+    for buyer in buyers {
+        placed.extend(buyer.await.unwrap());
+    }
+    assert_eq!(placed.len(), 100, "exactly the listing's 100 t are sold");
+    assert_eq!(available(&table, &listing.id).await, 0);
+
+    // Four workers complete the 100 paid orders: every tonne lands in exactly one holding.
+    let queue = Arc::new(tokio::sync::Mutex::new(placed));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (queue, orders) = (queue.clone(), Orders::new(table.clone()));
+        workers.push(tokio::spawn(async move {
+            loop {
+                let Some(order) = queue.lock().await.pop() else {
+                    return;
+                };
+                let total = order.total.minor_units();
+                let mut attempts = 0;
+                loop {
+                    match orders
+                        .complete(&order.order_id, "pi", total, "USD", Utc::now())
+                        .await
+                    {
+                        Ok(Completion::Completed(_)) => break,
+                        // The worker's message comes back after a contended or failed attempt.
+                        Err(OrderError::Contended) | Err(OrderError::Table(_)) if attempts < 20 => {
+                            attempts += 1
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let ledger = Ledger::new(table.clone());
+    let blocks = ledger.blocks(&issuance).await.unwrap();
+    check_blocks(&ledger.issuance(&issuance).await.unwrap().unwrap(), &blocks).unwrap();
+    assert!(
+        blocks
+            .iter()
+            .all(|b| matches!(&b.account, Account::Holding(_))),
+        "every credit is held"
+    );
+    let mut owners: Vec<&str> = blocks.iter().filter_map(|b| b.account.owner()).collect();
+    owners.sort();
+    owners.dedup();
+    assert_eq!(owners.len(), 100, "one tonne per buyer");
+}
+
+both_faces!(
+    an_order_reserves_every_line_or_nothing_and_completes_into_holdings_once,
+    a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_listings_seller,
+    concurrent_buyers_never_oversell,
+);

@@ -1,0 +1,462 @@
+//! Buying credits through the local runtime over HTTP: a buyer finds a listing in the catalogue,
+//! orders 3 t, the payment simulator confirms through the signed webhook, and the holding shows
+//! the exact serials; a declined payment and an expired order each give their credits back;
+//! another buyer sees none of it; the webhook refuses what its signature does not cover and
+//! handles an event sent five times once.
+
+use std::time::{Duration, Instant};
+
+use amanar_journeys::{Api, As, Platform, vars};
+use serde_json::{Value, json};
+
+const WEBHOOK_SECRET: &str = "whsec_journey_test";
+
+/// The local runtime with the demo catalogue, short-lived orders and a fast housekeeping tick.
+async fn platform() -> (amanar_local::Running, tempfile::TempDir) {
+    let (running, dir) = Platform::new()
+        .set(vars::ORDER_TTL_SECS, "2")
+        .set(vars::HOUSEKEEPING_SECS, "1")
+        .set(vars::STRIPE_WEBHOOK_SECRET, WEBHOOK_SECRET)
+        .start()
+        .await;
+    let ports = running.ports();
+    amanar_marketplace::demo::seed(ports.table.clone(), &Default::default(), ports.clock.now())
+        .await
+        .expect("the demo catalogue");
+    (running, dir)
+}
+
+/// A catalogue offer with at least `tonnes` available: (listing id, unit price amount).
+async fn offer(api: &Api, tonnes: u64) -> (String, String) {
+    let found = api
+        .get(
+            &format!("/v1/projects?minAvailable={tonnes}&limit=50"),
+            As::Anonymous,
+        )
+        .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    for project in found.body["items"].as_array().unwrap() {
+        for offer in project["offers"].as_array().unwrap() {
+            if offer["available"].as_u64().unwrap() >= tonnes
+                && offer["unitPrice"]["currency"] == "USD"
+            {
+                return (
+                    offer["listingId"].as_str().unwrap().to_owned(),
+                    offer["unitPrice"]["amount"].as_str().unwrap().to_owned(),
+                );
+            }
+        }
+    }
+    panic!("no USD offer of {tonnes} t in {:#}", found.body);
+}
+
+async fn available(api: &Api, token: &str, listing: &str) -> u64 {
+    let listing = api
+        .get(&format!("/v1/listings/{listing}"), As::Bearer(token))
+        .await;
+    assert_eq!(listing.status, 200, "{}", listing.body);
+    listing.body["available"].as_u64().unwrap()
+}
+
+/// Polls an order until it leaves `pending_payment`.
+async fn settled(api: &Api, token: &str, order: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = api
+            .get(&format!("/v1/orders/{order}"), As::Bearer(token))
+            .await;
+        assert_eq!(got.status, 200, "{}", got.body);
+        if got.body["status"] != "pending_payment" {
+            return got.body;
+        }
+        assert!(Instant::now() < deadline, "still pending: {:#}", got.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn place(api: &Api, token: &str, key: &str, body: Value) -> amanar_journeys::Answer {
+    api.call_with(
+        "POST",
+        "/v1/orders",
+        As::Bearer(token),
+        Some(body),
+        &[("Idempotency-Key", key)],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_orders_pays_and_holds_exact_serials_and_unpaid_orders_give_their_credits_back() {
+    let (running, _dir) = platform().await;
+    let api = Api::new(&running);
+    let (_, buyer) = api.user("buyer@orders.example", "individual").await;
+    let (_, stranger) = api.user("stranger@orders.example", "business").await;
+    let (listing, unit_price) = offer(&api, 10).await;
+    let before = available(&api, &buyer, &listing).await;
+
+    // Bad orders name their field, and reserve nothing.
+    for (body, field) in [
+        (json!({"listingId": listing, "quantity": 0}), "quantity"),
+        (json!({"listingId": listing}), "quantity"),
+        (
+            json!({"listingId": listing, "quantity": 1, "retire": true}),
+            "beneficiary",
+        ),
+        (
+            json!({"listingId": listing, "quantity": 1, "beneficiary": "Acme"}),
+            "retire",
+        ),
+        (
+            json!({"lines": [{"listingId": listing, "quantity": 1}, {"listingId": listing, "quantity": 2}]}),
+            "lines[1].listingId",
+        ),
+        (json!({"listingId": "lst_nope", "quantity": 1}), "listingId"),
+    ] {
+        let refused = place(&api, &buyer, "bad", body.clone()).await;
+        assert_eq!(refused.status, 422, "{body}: {}", refused.body);
+        assert_eq!(
+            refused.body["errors"][0]["field"], field,
+            "{}",
+            refused.body
+        );
+    }
+    let too_many = place(
+        &api,
+        &buyer,
+        "big",
+        json!({"listingId": listing, "quantity": before + 1}),
+    )
+    .await;
+    assert_eq!(too_many.status, 409, "{}", too_many.body);
+    assert!(
+        too_many.body["detail"].as_str().unwrap().contains(&listing)
+            && too_many.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{before} t available")),
+        "{}",
+        too_many.body
+    );
+    assert_eq!(available(&api, &buyer, &listing).await, before);
+
+    // Order 3 t: reserved at once, priced per line with the fee apart.
+    let body = json!({"listingId": listing, "quantity": 3});
+    let placed = place(&api, &buyer, "order-1", body.clone()).await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let order = placed.body["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(placed.body["status"], "pending_payment");
+    assert_eq!(placed.header("location"), format!("/v1/orders/{order}"));
+    assert_eq!(placed.header("cache-control"), "no-store");
+    let payment = &placed.body["payment"];
+    assert_eq!(payment["provider"], "local");
+    let payment_id = payment["paymentId"].as_str().unwrap().to_owned();
+    assert!(
+        payment["clientSecret"]
+            .as_str()
+            .unwrap()
+            .starts_with(&payment_id)
+    );
+    let price: rust_decimal::Decimal = unit_price.parse().unwrap();
+    assert_eq!(
+        placed.body["lines"][0]["price"]["amount"],
+        format!("{:.2}", price * rust_decimal::Decimal::from(3))
+    );
+    assert_eq!(placed.body["feeRatePercent"], "5.00");
+    assert_eq!(available(&api, &buyer, &listing).await, before - 3);
+
+    // A retry with the key is the same order; the key with another body is refused.
+    let again = place(&api, &buyer, "order-1", body).await;
+    assert_eq!(
+        (again.status, again.header("idempotent-replayed")),
+        (201, "true")
+    );
+    assert_eq!(again.body["orderId"], order.as_str());
+    assert_eq!(again.body["payment"]["paymentId"], payment_id.as_str());
+    let reused = place(
+        &api,
+        &buyer,
+        "order-1",
+        json!({"listingId": listing, "quantity": 4}),
+    )
+    .await;
+    assert_eq!(reused.status, 409, "{}", reused.body);
+    assert_eq!(available(&api, &buyer, &listing).await, before - 3);
+
+    // Another buyer sees nothing of it.
+    assert_eq!(
+        api.get(&format!("/v1/orders/{order}"), As::Bearer(&stranger))
+            .await
+            .status,
+        404
+    );
+
+    // The simulator pays through the webhook; the worker completes the order.
+    let paid = api
+        .post(
+            &format!("/_local/payments/{payment_id}/confirm"),
+            As::Anonymous,
+            json!({}),
+        )
+        .await;
+    assert_eq!(paid.status, 200, "{}", paid.body);
+    assert_eq!(paid.body["webhookStatus"], 200, "{}", paid.body);
+    let done = settled(&api, &buyer, &order).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    let serials = done["lines"][0]["serials"].clone();
+    assert!(!serials.as_array().unwrap().is_empty(), "{done:#}");
+    let holding_id = done["lines"][0]["holdingId"].as_str().unwrap().to_owned();
+    assert!(
+        done["payment"].get("clientSecret").is_none(),
+        "no secret once paid"
+    );
+
+    let holdings = api.get("/v1/holdings", As::Bearer(&buyer)).await;
+    assert_eq!(holdings.status, 200, "{}", holdings.body);
+    let held = &holdings.body["items"][0];
+    assert_eq!(held["holdingId"], holding_id.as_str());
+    assert_eq!(
+        (held["quantity"].as_u64(), held["available"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(held["heldSerials"], serials);
+    assert_eq!(held["orderId"], order.as_str());
+    let serial = serials[0].as_str().unwrap();
+    let lookup = api
+        .get(
+            &format!("/v1/credits/lookup?serial={serial}"),
+            As::Bearer(&buyer),
+        )
+        .await;
+    assert_eq!(lookup.status, 200, "{}", lookup.body);
+    assert!(
+        lookup.body.to_string().contains("\"held\""),
+        "{}",
+        lookup.body
+    );
+
+    let receipt = api
+        .get(&format!("/v1/orders/{order}/receipt"), As::Bearer(&buyer))
+        .await;
+    assert_eq!(receipt.status, 200, "{}", receipt.body);
+    assert_eq!(receipt.body["lines"][0]["serials"], serials);
+    assert_eq!(receipt.body["total"], done["total"]);
+    assert_eq!(
+        api.get(&format!("/v1/holdings/{holding_id}"), As::Bearer(&stranger))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.get(
+            &format!("/v1/orders/{order}/receipt"),
+            As::Bearer(&stranger)
+        )
+        .await
+        .status,
+        404
+    );
+
+    // The payment confirmed again (a redelivery): nothing moves twice.
+    let twice = api
+        .post(
+            &format!("/_local/payments/{payment_id}/confirm"),
+            As::Anonymous,
+            json!({}),
+        )
+        .await;
+    assert_eq!(twice.status, 200, "{}", twice.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let holdings = api.get("/v1/holdings", As::Bearer(&buyer)).await;
+    assert_eq!(holdings.body["items"].as_array().unwrap().len(), 1);
+
+    // A declined payment gives the credits back.
+    let declined = place(
+        &api,
+        &buyer,
+        "order-2",
+        json!({"listingId": listing, "quantity": 2}),
+    )
+    .await;
+    assert_eq!(declined.status, 201, "{}", declined.body);
+    assert_eq!(available(&api, &buyer, &listing).await, before - 5);
+    let declined_payment = declined.body["payment"]["paymentId"].as_str().unwrap();
+    let failed = api
+        .post(
+            &format!("/_local/payments/{declined_payment}/fail"),
+            As::Anonymous,
+            json!({}),
+        )
+        .await;
+    assert_eq!(failed.status, 200, "{}", failed.body);
+    let declined = settled(&api, &buyer, declined.body["orderId"].as_str().unwrap()).await;
+    assert_eq!(declined["status"], "payment_failed", "{declined:#}");
+    assert_eq!(available(&api, &buyer, &listing).await, before - 3);
+    // The declined payment cannot be paid afterwards: it was cancelled.
+    let late = api
+        .post(
+            &format!("/_local/payments/{declined_payment}/confirm"),
+            As::Anonymous,
+            json!({}),
+        )
+        .await;
+    assert_eq!(late.status, 409, "{}", late.body);
+
+    // An order nobody pays expires and gives its credits back.
+    let unpaid = place(
+        &api,
+        &buyer,
+        "order-3",
+        json!({"listingId": listing, "quantity": 1}),
+    )
+    .await;
+    assert_eq!(unpaid.status, 201, "{}", unpaid.body);
+    assert_eq!(available(&api, &buyer, &listing).await, before - 4);
+    let expired = settled(&api, &buyer, unpaid.body["orderId"].as_str().unwrap()).await;
+    assert_eq!(expired["status"], "expired", "{expired:#}");
+    assert_eq!(available(&api, &buyer, &listing).await, before - 3);
+
+    let mine = api.get("/v1/orders?limit=2", As::Bearer(&buyer)).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.body["items"].as_array().unwrap().len(), 2);
+    assert!(mine.body["nextCursor"].is_string());
+    assert_eq!(
+        api.get("/v1/orders", As::Bearer(&stranger)).await.body["items"],
+        json!([])
+    );
+    running.shutdown().await;
+}
+
+fn sign(payload: &str, secret: &str, at: i64) -> String {
+    amanar_orders::signature::sign(payload.as_bytes(), secret.as_bytes(), at)
+}
+
+async fn deliver(api: &Api, payload: &str, signature: Option<&str>) -> amanar_journeys::Answer {
+    let mut request = api
+        .http
+        .post(format!("{}/v1/webhooks/stripe", api.base))
+        .header("content-type", "application/json")
+        .body(payload.to_owned());
+    if let Some(signature) = signature {
+        request = request.header("stripe-signature", signature);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    amanar_journeys::Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_trusts_only_signed_events_and_handles_each_once_in_any_order() {
+    let (running, _dir) = platform().await;
+    let api = Api::new(&running);
+    let (_, buyer) = api.user("webhook@orders.example", "individual").await;
+    let (listing, _) = offer(&api, 5).await;
+    let placed = place(
+        &api,
+        &buyer,
+        "w-1",
+        json!({"listingId": listing, "quantity": 2}),
+    )
+    .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let order = placed.body["orderId"].as_str().unwrap().to_owned();
+    let payment = placed.body["payment"]["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let amount = {
+        let total = placed.body["total"]["amount"].as_str().unwrap();
+        total.replace('.', "").parse::<i64>().unwrap()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let event = |id: &str, kind: &str| {
+        json!({
+            "id": id, "object": "event", "type": kind, "created": now,
+            "data": {"object": {"id": payment, "object": "payment_intent", "amount": amount,
+                "currency": "usd", "metadata": {"orderId": order}}}
+        })
+        .to_string()
+    };
+    let succeeded = event("evt_journey_1", "payment_intent.succeeded");
+
+    // Refused: no header, a tampered body, the wrong secret, an old signature.
+    assert_eq!(deliver(&api, &succeeded, None).await.status, 400);
+    let good = sign(&succeeded, WEBHOOK_SECRET, now);
+    let tampered = succeeded.replace("\"amount\":", "\"amount\": ");
+    assert_eq!(deliver(&api, &tampered, Some(&good)).await.status, 400);
+    assert_eq!(
+        deliver(
+            &api,
+            &succeeded,
+            Some(&sign(&succeeded, "whsec_other", now))
+        )
+        .await
+        .status,
+        400
+    );
+    let stale = deliver(
+        &api,
+        &succeeded,
+        Some(&sign(&succeeded, WEBHOOK_SECRET, now - 301)),
+    )
+    .await;
+    assert_eq!(stale.status, 400);
+    assert_eq!(
+        stale.body["type"].as_str().unwrap().rsplit('/').next(),
+        Some("bad-signature")
+    );
+    assert_eq!(
+        api.get(&format!("/v1/orders/{order}"), As::Bearer(&buyer))
+            .await
+            .body["status"],
+        "pending_payment",
+        "nothing unsigned moved the order"
+    );
+
+    // Several v1 (a rotation) with one valid; then the same event four more times.
+    let valid_sig = good.split_once(",v1=").unwrap().1;
+    let rotated = format!("t={now},v1={},v1={valid_sig}", "0".repeat(64));
+    let first = deliver(&api, &succeeded, Some(&rotated)).await;
+    assert_eq!(
+        (first.status, &first.body["duplicate"]),
+        (200, &json!(false)),
+        "{}",
+        first.body
+    );
+    for _ in 0..4 {
+        let again = deliver(&api, &succeeded, Some(&good)).await;
+        assert_eq!(
+            (again.status, &again.body["duplicate"]),
+            (200, &json!(true))
+        );
+    }
+    let done = settled(&api, &buyer, &order).await;
+    assert_eq!(done["status"], "completed");
+
+    // A failure arriving after the success never un-pays the order.
+    let failed = event("evt_journey_2", "payment_intent.payment_failed");
+    let late = deliver(&api, &failed, Some(&sign(&failed, WEBHOOK_SECRET, now))).await;
+    assert_eq!(late.status, 200);
+    // Unknown event types are acknowledged.
+    let other = json!({"id": "evt_journey_3", "type": "customer.created", "created": now, "data": {"object": {}}}).to_string();
+    let ack = deliver(&api, &other, Some(&sign(&other, WEBHOOK_SECRET, now))).await;
+    assert_eq!((ack.status, &ack.body["handled"]), (200, &json!(false)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = api
+        .get(&format!("/v1/orders/{order}"), As::Bearer(&buyer))
+        .await;
+    assert_eq!(after.body["status"], "completed");
+    let holdings = api.get("/v1/holdings", As::Bearer(&buyer)).await;
+    assert_eq!(
+        holdings.body["items"].as_array().unwrap().len(),
+        1,
+        "one allocation"
+    );
+    assert_eq!(holdings.body["items"][0]["quantity"], 2);
+    running.shutdown().await;
+}
