@@ -98,9 +98,10 @@ async fn a_buyer_orders_pays_and_holds_exact_serials_and_unpaid_orders_give_thei
     for (body, field) in [
         (json!({"listingId": listing, "quantity": 0}), "quantity"),
         (json!({"listingId": listing}), "quantity"),
+        // Retiring on purchase opens with the retirements: refused until then, not ignored.
         (
-            json!({"listingId": listing, "quantity": 1, "retire": true}),
-            "beneficiary",
+            json!({"listingId": listing, "quantity": 1, "retire": true, "beneficiary": "Acme"}),
+            "retire",
         ),
         (
             json!({"listingId": listing, "quantity": 1, "beneficiary": "Acme"}),

@@ -471,6 +471,12 @@ impl Config {
             // Only the webhook needs them: asked for when it is built.
             None => None,
         };
+        // At most a day: Stripe keeps an idempotency key 24 hours, and a retried payment creation
+        // must find the first.
+        let ttl_secs = number(vars::ORDER_TTL_SECS, 1800)?;
+        if !(1..=86_400).contains(&ttl_secs) {
+            return Err(error(vars::ORDER_TTL_SECS, "must be 1 to 86400 seconds"));
+        }
         let fee_bps = number(vars::PLATFORM_FEE_BPS, 500)?;
         if fee_bps > 5000 {
             return Err(error(vars::PLATFORM_FEE_BPS, "must be at most 5000 (50 %)"));
@@ -492,9 +498,7 @@ impl Config {
             ));
         }
         let orders = amanar_orders::OrderSettings {
-            ttl: chrono::TimeDelta::seconds(
-                number(vars::ORDER_TTL_SECS, 1800)?.clamp(1, 86_400) as i64
-            ),
+            ttl: chrono::TimeDelta::seconds(ttl_secs as i64),
             fee_basis_points: fee_bps as u32,
             payment_methods,
         };
@@ -547,6 +551,43 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(face, |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn order_settings_are_checked_and_stripe_needs_its_key_only_where_it_is_built() {
+        let config_of = |vars: &[(&str, &str)]| config(Face::Local, vars);
+        let local = config_of(&[]).unwrap();
+        assert_eq!(local.payments, PaymentsBackend::Local);
+        assert_eq!(local.orders.fee_basis_points, 500);
+        assert_eq!(local.orders.ttl, chrono::TimeDelta::minutes(30));
+        for (name, value) in [
+            (vars::ORDER_TTL_SECS, "0"),
+            (vars::ORDER_TTL_SECS, "86401"),
+            (vars::PLATFORM_FEE_BPS, "5001"),
+            (vars::PAYMENT_METHODS, "card,Card"),
+            (vars::STRIPE_WEBHOOK_SECRET, " , "),
+        ] {
+            assert_eq!(
+                config_of(&[(name, value)]).unwrap_err().variable,
+                name,
+                "{name}={value}"
+            );
+        }
+        // Stripe without its key still configures: the adapter asks for the key when it is built,
+        // in the functions that take payments only.
+        let stripe = config_of(&[(vars::PAYMENTS_BACKEND, "stripe")]).unwrap();
+        assert!(matches!(
+            &stripe.payments,
+            PaymentsBackend::Stripe {
+                secret_key: None,
+                ..
+            }
+        ));
+        let keyed = PaymentsBackend::Stripe {
+            secret_key: Some("sk_live_x".into()),
+            api_base: "b".into(),
+        };
+        assert!(!format!("{keyed:?}").contains("sk_live"));
     }
 
     #[test]

@@ -210,6 +210,11 @@ pub mod total {
     /// The largest total: ten trillion major units, within i64 minor units at three decimals.
     const MAX_TOTAL: i64 = 10_000_000_000_000;
 
+    /// Whether `money` can be stored as a total (and read back).
+    pub fn fits(money: &Money) -> bool {
+        money.amount <= Decimal::from(MAX_TOTAL)
+    }
+
     pub fn serialize<S: Serializer>(money: &Money, serializer: S) -> Result<S::Ok, S::Error> {
         money.serialize(serializer)
     }

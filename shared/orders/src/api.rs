@@ -134,7 +134,7 @@ pub struct LineInput {
 pub struct PlaceOrder {
     pub listing_id: Option<String>,
     pub quantity: Option<u64>,
-    /// Up to 20 lines, each of another listing, all in one currency.
+    /// Up to 10 lines, each of another listing, all in one currency.
     pub lines: Option<Vec<LineInput>>,
     /// Retire the credits once paid, for `beneficiary` (required then) and `reason`.
     #[serde(default)]
@@ -254,13 +254,16 @@ pub struct OwnerParams {
 fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(value) = value else { return Ok(None) };
     let trimmed = value.trim();
-    if trimmed.is_empty()
-        || trimmed.chars().count() > MAX_TEXT
-        || trimmed.chars().any(char::is_control)
-    {
+    // Control characters, and the invisible and direction-changing ones that could make a
+    // printed beneficiary read as another.
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+    };
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_TEXT || trimmed.chars().any(hidden) {
         return Err(ApiError::validation(
             field,
-            format!("1 to {MAX_TEXT} characters, without control characters"),
+            format!("1 to {MAX_TEXT} characters, without control or invisible characters"),
         ));
     }
     Ok(Some(trimmed.to_owned()))
@@ -445,8 +448,34 @@ impl OrdersState {
                 methods: self.settings.payment_methods.clone(),
                 idempotency_key: format!("order:{}", order.order_id),
             })
-            .await
-            .map_err(payment_error)?;
+            .await;
+        let intent = match intent {
+            Ok(intent) => intent,
+            // The provider will never take this payment (an amount under its minimum or over
+            // its maximum, a currency it does not take): the credits go back at once.
+            Err(PaymentError::Refused(reason)) => {
+                tracing::warn!(order = %order.order_id, %reason, "the payment provider refused the order's payment");
+                self.orders()
+                    .release(
+                        &order.order_id,
+                        OrderStatus::PaymentFailed,
+                        "the payment provider refused the payment",
+                        None,
+                        self.now(),
+                    )
+                    .await?;
+                return Err(ApiError::Refused {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    slug: "payment-refused",
+                    title: "Payment refused",
+                    detail: format!(
+                        "The payment provider refused this order's payment ({reason}); nothing stays reserved."
+                    ),
+                    retry_after_secs: None,
+                });
+            }
+            Err(e) => return Err(payment_error(e)),
+        };
         let payment = PaymentRef {
             provider: self.payments.provider().to_owned(),
             payment_id: intent.id.clone(),
@@ -529,6 +558,7 @@ impl From<OrderError> for ApiError {
                 retry_after_secs: Some(1),
             },
             OrderError::Mismatch(why) => ApiError::unexpected(why),
+            OrderError::Unsettled(why) => ApiError::Unavailable(why),
             OrderError::Ledger(e) => e.into(),
             OrderError::Table(e) => e.into(),
         }
@@ -590,6 +620,14 @@ pub async fn place_order(
     let lines = lines_of(&body)?;
     let beneficiary = text("beneficiary", body.beneficiary.clone())?;
     let reason = text("reason", body.reason.clone())?;
+    if body.retire {
+        // Retirements (their worker, public record and certificate) are not built yet: an order
+        // that asks for one is refused rather than paid and left unretired.
+        return Err(ApiError::validation(
+            "retire",
+            "retiring on purchase is not available yet: buy, then retire from the holding once retirements open",
+        ));
+    }
     if body.retire && beneficiary.is_none() {
         return Err(ApiError::validation(
             "beneficiary",
@@ -687,8 +725,11 @@ pub async fn get_order(
     Path(order_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let order = state.readable(&principal, &order_id).await?;
+    // The client secret confirms the payment: it goes to whoever placed the order, not to every
+    // reader of an organisation's orders.
+    let placer = principal.subject() == order.placed_by;
     let secret = match (&order.payment, order.status) {
-        (Some(payment), OrderStatus::PendingPayment) => state
+        (Some(payment), OrderStatus::PendingPayment) if placer => state
             .payments
             .intent(&payment.payment_id)
             .await

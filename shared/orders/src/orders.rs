@@ -54,9 +54,10 @@ use utoipa::ToSchema;
 
 use crate::holdings::Holding;
 
-/// The most lines one order holds (each line's reservation takes a few operations of the one
-/// write that places the order).
-pub const MAX_LINES: usize = 20;
+/// The most lines one order holds. Completing writes, per line, a movement record, its block
+/// moves and a holding, plus the order, in one write of at most 100 operations: ten lines leave
+/// room for each to span several blocks of its listing.
+pub const MAX_LINES: usize = 10;
 /// The most tonnes one line buys.
 pub const MAX_LINE_QUANTITY: u64 = amanar_marketplace::ledger::MAX_ISSUANCE;
 
@@ -257,6 +258,9 @@ pub enum OrderError {
     Mismatch(String),
     #[error("the credits kept moving under concurrent orders; nothing was written")]
     Contended,
+    /// The payment is neither paid nor cancellable yet (processing).
+    #[error("{0}")]
+    Unsettled(String),
     #[error(transparent)]
     Ledger(LedgerError),
     #[error(transparent)]
@@ -431,7 +435,8 @@ impl Orders {
             .share(settings.fee_basis_points)
             .ok_or(OrderError::TooLarge)?;
         let total = subtotal.plus(&fee).ok_or(OrderError::TooLarge)?;
-        if total.minor_units() == i64::MAX {
+        // Every amount must read back as a stored total (the total is the largest of them).
+        if !money::total::fits(&total) {
             return Err(OrderError::TooLarge);
         }
         Ok(Order {
@@ -627,18 +632,22 @@ impl Orders {
 
     /// Gives an unpaid order's credits back and moves it to `to` (`payment_failed` or
     /// `expired`) with `reason`. `false` when the order was no longer awaiting payment (paid or
-    /// released first).
+    /// released first). `seen`, when given, is the version the caller decided on: an order that
+    /// moved since (a payment attached meanwhile) is left alone.
     pub async fn release(
         &self,
         order_id: &str,
         to: OrderStatus,
         reason: &str,
+        seen: Option<u64>,
         now: DateTime<Utc>,
     ) -> Result<bool, OrderError> {
         debug_assert!(to.is_final() && to != OrderStatus::Completed);
         for _ in 0..ATTEMPTS {
             let order = self.load(order_id).await?;
-            if order.status != OrderStatus::PendingPayment {
+            if order.status != OrderStatus::PendingPayment
+                || seen.is_some_and(|v| v != order.version)
+            {
                 return Ok(false);
             }
             let mut transfers = Vec::new();

@@ -37,8 +37,8 @@ pub enum IntentStatus {
     Canceled,
 }
 
-/// A payment at the provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A payment at the provider. Its `Debug` leaves the client secret out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Intent {
     pub id: String,
     /// What the buyer's browser confirms the payment with. Never stored by us, never logged.
@@ -47,6 +47,17 @@ pub struct Intent {
     pub amount_minor: i64,
     /// Lower case, as Stripe writes it.
     pub currency: String,
+}
+
+impl std::fmt::Debug for Intent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intent")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("amount_minor", &self.amount_minor)
+            .field("currency", &self.currency)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A payment to create for an order.
@@ -375,5 +386,28 @@ impl Payments for LocalPayments {
         );
         self.table.write(vec![op]).await?;
         Ok(format!("re_local_{}", short_hash(&[idempotency_key])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_amounts_follow_iso_except_stripes_isk_and_intents_never_print_their_secret() {
+        let money = |a: &str, c: &str| Money::parse(a, c).unwrap();
+        assert_eq!(provider_minor_units("stripe", &money("12.50", "USD")), 1250);
+        assert_eq!(provider_minor_units("stripe", &money("1500", "JPY")), 1500);
+        assert_eq!(provider_minor_units("stripe", &money("3.250", "KWD")), 3250);
+        assert_eq!(provider_minor_units("stripe", &money("500", "ISK")), 50000);
+        assert_eq!(provider_minor_units("local", &money("500", "ISK")), 500);
+        let intent = Intent {
+            id: "pi_1".into(),
+            client_secret: "pi_1_secret_abc".into(),
+            status: IntentStatus::RequiresPayment,
+            amount_minor: 1,
+            currency: "usd".into(),
+        };
+        assert!(!format!("{intent:?}").contains("secret_abc"));
     }
 }

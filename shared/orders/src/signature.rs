@@ -107,7 +107,8 @@ pub fn verify(
         return Err(SignatureError::Malformed);
     };
     let signed_at: i64 = timestamp.parse().map_err(|_| SignatureError::Malformed)?;
-    if (now - signed_at).abs() > TOLERANCE_SECS {
+    // abs_diff: a crafted `t` near i64::MIN must not overflow.
+    if now.abs_diff(signed_at) > TOLERANCE_SECS as u64 {
         return Err(SignatureError::OutOfTolerance);
     }
     let matches = secrets.0.iter().any(|secret| {
@@ -171,6 +172,11 @@ mod tests {
             Err(SignatureError::NoMatch)
         );
         assert_eq!(verify(BODY, None, &s, NOW), Err(SignatureError::Missing));
+        assert_eq!(
+            verify(BODY, Some("t=-9223372036854775808,v1=00"), &s, NOW),
+            Err(SignatureError::OutOfTolerance),
+            "an extreme timestamp is out of tolerance, not an overflow"
+        );
         for malformed in ["", "t=1", "v1=00", "t=x,v1=00", "t=1,t=2,v1=00"] {
             assert_eq!(
                 verify(BODY, Some(malformed), &s, NOW),

@@ -7,10 +7,10 @@
 //! back is refunded.
 //!
 //! Nothing is lost between a state change and its follow-up: the message is deleted only after
-//! the handler returns, so a crash after the completing write and before the follow-ups delivers
-//! the message again, the worker finds the order completed and sends the follow-ups again
-//! (their consumers are idempotent by order id). The expiry sweeper covers a message that never
-//! came: an unpaid order past its time has its payment cancelled at the provider, and if the
+//! the handler returns, so a crash after the completing write delivers the message again and the
+//! worker finds the order completed. The follow-ups (notifications, retirements) are not built
+//! yet; they will be sent on that path too, keyed by order id. The expiry sweeper covers a message
+//! that never came: an unpaid order past its time has its payment cancelled at the provider, and if the
 //! provider says it was paid, the sweeper sends the success itself.
 
 use std::sync::Arc;
@@ -180,7 +180,9 @@ async fn unpaid(
                 _ if now >= order.expires_at => (OrderStatus::Expired, "not paid in time"),
                 _ => (OrderStatus::PaymentFailed, "the payment was cancelled"),
             };
-            orders.release(&order.order_id, to, reason, now).await?;
+            orders
+                .release(&order.order_id, to, reason, None, now)
+                .await?;
             Ok(())
         }
     }
@@ -211,9 +213,9 @@ async fn cancel_at_provider(
             Ok(Some((intent.amount_minor, intent.currency)))
         }
         // Processing or still waiting: not settled yet; the next delivery or sweep looks again.
-        Ok(status) => Err(OrderError::Table(TableError::Unavailable(format!(
+        Ok(status) => Err(OrderError::Unsettled(format!(
             "payment {payment_id} is {status:?}; waiting for it to settle"
-        )))),
+        ))),
         Err(e) => Err(unavailable(e)),
     }
 }
@@ -241,10 +243,28 @@ async fn expire(state: &PurchasesState) -> Result<usize, String> {
                     return Ok(Verdict::Waiting);
                 }
                 let unavailable = |e: OrderError| TableError::Unavailable(e.to_string());
+                let nudge = || {
+                    Flow::as_seen(
+                        FLOW.nudge(
+                            keys::order(&order.order_id),
+                            &order.order_id,
+                            OrderStatus::PendingPayment,
+                            now,
+                        ),
+                        &seen,
+                    )
+                };
                 let paid = match &order.payment {
-                    Some(payment) => cancel_at_provider(state, &payment.payment_id)
-                        .await
-                        .map_err(unavailable)?,
+                    Some(payment) => match cancel_at_provider(state, &payment.payment_id).await {
+                        Ok(paid) => paid,
+                        // A payment still processing (a bank debit takes days): out of sight
+                        // for another period, so it never holds up the orders behind it.
+                        Err(OrderError::Unsettled(_)) => {
+                            Flow::apply(&*ports.table, nudge()).await?;
+                            return Ok(Verdict::Nudged);
+                        }
+                        Err(e) => return Err(unavailable(e)),
+                    },
                     None => None,
                 };
                 match (paid, &order.payment) {
@@ -264,13 +284,7 @@ async fn expire(state: &PurchasesState) -> Result<usize, String> {
                             .send(QueueName::Purchases, &success.to_body(), Duration::ZERO)
                             .await
                             .map_err(|e| TableError::Unavailable(e.to_string()))?;
-                        let nudge = FLOW.nudge(
-                            keys::order(&order.order_id),
-                            &order.order_id,
-                            OrderStatus::PendingPayment,
-                            now,
-                        );
-                        Flow::apply(&*ports.table, Flow::as_seen(nudge, &seen)).await?;
+                        Flow::apply(&*ports.table, nudge()).await?;
                         Ok(Verdict::Nudged)
                     }
                     _ => {
@@ -279,6 +293,7 @@ async fn expire(state: &PurchasesState) -> Result<usize, String> {
                                 &order.order_id,
                                 OrderStatus::Expired,
                                 "not paid in time",
+                                Some(order.version),
                                 now,
                             )
                             .await

@@ -222,6 +222,7 @@ async fn an_order_reserves_every_line_or_nothing_and_completes_into_holdings_onc
                 &placed.order_id,
                 OrderStatus::PaymentFailed,
                 "declined",
+                None,
                 Utc::now()
             )
             .await
@@ -265,6 +266,7 @@ async fn a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_l
                 &first.order_id,
                 OrderStatus::PaymentFailed,
                 "declined",
+                None,
                 Utc::now()
             )
             .await
@@ -302,6 +304,7 @@ async fn a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_l
                 &second.order_id,
                 OrderStatus::Expired,
                 "not paid in time",
+                None,
                 Utc::now()
             )
             .await
