@@ -889,8 +889,9 @@ fn valid_id(what: &str, id: &str) -> Result<(), LedgerError> {
 }
 
 /// Waits before planning again: a random pause between 0.1 ms and a cap that doubles with the
-/// attempt up to 50 ms, so contenders spread out.
-async fn backoff(attempt: u32) {
+/// attempt up to 50 ms, so contenders spread out. Also the pause of other writers that retry on
+/// conflicts (orders).
+pub async fn backoff(attempt: u32) {
     let cap_us = (2_000u64 << attempt.min(5)).min(50_000);
     let jitter = (ulid::Ulid::new().random() as u64) % cap_us;
     tokio::time::sleep(Duration::from_micros(100 + jitter)).await;

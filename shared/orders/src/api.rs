@@ -660,8 +660,10 @@ pub async fn place_order(
         reason,
         now: state.now(),
     };
-    let placed_now = state.orders().get(&new.order_id).await?.is_none();
+    let now = new.now;
     let order = state.orders().place(new, &state.settings).await?;
+    // An order this request placed carries this request's time; a replay finds an older one.
+    let replayed = order.created_at != now;
     let (order, secret) = state.payment_of(order).await?;
     let id = order.order_id.clone();
     let mut response = (
@@ -670,7 +672,7 @@ pub async fn place_order(
         Json(OrderView::of(order, secret)),
     )
         .into_response();
-    if keyed && !placed_now {
+    if keyed && replayed {
         response.headers_mut().insert(
             amanar_http::idempotency::REPLAYED_HEADER,
             HeaderValue::from_static("true"),

@@ -380,7 +380,9 @@ impl Orders {
                 Err(TableError::ConditionFailed { .. }) => {
                     return same_request(self.load(&new.order_id).await?, &new);
                 }
-                Err(TableError::TransactionConflict) => backoff(attempt).await,
+                Err(TableError::TransactionConflict) => {
+                    amanar_marketplace::ledger::backoff(attempt as u32).await
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -784,11 +786,4 @@ fn listing_error(error: listings::ListingError) -> OrderError {
         listings::ListingError::Table(e) => OrderError::Table(e),
         other => OrderError::Table(TableError::Backend(other.to_string())),
     }
-}
-
-/// Waits before trying again after a transaction conflict: up to 2 ms, doubling to 50 ms.
-async fn backoff(attempt: usize) {
-    let cap_us = (2_000u64 << attempt.min(5)).min(50_000);
-    let jitter = (ulid::Ulid::new().random() as u64) % cap_us;
-    tokio::time::sleep(std::time::Duration::from_micros(100 + jitter)).await;
 }
