@@ -97,6 +97,14 @@ async fn stack() -> Stack {
             "AMANAR_QUEUE_URL_PURCHASES_DLQ",
             urls[&QueueName::PurchasesDlq].clone(),
         ),
+        (
+            "AMANAR_QUEUE_URL_RETIREMENTS",
+            urls[&QueueName::Retirements].clone(),
+        ),
+        (
+            "AMANAR_QUEUE_URL_RETIREMENTS_DLQ",
+            urls[&QueueName::RetirementsDlq].clone(),
+        ),
         // Stripe is localstripe here; the webhook secret is the test's own.
         ("AMANAR_STRIPE_SECRET_KEY", "sk_test_amanar".into()),
         ("AMANAR_STRIPE_WEBHOOK_SECRET", "whsec_events_test".into()),

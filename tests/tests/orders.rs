@@ -2,7 +2,8 @@
 //! orders 3 t, the payment simulator confirms through the signed webhook, and the holding shows
 //! the exact serials; a declined payment and an expired order each give their credits back;
 //! another buyer sees none of it; the webhook refuses what its signature does not cover and
-//! handles an event sent five times once.
+//! handles an event sent five times once. An order placed with `retire: true` ends in a
+//! retirement of exact serials whose public record and PDF certificate agree.
 
 use std::time::{Duration, Instant};
 
@@ -98,10 +99,9 @@ async fn a_buyer_orders_pays_and_holds_exact_serials_and_unpaid_orders_give_thei
     for (body, field) in [
         (json!({"listingId": listing, "quantity": 0}), "quantity"),
         (json!({"listingId": listing}), "quantity"),
-        // Retiring on purchase opens with the retirements: refused until then, not ignored.
         (
-            json!({"listingId": listing, "quantity": 1, "retire": true, "beneficiary": "Acme"}),
-            "retire",
+            json!({"listingId": listing, "quantity": 1, "retire": true}),
+            "beneficiary",
         ),
         (
             json!({"listingId": listing, "quantity": 1, "beneficiary": "Acme"}),
@@ -460,4 +460,138 @@ async fn the_webhook_trusts_only_signed_events_and_handles_each_once_in_any_orde
     );
     assert_eq!(holdings.body["items"][0]["quantity"], 2);
     running.shutdown().await;
+}
+
+/// Polls a retirement until it is completed.
+async fn retired(api: &Api, token: &str, retirement: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = api
+            .get(&format!("/v1/retirements/{retirement}"), As::Bearer(token))
+            .await;
+        assert_eq!(got.status, 200, "{}", got.body);
+        if got.body["status"] == "completed" {
+            return got.body;
+        }
+        assert!(Instant::now() < deadline, "not completed: {:#}", got.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_placed_to_retire_ends_in_a_public_record_and_a_certificate_that_agree() {
+    let (running, _dir) = platform().await;
+    let api = Api::new(&running);
+    let (_, buyer) = api.user("retirer@orders.example", "individual").await;
+    let (_, stranger) = api.user("nosy@orders.example", "business").await;
+    let (listing, _) = offer(&api, 10).await;
+
+    let placed = place(
+        &api,
+        &buyer,
+        "retire-1",
+        json!({"listingId": listing, "quantity": 3, "retire": true,
+               "beneficiary": "Zoë Ørsted Bakery", "reason": "2026 deliveries"}),
+    )
+    .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let order = placed.body["orderId"].as_str().unwrap().to_owned();
+    let payment_id = placed.body["payment"]["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let paid = api
+        .post(
+            &format!("/_local/payments/{payment_id}/confirm"),
+            As::Anonymous,
+            json!({}),
+        )
+        .await;
+    assert!(paid.status < 300, "{}", paid.body);
+    let completed = settled(&api, &buyer, &order).await;
+    assert_eq!(completed["status"], "completed", "{completed:#}");
+    let retirement = completed["retirementId"].as_str().unwrap().to_owned();
+    assert_eq!(completed["lines"][0]["retirementId"], retirement.as_str());
+    let serials = completed["lines"][0]["serials"].clone();
+
+    // The owner follows it to completion; a stranger sees nothing.
+    let done = retired(&api, &buyer, &retirement).await;
+    assert_eq!(done["quantity"], 3);
+    assert_eq!(
+        done["serials"], serials,
+        "the serials bought are the ones retired"
+    );
+    assert_eq!(
+        api.get(
+            &format!("/v1/retirements/{retirement}"),
+            As::Bearer(&stranger)
+        )
+        .await
+        .status,
+        404
+    );
+
+    // The holding's credits are retired: none held, none left to retire again.
+    let holding = completed["lines"][0]["holdingId"].as_str().unwrap();
+    let held = api
+        .get(&format!("/v1/holdings/{holding}"), As::Bearer(&buyer))
+        .await;
+    assert_eq!(held.body["available"], 0, "{}", held.body);
+    let again = api
+        .call_with(
+            "POST",
+            "/v1/retirements",
+            As::Bearer(&buyer),
+            Some(json!({"holdingId": holding, "quantity": 1, "beneficiary": "Again"})),
+            &[("Idempotency-Key", "again")],
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+
+    // The public record: no account, a hash anyone can recompute.
+    let public = api
+        .get(
+            &format!("/v1/public/retirements/{retirement}"),
+            As::Anonymous,
+        )
+        .await;
+    assert_eq!(public.status, 200, "{}", public.body);
+    let text = public.body.to_string();
+    assert!(
+        !text.contains("USER#") && !text.contains("retirer@"),
+        "{text}"
+    );
+    assert_eq!(public.body["beneficiary"], "Zoë Ørsted Bakery");
+    assert_eq!(public.body["serials"], serials);
+    let hash = public.body["verificationHash"].as_str().unwrap().to_owned();
+    let canonical = public.body["verification"]["canonical"].as_str().unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(canonical.as_bytes())),
+        hash
+    );
+
+    // The certificate prints the same record and hash.
+    let url = public.body["certificateUrl"].as_str().unwrap();
+    let pdf = api
+        .http
+        .get(format!("{}{url}", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let bytes = pdf.bytes().await.unwrap();
+    let document = lopdf::Document::load_mem(&bytes).expect("a PDF");
+    let printed = document.extract_text(&[1]).expect("its text");
+    for expected in [
+        hash.as_str(),
+        retirement.as_str(),
+        "Zoë Ørsted Bakery",
+        "2026 deliveries",
+        "3 tCO2e",
+        serials[0].as_str().unwrap(),
+    ] {
+        assert!(printed.contains(expected), "{expected:?} not in {printed}");
+    }
 }

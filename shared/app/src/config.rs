@@ -163,6 +163,8 @@ pub mod vars {
     pub const QUEUE_URL_UPLOADS_DLQ: &str = "AMANAR_QUEUE_URL_UPLOADS_DLQ";
     pub const QUEUE_URL_PURCHASES: &str = "AMANAR_QUEUE_URL_PURCHASES";
     pub const QUEUE_URL_PURCHASES_DLQ: &str = "AMANAR_QUEUE_URL_PURCHASES_DLQ";
+    pub const QUEUE_URL_RETIREMENTS: &str = "AMANAR_QUEUE_URL_RETIREMENTS";
+    pub const QUEUE_URL_RETIREMENTS_DLQ: &str = "AMANAR_QUEUE_URL_RETIREMENTS_DLQ";
     pub const BLOB_BACKEND: &str = "AMANAR_BLOB_BACKEND";
     pub const UPLOADS_BUCKET: &str = "AMANAR_UPLOADS_BUCKET";
     pub const EXPORTS_BUCKET: &str = "AMANAR_EXPORTS_BUCKET";
@@ -222,6 +224,8 @@ fn queue_url_var(queue: QueueName) -> &'static str {
         QueueName::UploadsDlq => vars::QUEUE_URL_UPLOADS_DLQ,
         QueueName::Purchases => vars::QUEUE_URL_PURCHASES,
         QueueName::PurchasesDlq => vars::QUEUE_URL_PURCHASES_DLQ,
+        QueueName::Retirements => vars::QUEUE_URL_RETIREMENTS,
+        QueueName::RetirementsDlq => vars::QUEUE_URL_RETIREMENTS_DLQ,
     }
 }
 

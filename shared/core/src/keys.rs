@@ -39,6 +39,7 @@
 //! | project document | `PROJECT#<projectId>` | `DOC#<documentId>` | | |
 //! | order | `ORDER#<orderId>` | `ORDER` | `OWNER#<buyer>#ORDERS` / `<createdAt>#<orderId>` | `ORDERS#open` / `<updatedAt>#<orderId>` until final |
 //! | holding (one order line's credits) | `HOLDING#<holdingId>` | `HOLDING` | `OWNER#<owner>#HOLDINGS` / `<acquiredAt>#<holdingId>` | |
+//! | retirement (a claim on a holding's credits) | `RETIREMENT#<retirementId>` | `RETIREMENT` | `OWNER#<owner>#RETIREMENTS` / `<requestedAt>#<retirementId>` | `RETIREMENTS#open` / `<updatedAt>#<retirementId>` while not completed |
 //! | a buyer's customer at a payment provider | `PAYCUSTOMER#<provider>#<owner>` | `CUSTOMER` | | |
 //! | payment event (handled once) | `PAYEVENT#<provider>#<eventId>` | `EVENT` | | |
 //! | local simulator payment | `LOCALPAY#<paymentId>` | `PAYMENT` | | |
@@ -596,6 +597,31 @@ pub fn holding_of_owner(owner: &str, acquired_at: DateTime<Utc>, holding_id: &st
         format!("{}#{holding_id}", sortable_time(acquired_at)),
     )
 }
+
+pub fn retirement(retirement_id: &str) -> Key {
+    Key::new(format!("RETIREMENT#{retirement_id}"), "RETIREMENT")
+}
+
+/// GSI1 partition listing an owner's retirements, oldest first.
+pub fn retirements_of(owner: &str) -> String {
+    format!("OWNER#{owner}#RETIREMENTS")
+}
+
+pub fn retirement_of_owner(
+    owner: &str,
+    requested_at: DateTime<Utc>,
+    retirement_id: &str,
+) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi1,
+        retirements_of(owner),
+        format!("{}#{retirement_id}", sortable_time(requested_at)),
+    )
+}
+
+/// GSI2 partition of retirements not yet completed, by last move: what the retirement sweeper
+/// reads to send a lost message again.
+pub const OPEN_RETIREMENTS: &str = "RETIREMENTS#open";
 
 pub fn payment_customer(provider: &str, owner: &str) -> Key {
     Key::new(format!("PAYCUSTOMER#{provider}#{owner}"), "CUSTOMER")

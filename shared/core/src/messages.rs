@@ -106,6 +106,20 @@ impl JobMessage for PaymentOutcome {
     const TYPE: &'static str = "payment-outcome.v1";
 }
 
+/// A message of the `retirements` queue: carry out this retirement (its record says what). Sent
+/// by the retirements API and by the purchase worker for orders placed with `retire: true`; sent
+/// again by the retirement sweeper while the retirement is not completed. Any number of copies
+/// retire the credits once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetireCredits {
+    pub retirement_id: String,
+}
+
+impl JobMessage for RetireCredits {
+    const TYPE: &'static str = "retire-credits.v1";
+}
+
 /// Messages of the `uploads` queue: object-created events of the uploads bucket, in the local
 /// runtime. (In AWS the verifier receives S3's own event, converted to the same type.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

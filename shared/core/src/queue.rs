@@ -25,16 +25,23 @@ pub enum QueueName {
     Purchases,
     /// Dead letters of `Purchases`.
     PurchasesDlq,
+    /// Retirements to carry out, from the retirements API and the purchase worker to the
+    /// retirement worker (ledger, public record, certificate).
+    Retirements,
+    /// Dead letters of `Retirements`.
+    RetirementsDlq,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 6] = [
+    pub const ALL: [QueueName; 8] = [
         QueueName::Jobs,
         QueueName::JobsDlq,
         QueueName::Uploads,
         QueueName::UploadsDlq,
         QueueName::Purchases,
         QueueName::PurchasesDlq,
+        QueueName::Retirements,
+        QueueName::RetirementsDlq,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +52,8 @@ impl QueueName {
             QueueName::UploadsDlq => "uploads-dlq",
             QueueName::Purchases => "purchases",
             QueueName::PurchasesDlq => "purchases-dlq",
+            QueueName::Retirements => "retirements",
+            QueueName::RetirementsDlq => "retirements-dlq",
         }
     }
 
@@ -54,7 +63,11 @@ impl QueueName {
             QueueName::Jobs => Some(QueueName::JobsDlq),
             QueueName::Uploads => Some(QueueName::UploadsDlq),
             QueueName::Purchases => Some(QueueName::PurchasesDlq),
-            QueueName::JobsDlq | QueueName::UploadsDlq | QueueName::PurchasesDlq => None,
+            QueueName::Retirements => Some(QueueName::RetirementsDlq),
+            QueueName::JobsDlq
+            | QueueName::UploadsDlq
+            | QueueName::PurchasesDlq
+            | QueueName::RetirementsDlq => None,
         }
     }
 

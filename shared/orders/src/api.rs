@@ -178,6 +178,10 @@ pub struct OrderView {
     pub retire: bool,
     pub beneficiary: Option<String>,
     pub reason: Option<String>,
+    /// For `retire: true`, once paid: the retirement of the first line (the only one of a
+    /// single-listing order; each line names its own in `lines[].retirementId`). Follow it at
+    /// `GET /v1/retirements/{retirementId}`.
+    pub retirement_id: Option<String>,
     pub payment: Option<PaymentView>,
     pub created_at: DateTime<Utc>,
     /// An unpaid order releases its credits at this time.
@@ -202,6 +206,7 @@ impl OrderView {
                 payment_id: p.payment_id,
                 client_secret,
             }),
+            retirement_id: order.lines.iter().find_map(|l| l.retirement_id.clone()),
             order_id: order.order_id,
             status: order.status,
             buyer: order.buyer,
@@ -251,7 +256,66 @@ pub struct OwnerParams {
 // ---------------------------------------------------------------------------------------------
 // Checks
 
-fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+/// Whose orders, holdings and retirements the caller acts on: its own, or an organisation's it
+/// may act for (`scope` is the API-key scope the action needs).
+pub(crate) async fn owner_for(
+    guard: &dyn OrgGuard,
+    principal: &Principal,
+    org_id: Option<&str>,
+    action: OrgAction,
+    scope: Scope,
+) -> Result<String, ApiError> {
+    let org = match (principal, org_id) {
+        (Principal::User(caller), None) => return Ok(keys::owner_user(&caller.user_id)),
+        (Principal::User(_), Some(org)) => org.to_owned(),
+        (Principal::Key(key), None) => key.org_id.clone(),
+        (Principal::Key(key), Some(org)) if org == key.org_id => org.to_owned(),
+        (Principal::Key(_), Some(_)) => return Err(ApiError::NotFound),
+    };
+    valid_id("orgId", &org)?;
+    guard.authorize(principal, &org, action, scope).await?;
+    Ok(keys::owner_org(&org))
+}
+
+/// May the principal read what `owner` (`USER#<id>` or `ORG#<id>`) owns? 404 otherwise.
+pub(crate) async fn may_read(
+    guard: &dyn OrgGuard,
+    principal: &Principal,
+    owner: &str,
+) -> Result<(), ApiError> {
+    if let Some(user) = owner.strip_prefix("USER#") {
+        return match principal {
+            Principal::User(caller) if caller.user_id == user => Ok(()),
+            _ => Err(ApiError::NotFound),
+        };
+    }
+    let org = owner.strip_prefix("ORG#").ok_or(ApiError::NotFound)?;
+    // A refusal of any kind is a 404 here: a stranger learns nothing.
+    guard
+        .authorize(principal, org, OrgAction::Read, ORDERS_READ)
+        .await
+        .map_err(|_| ApiError::NotFound)
+}
+
+/// May the principal act (`orders:write`) on what `owner` owns? 404 to whoever may not read it,
+/// the guard's refusal to a reader who may not act.
+pub(crate) async fn may_write(
+    guard: &dyn OrgGuard,
+    principal: &Principal,
+    owner: &str,
+) -> Result<(), ApiError> {
+    may_read(guard, principal, owner).await?;
+    match owner.strip_prefix("ORG#") {
+        Some(org) => {
+            guard
+                .authorize(principal, org, OrgAction::Write, ORDERS_WRITE)
+                .await
+        }
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(value) = value else { return Ok(None) };
     let trimmed = value.trim();
     // Control characters, and the invisible and direction-changing ones that could make a
@@ -269,7 +333,7 @@ fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> 
     Ok(Some(trimmed.to_owned()))
 }
 
-fn valid_id(field: &str, id: &str) -> Result<(), ApiError> {
+pub(crate) fn valid_id(field: &str, id: &str) -> Result<(), ApiError> {
     if id.is_empty() || id.len() > MAX_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::validation(field, "is not an id"));
     }
@@ -352,32 +416,12 @@ impl OrdersState {
         action: OrgAction,
         scope: Scope,
     ) -> Result<String, ApiError> {
-        let org = match (principal, org_id) {
-            (Principal::User(caller), None) => return Ok(keys::owner_user(&caller.user_id)),
-            (Principal::User(_), Some(org)) => org.to_owned(),
-            (Principal::Key(key), None) => key.org_id.clone(),
-            (Principal::Key(key), Some(org)) if org == key.org_id => org.to_owned(),
-            (Principal::Key(_), Some(_)) => return Err(ApiError::NotFound),
-        };
-        valid_id("orgId", &org)?;
-        self.guard.authorize(principal, &org, action, scope).await?;
-        Ok(keys::owner_org(&org))
+        owner_for(&*self.guard, principal, org_id, action, scope).await
     }
 
     /// May the principal read what `owner` owns? 404 otherwise.
     async fn reads(&self, principal: &Principal, owner: &str) -> Result<(), ApiError> {
-        if let Some(user) = owner.strip_prefix("USER#") {
-            return match principal {
-                Principal::User(caller) if caller.user_id == user => Ok(()),
-                _ => Err(ApiError::NotFound),
-            };
-        }
-        let org = owner.strip_prefix("ORG#").ok_or(ApiError::NotFound)?;
-        // A refusal of any kind is a 404 here: a stranger learns nothing.
-        self.guard
-            .authorize(principal, org, OrgAction::Read, ORDERS_READ)
-            .await
-            .map_err(|_| ApiError::NotFound)
+        may_read(&*self.guard, principal, owner).await
     }
 
     async fn readable(&self, principal: &Principal, order_id: &str) -> Result<Order, ApiError> {
@@ -565,25 +609,35 @@ impl From<OrderError> for ApiError {
     }
 }
 
-/// The order id for a request: derived from the caller and its `Idempotency-Key`, so a retry
-/// finds the order it placed; random without a key.
-fn order_id_for(principal: &Principal, headers: &HeaderMap) -> Result<(String, bool), ApiError> {
+/// The id of what a request creates: derived from the caller and its `Idempotency-Key` (and
+/// `kind`, so an order and a retirement under one key differ), so a retry finds what it made;
+/// random without a key. `true` when keyed.
+pub(crate) fn keyed_id(
+    kind: &str,
+    prefix: &str,
+    principal: &Principal,
+    headers: &HeaderMap,
+) -> Result<(String, bool), ApiError> {
     match headers.get("idempotency-key").map(|v| v.to_str()) {
         Some(Ok(key))
             if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) =>
         {
             let mut hash = Sha256::new();
-            hash.update(b"order\0");
+            hash.update(kind.as_bytes());
+            hash.update([0]);
             hash.update(principal.subject().as_bytes());
             hash.update([0]);
             hash.update(key.as_bytes());
-            Ok((format!("ord_{}", &hex::encode(hash.finalize())[..26]), true))
+            Ok((
+                format!("{prefix}_{}", &hex::encode(hash.finalize())[..26]),
+                true,
+            ))
         }
         Some(_) => Err(ApiError::validation(
             "Idempotency-Key",
             "1 to 255 printable characters",
         )),
-        None => Ok((new_id("ord"), false)),
+        None => Ok((new_id(prefix), false)),
     }
 }
 
@@ -620,14 +674,6 @@ pub async fn place_order(
     let lines = lines_of(&body)?;
     let beneficiary = text("beneficiary", body.beneficiary.clone())?;
     let reason = text("reason", body.reason.clone())?;
-    if body.retire {
-        // Retirements (their worker, public record and certificate) are not built yet: an order
-        // that asks for one is refused rather than paid and left unretired.
-        return Err(ApiError::validation(
-            "retire",
-            "retiring on purchase is not available yet: buy, then retire from the holding once retirements open",
-        ));
-    }
     if body.retire && beneficiary.is_none() {
         return Err(ApiError::validation(
             "beneficiary",
@@ -648,7 +694,7 @@ pub async fn place_order(
             ORDERS_WRITE,
         )
         .await?;
-    let (order_id, keyed) = order_id_for(&principal, &headers)?;
+    let (order_id, keyed) = keyed_id("order", "ord", &principal, &headers)?;
     let new = NewOrder {
         fingerprint: fingerprint(&buyer, &lines, &body),
         order_id,

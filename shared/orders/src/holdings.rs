@@ -33,6 +33,10 @@ pub struct Holding {
     /// The serial blocks acquired, in the registry's format.
     pub serials: Vec<String>,
     pub acquired_at: DateTime<Utc>,
+    /// Tonnes no retirement has claimed yet: each retirement request takes its quantity from
+    /// this count in the write that records it, so retirements never exceed the holding.
+    #[serde(default)]
+    pub unretired: u64,
 }
 
 impl Holding {

@@ -1,14 +1,19 @@
 //! Orders and payments: orders that reserve ledger credits from listings, the payments port (the
 //! Stripe adapter is `amanar-stripe`; [`payments::LocalPayments`] simulates it locally), the
 //! payment webhook, the purchase worker that allocates paid credits to holdings, and the expiry
-//! sweeper that gives unpaid reservations back.
+//! sweeper that gives unpaid reservations back; retirements from holdings with their worker,
+//! public record and PDF certificate.
 //!
 //! Reference: `docs/orders.md`.
 
 pub mod api;
+pub mod api_retirements;
+pub mod certificate;
 pub mod holdings;
 pub mod orders;
 pub mod payments;
+pub mod retirement_worker;
+pub mod retirements;
 pub mod signature;
 pub mod worker;
 
@@ -30,11 +35,11 @@ pub const SCOPES: &[Scope] = &[ORDERS_READ, ORDERS_WRITE];
 
 pub const TAG: Tag = Tag {
     name: "orders",
-    description: "Buying credits: orders, payments, holdings",
+    description: "Buying and retiring credits: orders, payments, holdings, retirements",
 };
 
-/// The registration: the orders and webhook functions, the purchase worker and the expiry
-/// sweeper.
+/// The registration: the orders, retirements and webhook functions, the purchase and retirement
+/// workers, the expiry sweeper and the retirement sweeper.
 pub fn context<D>() -> Context<D>
 where
     D: Provide<Ports>
@@ -47,7 +52,10 @@ where
 {
     Context::new("orders", TAG, SCOPES)
         .http(api::ORDERS)
+        .http(api_retirements::RETIREMENTS)
         .http(api::STRIPE_WEBHOOK)
         .consumer(worker::PURCHASES)
+        .consumer(retirement_worker::RETIREMENTS)
         .housekeeping(worker::EXPIRE_ORDERS)
+        .housekeeping(retirement_worker::RESEND_RETIREMENTS)
 }

@@ -53,6 +53,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::holdings::Holding;
+use crate::retirements::NewRetirement;
 
 /// The most lines one order holds. Completing writes, per line, a movement record, its block
 /// moves and a holding, plus the order, in one write of at most 100 operations: ten lines leave
@@ -125,6 +126,10 @@ pub struct OrderLine {
     /// The holding the line's credits went to (once completed).
     #[serde(default)]
     pub holding_id: Option<String>,
+    /// The retirement of the line's credits, for an order placed with `retire: true` (once
+    /// completed).
+    #[serde(default)]
+    pub retirement_id: Option<String>,
 }
 
 /// The payment of an order at its provider.
@@ -182,6 +187,12 @@ impl Order {
     pub fn holding_id(&self, line: u32) -> String {
         let tail = self.order_id.strip_prefix("ord_").unwrap_or(&self.order_id);
         format!("hld_{tail}_{line}")
+    }
+
+    /// The retirement of a line of an order placed with `retire: true`, derived like its holding.
+    pub fn retirement_id(&self, line: u32) -> String {
+        let tail = self.order_id.strip_prefix("ord_").unwrap_or(&self.order_id);
+        format!("ret_{tail}_{line}")
     }
 }
 
@@ -431,6 +442,7 @@ impl Orders {
                 price,
                 serials: Vec::new(),
                 holding_id: None,
+                retirement_id: None,
             });
         }
         let fee = subtotal
@@ -550,6 +562,21 @@ impl Orders {
             OrderStatus::PendingPayment => {}
         }
         let owner = order.buyer.clone();
+        // An order placed with `retire: true` writes its retirements with the completion; the
+        // record names the project's registry.
+        let mut registries = Vec::with_capacity(order.lines.len());
+        if order.retire {
+            for line in &order.lines {
+                let project = self
+                    .projects
+                    .get(&line.project_id)
+                    .await
+                    .map_err(|e| OrderError::Table(TableError::Backend(e.to_string())))?;
+                registries.push(project.map_or((None, None), |p| {
+                    (p.fields.registry_project_id, p.fields.registry_url)
+                }));
+            }
+        }
         let mut issuances = Vec::with_capacity(order.lines.len());
         let mut transfers = Vec::with_capacity(order.lines.len());
         for line in &order.lines {
@@ -575,13 +602,16 @@ impl Orders {
             for ((line, blocks), issuance) in lines.iter_mut().zip(planned).zip(&issuances) {
                 line.serials = blocks.iter().map(|b| issuance.serial_of(b.range)).collect();
                 line.holding_id = Some(order.holding_id(line.line));
+                if order.retire {
+                    line.retirement_id = Some(order.retirement_id(line.line));
+                }
             }
             lines
         };
         let guards_for = |planned: &[Vec<amanar_marketplace::Block>]| {
             let lines = completed_lines(planned);
-            let mut guards = Vec::with_capacity(lines.len() + 1);
-            for line in &lines {
+            let mut guards = Vec::with_capacity(2 * lines.len() + 1);
+            for (i, line) in lines.iter().enumerate() {
                 let holding = Holding {
                     holding_id: order.holding_id(line.line),
                     owner: owner.clone(),
@@ -595,8 +625,27 @@ impl Orders {
                     quantity: line.quantity,
                     serials: line.serials.clone(),
                     acquired_at: now,
+                    unretired: if order.retire { 0 } else { line.quantity },
                 };
                 guards.push(WriteOp::put(holding.item()?).when(Condition::NotExists));
+                if order.retire {
+                    let (registry_project_id, registry_url) = registries[i].clone();
+                    let retirement = NewRetirement {
+                        retirement_id: order.retirement_id(line.line),
+                        requested_by: order.placed_by.clone(),
+                        quantity: line.quantity,
+                        beneficiary: order.beneficiary.clone().unwrap_or_default(),
+                        reason: order.reason.clone(),
+                        registry_project_id,
+                        registry_url,
+                        fingerprint: order.fingerprint.clone(),
+                        order_id: Some(order_id.to_owned()),
+                        now,
+                        holding,
+                    };
+                    guards
+                        .push(WriteOp::put(retirement.record().item()?).when(Condition::NotExists));
+                }
             }
             let lines =
                 serde_json::to_value(&lines).map_err(|e| TableError::Invalid(e.to_string()))?;
@@ -614,7 +663,7 @@ impl Orders {
             );
             Ok(guards)
         };
-        let order_op = order.lines.len();
+        let order_op = if order.retire { 2 } else { 1 } * order.lines.len();
         match self.ledger.transfer_planned(&transfers, guards_for).await {
             Ok(moved) => Ok(Completion::Completed(Order {
                 status: OrderStatus::Completed,

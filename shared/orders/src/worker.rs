@@ -8,8 +8,8 @@
 //!
 //! Nothing is lost between a state change and its follow-up: the message is deleted only after
 //! the handler returns, so a crash after the completing write delivers the message again and the
-//! worker finds the order completed. The follow-ups (notifications, retirements) are not built
-//! yet; they will be sent on that path too, keyed by order id. The expiry sweeper covers a message
+//! worker finds the order completed and sends its follow-ups (the retirements of an order placed
+//! with `retire: true`) again; the retirement sweeper covers them too. The expiry sweeper covers a message
 //! that never came: an unpaid order past its time has its payment cancelled at the provider, and if the
 //! provider says it was paid, the sweeper sends the success itself.
 
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use amanar_core::context::{Consumer, Task};
-use amanar_core::messages::{JobMessage, PaymentOutcome, PaymentResult};
+use amanar_core::messages::{JobMessage, PaymentOutcome, PaymentResult, RetireCredits};
 use amanar_core::table::items;
 use amanar_core::workflow::{Flow, SweepPolicy, Verdict};
 use amanar_core::{
@@ -110,11 +110,33 @@ async fn paid(
     {
         Completion::Completed(order) => {
             tracing::info!(order = %order.order_id, lines = order.lines.len(), "order completed");
-            Ok(())
+            follow_up(state, &order).await
         }
-        Completion::AlreadyCompleted(_) | Completion::AlreadyRefunded(_) => Ok(()),
+        // Completed by an earlier delivery, which may have stopped before its follow-ups.
+        Completion::AlreadyCompleted(order) => follow_up(state, &order).await,
+        Completion::AlreadyRefunded(_) => Ok(()),
         Completion::PaidAfterRelease(order) => refund_late(state, orders, &order).await,
     }
+}
+
+/// What follows a completion: the retirements of an order placed with `retire: true`, written
+/// with the completion, are sent to the retirement worker. Sent again on every delivery of the
+/// payment (and by the retirement sweeper); the worker retires each once.
+async fn follow_up(state: &PurchasesState, order: &Order) -> Result<(), OrderError> {
+    for line in &order.lines {
+        if let Some(retirement_id) = &line.retirement_id {
+            let message = RetireCredits {
+                retirement_id: retirement_id.clone(),
+            };
+            state
+                .ports
+                .queue
+                .send(QueueName::Retirements, &message.to_body(), Duration::ZERO)
+                .await
+                .map_err(|e| OrderError::Table(TableError::Unavailable(e.to_string())))?;
+        }
+    }
+    Ok(())
 }
 
 /// Refunds a payment that succeeded after its order's credits went back.

@@ -402,8 +402,149 @@ async fn concurrent_buyers_never_oversell(table: Arc<dyn Table>) {
     assert_eq!(owners.len(), 100, "one tonne per buyer");
 }
 
+/// Twenty concurrent retirements of 1 t from a 10 t holding: exactly ten are accepted; each is
+/// carried out three times over (redelivered copies) and retires its own serial once; the
+/// ledger then holds ten retired tonnes and nothing else moved.
+async fn concurrent_retirements_never_exceed_a_holding_and_copies_retire_once(
+    table: Arc<dyn Table>,
+) {
+    use amanar_core::{Ports, SystemClock};
+    use amanar_orders::retirements::{
+        NewRetirement, RetirementError, RetirementStatus, Retirements,
+    };
+
+    let settings = OrderSettings::default();
+    let orders = Orders::new(table.clone());
+    let (listing, issuance) = listed(&table, 10, "5").await;
+    let placed = orders
+        .place(order("USER#usr_retirer", &[(&listing.id, 10)]), &settings)
+        .await
+        .unwrap();
+    let Completion::Completed(done) = orders
+        .complete(
+            &placed.order_id,
+            "pi",
+            placed.total.minor_units(),
+            "USD",
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("completes")
+    };
+    let holding_id = done.lines[0].holding_id.clone().unwrap();
+    let holding = Holdings::new(table.clone())
+        .get(&holding_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(holding.unretired, 10);
+
+    let mut requests = Vec::new();
+    for n in 0..20 {
+        let (store, holding) = (Retirements::new(table.clone()), holding.clone());
+        requests.push(tokio::spawn(async move {
+            let new = NewRetirement {
+                retirement_id: format!("ret_{}_{n}", namespace()),
+                holding,
+                requested_by: "user:usr_retirer".into(),
+                quantity: 1,
+                beneficiary: "Acme".into(),
+                reason: None,
+                registry_project_id: None,
+                registry_url: None,
+                fingerprint: format!("f{n}"),
+                order_id: None,
+                now: Utc::now(),
+            };
+            match store.request(&new).await {
+                Ok((r, true)) => Some(r.retirement_id),
+                Err(RetirementError::Insufficient { .. }) => None,
+                other => panic!("{other:?}"),
+            }
+        }));
+    }
+    let mut accepted = Vec::new();
+    for request in requests {
+        accepted.extend(request.await.unwrap());
+    }
+    assert_eq!(accepted.len(), 10, "exactly the holding's 10 t are claimed");
+
+    // The worker's other ports: an embedded queue (unused here) and blobs in a directory.
+    let dir = tempfile::tempdir().unwrap();
+    let store = amanar_embedded::EmbeddedStore::open(&dir.path().join("db")).unwrap();
+    let ports = Ports {
+        table: table.clone(),
+        queue: Arc::new(store.queue),
+        blobs: Arc::new(amanar_embedded::LocalBlobs::new(
+            dir.path().join("blobs"),
+            "http://127.0.0.1:1",
+            b"test".to_vec(),
+        )),
+        clock: Arc::new(SystemClock),
+    };
+    let mut workers = Vec::new();
+    for id in accepted.iter().chain(&accepted).chain(&accepted) {
+        let (ports, id) = (ports.clone(), id.clone());
+        workers.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                if amanar_orders::retirement_worker::carry_out(&ports, &id)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            panic!("retirement {id} kept failing");
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let store = Retirements::new(table.clone());
+    let mut serials = Vec::new();
+    for id in &accepted {
+        let r = store.get(id).await.unwrap().unwrap();
+        assert_eq!(r.status, RetirementStatus::Completed);
+        assert_eq!(r.serials.len(), 1);
+        assert!(r.verification_hash.is_some());
+        let pdf = ports
+            .blobs
+            .get(
+                amanar_core::Bucket::Exports,
+                r.certificate_key.as_deref().unwrap(),
+            )
+            .await
+            .unwrap()
+            .expect("its certificate");
+        let text = lopdf::Document::load_mem(&pdf.bytes)
+            .unwrap()
+            .extract_text(&[1])
+            .unwrap();
+        assert!(
+            text.contains(r.verification_hash.as_deref().unwrap()),
+            "{text}"
+        );
+        serials.extend(r.serials);
+    }
+    serials.sort();
+    serials.dedup();
+    assert_eq!(serials.len(), 10, "no serial retired twice");
+    let ledger = Ledger::new(table.clone());
+    let blocks = ledger.blocks(&issuance).await.unwrap();
+    check_blocks(&ledger.issuance(&issuance).await.unwrap().unwrap(), &blocks).unwrap();
+    let retired: u64 = blocks
+        .iter()
+        .filter(|b| matches!(b.account, Account::Retired(_)))
+        .map(|b| b.range.len())
+        .sum();
+    assert_eq!(retired, 10);
+}
+
 both_faces!(
     an_order_reserves_every_line_or_nothing_and_completes_into_holdings_once,
     a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_listings_seller,
     concurrent_buyers_never_oversell,
+    concurrent_retirements_never_exceed_a_holding_and_copies_retire_once,
 );
