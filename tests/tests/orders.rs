@@ -548,6 +548,96 @@ async fn an_order_placed_to_retire_ends_in_a_public_record_and_a_certificate_tha
         .await;
     assert_eq!(again.status, 409, "{}", again.body);
 
+    // From a plain purchase, retire part of a holding: the lowest serials, once per key.
+    let plain = place(
+        &api,
+        &buyer,
+        "plain-1",
+        json!({"listingId": listing, "quantity": 3}),
+    )
+    .await;
+    assert_eq!(plain.status, 201, "{}", plain.body);
+    let plain_payment = plain.body["payment"]["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let plain_order = plain.body["orderId"].as_str().unwrap().to_owned();
+    api.post(
+        &format!("/_local/payments/{plain_payment}/confirm"),
+        As::Anonymous,
+        json!({}),
+    )
+    .await;
+    let bought = settled(&api, &buyer, &plain_order).await;
+    let plain_holding = bought["lines"][0]["holdingId"].as_str().unwrap().to_owned();
+    let request = |key: &'static str, body: Value| {
+        let (api, buyer) = (&api, &buyer);
+        async move {
+            api.call_with(
+                "POST",
+                "/v1/retirements",
+                As::Bearer(buyer),
+                Some(body),
+                &[("Idempotency-Key", key)],
+            )
+            .await
+        }
+    };
+    let body = json!({"holdingId": plain_holding, "quantity": 2, "beneficiary": "Acme"});
+    for (bad, field) in [
+        (
+            json!({"holdingId": plain_holding, "quantity": 0, "beneficiary": "Acme"}),
+            "quantity",
+        ),
+        (
+            json!({"holdingId": plain_holding, "quantity": 1, "beneficiary": " "}),
+            "beneficiary",
+        ),
+    ] {
+        let refused = request("bad", bad).await;
+        assert_eq!(refused.status, 422, "{}", refused.body);
+        assert_eq!(refused.body["errors"][0]["field"], field);
+    }
+    let first = request("part-1", body.clone()).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let part = first.body["retirementId"].as_str().unwrap().to_owned();
+    assert_eq!(first.header("location"), format!("/v1/retirements/{part}"));
+    let replay = request("part-1", body).await;
+    assert_eq!(
+        (replay.status, replay.header("idempotent-replayed")),
+        (202, "true")
+    );
+    assert_eq!(replay.body["retirementId"], part.as_str());
+    let reused = request(
+        "part-1",
+        json!({"holdingId": plain_holding, "quantity": 1, "beneficiary": "Acme"}),
+    )
+    .await;
+    assert_eq!(reused.status, 409, "{}", reused.body);
+    let stranger_try = api
+        .call_with(
+            "POST",
+            "/v1/retirements",
+            As::Bearer(&stranger),
+            Some(json!({"holdingId": plain_holding, "quantity": 1, "beneficiary": "Me"})),
+            &[("Idempotency-Key", "steal")],
+        )
+        .await;
+    assert_eq!(stranger_try.status, 404, "{}", stranger_try.body);
+    let part_done = retired(&api, &buyer, &part).await;
+    let bought_serials = bought["lines"][0]["serials"].as_array().unwrap();
+    assert_eq!(bought_serials.len(), 1, "{bought:#}");
+    let held = api
+        .get(&format!("/v1/holdings/{plain_holding}"), As::Bearer(&buyer))
+        .await;
+    assert_eq!(held.body["available"], 1, "{}", held.body);
+    assert_eq!(held.body["unretired"], 1, "{}", held.body);
+    assert_eq!(part_done["quantity"], 2);
+    assert_ne!(
+        part_done["serials"][0], bought_serials[0],
+        "a sub-range was split off"
+    );
+
     // The public record: no account, a hash anyone can recompute.
     let public = api
         .get(

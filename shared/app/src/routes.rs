@@ -114,7 +114,9 @@ async fn finish(router: Router, wiring: &Wiring) -> Result<Router, DepsError> {
         // keys, and a fast hash of a password is a password: nothing of these is stored.
         // Orders key their own requests (the order id is derived from the key, and a replay
         // answers with a fresh payment client secret, which no stored response may hold).
-        exempt_prefixes: &["/v1/auth/", "/v1/me/mfa", "/v1/orders"],
+        // Retirements key theirs the same way (the id is derived from the key and the record is
+        // the idempotency record), so a replay shows the retirement as it stands now.
+        exempt_prefixes: &["/v1/auth/", "/v1/me/mfa", "/v1/orders", "/v1/retirements"],
     };
     Ok(amanar_http::finish(
         router,

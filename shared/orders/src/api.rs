@@ -297,21 +297,26 @@ pub(crate) async fn may_read(
         .map_err(|_| ApiError::NotFound)
 }
 
-/// May the principal act (`orders:write`) on what `owner` owns? 404 to whoever may not read it,
-/// the guard's refusal to a reader who may not act.
+/// May the principal act (`orders:write`) on what `owner` owns? 404 to whoever may not read it
+/// (an API key with `orders:write` alone may act without `orders:read`), the guard's refusal to a
+/// reader who may not act.
 pub(crate) async fn may_write(
     guard: &dyn OrgGuard,
     principal: &Principal,
     owner: &str,
 ) -> Result<(), ApiError> {
-    may_read(guard, principal, owner).await?;
-    match owner.strip_prefix("ORG#") {
-        Some(org) => {
-            guard
-                .authorize(principal, org, OrgAction::Write, ORDERS_WRITE)
-                .await
+    let Some(org) = owner.strip_prefix("ORG#") else {
+        return may_read(guard, principal, owner).await;
+    };
+    match guard
+        .authorize(principal, org, OrgAction::Write, ORDERS_WRITE)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(refused) => {
+            may_read(guard, principal, owner).await?;
+            Err(refused)
         }
-        None => Ok(()),
     }
 }
 

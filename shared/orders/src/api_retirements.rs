@@ -33,8 +33,8 @@ use crate::retirements::{
 };
 use amanar_marketplace::projects::Projects;
 
-/// The most tonnes one retirement may claim (a holding holds at most this many anyway).
-const MAX_QUANTITY: u64 = 1_000_000;
+/// The most tonnes one retirement may claim: what one order line may buy.
+const MAX_QUANTITY: u64 = crate::orders::MAX_LINE_QUANTITY;
 
 #[derive(Clone)]
 pub struct RetirementsState {
@@ -102,6 +102,10 @@ pub struct PublicRetirement {
     pub project_name: String,
     /// The standard (registry) the credits are certified under: `VCS`, `GOLD_STANDARD`, ...
     pub registry: String,
+    /// The same, under the name the verification text gives it.
+    pub standard: String,
+    /// The issuance the credits came from.
+    pub issuance_id: String,
     pub registry_project_id: Option<String>,
     pub registry_url: Option<String>,
     #[schema(value_type = Object)]
@@ -131,6 +135,8 @@ impl PublicRetirement {
             project_id: r.project_id.clone(),
             project_name: r.project_name.clone(),
             registry: r.standard.to_string(),
+            standard: r.standard.to_string(),
+            issuance_id: r.issuance_id.clone(),
             registry_project_id: r.registry_project_id.clone(),
             registry_url: r.registry_url.clone(),
             vintage: json!(r.vintage),
@@ -242,8 +248,7 @@ pub async fn request_retirement(
     may_write(&*state.guard, &principal, &holding.owner).await?;
     let project = Projects::new(table.clone())
         .get(&holding.project_id)
-        .await
-        .map_err(|e| ApiError::unexpected(e.to_string()))?;
+        .await?;
     let (registry_project_id, registry_url) = project.map_or((None, None), |p| {
         (p.fields.registry_project_id, p.fields.registry_url)
     });

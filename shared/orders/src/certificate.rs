@@ -1,4 +1,4 @@
-//! The retirement certificate: one A4 page in PDF, laid out with `printpdf` and set in DejaVu
+//! The retirement certificate: an A4 page in PDF (more when the serials do not fit on one), laid out with `printpdf` and set in DejaVu
 //! Sans, embedded in the file (the `dejavu` crate ships the font; nothing is read from the
 //! system, so a Lambda without fonts renders it the same).
 //!
@@ -6,7 +6,7 @@
 //! reader checks a certificate by opening the record and comparing the two.
 //!
 //! printpdf subsets fonts only with its `text_layout` feature, which brings a layout engine this
-//! one page does not need; so the whole font is embedded (about 380 KB per certificate).
+//! certificate does not need; so the whole font is embedded (about 380 KB per certificate).
 
 use std::sync::OnceLock;
 
@@ -76,9 +76,8 @@ pub fn rows(retirement: &Retirement, record_path: &str) -> Vec<(&'static str, St
         rows.push(("Registry URL", url.clone()));
     }
     rows.push(("Vintage", vintage_text(&r.vintage)));
-    for serial in &r.serials {
-        rows.push(("Serial numbers", serial.clone()));
-    }
+    // One row, each block on its own line.
+    rows.push(("Serial numbers", r.serials.join("\n")));
     rows.push(("Beneficiary", r.beneficiary.clone()));
     if let Some(reason) = &r.reason {
         rows.push(("Reason", reason.clone()));
@@ -143,6 +142,35 @@ pub fn render(retirement: &Retirement, record_path: &str) -> Vec<u8> {
         ]);
     };
 
+    let hash = retirement
+        .verification_hash
+        .as_deref()
+        .unwrap_or("")
+        .to_owned();
+    // Every page ends with the hash and the notice.
+    let footer = |ops: &mut Vec<Op>| {
+        rule(ops, 40.0);
+        text(
+            ops,
+            20.0,
+            33.0,
+            9.0,
+            &grey,
+            "Verification hash (SHA-256 of the public record's claim)",
+        );
+        text(ops, 20.0, 27.0, 9.5, &black, &hash);
+        text(
+            ops,
+            20.0,
+            19.0,
+            8.0,
+            &grey,
+            "These credits are retired in the AmanarCarbon ledger and can never be sold, transferred or retired again.",
+        );
+    };
+    const LINE: f32 = 5.5;
+    const BOTTOM: f32 = 48.0;
+    let mut pages = Vec::new();
     let mut ops = Vec::new();
     text(&mut ops, 20.0, 272.0, 11.0, &green, "AmanarCarbon");
     text(
@@ -156,44 +184,81 @@ pub fn render(retirement: &Retirement, record_path: &str) -> Vec<u8> {
     rule(&mut ops, 252.0);
     let mut y = 240.0;
     for (label, value) in rows(retirement, record_path) {
+        let lines: Vec<String> = value.lines().flat_map(|l| wrap(l, WRAP)).collect();
+        // A row goes whole onto a page; one taller than a page is split across pages.
+        let height = LINE * (1 + lines.len()) as f32;
+        if y - height < BOTTOM && y < 240.0 {
+            footer(&mut ops);
+            pages.push(PdfPage::new(Mm(210.0), Mm(297.0), std::mem::take(&mut ops)));
+            y = 272.0;
+        }
         text(&mut ops, 20.0, y, 9.0, &grey, label);
-        y -= 5.5;
-        for line in wrap(&value, WRAP) {
+        y -= LINE;
+        for line in lines {
+            if y < BOTTOM {
+                footer(&mut ops);
+                pages.push(PdfPage::new(Mm(210.0), Mm(297.0), std::mem::take(&mut ops)));
+                y = 272.0;
+            }
             text(&mut ops, 20.0, y, 10.5, &black, &line);
-            y -= 5.5;
+            y -= LINE;
         }
         y -= 2.5;
-        if y < 50.0 {
-            break;
-        }
     }
-    rule(&mut ops, 40.0);
-    text(
-        &mut ops,
-        20.0,
-        33.0,
-        9.0,
-        &grey,
-        "Verification hash (SHA-256 of the public record's claim)",
-    );
-    let hash = retirement.verification_hash.as_deref().unwrap_or("");
-    text(&mut ops, 20.0, 27.0, 9.5, &black, hash);
-    text(
-        &mut ops,
-        20.0,
-        19.0,
-        8.0,
-        &grey,
-        "These credits are retired in the AmanarCarbon ledger and can never be sold, transferred or retired again.",
-    );
-
-    doc.with_pages(vec![PdfPage::new(Mm(210.0), Mm(297.0), ops)])
+    footer(&mut ops);
+    pages.push(PdfPage::new(Mm(210.0), Mm(297.0), ops));
+    doc.with_pages(pages)
         .save(&PdfSaveOptions::default(), &mut Vec::new())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_row_is_printed_and_many_serials_run_onto_more_pages_each_with_the_hash() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-02T10:00:00.123Z")
+            .unwrap()
+            .to_utc();
+        let retirement = Retirement {
+            retirement_id: "ret_1".into(),
+            owner: "USER#usr_1".into(),
+            requested_by: "user:usr_1".into(),
+            holding_id: "hld_1".into(),
+            order_id: None,
+            project_id: "prj_1".into(),
+            project_name: "Highland forest".into(),
+            issuance_id: "iss_1".into(),
+            standard: amanar_marketplace::serial::Standard::Native,
+            registry_project_id: None,
+            registry_url: None,
+            vintage: amanar_marketplace::serial::Vintage::Year(2023),
+            quantity: 60,
+            beneficiary: "B".repeat(200),
+            reason: Some("reason ".repeat(28)),
+            status: crate::retirements::RetirementStatus::Retired,
+            serials: (0..60).map(|n| format!("AMC-iss_1-{n}-{n}")).collect(),
+            retired_at: Some(at),
+            verification_hash: Some("ab".repeat(32)),
+            certificate_key: None,
+            fingerprint: "f".into(),
+            created_at: at,
+            updated_at: at,
+            version: 2,
+        };
+        let pdf = render(&retirement, "/v1/public/retirements/ret_1");
+        let document = lopdf::Document::load_mem(&pdf).unwrap();
+        let pages: Vec<u32> = document.get_pages().keys().copied().collect();
+        assert!(pages.len() >= 2, "60 serial lines need a second page");
+        let text = document.extract_text(&pages).unwrap();
+        for serial in &retirement.serials {
+            assert!(text.contains(serial.as_str()), "{serial} missing");
+        }
+        for expected in ["Public record", "Retirement ID", "ret_1", "Beneficiary"] {
+            assert!(text.contains(expected), "{expected} missing");
+        }
+        assert_eq!(text.matches(&"ab".repeat(32)).count(), pages.len());
+    }
 
     #[test]
     fn wrapping_keeps_words_and_cuts_only_what_cannot_fit() {

@@ -189,10 +189,13 @@ impl Order {
         format!("hld_{tail}_{line}")
     }
 
-    /// The retirement of a line of an order placed with `retire: true`, derived like its holding.
+    /// The retirement of a line of an order placed with `retire: true`: derived from the order
+    /// and line (completing again finds the same one) through a hash, so the public id names
+    /// neither the order nor the holding.
     pub fn retirement_id(&self, line: u32) -> String {
-        let tail = self.order_id.strip_prefix("ord_").unwrap_or(&self.order_id);
-        format!("ret_{tail}_{line}")
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("retirement\0{}\0{line}", self.order_id));
+        format!("ret_{}", &hex::encode(digest)[..26])
     }
 }
 

@@ -30,7 +30,7 @@ use amanar_core::table::{
 use amanar_core::workflow::{Flow, Status};
 use amanar_marketplace::ledger::{Account, Ledger, LedgerError, Transfer};
 use amanar_marketplace::serial::{Standard, Vintage};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -351,6 +351,8 @@ impl Retirements {
         if retirement.status != RetirementStatus::Requested {
             return Ok(retirement);
         }
+        // Stored to the millisecond, as the verification text writes it.
+        let now = now.trunc_subsecs(3);
         let issuance = self
             .ledger
             .issuance(&retirement.issuance_id)
