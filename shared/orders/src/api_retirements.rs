@@ -168,6 +168,8 @@ pub struct RetirementView {
     pub requested_at: DateTime<Utc>,
     /// The public record, for anyone.
     pub public_url: String,
+    /// Why it failed (`status: failed`; its tonnes went back to the holding).
+    pub reason_failed: Option<String>,
 }
 
 impl RetirementView {
@@ -179,6 +181,7 @@ impl RetirementView {
             order_id: r.order_id.clone(),
             requested_at: r.created_at,
             public_url: public_path(&r.retirement_id),
+            reason_failed: r.reason_failed.clone(),
         }
     }
 }
@@ -267,7 +270,7 @@ pub async fn request_retirement(
     };
     let store = Retirements::new(table);
     let (retirement, written) = store.request(&new).await?;
-    if retirement.status != RetirementStatus::Completed {
+    if retirement.status == RetirementStatus::Requested {
         let message = RetireCredits {
             retirement_id: retirement.retirement_id.clone(),
         };
@@ -360,7 +363,10 @@ async fn public_record(
         .get(retirement_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if retirement.status == RetirementStatus::Requested {
+    if matches!(
+        retirement.status,
+        RetirementStatus::Requested | RetirementStatus::Failed
+    ) {
         return Err(ApiError::NotFound);
     }
     Ok(retirement)

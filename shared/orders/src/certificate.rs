@@ -241,6 +241,7 @@ mod tests {
             retired_at: Some(at),
             verification_hash: Some("ab".repeat(32)),
             certificate_key: None,
+            reason_failed: None,
             fingerprint: "f".into(),
             created_at: at,
             updated_at: at,

@@ -13,7 +13,7 @@ use amanar_core::blobs::Bucket;
 use amanar_core::context::{Consumer, Task};
 use amanar_core::messages::{JobMessage, RetireCredits};
 use amanar_core::table::items;
-use amanar_core::workflow::{Flow, SweepPolicy, Verdict};
+use amanar_core::workflow::{Flow, Status, SweepPolicy, Verdict};
 use amanar_core::{JobError, Ports, QueueName, Received, TableError, keys};
 use amanar_marketplace::ledger::LedgerError;
 use chrono::TimeDelta;
@@ -62,8 +62,18 @@ pub async fn carry_out(ports: &Ports, retirement_id: &str) -> Result<(), JobErro
             | LedgerError::MovementReused(_)
             | LedgerError::Invalid(_)),
         )) => {
-            tracing::error!(retirement = %retirement_id, error = %e, "retirement cannot be carried out");
-            return Err(JobError::Poison(e.to_string()));
+            // Ended as failed, its tonnes given back to the holding: the owner may ask again.
+            tracing::error!(retirement = %retirement_id, error = %e, "retirement cannot be carried out; failed");
+            let retirement = store
+                .get(retirement_id)
+                .await
+                .map_err(|e| JobError::Retry(e.to_string()))?
+                .ok_or_else(|| JobError::Poison("the retirement vanished".into()))?;
+            store
+                .fail(&retirement, &e.to_string(), now)
+                .await
+                .map_err(|e| JobError::Retry(e.to_string()))?;
+            return Ok(());
         }
         Err(e) => return Err(JobError::Retry(e.to_string())),
     };
@@ -115,7 +125,7 @@ async fn resend(ports: &Ports) -> Result<usize, String> {
         .sweep(&*ports.table, now, policy, |item| async move {
             let seen = item.clone();
             let retirement: Retirement = items::parse(item)?;
-            if retirement.status == RetirementStatus::Completed {
+            if retirement.status.is_final() {
                 return Ok(Verdict::Waiting);
             }
             let message = RetireCredits {

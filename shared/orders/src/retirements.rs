@@ -48,6 +48,9 @@ pub enum RetirementStatus {
     Retired,
     /// The certificate is written.
     Completed,
+    /// The credits could not be retired (the holding no longer had them); its tonnes went back
+    /// to the holding's `unretired` count. `reasonFailed` says why.
+    Failed,
 }
 
 impl Status for RetirementStatus {
@@ -56,11 +59,12 @@ impl Status for RetirementStatus {
             RetirementStatus::Requested => "requested",
             RetirementStatus::Retired => "retired",
             RetirementStatus::Completed => "completed",
+            RetirementStatus::Failed => "failed",
         }
     }
 
     fn is_final(self) -> bool {
-        self == RetirementStatus::Completed
+        matches!(self, RetirementStatus::Completed | RetirementStatus::Failed)
     }
 }
 
@@ -112,6 +116,9 @@ pub struct Retirement {
     /// The certificate's object key in the exports bucket, once completed.
     #[serde(default)]
     pub certificate_key: Option<String>,
+    /// Why it failed, if it did.
+    #[serde(default)]
+    pub reason_failed: Option<String>,
     /// A digest of the request: the same `Idempotency-Key` with another request is refused.
     pub fingerprint: String,
     pub created_at: DateTime<Utc>,
@@ -229,6 +236,7 @@ impl NewRetirement {
             retired_at: None,
             verification_hash: None,
             certificate_key: None,
+            reason_failed: None,
             fingerprint: self.fingerprint.clone(),
             created_at: self.now,
             updated_at: self.now,
@@ -407,6 +415,37 @@ impl Retirements {
             // Retired by a concurrent delivery (the status is the only condition; a sweeper's
             // nudge keeps it): read what it wrote.
             Err(LedgerError::Guard { .. }) => self.load(retirement_id).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Ends a requested retirement that cannot be carried out, and gives its tonnes back to the
+    /// holding, in one write. `false` when it had moved on.
+    pub async fn fail(
+        &self,
+        retirement: &Retirement,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RetirementError> {
+        let quantity = i64::try_from(retirement.quantity).unwrap_or(i64::MAX);
+        let ops = vec![
+            FLOW.transition(
+                keys::retirement(&retirement.retirement_id),
+                &retirement.retirement_id,
+                RetirementStatus::Requested,
+                RetirementStatus::Failed,
+                Update::new().set("reasonFailed", reason),
+                now,
+            ),
+            WriteOp::update(
+                keys::holding(&retirement.holding_id),
+                Update::new().add(UNRETIRED, quantity),
+            )
+            .when(Condition::Exists),
+        ];
+        match self.table.write(ops).await {
+            Ok(()) => Ok(true),
+            Err(TableError::ConditionFailed { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

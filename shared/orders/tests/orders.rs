@@ -542,9 +542,110 @@ async fn concurrent_retirements_never_exceed_a_holding_and_copies_retire_once(
     assert_eq!(retired, 10);
 }
 
+/// A retirement whose credits are gone from the holding's account (moved by something else)
+/// ends `failed` and gives its tonnes back to the holding, instead of cycling through the DLQ.
+async fn a_retirement_that_cannot_be_carried_out_fails_and_gives_its_tonnes_back(
+    table: Arc<dyn Table>,
+) {
+    use amanar_core::{Ports, SystemClock};
+    use amanar_marketplace::ledger::Transfer;
+    use amanar_orders::retirements::{NewRetirement, RetirementStatus, Retirements};
+
+    let orders = Orders::new(table.clone());
+    let (listing, issuance) = listed(&table, 4, "5").await;
+    let placed = orders
+        .place(
+            order("USER#usr_failing", &[(&listing.id, 4)]),
+            &OrderSettings::default(),
+        )
+        .await
+        .unwrap();
+    let Completion::Completed(done) = orders
+        .complete(
+            &placed.order_id,
+            "pi",
+            placed.total.minor_units(),
+            "USD",
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("completes")
+    };
+    let holding_id = done.lines[0].holding_id.clone().unwrap();
+    let holdings = Holdings::new(table.clone());
+    let holding = holdings.get(&holding_id).await.unwrap().unwrap();
+    Ledger::new(table.clone())
+        .transfer(
+            &Transfer {
+                id: format!("elsewhere:{}", namespace()),
+                from: holding.account(),
+                to: Account::Cancelled(format!("cnl_{}", namespace())),
+                quantity: 4,
+                issuance: issuance.clone(),
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    let store = Retirements::new(table.clone());
+    let (requested, _) = store
+        .request(&NewRetirement {
+            retirement_id: format!("ret_{}", namespace()),
+            holding: holding.clone(),
+            requested_by: "user:usr_failing".into(),
+            quantity: 3,
+            beneficiary: "Acme".into(),
+            reason: None,
+            registry_project_id: None,
+            registry_url: None,
+            fingerprint: "f".into(),
+            order_id: None,
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        holdings.get(&holding_id).await.unwrap().unwrap().unretired,
+        1
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = amanar_embedded::EmbeddedStore::open(&dir.path().join("db")).unwrap();
+    let ports = Ports {
+        table: table.clone(),
+        queue: Arc::new(embedded.queue),
+        blobs: Arc::new(amanar_embedded::LocalBlobs::new(
+            dir.path().join("blobs"),
+            "http://127.0.0.1:1",
+            b"test".to_vec(),
+        )),
+        clock: Arc::new(SystemClock),
+    };
+    amanar_orders::retirement_worker::carry_out(&ports, &requested.retirement_id)
+        .await
+        .unwrap();
+    let failed = store.get(&requested.retirement_id).await.unwrap().unwrap();
+    assert_eq!(failed.status, RetirementStatus::Failed);
+    assert!(failed.reason_failed.unwrap().contains("available"));
+    assert_eq!(
+        holdings.get(&holding_id).await.unwrap().unwrap().unretired,
+        4
+    );
+    // A copy of the message changes nothing more.
+    amanar_orders::retirement_worker::carry_out(&ports, &requested.retirement_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        holdings.get(&holding_id).await.unwrap().unwrap().unretired,
+        4
+    );
+}
+
 both_faces!(
     an_order_reserves_every_line_or_nothing_and_completes_into_holdings_once,
     a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_listings_seller,
     concurrent_buyers_never_oversell,
     concurrent_retirements_never_exceed_a_holding_and_copies_retire_once,
+    a_retirement_that_cannot_be_carried_out_fails_and_gives_its_tonnes_back,
 );
