@@ -685,3 +685,78 @@ async fn an_order_placed_to_retire_ends_in_a_public_record_and_a_certificate_tha
         assert!(printed.contains(expected), "{expected:?} not in {printed}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisations_key_retires_only_with_the_retirement_scope() {
+    let (running, _dir) = platform().await;
+    let api = Api::new(&running);
+    let (_, owner) = api.user("owner@retiring-org.example", "business").await;
+    let org = api.org(&owner, "Retiring Org").await;
+    let (listing, _) = offer(&api, 5).await;
+    let placed = place(
+        &api,
+        &owner,
+        "org-order",
+        json!({"listingId": listing, "quantity": 2, "orgId": org}),
+    )
+    .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let payment_id = placed.body["payment"]["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let order = placed.body["orderId"].as_str().unwrap().to_owned();
+    api.post(
+        &format!("/_local/payments/{payment_id}/confirm"),
+        As::Anonymous,
+        json!({}),
+    )
+    .await;
+    let bought = settled(&api, &owner, &order).await;
+    let holding = bought["lines"][0]["holdingId"].as_str().unwrap().to_owned();
+    let key = |scopes: Value| {
+        let (api, owner, org) = (&api, &owner, &org);
+        async move {
+            let made = api
+                .post(
+                    &format!("/v1/orgs/{org}/api-keys"),
+                    As::Bearer(owner),
+                    json!({"name": "ERP", "scopes": scopes}),
+                )
+                .await;
+            assert_eq!(made.status, 201, "{}", made.body);
+            made.body["secret"].as_str().unwrap().to_owned()
+        }
+    };
+    let retire = |secret: String, idempotency: &'static str| {
+        let (api, holding) = (&api, holding.clone());
+        async move {
+            api.call_with(
+                "POST",
+                "/v1/retirements",
+                As::ApiKey(&secret),
+                Some(json!({"holdingId": holding, "quantity": 1, "beneficiary": "Retiring Org"})),
+                &[("Idempotency-Key", idempotency)],
+            )
+            .await
+        }
+    };
+    // A key made to buy may read and buy, not retire: retirements are final.
+    let buyer_key = key(json!(["orders:read", "orders:write"])).await;
+    let refused = retire(buyer_key.clone(), "k-1").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let refused_order = api
+        .call_with(
+            "POST",
+            "/v1/orders",
+            As::ApiKey(&buyer_key),
+            Some(json!({"listingId": listing, "quantity": 1, "retire": true, "beneficiary": "X"})),
+            &[("Idempotency-Key", "k-order")],
+        )
+        .await;
+    assert_eq!(refused_order.status, 403, "{}", refused_order.body);
+    // A key with the retirement scope retires, even without orders:read.
+    let retiring_key = key(json!(["retirements:write"])).await;
+    let accepted = retire(retiring_key, "k-2").await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+}

@@ -37,7 +37,7 @@ use crate::orders::{
 };
 use crate::payments::{NewIntent, PaymentError, Payments};
 use crate::signature::{self, SigningSecrets};
-use crate::{ORDERS_READ, ORDERS_WRITE};
+use crate::{ORDERS_READ, ORDERS_WRITE, RETIREMENTS_WRITE};
 
 /// The longest id a path or body may name.
 const MAX_ID: usize = 128;
@@ -297,10 +297,10 @@ pub(crate) async fn may_read(
         .map_err(|_| ApiError::NotFound)
 }
 
-/// May the principal act (`orders:write`) on what `owner` owns? 404 to whoever may not read it
-/// (an API key with `orders:write` alone may act without `orders:read`), the guard's refusal to a
+/// May the principal retire (`retirements:write`) what `owner` owns? 404 to whoever may not read
+/// it (a key with the write scope alone may act without `orders:read`), the guard's refusal to a
 /// reader who may not act.
-pub(crate) async fn may_write(
+pub(crate) async fn may_retire(
     guard: &dyn OrgGuard,
     principal: &Principal,
     owner: &str,
@@ -309,7 +309,7 @@ pub(crate) async fn may_write(
         return may_read(guard, principal, owner).await;
     };
     match guard
-        .authorize(principal, org, OrgAction::Write, ORDERS_WRITE)
+        .authorize(principal, org, OrgAction::Write, RETIREMENTS_WRITE)
         .await
     {
         Ok(()) => Ok(()),
@@ -699,6 +699,10 @@ pub async fn place_order(
             ORDERS_WRITE,
         )
         .await?;
+    // Retiring on purchase needs the retirement right too (an API key made to buy lacks it).
+    if body.retire && buyer.starts_with("ORG#") {
+        may_retire(&*state.guard, &principal, &buyer).await?;
+    }
     let (order_id, keyed) = keyed_id("order", "ord", &principal, &headers)?;
     let new = NewOrder {
         fingerprint: fingerprint(&buyer, &lines, &body),

@@ -2,7 +2,7 @@
 //! following it, and its public record and certificate.
 //!
 //! Who may do what: the holding's owner retires from it (a user their own; an organisation's
-//! members and up, and its API keys with `orders:write`); the owner's readers follow it; anyone
+//! members and up, and its API keys with `retirements:write`); the owner's readers follow it; anyone
 //! reads the public record of a retired retirement, which never names the owner or who asked.
 
 use std::time::Duration;
@@ -25,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::ORDERS_READ;
-use crate::api::{OwnerParams, keyed_id, may_read, may_write, owner_for, text, valid_id};
+use crate::api::{OwnerParams, keyed_id, may_read, may_retire, owner_for, text, valid_id};
 use crate::holdings::Holdings;
 use crate::retirement_worker::public_path;
 use crate::retirements::{
@@ -59,10 +59,21 @@ pub const RETIREMENTS: HttpFunction<RetirementsState> = HttpFunction {
     routes: router,
 };
 
+/// The anonymous routes, in a function of their own: it reads retirement records and
+/// certificates and nothing else.
+pub const PUBLIC_RETIREMENTS: HttpFunction<RetirementsState> = HttpFunction {
+    name: "api-public-retirements",
+    routes: public_router,
+};
+
 fn router() -> OpenApiRouter<RetirementsState> {
     OpenApiRouter::new()
         .routes(routes!(request_retirement, list_retirements))
         .routes(routes!(get_retirement))
+}
+
+fn public_router() -> OpenApiRouter<RetirementsState> {
+    OpenApiRouter::new()
         .routes(routes!(public_retirement))
         .routes(routes!(retirement_certificate))
 }
@@ -248,7 +259,7 @@ pub async fn request_retirement(
         .get(&body.holding_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    may_write(&*state.guard, &principal, &holding.owner).await?;
+    may_retire(&*state.guard, &principal, &holding.owner).await?;
     let project = Projects::new(table.clone())
         .get(&holding.project_id)
         .await?;

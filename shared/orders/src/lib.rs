@@ -29,9 +29,12 @@ pub use signature::SigningSecrets;
 /// API-key scopes of an organisation's orders and holdings.
 pub const ORDERS_READ: Scope = Scope::new("orders:read");
 pub const ORDERS_WRITE: Scope = Scope::new("orders:write");
+/// Retiring an organisation's credits (from a holding, or on purchase with `retire: true`): apart
+/// from `orders:write`, because a retirement is final and a key made to buy must not make one.
+pub const RETIREMENTS_WRITE: Scope = Scope::new("retirements:write");
 
 /// Every API-key scope the context declares.
-pub const SCOPES: &[Scope] = &[ORDERS_READ, ORDERS_WRITE];
+pub const SCOPES: &[Scope] = &[ORDERS_READ, ORDERS_WRITE, RETIREMENTS_WRITE];
 
 pub const TAG: Tag = Tag {
     name: "orders",
@@ -53,6 +56,7 @@ where
     Context::new("orders", TAG, SCOPES)
         .http(api::ORDERS)
         .http(api_retirements::RETIREMENTS)
+        .http(api_retirements::PUBLIC_RETIREMENTS)
         .http(api::STRIPE_WEBHOOK)
         .consumer(worker::PURCHASES)
         .consumer(retirement_worker::RETIREMENTS)

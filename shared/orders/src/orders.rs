@@ -56,8 +56,8 @@ use crate::holdings::Holding;
 use crate::retirements::NewRetirement;
 
 /// The most lines one order holds. Completing writes, per line, a movement record, its block
-/// moves and a holding, plus the order, in one write of at most 100 operations: ten lines leave
-/// room for each to span several blocks of its listing.
+/// moves, a holding and (for `retire: true`) a retirement, plus the order, in one write of at
+/// most 100 operations: ten lines leave room for each to span several blocks of its listing.
 pub const MAX_LINES: usize = 10;
 /// The most tonnes one line buys.
 pub const MAX_LINE_QUANTITY: u64 = amanar_marketplace::ledger::MAX_ISSUANCE;
