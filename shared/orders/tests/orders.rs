@@ -402,13 +402,28 @@ async fn concurrent_buyers_never_oversell(table: Arc<dyn Table>) {
     assert_eq!(owners.len(), 100, "one tonne per buyer");
 }
 
+/// The retirement worker's ports over `table`: an embedded queue (unused by these cases) and
+/// blobs in `dir`.
+fn worker_ports(table: &Arc<dyn Table>, dir: &std::path::Path) -> amanar_core::Ports {
+    let embedded = amanar_embedded::EmbeddedStore::open(&dir.join("db")).unwrap();
+    amanar_core::Ports {
+        table: table.clone(),
+        queue: Arc::new(embedded.queue),
+        blobs: Arc::new(amanar_embedded::LocalBlobs::new(
+            dir.join("blobs"),
+            "http://127.0.0.1:1",
+            b"test".to_vec(),
+        )),
+        clock: Arc::new(amanar_core::SystemClock),
+    }
+}
+
 /// Twenty concurrent retirements of 1 t from a 10 t holding: exactly ten are accepted; each is
 /// carried out three times over (redelivered copies) and retires its own serial once; the
 /// ledger then holds ten retired tonnes and nothing else moved.
 async fn concurrent_retirements_never_exceed_a_holding_and_copies_retire_once(
     table: Arc<dyn Table>,
 ) {
-    use amanar_core::{Ports, SystemClock};
     use amanar_orders::retirements::{
         NewRetirement, RetirementError, RetirementStatus, Retirements,
     };
@@ -471,19 +486,8 @@ async fn concurrent_retirements_never_exceed_a_holding_and_copies_retire_once(
     }
     assert_eq!(accepted.len(), 10, "exactly the holding's 10 t are claimed");
 
-    // The worker's other ports: an embedded queue (unused here) and blobs in a directory.
     let dir = tempfile::tempdir().unwrap();
-    let store = amanar_embedded::EmbeddedStore::open(&dir.path().join("db")).unwrap();
-    let ports = Ports {
-        table: table.clone(),
-        queue: Arc::new(store.queue),
-        blobs: Arc::new(amanar_embedded::LocalBlobs::new(
-            dir.path().join("blobs"),
-            "http://127.0.0.1:1",
-            b"test".to_vec(),
-        )),
-        clock: Arc::new(SystemClock),
-    };
+    let ports = worker_ports(&table, dir.path());
     let mut workers = Vec::new();
     for id in accepted.iter().chain(&accepted).chain(&accepted) {
         let (ports, id) = (ports.clone(), id.clone());
@@ -547,7 +551,6 @@ async fn concurrent_retirements_never_exceed_a_holding_and_copies_retire_once(
 async fn a_retirement_that_cannot_be_carried_out_fails_and_gives_its_tonnes_back(
     table: Arc<dyn Table>,
 ) {
-    use amanar_core::{Ports, SystemClock};
     use amanar_marketplace::ledger::Transfer;
     use amanar_orders::retirements::{NewRetirement, RetirementStatus, Retirements};
 
@@ -611,17 +614,7 @@ async fn a_retirement_that_cannot_be_carried_out_fails_and_gives_its_tonnes_back
         1
     );
     let dir = tempfile::tempdir().unwrap();
-    let embedded = amanar_embedded::EmbeddedStore::open(&dir.path().join("db")).unwrap();
-    let ports = Ports {
-        table: table.clone(),
-        queue: Arc::new(embedded.queue),
-        blobs: Arc::new(amanar_embedded::LocalBlobs::new(
-            dir.path().join("blobs"),
-            "http://127.0.0.1:1",
-            b"test".to_vec(),
-        )),
-        clock: Arc::new(SystemClock),
-    };
+    let ports = worker_ports(&table, dir.path());
     amanar_orders::retirement_worker::carry_out(&ports, &requested.retirement_id)
         .await
         .unwrap();
