@@ -5,10 +5,7 @@
 //! members and up, and its API keys with `retirements:write`); the owner's readers follow it; anyone
 //! reads the public record of a retired retirement, which never names the owner or who asked.
 
-use std::time::Duration;
-
-use amanar_core::messages::{JobMessage, RetireCredits};
-use amanar_core::{Bucket, DepsError, FromDeps, Need, Ports, Provide, QueueName};
+use amanar_core::{Bucket, DepsError, FromDeps, Need, Ports, Provide};
 use amanar_http::{
     ApiError, HttpFunction, Json, List, OrgAction, OrgGuard, PageParams, Principal, Problem, Query,
 };
@@ -29,7 +26,7 @@ use crate::api::{OwnerParams, keyed_id, may_read, may_retire, owner_for, text, v
 use crate::holdings::Holdings;
 use crate::retirement_worker::public_path;
 use crate::retirements::{
-    NewRetirement, Retirement, RetirementError, RetirementStatus, Retirements,
+    NewRetirement, Retirement, RetirementError, RetirementStatus, Retirements, enqueue,
 };
 use amanar_marketplace::projects::Projects;
 
@@ -282,16 +279,8 @@ pub async fn request_retirement(
     let store = Retirements::new(table);
     let (retirement, written) = store.request(&new).await?;
     if retirement.status == RetirementStatus::Requested {
-        let message = RetireCredits {
-            retirement_id: retirement.retirement_id.clone(),
-        };
         // A send that fails leaves the retirement requested: the sweeper sends it again.
-        if let Err(e) = state
-            .ports
-            .queue
-            .send(QueueName::Retirements, &message.to_body(), Duration::ZERO)
-            .await
-        {
+        if let Err(e) = enqueue(&*state.ports.queue, &retirement.retirement_id).await {
             tracing::warn!(retirement = %retirement.retirement_id, error = %e, "retirement queued later by the sweeper");
         }
     }

@@ -128,12 +128,7 @@ async fn resend(ports: &Ports) -> Result<usize, String> {
             if retirement.status.is_final() {
                 return Ok(Verdict::Waiting);
             }
-            let message = RetireCredits {
-                retirement_id: retirement.retirement_id.clone(),
-            };
-            ports
-                .queue
-                .send(QueueName::Retirements, &message.to_body(), Duration::ZERO)
+            crate::retirements::enqueue(&*ports.queue, &retirement.retirement_id)
                 .await
                 .map_err(|e| TableError::Unavailable(e.to_string()))?;
             let nudge = FLOW.nudge(

@@ -477,6 +477,26 @@ fn same_request(existing: Retirement, new: &NewRetirement) -> Result<Retirement,
     }
 }
 
+/// Sends a retirement to the retirement worker (the `retirements` queue). Every sender (the
+/// request, the purchase worker, the sweeper) goes through here; copies are harmless.
+pub async fn enqueue(
+    queue: &dyn amanar_core::Queue,
+    retirement_id: &str,
+) -> Result<(), amanar_core::QueueError> {
+    use amanar_core::messages::{JobMessage, RetireCredits};
+    let message = RetireCredits {
+        retirement_id: retirement_id.to_owned(),
+    };
+    queue
+        .send(
+            amanar_core::QueueName::Retirements,
+            &message.to_body(),
+            std::time::Duration::ZERO,
+        )
+        .await
+        .map(|_| ())
+}
+
 /// A vintage as a certificate writes it: `2021`, or `2020-01-01 to 2020-12-31`.
 pub fn vintage_text(vintage: &Vintage) -> String {
     match vintage {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use amanar_core::context::{Consumer, Task};
-use amanar_core::messages::{JobMessage, PaymentOutcome, PaymentResult, RetireCredits};
+use amanar_core::messages::{JobMessage, PaymentOutcome, PaymentResult};
 use amanar_core::table::items;
 use amanar_core::workflow::{Flow, SweepPolicy, Verdict};
 use amanar_core::{
@@ -125,13 +125,7 @@ async fn paid(
 async fn follow_up(state: &PurchasesState, order: &Order) -> Result<(), OrderError> {
     for line in &order.lines {
         if let Some(retirement_id) = &line.retirement_id {
-            let message = RetireCredits {
-                retirement_id: retirement_id.clone(),
-            };
-            state
-                .ports
-                .queue
-                .send(QueueName::Retirements, &message.to_body(), Duration::ZERO)
+            crate::retirements::enqueue(&*state.ports.queue, retirement_id)
                 .await
                 .map_err(|e| OrderError::Table(TableError::Unavailable(e.to_string())))?;
         }
