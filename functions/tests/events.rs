@@ -105,6 +105,14 @@ async fn stack() -> Stack {
             "AMANAR_QUEUE_URL_RETIREMENTS_DLQ",
             urls[&QueueName::RetirementsDlq].clone(),
         ),
+        (
+            "AMANAR_QUEUE_URL_NOTIFICATIONS",
+            urls[&QueueName::Notifications].clone(),
+        ),
+        (
+            "AMANAR_QUEUE_URL_NOTIFICATIONS_DLQ",
+            urls[&QueueName::NotificationsDlq].clone(),
+        ),
         // Stripe is localstripe here; the webhook secret is the test's own.
         ("AMANAR_STRIPE_SECRET_KEY", "sk_test_amanar".into()),
         ("AMANAR_STRIPE_WEBHOOK_SECRET", "whsec_events_test".into()),

@@ -315,6 +315,22 @@ async fn a_buyer_orders_pays_and_holds_exact_serials_and_unpaid_orders_give_thei
     let expired = settled(&api, &buyer, unpaid.body["orderId"].as_str().unwrap()).await;
     assert_eq!(expired["status"], "expired", "{expired:#}");
     assert_eq!(available(&api, &buyer, &listing).await, before - 3);
+    // The buyer is told of each ending.
+    let failed_notice = notified(
+        &api,
+        &buyer,
+        "payment_failed",
+        declined["orderId"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(failed_notice["title"], "Your payment did not go through");
+    notified(
+        &api,
+        &buyer,
+        "order_expired",
+        expired["orderId"].as_str().unwrap(),
+    )
+    .await;
 
     let mine = api.get("/v1/orders?limit=2", As::Bearer(&buyer)).await;
     assert_eq!(mine.status, 200, "{}", mine.body);
@@ -683,6 +699,145 @@ async fn an_order_placed_to_retire_ends_in_a_public_record_and_a_certificate_tha
         serials[0].as_str().unwrap(),
     ] {
         assert!(printed.contains(expected), "{expected:?} not in {printed}");
+    }
+
+    // The buyer was told at each step, in the app and by email; a stranger has nothing.
+    let order_notice = notified(&api, &buyer, "order_completed", &order).await;
+    let retired_notice = notified(&api, &buyer, "retirement_completed", &retirement).await;
+    assert!(
+        retired_notice["body"].as_str().unwrap().contains(&hash),
+        "the notice names the verification hash: {retired_notice:#}"
+    );
+    assert_eq!(order_notice["readAt"], Value::Null);
+    let id = order_notice["notificationId"].as_str().unwrap();
+    let read = api
+        .post(
+            &format!("/v1/notifications/{id}/read"),
+            As::Bearer(&buyer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert!(read.body["readAt"].is_string(), "{}", read.body);
+    let read_again = api
+        .post(
+            &format!("/v1/notifications/{id}/read"),
+            As::Bearer(&buyer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(read_again.body["readAt"], read.body["readAt"]);
+    assert_eq!(
+        api.post(
+            &format!("/v1/notifications/{id}/read"),
+            As::Bearer(&stranger),
+            json!({})
+        )
+        .await
+        .status,
+        404,
+        "another user's notification"
+    );
+    let theirs = api.get("/v1/notifications", As::Bearer(&stranger)).await;
+    assert_eq!(theirs.body["items"], json!([]), "{}", theirs.body);
+    // Two orders completed and two retirements: one email each, never two.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mail = api
+            .get("/_local/mailbox?to=retirer@orders.example", As::Anonymous)
+            .await;
+        let subjects: Vec<String> = mail.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap().to_owned())
+            .collect();
+        let count = |subject: &str| subjects.iter().filter(|s| *s == subject).count();
+        let (orders, retirements) = (
+            count("Your order is complete"),
+            count("Your credits are retired"),
+        );
+        assert!(orders <= 2 && retirements <= 2, "{subjects:?}");
+        if (orders, retirements) == (2, 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "mail missing: {subjects:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Verified-buyer ratings: the buyer rates once and may change it; a stranger may not.
+    let project = completed["lines"][0]["projectId"].as_str().unwrap();
+    let path = format!("/v1/projects/{project}/ratings");
+    let refused = api
+        .post(
+            &path,
+            As::Bearer(&stranger),
+            json!({"stars": 5, "text": "!"}),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let bad = api
+        .post(&path, As::Bearer(&buyer), json!({"stars": 6}))
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    let rated = api
+        .post(
+            &path,
+            As::Bearer(&buyer),
+            json!({"stars": 2, "text": "Slow paperwork"}),
+        )
+        .await;
+    assert_eq!(rated.status, 201, "{}", rated.body);
+    let changed = api
+        .post(
+            &path,
+            As::Bearer(&buyer),
+            json!({"stars": 4, "text": "Sorted out quickly"}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    let listed = api.get(&path, As::Anonymous).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["summary"], json!({"count": 1, "average": 4.0}));
+    assert_eq!(listed.body["items"][0]["text"], "Sorted out quickly");
+    assert_eq!(listed.body["items"][0]["mine"], false);
+    assert!(!listed.body.to_string().contains("USER#"));
+    let sorted = api
+        .get("/v1/projects?sort=-stars&limit=1", As::Anonymous)
+        .await;
+    assert_eq!(sorted.status, 200, "{}", sorted.body);
+    assert_eq!(sorted.body["items"][0]["id"], project, "{}", sorted.body);
+    assert_eq!(sorted.body["items"][0]["buyerRatings"]["average"], 4.0);
+}
+
+/// Polls the caller's notifications until one of `kind` linking to `about` arrives.
+async fn notified(api: &Api, token: &str, kind: &str, about: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = api
+            .get("/v1/notifications?limit=100", As::Bearer(token))
+            .await;
+        assert_eq!(got.status, 200, "{}", got.body);
+        let found: Vec<&Value> = got.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["kind"] == kind && n["link"].as_str().unwrap_or("").contains(about))
+            .collect();
+        if let [one] = found.as_slice() {
+            return (*one).clone();
+        }
+        assert!(
+            found.len() < 2,
+            "one notification per event: {:#}",
+            got.body
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} notification: {:#}",
+            got.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use amanar_core::messages::NotificationKind;
 use amanar_core::table::{Condition, Table, TableError, Update, WriteOp, items};
 use amanar_core::{Clock, keys};
 use chrono::{DateTime, Utc};
@@ -39,6 +40,11 @@ pub struct Notifications {
     pub in_app: bool,
     /// Product news and offers (off unless chosen).
     pub marketing: bool,
+    /// Kinds of notification the user wants on no channel: `order_completed`,
+    /// `payment_failed`, `order_expired`, `retirement_completed`, `project_status_changed`.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub muted: Vec<NotificationKind>,
 }
 
 impl Default for Notifications {
@@ -47,7 +53,15 @@ impl Default for Notifications {
             email: true,
             in_app: true,
             marketing: false,
+            muted: Vec::new(),
         }
+    }
+}
+
+impl Notifications {
+    /// Whether the user wants this kind of notification at all.
+    pub fn wants(&self, kind: NotificationKind) -> bool {
+        !self.muted.contains(&kind)
     }
 }
 
@@ -117,6 +131,9 @@ pub struct NotificationsPatch {
     pub email: Option<bool>,
     pub in_app: Option<bool>,
     pub marketing: Option<bool>,
+    /// Replaces the muted kinds.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub muted: Option<Vec<NotificationKind>>,
 }
 
 /// Active ISO 4217 currency codes.
@@ -173,6 +190,11 @@ impl ProfilePatch {
             current.email = n.email.unwrap_or(current.email);
             current.in_app = n.in_app.unwrap_or(current.in_app);
             current.marketing = n.marketing.unwrap_or(current.marketing);
+            if let Some(mut muted) = n.muted {
+                muted.sort_unstable();
+                muted.dedup();
+                current.muted = muted;
+            }
         }
         Ok(())
     }

@@ -130,6 +130,9 @@ pub struct Config {
     pub webhook_secrets: Option<amanar_orders::SigningSecrets>,
     /// Order lifetime, platform fee and payment methods.
     pub orders: amanar_orders::OrderSettings,
+    /// Where the product is reached (`AMANAR_PUBLIC_URL`): the base of the links in emails. The
+    /// local runtime's own address when unset; in AWS, emails name bare API paths until it is set.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -165,6 +168,8 @@ pub mod vars {
     pub const QUEUE_URL_PURCHASES_DLQ: &str = "AMANAR_QUEUE_URL_PURCHASES_DLQ";
     pub const QUEUE_URL_RETIREMENTS: &str = "AMANAR_QUEUE_URL_RETIREMENTS";
     pub const QUEUE_URL_RETIREMENTS_DLQ: &str = "AMANAR_QUEUE_URL_RETIREMENTS_DLQ";
+    pub const QUEUE_URL_NOTIFICATIONS: &str = "AMANAR_QUEUE_URL_NOTIFICATIONS";
+    pub const QUEUE_URL_NOTIFICATIONS_DLQ: &str = "AMANAR_QUEUE_URL_NOTIFICATIONS_DLQ";
     pub const BLOB_BACKEND: &str = "AMANAR_BLOB_BACKEND";
     pub const UPLOADS_BUCKET: &str = "AMANAR_UPLOADS_BUCKET";
     pub const EXPORTS_BUCKET: &str = "AMANAR_EXPORTS_BUCKET";
@@ -226,6 +231,8 @@ fn queue_url_var(queue: QueueName) -> &'static str {
         QueueName::PurchasesDlq => vars::QUEUE_URL_PURCHASES_DLQ,
         QueueName::Retirements => vars::QUEUE_URL_RETIREMENTS,
         QueueName::RetirementsDlq => vars::QUEUE_URL_RETIREMENTS_DLQ,
+        QueueName::Notifications => vars::QUEUE_URL_NOTIFICATIONS,
+        QueueName::NotificationsDlq => vars::QUEUE_URL_NOTIFICATIONS_DLQ,
     }
 }
 
@@ -536,6 +543,8 @@ impl Config {
             payments,
             webhook_secrets,
             orders,
+            public_url: get(vars::PUBLIC_URL)
+                .or_else(|| (face == Face::Local).then(|| format!("http://{addr}"))),
         })
     }
 

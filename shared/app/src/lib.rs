@@ -38,7 +38,8 @@ contexts!(
     amanar_accounts,
     amanar_accounting,
     amanar_marketplace,
-    amanar_orders
+    amanar_orders,
+    amanar_notifications
 );
 
 /// The functions that serve no HTTP route: the consumer of the `jobs` queue, the S3-triggered

@@ -742,6 +742,14 @@ provide! {
     SigningSecrets => webhook_secrets,
 }
 
+impl Provide<amanar_notifications::PublicUrl> for Wiring {
+    async fn provide(&self) -> Result<amanar_notifications::PublicUrl, DepsError> {
+        Ok(amanar_notifications::PublicUrl(
+            self.config().public_url.clone(),
+        ))
+    }
+}
+
 impl Provide<OrderSettings> for Wiring {
     async fn provide(&self) -> Result<OrderSettings, DepsError> {
         Ok(self.config().orders.clone())

@@ -40,6 +40,10 @@
 //! | order | `ORDER#<orderId>` | `ORDER` | `OWNER#<buyer>#ORDERS` / `<createdAt>#<orderId>` | `ORDERS#open` / `<updatedAt>#<orderId>` until final |
 //! | holding (one order line's credits) | `HOLDING#<holdingId>` | `HOLDING` | `OWNER#<owner>#HOLDINGS` / `<acquiredAt>#<holdingId>` | |
 //! | retirement (a claim on a holding's credits) | `RETIREMENT#<retirementId>` | `RETIREMENT` | `OWNER#<owner>#RETIREMENTS` / `<requestedAt>#<retirementId>` | `RETIREMENTS#open` / `<updatedAt>#<retirementId>` while not completed |
+//! | notification (one per event and user) | `NOTIFICATION#<notificationId>` | `NOTIFICATION` | `USER#<userId>#NOTIFICATIONS` / `<createdAt>#<notificationId>` when shown in the app | |
+//! | buyer rating of a project (one per user) | `PROJECT#<projectId>` | `RATING#<userId>` | | |
+//! | a project's buyer-rating totals (count, stars) | `PROJECT#<projectId>` | `RATINGS` | | `CATALOGUE#<n>` / `<updatedAt>#RATINGS#<projectId>` |
+//! | verified buyer of a project (a completed order) | `PROJECT#<projectId>` | `BUYER#<userId>` | | |
 //! | a buyer's customer at a payment provider | `PAYCUSTOMER#<provider>#<owner>` | `CUSTOMER` | | |
 //! | payment event (handled once) | `PAYEVENT#<provider>#<eventId>` | `EVENT` | | |
 //! | local simulator payment | `LOCALPAY#<paymentId>` | `PAYMENT` | | |
@@ -622,6 +626,53 @@ pub fn retirement_of_owner(
 /// GSI2 partition of retirements not yet completed, by last move: what the retirement sweeper
 /// reads to send a lost message again.
 pub const OPEN_RETIREMENTS: &str = "RETIREMENTS#open";
+
+pub fn notification(notification_id: &str) -> Key {
+    Key::new(format!("NOTIFICATION#{notification_id}"), "NOTIFICATION")
+}
+
+/// GSI1 partition listing a user's in-app notifications, oldest first.
+pub fn notifications_of(user_id: &str) -> String {
+    format!("USER#{user_id}#NOTIFICATIONS")
+}
+
+pub fn notification_of_user(
+    user_id: &str,
+    created_at: DateTime<Utc>,
+    notification_id: &str,
+) -> IndexKey {
+    IndexKey::new(
+        Index::Gsi1,
+        notifications_of(user_id),
+        format!("{}#{notification_id}", sortable_time(created_at)),
+    )
+}
+
+/// The partition of a project and what hangs off it (history, documents, buyer ratings).
+fn project_pk(project_id: &str) -> String {
+    format!("PROJECT#{project_id}")
+}
+
+/// A user's rating of a project they bought from.
+pub fn buyer_rating(project_id: &str, user_id: &str) -> Key {
+    Key::new(project_pk(project_id), format!("{BUYER_RATING}{user_id}"))
+}
+
+/// Sort-key prefix of a project's buyer ratings.
+pub const BUYER_RATING: &str = "RATING#";
+
+/// A project's buyer-rating totals (count and stars), in the catalogue feed.
+pub fn buyer_rating_totals(project_id: &str) -> Key {
+    Key::new(project_pk(project_id), BUYER_RATING_TOTALS)
+}
+
+/// The sort key of [`buyer_rating_totals`].
+pub const BUYER_RATING_TOTALS: &str = "RATINGS";
+
+/// Marks a user as a verified buyer of a project (a completed order they placed).
+pub fn verified_buyer(project_id: &str, user_id: &str) -> Key {
+    Key::new(project_pk(project_id), format!("BUYER#{user_id}"))
+}
 
 pub fn payment_customer(provider: &str, owner: &str) -> Key {
     Key::new(format!("PAYCUSTOMER#{provider}#{owner}"), "CUSTOMER")

@@ -120,6 +120,93 @@ impl JobMessage for RetireCredits {
     const TYPE: &'static str = "retire-credits.v1";
 }
 
+/// What a notification is about; each user may mute kinds (their profile's preferences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    OrderCompleted,
+    PaymentFailed,
+    OrderExpired,
+    RetirementCompleted,
+    /// A verifier moved one of the recipient's projects (under review, changes requested,
+    /// approved, rejected).
+    ProjectStatusChanged,
+}
+
+impl NotificationKind {
+    pub const ALL: [NotificationKind; 5] = [
+        NotificationKind::OrderCompleted,
+        NotificationKind::PaymentFailed,
+        NotificationKind::OrderExpired,
+        NotificationKind::RetirementCompleted,
+        NotificationKind::ProjectStatusChanged,
+    ];
+}
+
+/// Who a notification goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "id")]
+pub enum Recipient {
+    /// One user.
+    User(String),
+    /// The owners and admins of an organisation (what it bought or owns, when no one user acted).
+    OrgManagers(String),
+}
+
+impl Recipient {
+    /// The recipient for a record owned by `owner` (`USER#<id>` or `ORG#<id>`) after an action
+    /// by `actor` (`user:<id>` or `key:<id>`): the user who acted, else the owner (an
+    /// organisation's managers when an API key acted for it).
+    pub fn for_owner(owner: &str, actor: Option<&str>) -> Option<Self> {
+        if let Some(user) = actor.and_then(|a| a.strip_prefix("user:")) {
+            return Some(Recipient::User(user.to_owned()));
+        }
+        if let Some(user) = owner.strip_prefix("USER#") {
+            return Some(Recipient::User(user.to_owned()));
+        }
+        owner
+            .strip_prefix("ORG#")
+            .map(|org| Recipient::OrgManagers(org.to_owned()))
+    }
+}
+
+/// A notification to deliver (`notifications` queue). Producers write the words; the consumer
+/// decides the channels from each recipient's preferences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notify {
+    /// Names the event, the same in every copy of the message (`order-completed:ord_1`): each
+    /// recipient gets one notification per event however often it is sent.
+    pub event: String,
+    pub kind: NotificationKind,
+    pub recipient: Recipient,
+    /// The subject of the email and the notification's title: plain text, one line.
+    pub title: String,
+    /// Plain text.
+    pub body: String,
+    /// The API path of what it is about (`/v1/orders/ord_1`).
+    pub link: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl JobMessage for Notify {
+    const TYPE: &'static str = "notify.v1";
+}
+
+impl Notify {
+    /// Sends it to the `notifications` queue.
+    pub async fn send(&self, queue: &dyn crate::Queue) -> Result<(), crate::QueueError> {
+        queue
+            .send(
+                crate::QueueName::Notifications,
+                &self.to_body(),
+                std::time::Duration::ZERO,
+            )
+            .await
+            .map(|_| ())
+    }
+}
+
 /// Messages of the `uploads` queue: object-created events of the uploads bucket, in the local
 /// runtime. (In AWS the verifier receives S3's own event, converted to the same type.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +251,45 @@ mod tests {
             r#"{"type":"upload-checked.v1","uploadId":"upl_1","purpose":"activity_import"}"#
         );
         assert_eq!(UploadChecked::from_body(&body).unwrap(), message);
+    }
+
+    #[test]
+    fn the_notify_contract_is_pinned() {
+        let at = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let message = Notify {
+            event: "order-completed:ord_1".into(),
+            kind: NotificationKind::OrderCompleted,
+            recipient: Recipient::OrgManagers("org_1".into()),
+            title: "Order completed".into(),
+            body: "3 t".into(),
+            link: Some("/v1/orders/ord_1".into()),
+            at,
+        };
+        let body = message.to_body();
+        assert_eq!(
+            body,
+            r#"{"type":"notify.v1","event":"order-completed:ord_1","kind":"order_completed","recipient":{"kind":"orgManagers","id":"org_1"},"title":"Order completed","body":"3 t","link":"/v1/orders/ord_1","at":"2026-12-03T10:00:00Z"}"#
+        );
+        assert_eq!(Notify::from_body(&body).unwrap(), message);
+    }
+
+    #[test]
+    fn the_recipient_is_the_user_who_acted_else_the_owner() {
+        assert_eq!(
+            Recipient::for_owner("ORG#o", Some("user:u")),
+            Some(Recipient::User("u".into()))
+        );
+        assert_eq!(
+            Recipient::for_owner("ORG#o", Some("key:k")),
+            Some(Recipient::OrgManagers("o".into()))
+        );
+        assert_eq!(
+            Recipient::for_owner("USER#u", None),
+            Some(Recipient::User("u".into()))
+        );
+        assert_eq!(Recipient::for_owner("SOMETHING", None), None);
     }
 
     #[test]

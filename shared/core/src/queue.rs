@@ -30,10 +30,15 @@ pub enum QueueName {
     Retirements,
     /// Dead letters of `Retirements`.
     RetirementsDlq,
+    /// Notifications to deliver (in-app and email), from the workers and the marketplace to the
+    /// notifications worker.
+    Notifications,
+    /// Dead letters of `Notifications`.
+    NotificationsDlq,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 8] = [
+    pub const ALL: [QueueName; 10] = [
         QueueName::Jobs,
         QueueName::JobsDlq,
         QueueName::Uploads,
@@ -42,6 +47,8 @@ impl QueueName {
         QueueName::PurchasesDlq,
         QueueName::Retirements,
         QueueName::RetirementsDlq,
+        QueueName::Notifications,
+        QueueName::NotificationsDlq,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +61,8 @@ impl QueueName {
             QueueName::PurchasesDlq => "purchases-dlq",
             QueueName::Retirements => "retirements",
             QueueName::RetirementsDlq => "retirements-dlq",
+            QueueName::Notifications => "notifications",
+            QueueName::NotificationsDlq => "notifications-dlq",
         }
     }
 
@@ -64,10 +73,12 @@ impl QueueName {
             QueueName::Uploads => Some(QueueName::UploadsDlq),
             QueueName::Purchases => Some(QueueName::PurchasesDlq),
             QueueName::Retirements => Some(QueueName::RetirementsDlq),
+            QueueName::Notifications => Some(QueueName::NotificationsDlq),
             QueueName::JobsDlq
             | QueueName::UploadsDlq
             | QueueName::PurchasesDlq
-            | QueueName::RetirementsDlq => None,
+            | QueueName::RetirementsDlq
+            | QueueName::NotificationsDlq => None,
         }
     }
 

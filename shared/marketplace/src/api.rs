@@ -84,6 +84,18 @@ impl ProjectsState {
         self.ports.clock.now()
     }
 
+    /// Tells a project's owner that a verifier moved it. The move is already recorded (history,
+    /// audit chain), so a queue that fails now is logged and the answer stands: the owner still
+    /// sees the status on the project.
+    async fn tell_owner(&self, project: &Project, notes: Option<&str>) {
+        let Some(notice) = status_notice(project, notes, self.now()) else {
+            return;
+        };
+        if let Err(error) = notice.send(&*self.ports.queue).await {
+            tracing::error!(project = %project.id, %error, "project status notification not sent");
+        }
+    }
+
     /// The project, if the principal may read it: its owner's side, or a verifier once it was
     /// submitted (drafts stay private). 404 otherwise, as if it did not exist.
     pub(crate) async fn readable(
@@ -323,6 +335,10 @@ fn projects_router() -> OpenApiRouter<ProjectsState> {
         .routes(routes!(crate::api_listings::listing_history))
         .routes(routes!(crate::api_listings::project_listings))
         .routes(routes!(crate::api_listings::record_rating))
+        .routes(routes!(
+            crate::api_buyer_ratings::list_ratings,
+            crate::api_buyer_ratings::rate_project
+        ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,6 +360,8 @@ pub struct ProjectView {
     #[serde(flatten)]
     pub project: Project,
     pub documents: Vec<Document>,
+    /// Verified buyers' stars: the average and how many rated.
+    pub buyer_ratings: crate::buyer_ratings::RatingSummary,
 }
 
 /// A document to upload.
@@ -467,7 +485,15 @@ pub async fn get_project(
 ) -> Result<Json<ProjectView>, ApiError> {
     let project = state.readable(&principal, &id).await?;
     let documents = state.projects().documents(&id).await?;
-    Ok(Json(ProjectView { project, documents }))
+    let buyer_ratings = crate::buyer_ratings::BuyerRatings::new(state.ports.table.clone())
+        .totals(&id)
+        .await?
+        .summary();
+    Ok(Json(ProjectView {
+        project,
+        documents,
+        buyer_ratings,
+    }))
 }
 
 /// Changes a draft's fields (or a project whose changes were requested).
@@ -808,9 +834,52 @@ pub async fn take_for_review(
     verifier(&principal)?;
     let project = state.readable(&principal, &id).await?;
     let reviewer = state.reviewer(&principal, &project).await?;
-    Ok(Json(
-        state.projects().take(&id, &reviewer, state.now()).await?,
-    ))
+    let taken = state.projects().take(&id, &reviewer, state.now()).await?;
+    state.tell_owner(&taken, None).await;
+    Ok(Json(taken))
+}
+
+/// The notification of a project's move to its current status.
+fn status_notice(
+    project: &Project,
+    notes: Option<&str>,
+    at: DateTime<Utc>,
+) -> Option<amanar_core::messages::Notify> {
+    use amanar_core::messages::{NotificationKind, Notify, Recipient};
+    let name = &project.fields.name;
+    let (title, said) = match project.status {
+        Status::UnderReview => (
+            "Your project is under review",
+            format!("A verifier took {name} for review."),
+        ),
+        Status::ChangesRequested => (
+            "Changes requested on your project",
+            format!(
+                "The verifier asks for changes to {name} before approving it; edit it and submit it again."
+            ),
+        ),
+        Status::Approved => (
+            "Your project is approved",
+            format!(
+                "{name} is approved: credits may be issued for it, and it shows in the public catalogue."
+            ),
+        ),
+        Status::Rejected => ("Your project was rejected", format!("{name} was rejected.")),
+        _ => return None,
+    };
+    let body = match notes {
+        Some(notes) => format!("{said}\n\nThe verifier's notes: {notes}"),
+        None => said,
+    };
+    Some(Notify {
+        event: format!("project-status:{}:{}", project.id, project.history_seq),
+        kind: NotificationKind::ProjectStatusChanged,
+        recipient: Recipient::for_owner(&project.owner, None)?,
+        title: title.to_owned(),
+        body,
+        link: Some(format!("/v1/projects/{}", project.id)),
+        at,
+    })
 }
 
 /// Decides on a project under review.
@@ -847,12 +916,12 @@ pub async fn decide(
     }
     let project = state.readable(&principal, &id).await?;
     let reviewer = state.reviewer(&principal, &project).await?;
-    Ok(Json(
-        state
-            .projects()
-            .decide(&id, &reviewer, request.decision, notes, state.now())
-            .await?,
-    ))
+    let decided = state
+        .projects()
+        .decide(&id, &reviewer, request.decision, notes.clone(), state.now())
+        .await?;
+    state.tell_owner(&decided, notes.as_deref()).await;
+    Ok(Json(decided))
 }
 
 // ---------------------------------------------------------------------------------------------

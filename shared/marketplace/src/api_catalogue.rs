@@ -87,8 +87,9 @@ pub struct SearchParams {
     pub rating_agency: Option<String>,
     /// At this grade or better on `ratingAgency`'s scale.
     pub min_rating: Option<String>,
-    /// `newest` (default: `-approved`), `price`, `vintage`, `available`, `rating`, `approved`;
-    /// `-` before one for descending (`-available`, `-rating`).
+    /// `newest` (default: `-approved`), `price`, `vintage`, `available`, `rating` (agency
+    /// ratings), `stars` (verified buyers' average), `approved`; `-` before one for descending
+    /// (`-available`, `-stars`).
     pub sort: Option<String>,
     /// `true` adds counts per category, country, standard and mechanism over the whole result.
     pub facets: Option<bool>,
@@ -304,6 +305,7 @@ pub fn search_of(params: SearchParams) -> Result<Search, ApiError> {
                 "vintage" => Some(Sort::Vintage),
                 "available" => Some(Sort::Available),
                 "rating" => Some(Sort::Rating),
+                "stars" => Some(Sort::Stars),
                 "approved" => Some(Sort::Approved),
                 _ => None,
             };
@@ -312,7 +314,7 @@ pub fn search_of(params: SearchParams) -> Result<Search, ApiError> {
                 None => {
                     problems.push(FieldError::new(
                         "sort",
-                        "must be newest, price, vintage, available, rating or approved, with - for descending",
+                        "must be newest, price, vintage, available, rating, stars or approved, with - for descending",
                     ));
                     (Sort::Approved, true)
                 }

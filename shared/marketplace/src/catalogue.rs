@@ -33,6 +33,7 @@ use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::buyer_ratings::{RatingSummary, RatingTotals};
 use crate::listings::{Listing, ListingStatus};
 use crate::money::Money;
 use crate::projects::{Label, Mechanism, Project, ProjectFields, Status};
@@ -100,6 +101,8 @@ pub enum Sort {
     Available,
     /// The best agency rating, as a share of its scale.
     Rating,
+    /// The buyers' average stars.
+    Stars,
 }
 
 /// A page boundary: the sort and the last item's key.
@@ -177,6 +180,8 @@ pub struct CatalogueItem {
     pub vintages: Vec<i32>,
     pub offers: Vec<Offer>,
     pub agency_ratings: Vec<AgencyRating>,
+    /// Verified buyers' stars: the average and how many rated.
+    pub buyer_ratings: RatingSummary,
     pub approved_at: DateTime<Utc>,
 }
 
@@ -229,6 +234,7 @@ struct Entry {
     vintages: Vec<i32>,
     /// Per agency: its grade's rank (0 is the best grade).
     ratings: Vec<(String, usize)>,
+    buyer_ratings: RatingTotals,
 }
 
 /// What a search reads of every candidate, kept in one array beside the entries, so that a search
@@ -241,6 +247,8 @@ struct Facts {
     vintage_min: i32,
     vintage_max: i32,
     rating: Option<i64>,
+    /// The buyers' average, in thousandths of a star.
+    stars: Option<i64>,
     /// A hash of the project id: the order among equal sort keys, the same in every instance.
     tiebreak: u64,
     /// The lowest and highest price in minor units, when the project offers one currency only
@@ -271,6 +279,8 @@ pub struct SearchIndex {
     listings_of: HashMap<String, std::collections::BTreeSet<String>>,
     /// Listings seen closed: only their ids stay, so a stale copy never reopens one.
     closed: std::collections::HashSet<String>,
+    /// Buyer-rating totals by project (kept for projects not approved yet too).
+    buyer_ratings: HashMap<String, RatingTotals>,
     terms: HashMap<(Field, String), RoaringBitmap>,
     words: BTreeMap<String, RoaringBitmap>,
     live: RoaringBitmap,
@@ -333,7 +343,23 @@ impl SearchIndex {
         let mut touched = std::collections::BTreeSet::new();
         for item in found {
             let key = Key::of(&item)?;
-            if key.pk.starts_with("PROJECT#") {
+            if key.pk.starts_with("PROJECT#") && key.sk == keys::BUYER_RATING_TOTALS {
+                let totals: RatingTotals = match items::parse(item) {
+                    Ok(totals) => totals,
+                    Err(error) => {
+                        tracing::warn!(pk = %key.pk, %error, "catalogue: unreadable rating totals left out");
+                        continue;
+                    }
+                };
+                let newer = self
+                    .buyer_ratings
+                    .get(&totals.project_id)
+                    .is_none_or(|held| held.revision < totals.revision);
+                if newer {
+                    touched.insert(totals.project_id.clone());
+                    self.buyer_ratings.insert(totals.project_id.clone(), totals);
+                }
+            } else if key.pk.starts_with("PROJECT#") {
                 // An item this build cannot read (written by a newer one, or damaged) is left
                 // out, never allowed to stop the catalogue.
                 let project: Project = match items::parse(item) {
@@ -474,6 +500,11 @@ impl SearchIndex {
             prices,
             vintages,
             ratings,
+            buyer_ratings: self
+                .buyer_ratings
+                .get(project_id)
+                .cloned()
+                .unwrap_or_default(),
             project,
         };
         self.put(project_id, entry);
@@ -511,6 +542,7 @@ impl SearchIndex {
                 .into_iter()
                 .filter_map(|r| r.score())
                 .max(),
+            stars: entry.buyer_ratings.thousandths(),
             tiebreak: tiebreak_of(&entry.project.id),
             price: match entry.prices.as_slice() {
                 [(currency, min, max, _, _)] => {
@@ -636,6 +668,7 @@ impl SearchIndex {
             Sort::Approved => Some(facts.approved),
             Sort::Available => Some(facts.available as i64),
             Sort::Rating => facts.rating,
+            Sort::Stars => facts.stars,
             Sort::Vintage if !has_vintage => None,
             Sort::Vintage if search.descending => Some(i64::from(facts.vintage_max)),
             Sort::Vintage => Some(i64::from(facts.vintage_min)),
@@ -817,6 +850,7 @@ impl SearchIndex {
                     ..r.clone()
                 })
                 .collect(),
+            buyer_ratings: entry.buyer_ratings.summary(),
             approved_at: approved_at(&entry.project),
         }
     }

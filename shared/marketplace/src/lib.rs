@@ -10,9 +10,11 @@
 //! Reference: `docs/marketplace.md`.
 
 pub mod api;
+pub mod api_buyer_ratings;
 pub mod api_catalogue;
 pub mod api_credits;
 pub mod api_listings;
+pub mod buyer_ratings;
 pub mod catalogue;
 pub mod demo;
 pub mod issuance;

@@ -10,6 +10,7 @@ pub mod api;
 pub mod api_retirements;
 pub mod certificate;
 pub mod holdings;
+pub mod notices;
 pub mod orders;
 pub mod payments;
 pub mod retirement_worker;

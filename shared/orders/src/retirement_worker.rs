@@ -77,10 +77,19 @@ pub async fn carry_out(ports: &Ports, retirement_id: &str) -> Result<(), JobErro
         }
         Err(e) => return Err(JobError::Retry(e.to_string())),
     };
-    if retirement.status == RetirementStatus::Retired {
-        certify(ports, &store, retirement).await?;
-    }
-    Ok(())
+    let retirement = match retirement.status {
+        RetirementStatus::Retired => certify(ports, &store, retirement).await?,
+        // Completed by an earlier delivery, which may have stopped before telling the owner.
+        RetirementStatus::Completed => retirement,
+        _ => return Ok(()),
+    };
+    let at = retirement.updated_at;
+    crate::notices::send(
+        &*ports.queue,
+        crate::notices::of_retirement(&retirement, at),
+    )
+    .await
+    .map_err(JobError::Retry)
 }
 
 /// Writes the certificate of a retired retirement and records it.
@@ -88,7 +97,7 @@ async fn certify(
     ports: &Ports,
     store: &Retirements,
     retirement: Retirement,
-) -> Result<(), JobError> {
+) -> Result<Retirement, JobError> {
     let key = Retirement::certificate_key_for(&retirement.retirement_id);
     let path = public_path(&retirement.retirement_id);
     let (retirement, pdf) = tokio::task::spawn_blocking(move || {
@@ -102,12 +111,18 @@ async fn certify(
         .put(Bucket::Exports, &key, pdf.into(), "application/pdf")
         .await
         .map_err(|e| JobError::Retry(e.to_string()))?;
+    let now = ports.clock.now();
     store
-        .complete(&retirement, &key, ports.clock.now())
+        .complete(&retirement, &key, now)
         .await
         .map_err(|e| JobError::Retry(e.to_string()))?;
     tracing::info!(retirement = %retirement.retirement_id, quantity = retirement.quantity, "retirement completed");
-    Ok(())
+    Ok(Retirement {
+        status: RetirementStatus::Completed,
+        certificate_key: Some(key),
+        updated_at: now,
+        ..retirement
+    })
 }
 
 /// A retirement that has not moved for this long is sent again.

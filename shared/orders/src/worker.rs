@@ -24,6 +24,7 @@ use amanar_core::{
     DepsError, FromDeps, JobError, Need, Ports, Provide, QueueName, Received, TableError, keys,
 };
 
+use crate::notices;
 use crate::orders::{Completion, FLOW, Order, OrderError, OrderSettings, OrderStatus, Orders};
 use crate::payments::{IntentStatus, PaymentError, Payments};
 
@@ -120,17 +121,37 @@ async fn paid(
 }
 
 /// What follows a completion: the retirements of an order placed with `retire: true`, written
-/// with the completion, are sent to the retirement worker. Sent again on every delivery of the
-/// payment (and by the retirement sweeper); the worker retires each once.
+/// with the completion, are sent to the retirement worker, and the buyer is told. Sent again on
+/// every delivery of the payment (and the retirements by the retirement sweeper); the workers
+/// retire each once and notify once per event.
 async fn follow_up(state: &PurchasesState, order: &Order) -> Result<(), OrderError> {
+    let unavailable = |e: String| OrderError::Table(TableError::Unavailable(e));
     for line in &order.lines {
         if let Some(retirement_id) = &line.retirement_id {
             crate::retirements::enqueue(&*state.ports.queue, retirement_id)
                 .await
-                .map_err(|e| OrderError::Table(TableError::Unavailable(e.to_string())))?;
+                .map_err(|e| unavailable(e.to_string()))?;
         }
     }
-    Ok(())
+    let at = order.completed_at.unwrap_or(order.updated_at);
+    notices::send(&*state.ports.queue, notices::of_order(order, at))
+        .await
+        .map_err(unavailable)
+}
+
+/// Tells the buyer an order ended unpaid (declined, cancelled or expired).
+async fn tell_unpaid(
+    state: &PurchasesState,
+    orders: &Orders,
+    order_id: &str,
+) -> Result<(), OrderError> {
+    let order = orders.get(order_id).await?.ok_or(OrderError::NotFound)?;
+    notices::send(
+        &*state.ports.queue,
+        notices::of_order(&order, order.updated_at),
+    )
+    .await
+    .map_err(|e| OrderError::Table(TableError::Unavailable(e)))
 }
 
 /// Refunds a payment that succeeded after its order's credits went back.
@@ -169,8 +190,13 @@ async fn unpaid(
         .get(&outcome.order_id)
         .await?
         .ok_or(OrderError::NotFound)?;
-    if order.status != OrderStatus::PendingPayment {
-        return Ok(());
+    match order.status {
+        OrderStatus::PendingPayment => {}
+        // Released by an earlier delivery, which may have stopped before telling the buyer.
+        OrderStatus::PaymentFailed | OrderStatus::Expired => {
+            return tell_unpaid(state, orders, &order.order_id).await;
+        }
+        _ => return Ok(()),
     }
     if let Some(payment) = &order.payment
         && payment.payment_id != outcome.payment_id
@@ -199,7 +225,7 @@ async fn unpaid(
             orders
                 .release(&order.order_id, to, reason, None, now)
                 .await?;
-            Ok(())
+            tell_unpaid(state, orders, &order.order_id).await
         }
     }
 }
@@ -304,6 +330,18 @@ async fn expire(state: &PurchasesState) -> Result<usize, String> {
                         Ok(Verdict::Nudged)
                     }
                     _ => {
+                        // Told before the release: the sweeper no longer sees a released order,
+                        // so a crash between the two must not lose the notice (a release that
+                        // fails now is tried again by the next sweep, which sends the same
+                        // event again, delivered once).
+                        let expired = Order {
+                            status: OrderStatus::Expired,
+                            updated_at: now,
+                            ..order.clone()
+                        };
+                        notices::send(&*ports.queue, notices::of_order(&expired, now))
+                            .await
+                            .map_err(TableError::Unavailable)?;
                         let released = orders
                             .release(
                                 &order.order_id,
