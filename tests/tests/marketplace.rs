@@ -441,6 +441,42 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
     assert_eq!(approved.status, 200, "{}", approved.body);
     assert_eq!(approved.body["status"], "approved");
     assert_eq!(approved.body["approvedAt"], approved.body["updatedAt"]);
+    // The developer was told of each of the verifier's moves, with the notes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let titles = loop {
+        let got = api
+            .get("/v1/notifications?limit=100", As::Bearer(&dev))
+            .await;
+        assert_eq!(got.status, 200, "{}", got.body);
+        let items = got.body["items"].as_array().unwrap().clone();
+        if items.len() >= 4 || std::time::Instant::now() > deadline {
+            break items;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let kinds: Vec<&str> = titles
+        .iter()
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Your project is approved",
+            "Your project is under review",
+            "Changes requested on your project",
+            "Your project is under review",
+        ],
+        "newest first"
+    );
+    assert!(
+        titles[2]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Add the leakage belt to the monitoring plan."),
+        "{:#}",
+        titles[2]
+    );
+    assert!(titles.iter().all(|n| n["kind"] == "project_status_changed"));
     let edit_approved = api
         .call(
             "PATCH",

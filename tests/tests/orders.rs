@@ -241,6 +241,37 @@ async fn a_buyer_orders_pays_and_holds_exact_serials_and_unpaid_orders_give_thei
     assert_eq!(receipt.status, 200, "{}", receipt.body);
     assert_eq!(receipt.body["lines"][0]["serials"], serials);
     assert_eq!(receipt.body["total"], done["total"]);
+    // The same receipt as a PDF, by query or by Accept header.
+    for (query, accept) in [("?format=pdf", "*/*"), ("", "application/pdf")] {
+        let pdf = api
+            .http
+            .get(format!("{}/v1/orders/{order}/receipt{query}", api.base))
+            .bearer_auth(&buyer)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pdf.status(), 200);
+        assert_eq!(pdf.headers()["content-type"], "application/pdf");
+        let bytes = pdf.bytes().await.unwrap();
+        let document = lopdf::Document::load_mem(&bytes).expect("a PDF");
+        let printed = document.extract_text(&[1]).expect("its text");
+        let total = format!(
+            "{} {}",
+            done["total"]["amount"].as_str().unwrap(),
+            done["total"]["currency"].as_str().unwrap()
+        );
+        for expected in [order.as_str(), serials[0].as_str().unwrap(), total.as_str()] {
+            assert!(printed.contains(expected), "{expected:?} not in {printed}");
+        }
+    }
+    let unknown = api
+        .get(
+            &format!("/v1/orders/{order}/receipt?format=docx"),
+            As::Bearer(&buyer),
+        )
+        .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
     assert_eq!(
         api.get(&format!("/v1/holdings/{holding_id}"), As::Bearer(&stranger))
             .await

@@ -489,7 +489,7 @@ mod tests {
             amanar_core::Clock::now(world.store.clock.as_ref())
         );
         let unknown = world.access.gate("usr_nobody").await.unwrap_err();
-        assert!(matches!(unknown, AccountsError::Identity(_)), "{unknown:?}");
+        assert_eq!(unknown, AccountsError::NotFound, "no account, no profile");
     }
 
     #[tokio::test]

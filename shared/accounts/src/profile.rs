@@ -252,7 +252,13 @@ impl Profiles {
         if let Some(item) = self.table.get(&keys::user_profile(user_id)).await? {
             return Ok(items::parse(item)?);
         }
-        let user: IdentityUser = self.idp.user(user_id).await?;
+        let user: IdentityUser = match self.idp.user(user_id).await {
+            Ok(user) => user,
+            // No account: no profile (the notifications worker and the account directory
+            // skip such users rather than retrying).
+            Err(crate::identity::IdentityError::NoSuchUser) => return Err(AccountsError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
         let mfa_enabled = user.mfa_enabled;
         let new = NewIdentity {
             email: user.email,

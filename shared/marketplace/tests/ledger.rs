@@ -12,9 +12,9 @@ use amanar_marketplace::serial::{self, Range, Standard, Vintage};
 use amanar_testkit::namespace;
 use chrono::Utc;
 
-mod common;
+use amanar_testkit::both_faces;
 
-use common::embedded;
+use amanar_testkit::tables::embedded;
 
 const DEVELOPER: &str = "ORG#org_dev";
 

@@ -22,7 +22,7 @@ use amanar_marketplace::serial::{self, Standard, Vintage};
 use amanar_testkit::namespace;
 use chrono::Utc;
 
-mod common;
+use amanar_testkit::both_faces;
 
 fn price(amount: &str, currency: &str) -> Money {
     Money::parse(amount, currency).unwrap()
@@ -550,7 +550,7 @@ async fn the_demo_catalogue_loads_once_and_is_searchable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_has_at_most_a_hundred_open_listings() {
     use amanar_marketplace::listings::MAX_OPEN_LISTINGS;
-    let table = common::embedded();
+    let table = amanar_testkit::tables::embedded();
     let owner = format!("ORG#org_{}", namespace());
     let project = approved(&table, &owner, "epsilon", "KE").await;
     let issuance = issued(&table, &project, 200, 2022).await;

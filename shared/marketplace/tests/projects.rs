@@ -1,6 +1,6 @@
 //! Projects and the verification workflow on both faces: the embedded table and DynamoDB on moto.
 
-mod common;
+use amanar_testkit::both_faces;
 
 use std::sync::Arc;
 

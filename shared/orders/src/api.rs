@@ -799,18 +799,41 @@ pub async fn get_order(
     ))))
 }
 
-/// A completed order's receipt.
+/// How a receipt is asked for: `?format=pdf`, or `Accept: application/pdf`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReceiptParams {
+    /// `json` (default) or `pdf`.
+    pub format: Option<String>,
+}
+
+/// A completed order's receipt, as JSON or as a PDF.
 #[utoipa::path(get, path = "/v1/orders/{orderId}/receipt", tag = "orders", summary = "Get an order's receipt",
     security(("bearer" = []), ("apiKey" = [])),
-    params(("orderId" = String, Path, description = "Order id")),
-    responses((status = 200, description = "The receipt: lines with their serials, price, fee, total and payment", body = Receipt),
+    params(("orderId" = String, Path, description = "Order id"), ReceiptParams),
+    responses((status = 200, description = "The receipt: lines with their serials, price, fee, total and payment", content(
+            (Receipt = "application/json"),
+            (Vec<u8> = "application/pdf"))),
         (status = 404, description = "No such order for this caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The order is not completed", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "The order is not completed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown format", body = Problem, content_type = "application/problem+json")))]
 pub async fn order_receipt(
     State(state): State<OrdersState>,
     principal: Principal,
     Path(order_id): Path<String>,
-) -> Result<Json<Receipt>, ApiError> {
+    Query(params): Query<ReceiptParams>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let accepts_pdf = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/pdf"));
+    let pdf = match params.format.as_deref() {
+        None => accepts_pdf,
+        Some("json") => false,
+        Some("pdf") => true,
+        Some(_) => return Err(ApiError::validation("format", "must be json or pdf")),
+    };
     let order = state.readable(&principal, &order_id).await?;
     let Some(issued_at) = order
         .completed_at
@@ -818,6 +841,26 @@ pub async fn order_receipt(
     else {
         return Err(OrderError::State(amanar_core::workflow::Status::value(order.status)).into());
     };
+    if pdf {
+        let file_name = format!("receipt-{}.pdf", order.order_id);
+        let bytes = tokio::task::spawn_blocking(move || {
+            crate::certificate::document(&receipt_document(&order, issued_at))
+        })
+        .await
+        .map_err(|e| ApiError::Unexpected(format!("the receipt's rendering failed: {e}")))?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"{file_name}\""),
+                ),
+                (header::CACHE_CONTROL, "private, no-store".to_owned()),
+            ],
+            bytes,
+        )
+            .into_response());
+    }
     let view = OrderView::of(order, None);
     Ok(Json(Receipt {
         receipt_number: view.order_id,
@@ -829,7 +872,66 @@ pub async fn order_receipt(
         fee_rate_percent: view.fee_rate_percent,
         total: view.total,
         payment: view.payment,
-    }))
+    })
+    .into_response())
+}
+
+/// What a receipt prints: the same facts as its JSON.
+fn receipt_document(order: &Order, issued_at: DateTime<Utc>) -> crate::certificate::Document {
+    let mut rows = vec![
+        ("Receipt number", order.order_id.clone()),
+        (
+            "Issued",
+            issued_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        ),
+        ("Buyer account", order.buyer.clone()),
+    ];
+    for line in &order.lines {
+        let mut text = format!(
+            "{} t x {} = {}\n{} ({}), {} vintage {}",
+            line.quantity,
+            line.unit_price,
+            line.price,
+            line.project_name,
+            line.project_id,
+            line.standard,
+            crate::retirements::vintage_text(&line.vintage),
+        );
+        for serial in &line.serials {
+            text.push('\n');
+            text.push_str(serial);
+        }
+        rows.push(("Line", text));
+    }
+    let basis = order.fee_basis_points;
+    rows.push(("Credits", order.subtotal.to_string()));
+    rows.push((
+        "Platform fee",
+        format!("{} ({}.{:02} %)", order.fee, basis / 100, basis % 100),
+    ));
+    rows.push(("Total", order.total.to_string()));
+    if let Some(payment) = &order.payment {
+        rows.push((
+            "Payment",
+            format!("{} {}", payment.provider, payment.payment_id),
+        ));
+    }
+    if order.retire {
+        rows.push((
+            "Retired on behalf of",
+            order.beneficiary.clone().unwrap_or_default(),
+        ));
+    }
+    crate::certificate::Document {
+        title: format!("Receipt {}", order.order_id),
+        heading: "Receipt",
+        rows,
+        footer: crate::certificate::Footer {
+            label: "Total paid",
+            value: order.total.to_string(),
+            notice: "The serial numbers above are the exact credits this order delivered to the buyer's holdings.",
+        },
+    }
 }
 
 /// Lists holdings, newest first, with the serials each still holds.

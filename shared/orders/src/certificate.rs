@@ -1,4 +1,5 @@
-//! The retirement certificate: an A4 page in PDF (more when the serials do not fit on one), laid out with `printpdf` and set in DejaVu
+//! The retirement certificate and the order receipt: A4 pages in PDF (more when the serials do
+//! not fit on one), laid out with `printpdf` ([`document`]) and set in DejaVu
 //! Sans, embedded in the file (the `dejavu` crate ships the font; nothing is read from the
 //! system, so a Lambda without fonts renders it the same).
 //!
@@ -93,10 +94,42 @@ pub fn rows(retirement: &Retirement, record_path: &str) -> Vec<(&'static str, St
 /// Renders the certificate of a retired retirement. `record_path` is where its public record is
 /// read (`/v1/public/retirements/<id>`).
 pub fn render(retirement: &Retirement, record_path: &str) -> Vec<u8> {
-    let mut doc = PdfDocument::new(&format!(
-        "Retirement certificate {}",
-        retirement.retirement_id
-    ));
+    document(&Document {
+        title: format!("Retirement certificate {}", retirement.retirement_id),
+        heading: "Certificate of Retirement",
+        rows: rows(retirement, record_path),
+        footer: Footer {
+            label: "Verification hash (SHA-256 of the public record's claim)",
+            value: retirement
+                .verification_hash
+                .as_deref()
+                .unwrap_or("")
+                .to_owned(),
+            notice: "These credits are retired in the AmanarCarbon ledger and can never be sold, transferred or retired again.",
+        },
+    })
+}
+
+/// A document the platform prints: a heading, labelled rows, and a footer on every page.
+pub struct Document {
+    /// The PDF's title (its metadata).
+    pub title: String,
+    pub heading: &'static str,
+    /// Label and value; a value's lines each start a new printed line.
+    pub rows: Vec<(&'static str, String)>,
+    pub footer: Footer,
+}
+
+/// What ends every page: a labelled value (a hash, a total) and a notice.
+pub struct Footer {
+    pub label: &'static str,
+    pub value: String,
+    pub notice: &'static str,
+}
+
+/// Lays a [`Document`] out on A4 pages, as many as its rows need, in embedded DejaVu Sans.
+pub fn document(document: &Document) -> Vec<u8> {
+    let mut doc = PdfDocument::new(&document.title);
     let font = PdfFontHandle::External(doc.add_font(font()));
     let green = Color::Rgb(Rgb::new(0.09, 0.40, 0.25, None));
     let black = Color::Rgb(Rgb::new(0.0, 0.0, 0.0, None));
@@ -141,49 +174,21 @@ pub fn render(retirement: &Retirement, record_path: &str) -> Vec<u8> {
             },
         ]);
     };
-
-    let hash = retirement
-        .verification_hash
-        .as_deref()
-        .unwrap_or("")
-        .to_owned();
-    // Every page ends with the hash and the notice.
     let footer = |ops: &mut Vec<Op>| {
         rule(ops, 40.0);
-        text(
-            ops,
-            20.0,
-            33.0,
-            9.0,
-            &grey,
-            "Verification hash (SHA-256 of the public record's claim)",
-        );
-        text(ops, 20.0, 27.0, 9.5, &black, &hash);
-        text(
-            ops,
-            20.0,
-            19.0,
-            8.0,
-            &grey,
-            "These credits are retired in the AmanarCarbon ledger and can never be sold, transferred or retired again.",
-        );
+        text(ops, 20.0, 33.0, 9.0, &grey, document.footer.label);
+        text(ops, 20.0, 27.0, 9.5, &black, &document.footer.value);
+        text(ops, 20.0, 19.0, 8.0, &grey, document.footer.notice);
     };
     const LINE: f32 = 5.5;
     const BOTTOM: f32 = 48.0;
     let mut pages = Vec::new();
     let mut ops = Vec::new();
     text(&mut ops, 20.0, 272.0, 11.0, &green, "AmanarCarbon");
-    text(
-        &mut ops,
-        20.0,
-        258.0,
-        22.0,
-        &black,
-        "Certificate of Retirement",
-    );
+    text(&mut ops, 20.0, 258.0, 22.0, &black, document.heading);
     rule(&mut ops, 252.0);
     let mut y = 240.0;
-    for (label, value) in rows(retirement, record_path) {
+    for (label, value) in &document.rows {
         let lines: Vec<String> = value.lines().flat_map(|l| wrap(l, WRAP)).collect();
         // A row goes whole onto a page; one taller than a page is split across pages.
         let height = LINE * (1 + lines.len()) as f32;

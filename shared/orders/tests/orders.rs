@@ -19,7 +19,7 @@ use amanar_orders::orders::{
 use amanar_testkit::namespace;
 use chrono::Utc;
 
-mod common;
+use amanar_testkit::both_faces;
 
 async fn approved(table: &Arc<dyn Table>, owner: &str) -> Project {
     let now = Utc::now();

@@ -6,6 +6,8 @@ pub mod identity;
 pub mod lambda;
 pub mod queue;
 pub mod table;
+#[cfg(feature = "tables")]
+pub mod tables;
 
 /// A fresh namespace for one test case, so cases can share a table or bucket.
 pub fn namespace() -> String {

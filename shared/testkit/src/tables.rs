@@ -1,10 +1,11 @@
-//! What the orders test binaries share: one table per face, and a macro that runs each
-//! case on both.
+//! One table per face for the stores' tests (feature `tables`), and [`both_faces!`], which runs
+//! each case on both: the embedded table and DynamoDB on the emulator.
 
 use std::sync::{Arc, OnceLock};
 
 use amanar_core::table::Table;
-use amanar_testkit::namespace;
+
+use crate::{block_on_own_runtime, emulator_sdk_config, namespace};
 
 /// The embedded table, one per test binary (cases use their own ids).
 pub fn embedded() -> Arc<dyn Table> {
@@ -17,14 +18,13 @@ pub fn embedded() -> Arc<dyn Table> {
         .clone()
 }
 
-/// A DynamoDB table on moto, one per test binary run.
+/// A DynamoDB table on the emulator, one per test binary run.
 pub async fn dynamo() -> Arc<dyn Table> {
-    use amanar_testkit::{block_on_own_runtime, emulator_sdk_config};
     static NAME: OnceLock<String> = OnceLock::new();
     let name = NAME
         .get_or_init(|| {
             block_on_own_runtime(async {
-                let name = format!("orders-{}", namespace());
+                let name = format!("stores-{}", namespace());
                 let client = aws_sdk_dynamodb::Client::new(&emulator_sdk_config().await);
                 amanar_dynamo::DynamoTable::new(client, &name)
                     .create_table()
@@ -48,7 +48,7 @@ macro_rules! both_faces {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case($crate::common::embedded()).await;
+                    super::$case($crate::tables::embedded()).await;
                 }
             )*
         }
@@ -56,7 +56,7 @@ macro_rules! both_faces {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case($crate::common::dynamo().await).await;
+                    super::$case($crate::tables::dynamo().await).await;
                 }
             )*
         }
