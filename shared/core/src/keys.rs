@@ -41,7 +41,7 @@
 //! | holding (one order line's credits) | `HOLDING#<holdingId>` | `HOLDING` | `OWNER#<owner>#HOLDINGS` / `<acquiredAt>#<holdingId>` | |
 //! | retirement (a claim on a holding's credits) | `RETIREMENT#<retirementId>` | `RETIREMENT` | `OWNER#<owner>#RETIREMENTS` / `<requestedAt>#<retirementId>` | `RETIREMENTS#open` / `<updatedAt>#<retirementId>` while not completed |
 //! | notification (one per event and user) | `NOTIFICATION#<notificationId>` | `NOTIFICATION` | `USER#<userId>#NOTIFICATIONS` / `<createdAt>#<notificationId>` when shown in the app | |
-//! | buyer rating of a project (one per user) | `PROJECT#<projectId>` | `RATING#<userId>` | | |
+//! | buyer rating of a project (one per user) | `PROJECT#<projectId>` | `RATING#<ratingId: digest of project and user>` | | |
 //! | a project's buyer-rating totals (count, stars) | `PROJECT#<projectId>` | `RATINGS` | | `CATALOGUE#<n>` / `<updatedAt>#RATINGS#<projectId>` |
 //! | verified buyer of a project (a completed order) | `PROJECT#<projectId>` | `BUYER#<userId>` | | |
 //! | a buyer's customer at a payment provider | `PAYCUSTOMER#<provider>#<owner>` | `CUSTOMER` | | |
@@ -653,9 +653,15 @@ fn project_pk(project_id: &str) -> String {
     format!("PROJECT#{project_id}")
 }
 
-/// A user's rating of a project they bought from.
-pub fn buyer_rating(project_id: &str, user_id: &str) -> Key {
-    Key::new(project_pk(project_id), format!("{BUYER_RATING}{user_id}"))
+/// A rating of a project, by its id (a digest of project and author: public lists and their
+/// cursors never carry the author's user id).
+pub fn buyer_rating(project_id: &str, rating_id: &str) -> Key {
+    Key::new(project_pk(project_id), format!("{BUYER_RATING}{rating_id}"))
+}
+
+/// The partition of a project's buyer ratings (query with [`BUYER_RATING`]).
+pub fn buyer_ratings_of(project_id: &str) -> String {
+    project_pk(project_id)
 }
 
 /// Sort-key prefix of a project's buyer ratings.

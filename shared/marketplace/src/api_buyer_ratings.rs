@@ -128,6 +128,15 @@ pub async fn rate_project(
         return Err(ApiError::Validation(problems));
     }
     let project = public_project(&state, &id).await?;
+    // Its developer's side (the owning user, the owning organisation's members) buys at no cost
+    // to itself and must not rate its own project.
+    let principal = Principal::User(caller.clone());
+    if state.owns(&principal, &project).await? {
+        return Err(ApiError::Forbidden {
+            slug: "own-project",
+            detail: "A project's developer, or a member of the organisation that owns it, does not rate it.".into(),
+        });
+    }
     let (rating, first) = BuyerRatings::new(state.ports.table.clone())
         .rate(
             &project.id,

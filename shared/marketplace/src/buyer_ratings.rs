@@ -50,14 +50,19 @@ pub struct RatingView {
     pub mine: bool,
 }
 
+/// A rating's id: a digest of project and author, so one author has one rating per project and
+/// neither the id nor a page cursor (which carries the sort key) shows the author's user id.
+/// Unkeyed: someone who already knows a user id can test whether a rating is theirs (a keyed
+/// digest needs a platform secret in this context; noted in docs/marketplace.md).
+pub fn rating_id(project_id: &str, user_id: &str) -> String {
+    let digest = Sha256::digest(format!("buyer-rating\0{project_id}\0{user_id}"));
+    format!("rtg_{}", &hex::encode(digest)[..24])
+}
+
 impl RatingView {
     pub fn of(rating: &BuyerRating, caller: Option<&str>) -> Self {
-        let digest = Sha256::digest(format!(
-            "buyer-rating\0{}\0{}",
-            rating.project_id, rating.user_id
-        ));
         Self {
-            rating_id: format!("rtg_{}", &hex::encode(digest)[..20]),
+            rating_id: rating_id(&rating.project_id, &rating.user_id),
             stars: rating.stars,
             text: rating.text.clone(),
             verified_buyer: true,
@@ -117,8 +122,8 @@ pub enum RatingError {
     Table(#[from] TableError),
 }
 
-/// The write that marks `user_id` a verified buyer of a project: part of an order's completion
-/// (placed by that user). Put unconditionally: a second order changes nothing.
+/// The write that marks `user_id` a verified buyer of a project, after an order they placed
+/// completed. An upsert: a later order only moves `lastOrderId`.
 pub fn verified_buyer_op(project_id: &str, user_id: &str, order_id: &str) -> WriteOp {
     WriteOp::update(
         keys::verified_buyer(project_id, user_id),
@@ -143,7 +148,10 @@ impl BuyerRatings {
     ) -> Result<Option<BuyerRating>, TableError> {
         match self
             .table
-            .get(&keys::buyer_rating(project_id, user_id))
+            .get(&keys::buyer_rating(
+                project_id,
+                &rating_id(project_id, user_id),
+            ))
             .await?
         {
             Some(item) => Ok(Some(items::parse(item)?)),
@@ -172,7 +180,7 @@ impl BuyerRatings {
         limit: usize,
         cursor: Option<Cursor>,
     ) -> Result<(Vec<BuyerRating>, Option<Cursor>), TableError> {
-        let query = Query::partition(Index::Primary, format!("PROJECT#{project_id}"))
+        let query = Query::partition(Index::Primary, keys::buyer_ratings_of(project_id))
             .sort(SortKey::BeginsWith(keys::BUYER_RATING.into()))
             .limit(limit)
             .after(cursor);
@@ -218,7 +226,7 @@ impl BuyerRatings {
         let ops = vec![
             WriteOp::check(keys::verified_buyer(project_id, user_id), Condition::Exists),
             WriteOp::put(items::with_key(
-                &keys::buyer_rating(project_id, user_id),
+                &keys::buyer_rating(project_id, &rating_id(project_id, user_id)),
                 &rating,
             )?)
             .when(Condition::VersionIs(expected)),

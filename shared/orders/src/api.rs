@@ -856,13 +856,14 @@ pub async fn order_receipt(
                     format!("inline; filename=\"{file_name}\""),
                 ),
                 (header::CACHE_CONTROL, "private, no-store".to_owned()),
+                (header::VARY, "Accept".to_owned()),
             ],
             bytes,
         )
             .into_response());
     }
     let view = OrderView::of(order, None);
-    Ok(Json(Receipt {
+    let mut response = Json(Receipt {
         receipt_number: view.order_id,
         issued_at,
         buyer: view.buyer,
@@ -873,7 +874,15 @@ pub async fn order_receipt(
         total: view.total,
         payment: view.payment,
     })
-    .into_response())
+    .into_response();
+    // One URL, two representations: caches keep them apart, and neither is kept.
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(response)
 }
 
 /// What a receipt prints: the same facts as its JSON.

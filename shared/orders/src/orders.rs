@@ -664,17 +664,6 @@ impl Orders {
                     now,
                 ),
             );
-            // The user who placed it may rate what they bought (after the order's operation,
-            // whose index the failure below reads).
-            if let Some(user) = order.placed_by.strip_prefix("user:") {
-                let mut projects: Vec<&str> =
-                    order.lines.iter().map(|l| l.project_id.as_str()).collect();
-                projects.sort_unstable();
-                projects.dedup();
-                guards.extend(projects.into_iter().map(|project| {
-                    amanar_marketplace::buyer_ratings::verified_buyer_op(project, user, order_id)
-                }));
-            }
             Ok(guards)
         };
         let order_op = if order.retire { 2 } else { 1 } * order.lines.len();

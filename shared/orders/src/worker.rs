@@ -133,6 +133,18 @@ async fn follow_up(state: &PurchasesState, order: &Order) -> Result<(), OrderErr
                 .map_err(|e| unavailable(e.to_string()))?;
         }
     }
+    // The user who placed it may rate what it bought (an upsert per project, out of the
+    // completing transaction so it takes none of its 100 operations).
+    if let Some(user) = order.placed_by.strip_prefix("user:") {
+        let mut projects: Vec<&str> = order.lines.iter().map(|l| l.project_id.as_str()).collect();
+        projects.sort_unstable();
+        projects.dedup();
+        let marks = projects
+            .into_iter()
+            .map(|p| amanar_marketplace::buyer_ratings::verified_buyer_op(p, user, &order.order_id))
+            .collect();
+        state.ports.table.write(marks).await?;
+    }
     let at = order.completed_at.unwrap_or(order.updated_at);
     notices::send(&*state.ports.queue, notices::of_order(order, at))
         .await
@@ -330,18 +342,6 @@ async fn expire(state: &PurchasesState) -> Result<usize, String> {
                         Ok(Verdict::Nudged)
                     }
                     _ => {
-                        // Told before the release: the sweeper no longer sees a released order,
-                        // so a crash between the two must not lose the notice (a release that
-                        // fails now is tried again by the next sweep, which sends the same
-                        // event again, delivered once).
-                        let expired = Order {
-                            status: OrderStatus::Expired,
-                            updated_at: now,
-                            ..order.clone()
-                        };
-                        notices::send(&*ports.queue, notices::of_order(&expired, now))
-                            .await
-                            .map_err(TableError::Unavailable)?;
                         let released = orders
                             .release(
                                 &order.order_id,
@@ -352,6 +352,33 @@ async fn expire(state: &PurchasesState) -> Result<usize, String> {
                             )
                             .await
                             .map_err(unavailable)?;
+                        // Told once released, never before: a release that loses to a payment
+                        // must not tell the buyer it expired. A queue that fails right after is
+                        // retried here; a crash in between loses this one notice (the order
+                        // has left the sweeper's index), the gap docs/notifications.md names.
+                        if released {
+                            let expired = orders
+                                .get(&order.order_id)
+                                .await
+                                .map_err(unavailable)?
+                                .filter(|o| o.status == OrderStatus::Expired);
+                            if let Some(expired) = expired {
+                                let mut sent = Err(String::new());
+                                for _ in 0..3 {
+                                    sent = notices::send(
+                                        &*ports.queue,
+                                        notices::of_order(&expired, now),
+                                    )
+                                    .await;
+                                    if sent.is_ok() {
+                                        break;
+                                    }
+                                }
+                                if let Err(error) = sent {
+                                    tracing::error!(order = %order.order_id, %error, "expiry notification not sent");
+                                }
+                            }
+                        }
                         Ok(if released {
                             Verdict::GaveUp
                         } else {

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amanar_journeys::{Api, As, Platform, vars};
+use amanar_journeys::{Api, Platform, vars};
 use amanar_marketplace::ledger::{Ledger, NewIssuance};
 use amanar_marketplace::listings::{Listings, NewListing};
 use amanar_marketplace::money::Money;
@@ -203,11 +203,8 @@ async fn main() {
                 .await
                 .unwrap();
             if order["status"] == "completed" {
-                let completed: DateTime<Utc> = order["completedAt"]
-                    .as_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                let completed: DateTime<Utc> =
+                    order["completedAt"].as_str().unwrap().parse().unwrap();
                 latencies_ms.push((completed - *confirmed_at).as_seconds_f64() * 1000.0);
                 last_completed = last_completed.max(completed);
                 break;
