@@ -477,6 +477,20 @@ async fn a_project_goes_from_draft_through_changes_to_approval_with_checked_docu
         titles[2]
     );
     assert!(titles.iter().all(|n| n["kind"] == "project_status_changed"));
+    // Its developer does not rate it (they could buy from themselves).
+    let own = api
+        .post(
+            &format!("{path}/ratings"),
+            As::Bearer(&dev),
+            json!({"stars": 5, "text": "Best project ever"}),
+        )
+        .await;
+    assert_eq!(own.status, 403, "{}", own.body);
+    assert!(
+        own.body["type"].as_str().unwrap().ends_with("own-project"),
+        "{}",
+        own.body
+    );
     let edit_approved = api
         .call(
             "PATCH",
