@@ -53,17 +53,40 @@ impl Mailer for SesMailer {
                     e.code().unwrap_or("unknown"),
                     e.message().unwrap_or("no message")
                 );
-                Err(match e.code() {
-                    Some(
-                        "MessageRejected"
-                        | "MailFromDomainNotVerifiedException"
-                        | "AccountSuspendedException"
-                        | "SendingPausedException"
-                        | "BadRequestException",
-                    ) => MailError::Refused(detail),
-                    _ => MailError::Unavailable(detail),
-                })
+                Err(classify(e.code(), detail))
             }
         }
+    }
+}
+
+/// What an SES error means to the sender: a refusal of this message (not worth retrying), or
+/// the service not sending for now. A paused or suspended account stops every message until
+/// someone acts; calling it unavailable keeps the messages (retried, then in a dead-letter
+/// queue with its alarm) instead of recording each as refused.
+fn classify(code: Option<&str>, detail: String) -> MailError {
+    match code {
+        Some("MessageRejected" | "MailFromDomainNotVerifiedException" | "BadRequestException") => {
+            MailError::Refused(detail)
+        }
+        _ => MailError::Unavailable(detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_message_is_refused_and_a_paused_account_is_unavailable() {
+        let refused = |code| matches!(classify(Some(code), String::new()), MailError::Refused(_));
+        assert!(refused("MessageRejected"));
+        assert!(refused("MailFromDomainNotVerifiedException"));
+        assert!(!refused("SendingPausedException"));
+        assert!(!refused("AccountSuspendedException"));
+        assert!(!refused("TooManyRequestsException"));
+        assert!(matches!(
+            classify(None, String::new()),
+            MailError::Unavailable(_)
+        ));
     }
 }
