@@ -2,8 +2,8 @@
 //! reads, and who reads them. Each names its event once (`order-completed:<orderId>`), so a
 //! redelivery, a sweeper and a crash-and-retry all give one notification.
 
-use amanar_core::Queue;
 use amanar_core::messages::{NotificationKind, Notify, Recipient};
+use amanar_core::{Queue, QueueError};
 use chrono::{DateTime, Utc};
 
 use crate::orders::{Order, OrderStatus};
@@ -109,9 +109,9 @@ pub fn of_retirement(retirement: &Retirement, at: DateTime<Utc>) -> Option<Notif
 }
 
 /// Sends a notification (when there is one to send).
-pub async fn send(queue: &dyn Queue, notice: Option<Notify>) -> Result<(), String> {
+pub async fn send(queue: &dyn Queue, notice: Option<Notify>) -> Result<(), QueueError> {
     match notice {
-        Some(notice) => notice.send(queue).await.map_err(|e| e.to_string()),
+        Some(notice) => notice.send(queue).await,
         None => Ok(()),
     }
 }

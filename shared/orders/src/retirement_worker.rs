@@ -89,7 +89,7 @@ pub async fn carry_out(ports: &Ports, retirement_id: &str) -> Result<(), JobErro
         crate::notices::of_retirement(&retirement, at),
     )
     .await
-    .map_err(JobError::Retry)
+    .map_err(|e| JobError::Retry(e.to_string()))
 }
 
 /// Writes the certificate of a retired retirement and records it.

@@ -21,7 +21,8 @@ use amanar_core::messages::{JobMessage, PaymentOutcome, PaymentResult};
 use amanar_core::table::items;
 use amanar_core::workflow::{Flow, SweepPolicy, Verdict};
 use amanar_core::{
-    DepsError, FromDeps, JobError, Need, Ports, Provide, QueueName, Received, TableError, keys,
+    DepsError, FromDeps, JobError, Need, Ports, Provide, QueueError, QueueName, Received,
+    TableError, keys,
 };
 
 use crate::notices;
@@ -125,12 +126,11 @@ async fn paid(
 /// every delivery of the payment (and the retirements by the retirement sweeper); the workers
 /// retire each once and notify once per event.
 async fn follow_up(state: &PurchasesState, order: &Order) -> Result<(), OrderError> {
-    let unavailable = |e: String| OrderError::Table(TableError::Unavailable(e));
     for line in &order.lines {
         if let Some(retirement_id) = &line.retirement_id {
             crate::retirements::enqueue(&*state.ports.queue, retirement_id)
                 .await
-                .map_err(|e| unavailable(e.to_string()))?;
+                .map_err(queue_failed)?;
         }
     }
     // The user who placed it may rate what it bought (an upsert per project, out of the
@@ -148,7 +148,12 @@ async fn follow_up(state: &PurchasesState, order: &Order) -> Result<(), OrderErr
     let at = order.completed_at.unwrap_or(order.updated_at);
     notices::send(&*state.ports.queue, notices::of_order(order, at))
         .await
-        .map_err(unavailable)
+        .map_err(queue_failed)
+}
+
+/// A queue that did not take a message: worth another try, as a table that did not answer.
+fn queue_failed(error: QueueError) -> OrderError {
+    OrderError::Table(TableError::Unavailable(error.to_string()))
 }
 
 /// Tells the buyer an order ended unpaid (declined, cancelled or expired).
@@ -163,7 +168,7 @@ async fn tell_unpaid(
         notices::of_order(&order, order.updated_at),
     )
     .await
-    .map_err(|e| OrderError::Table(TableError::Unavailable(e)))
+    .map_err(queue_failed)
 }
 
 /// Refunds a payment that succeeded after its order's credits went back.
@@ -357,26 +362,15 @@ async fn expire(state: &PurchasesState) -> Result<usize, String> {
                         // retried here; a crash in between loses this one notice (the order
                         // has left the sweeper's index), the gap docs/notifications.md names.
                         if released {
-                            let expired = orders
-                                .get(&order.order_id)
-                                .await
-                                .map_err(unavailable)?
-                                .filter(|o| o.status == OrderStatus::Expired);
-                            if let Some(expired) = expired {
-                                let mut sent = Err(String::new());
-                                for _ in 0..3 {
-                                    sent = notices::send(
-                                        &*ports.queue,
-                                        notices::of_order(&expired, now),
-                                    )
-                                    .await;
-                                    if sent.is_ok() {
-                                        break;
-                                    }
+                            let mut told = tell_unpaid(state, &orders, &order.order_id).await;
+                            for _ in 1..3 {
+                                if told.is_ok() {
+                                    break;
                                 }
-                                if let Err(error) = sent {
-                                    tracing::error!(order = %order.order_id, %error, "expiry notification not sent");
-                                }
+                                told = tell_unpaid(state, &orders, &order.order_id).await;
+                            }
+                            if let Err(error) = told {
+                                tracing::error!(order = %order.order_id, %error, "expiry notification not sent");
                             }
                         }
                         Ok(if released {
