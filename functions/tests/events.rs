@@ -821,19 +821,35 @@ async fn footprints_and_a_whole_activity_import_run_on_dynamodb_s3_and_sqs() {
 /// Runs the jobs worker on the `expected` messages waiting in the jobs queue (the upload
 /// follow-ups), and returns their bodies.
 async fn work_jobs(stack: &Stack, expected: usize) -> Vec<String> {
-    let waiting = stack
-        .ports
-        .queue
-        .receive(
-            QueueName::Jobs,
-            10,
-            Duration::from_secs(60),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+    work_queue(stack, QueueName::Jobs, "worker-jobs", expected).await
+}
+
+/// Hands the `expected` messages waiting in `queue` on SQS to its worker `function` in one
+/// event, as the event source mapping does, and returns their bodies once the worker took them
+/// all.
+async fn work_queue(
+    stack: &Stack,
+    queue: QueueName,
+    function: &str,
+    expected: usize,
+) -> Vec<String> {
+    let mut waiting = Vec::new();
+    while waiting.len() < expected {
+        let received = stack
+            .ports
+            .queue
+            .receive(queue, 10, Duration::from_secs(60), Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert!(
+            !received.is_empty(),
+            "{function}: {} of {expected} messages came",
+            waiting.len()
+        );
+        waiting.extend(received);
+    }
     assert_eq!(waiting.len(), expected, "{waiting:?}");
-    let mut sqs_event = event("worker-jobs.json");
+    let mut sqs_event = event(&format!("{function}.json"));
     let template = sqs_event["Records"][0].clone();
     sqs_event["Records"] = json!(
         waiting
@@ -847,9 +863,226 @@ async fn work_jobs(stack: &Stack, expected: usize) -> Vec<String> {
             })
             .collect::<Vec<_>>()
     );
-    let worked = invoke("worker-jobs", stack, vec![sqs_event]).await;
+    let worked = invoke(function, stack, vec![sqs_event]).await;
     assert_eq!(response(&worked[0]), &json!({"batchItemFailures": []}));
+    for m in &waiting {
+        stack.ports.queue.delete(queue, &m.receipt).await.unwrap();
+    }
     waiting.into_iter().map(|m| m.body).collect()
+}
+
+/// `request` as anyone: no credentials at all.
+fn anonymous(mut request: Value) -> Value {
+    request["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
+    request
+}
+
+/// Stripe's event that a payment succeeded, signed with the functions' webhook secret, as an
+/// API Gateway event for the webhook function.
+fn stripe_succeeded(event_id: &str, payment_id: &str, order_id: &str, amount_minor: i64) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let payload = json!({
+        "id": event_id, "object": "event", "type": "payment_intent.succeeded", "created": now,
+        "data": {"object": {"id": payment_id, "object": "payment_intent", "amount": amount_minor,
+                 "currency": "usd", "metadata": {"orderId": order_id}}}
+    })
+    .to_string();
+    let mut signed = event("api-stripe-webhook.json");
+    signed["headers"]["stripe-signature"] = json!(amanar_orders::signature::sign(
+        payload.as_bytes(),
+        b"whsec_events_test",
+        now
+    ));
+    signed["body"] = json!(payload);
+    signed
+}
+
+/// The whole purchase pipeline on the AWS adapters, through the real binaries: an order placed
+/// in `api-orders` (a PaymentIntent on localstripe), Stripe's signed event through
+/// `api-stripe-webhook` twice, the purchases, retirements and notifications queues on SQS worked
+/// by their workers, the certificate in S3, and the public record, the holding and the
+/// notification read back through their functions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_to_retire_is_paid_allocated_retired_and_notified_on_dynamodb_s3_sqs_and_stripe() {
+    let stack = stack().await;
+    let seller = format!("ORG#org_{}", namespace());
+    let project = amanar_marketplace::fixtures::approved(
+        &stack.ports.table,
+        &format!("prj_{}", namespace()),
+        &seller,
+        amanar_marketplace::fixtures::forest("Pipeline forest", "KE"),
+    )
+    .await;
+    let listing = amanar_marketplace::fixtures::listed(
+        &stack.ports.table,
+        &project,
+        &format!("iss_{}", namespace()),
+        &format!("lst_{}", namespace()),
+        10,
+        amanar_marketplace::money::Money::parse("12.50", "USD").unwrap(),
+    )
+    .await;
+    let email = format!("buyer-{}@example.com", namespace());
+    let token = cognito_session_as(&stack, &email, "individual").await;
+
+    let mut place = request(
+        "api-orders.json",
+        &token,
+        "POST",
+        "/v1/orders",
+        "/v1/orders",
+        Some(
+            json!({"listingId": listing.id, "quantity": 3, "retire": true,
+                   "beneficiary": "Pipeline Bakery", "reason": "2026 deliveries"})
+            .to_string(),
+        ),
+    );
+    place["headers"]["idempotency-key"] = json!("pipeline-1");
+    place["headers"]["content-type"] = json!("application/json");
+    let placed = invoke("api-orders", &stack, vec![place.clone(), place]).await;
+    assert_eq!(
+        response(&placed[0])["statusCode"],
+        json!(201),
+        "{:?}",
+        placed[0]
+    );
+    let order = http_body(&placed[0]);
+    assert_eq!(
+        http_body(&placed[1]),
+        order,
+        "the same key replays the same order"
+    );
+    let order_id = order["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(order["status"], json!("pending_payment"));
+    assert_eq!(order["payment"]["provider"], json!("stripe"));
+    let payment_id = order["payment"]["paymentId"].as_str().unwrap().to_owned();
+    assert!(payment_id.starts_with("pi_"), "{payment_id}");
+    // 3 t at 12.50 plus the 5 % fee, 1.875 rounded half to even.
+    assert_eq!(order["fee"]["amount"], json!("1.88"), "{order:#}");
+    assert_eq!(order["total"]["amount"], json!("39.38"), "{order:#}");
+
+    // Stripe delivers the success twice; the worker allocates once.
+    let succeeded = stripe_succeeded(
+        &format!("evt_{}", namespace()),
+        &payment_id,
+        &order_id,
+        3938,
+    );
+    let hooked = invoke(
+        "api-stripe-webhook",
+        &stack,
+        vec![succeeded.clone(), succeeded],
+    )
+    .await;
+    assert_eq!(http_body(&hooked[0])["duplicate"], json!(false));
+    assert_eq!(http_body(&hooked[1])["duplicate"], json!(true));
+    work_queue(&stack, QueueName::Purchases, "worker-purchases", 1).await;
+
+    let get = request(
+        "api-orders.json",
+        &token,
+        "GET",
+        &format!("/v1/orders/{order_id}"),
+        "/v1/orders/{orderId}",
+        None,
+    );
+    let completed = http_body(&invoke("api-orders", &stack, vec![get]).await[0]);
+    assert_eq!(completed["status"], json!("completed"), "{completed:#}");
+    let line = &completed["lines"][0];
+    assert_eq!(
+        line["serials"],
+        json!([format!("AMC-{}-1-3", listing.issuance_id)]),
+        "{completed:#}"
+    );
+    let retirement_id = completed["retirementId"].as_str().unwrap().to_owned();
+
+    // The retirement the completion wrote, then the buyer's notification of the order.
+    let retire = work_queue(&stack, QueueName::Retirements, "worker-retirements", 1).await;
+    assert!(retire[0].contains(&retirement_id), "{retire:?}");
+    let public = anonymous(request(
+        "api-public-retirements.json",
+        "",
+        "GET",
+        &format!("/v1/public/retirements/{retirement_id}"),
+        "/v1/public/retirements/{retirementId}",
+        None,
+    ));
+    let record = invoke("api-public-retirements", &stack, vec![public]).await;
+    assert_eq!(
+        response(&record[0])["statusCode"],
+        json!(200),
+        "{:?}",
+        record[0]
+    );
+    let record = http_body(&record[0]);
+    assert_eq!(record["quantity"], json!(3));
+    assert_eq!(record["serials"], line["serials"]);
+    assert_eq!(record["beneficiary"], json!("Pipeline Bakery"));
+    assert!(
+        !record.to_string().contains(&email),
+        "the public record never names the buyer: {record:#}"
+    );
+    let hash = record["verificationHash"].as_str().unwrap().to_owned();
+    let certificate = anonymous(request(
+        "api-public-retirements.json",
+        "",
+        "GET",
+        &format!("/v1/public/retirements/{retirement_id}/certificate"),
+        "/v1/public/retirements/{retirementId}/certificate",
+        None,
+    ));
+    let certificate = invoke("api-public-retirements", &stack, vec![certificate]).await;
+    let certificate = response(&certificate[0]);
+    assert_eq!(certificate["statusCode"], json!(200), "{certificate:?}");
+    assert_eq!(certificate["isBase64Encoded"], json!(true));
+    use base64::Engine as _;
+    let pdf = base64::engine::general_purpose::STANDARD
+        .decode(certificate["body"].as_str().unwrap())
+        .unwrap();
+    let text = lopdf::Document::load_mem(&pdf)
+        .unwrap()
+        .extract_text(&[1])
+        .unwrap();
+    assert!(text.contains(&hash), "the certificate prints the hash");
+    assert!(text.contains("Pipeline Bakery"), "{text}");
+
+    // Two notices: the order completed, and its retirement completed; each an in-app
+    // notification and an email through SES.
+    work_queue(&stack, QueueName::Notifications, "worker-notifications", 2).await;
+    let mine = request(
+        "api-notifications.json",
+        &token,
+        "GET",
+        "/v1/notifications",
+        "/v1/notifications",
+        None,
+    );
+    let mine = http_body(&invoke("api-notifications", &stack, vec![mine]).await[0]);
+    let mut kinds: Vec<&str> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        ["order_completed", "retirement_completed"],
+        "{mine:#}"
+    );
+    let store = amanar_notifications::store::Notifications::new(stack.ports.table.clone());
+    for n in mine["items"].as_array().unwrap() {
+        let id = n["notificationId"].as_str().unwrap();
+        let stored = store.get(id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.email,
+            amanar_notifications::store::EmailState::Sent,
+            "SES took the email of {id}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

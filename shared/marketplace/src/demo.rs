@@ -116,10 +116,10 @@ fn project_of(rows: &[&Row], now: DateTime<Utc>) -> Project {
     let type_name = taxonomy::project_type(&first.project_type)
         .map(|t| t.name)
         .unwrap_or(first.project_type.as_str());
-    Project {
-        id: id_of("prj", &first.project),
-        owner: DEMO_OWNER.into(),
-        fields: ProjectFields {
+    Project::approved_elsewhere(
+        id_of("prj", &first.project),
+        DEMO_OWNER.into(),
+        ProjectFields {
             name: first.name.clone(),
             description: format!(
                 "{type_name} project registered as {} (demo catalogue: the project and its serial blocks are real, from the OffsetsDB registry samples; the prices are illustrative).",
@@ -139,18 +139,9 @@ fn project_of(rows: &[&Row], now: DateTime<Utc>) -> Project {
             registry_project_id: Some(first.project.clone()),
             registry_url: None,
         },
-        status: crate::projects::Status::Approved,
-        reviewer: None,
-        version: 1,
-        created_by: DEMO_ACTOR.into(),
-        created_at: now,
-        updated_at: now,
-        updated_by: None,
-        agency_ratings: Vec::new(),
-        history_seq: 0,
-        history_hash: String::new(),
-        approved_at: Some(now),
-    }
+        DEMO_ACTOR.into(),
+        now,
+    )
 }
 
 /// Loads the demo catalogue into the table.

@@ -17,6 +17,8 @@ pub mod api_listings;
 pub mod buyer_ratings;
 pub mod catalogue;
 pub mod demo;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod issuance;
 pub mod ledger;
 pub mod listings;

@@ -171,6 +171,33 @@ pub struct Project {
 }
 
 impl Project {
+    /// A project approved elsewhere (at its registry, or for a test or benchmark), as
+    /// [`Projects::import_approved`] stores it: version 1, no reviewer, no history yet.
+    pub fn approved_elsewhere(
+        id: String,
+        owner: String,
+        fields: ProjectFields,
+        actor: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Project {
+            id,
+            owner,
+            fields,
+            status: Status::Approved,
+            reviewer: None,
+            version: 1,
+            created_by: actor,
+            created_at: now,
+            updated_at: now,
+            updated_by: None,
+            agency_ratings: Vec::new(),
+            history_seq: 0,
+            history_hash: String::new(),
+            approved_at: Some(now),
+        }
+    }
+
     /// When the project was approved, the time the catalogue shows and sorts by
     /// (`sort=approved`); `None` if it is not approved. For a project stored before `approvedAt`
     /// existed, its `updatedAt`: nothing writes that after approval (edits need an editable

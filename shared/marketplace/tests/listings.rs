@@ -8,6 +8,7 @@ use std::time::Duration;
 use amanar_core::clock::SystemClock;
 use amanar_core::table::Table;
 use amanar_marketplace::catalogue::{Catalogue, Search, Sort};
+use amanar_marketplace::fixtures;
 use amanar_marketplace::ledger::{
     Account, Ledger, LedgerError, NewIssuance, Transfer, check_blocks,
 };
@@ -15,9 +16,7 @@ use amanar_marketplace::listings::{
     EventKind, ListingChange, ListingError, ListingStatus, Listings, NewListing, reserve_guard,
 };
 use amanar_marketplace::money::Money;
-use amanar_marketplace::projects::{
-    IssuanceType, Label, Mechanism, Project, ProjectFields, Projects, Status,
-};
+use amanar_marketplace::projects::{Label, Project};
 use amanar_marketplace::serial::{self, Standard, Vintage};
 use amanar_testkit::namespace;
 use chrono::Utc;
@@ -30,44 +29,11 @@ fn price(amount: &str, currency: &str) -> Money {
 
 /// An approved project of `owner`, named with a word of its own for searches.
 async fn approved(table: &Arc<dyn Table>, owner: &str, word: &str, country: &str) -> Project {
-    let now = Utc::now();
-    let project = Project {
-        id: format!("prj_{}", namespace()),
-        owner: owner.into(),
-        fields: ProjectFields {
-            name: format!("{word} community forest"),
-            description: "Avoided deforestation in the highlands".into(),
-            category: "forest".into(),
-            project_type: "avoided forest conversion".into(),
-            protocol: Some("vm0015".into()),
-            standard: Standard::Native,
-            mechanism: Mechanism::Avoidance,
-            issuance_type: IssuanceType::ExPost,
-            country: country.into(),
-            location: None,
-            sdgs: vec![13, 15],
-            labels: vec![Label::Ccb],
-            permanence_years: Some(40),
-            registry_project_id: None,
-            registry_url: None,
-        },
-        status: Status::Approved,
-        reviewer: None,
-        version: 1,
-        created_by: "user:usr_dev".into(),
-        created_at: now,
-        updated_at: now,
-        updated_by: None,
-        agency_ratings: Vec::new(),
-        history_seq: 0,
-        history_hash: String::new(),
-        approved_at: Some(now),
-    };
-    Projects::new(table.clone())
-        .import_approved(&project, "test")
-        .await
-        .unwrap();
-    project
+    let mut fields = fixtures::forest(&format!("{word} community forest"), country);
+    fields.protocol = Some("vm0015".into());
+    fields.sdgs = vec![13, 15];
+    fields.labels = vec![Label::Ccb];
+    fixtures::approved(table, &format!("prj_{}", namespace()), owner, fields).await
 }
 
 /// A native issuance of `quantity` credits of the project into the owner's inventory.

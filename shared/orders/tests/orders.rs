@@ -5,13 +5,11 @@
 use std::sync::Arc;
 
 use amanar_core::table::Table;
-use amanar_marketplace::ledger::{Account, Ledger, NewIssuance, check_blocks};
-use amanar_marketplace::listings::{Listing, Listings, NewListing};
+use amanar_marketplace::fixtures;
+use amanar_marketplace::ledger::{Account, Ledger, check_blocks};
+use amanar_marketplace::listings::{Listing, Listings};
 use amanar_marketplace::money::Money;
-use amanar_marketplace::projects::{
-    IssuanceType, Mechanism, Project, ProjectFields, Projects, Status,
-};
-use amanar_marketplace::serial::{self, Standard, Vintage};
+use amanar_marketplace::projects::Project;
 use amanar_orders::holdings::Holdings;
 use amanar_orders::orders::{
     Completion, LineRequest, NewOrder, OrderError, OrderSettings, OrderStatus, Orders,
@@ -22,44 +20,8 @@ use chrono::Utc;
 use amanar_testkit::both_faces;
 
 async fn approved(table: &Arc<dyn Table>, owner: &str) -> Project {
-    let now = Utc::now();
-    let project = Project {
-        id: format!("prj_{}", namespace()),
-        owner: owner.into(),
-        fields: ProjectFields {
-            name: "Highland community forest".into(),
-            description: "Avoided deforestation".into(),
-            category: "forest".into(),
-            project_type: "avoided forest conversion".into(),
-            protocol: None,
-            standard: Standard::Native,
-            mechanism: Mechanism::Avoidance,
-            issuance_type: IssuanceType::ExPost,
-            country: "KE".into(),
-            location: None,
-            sdgs: vec![13],
-            labels: vec![],
-            permanence_years: Some(40),
-            registry_project_id: None,
-            registry_url: None,
-        },
-        status: Status::Approved,
-        reviewer: None,
-        version: 1,
-        created_by: "user:usr_dev".into(),
-        created_at: now,
-        updated_at: now,
-        updated_by: None,
-        agency_ratings: Vec::new(),
-        history_seq: 0,
-        history_hash: String::new(),
-        approved_at: Some(now),
-    };
-    Projects::new(table.clone())
-        .import_approved(&project, "test")
-        .await
-        .unwrap();
-    project
+    let fields = fixtures::forest("Highland community forest", "KE");
+    fixtures::approved(table, &format!("prj_{}", namespace()), owner, fields).await
 }
 
 /// A listing of `quantity` native credits at `price` USD per tonne, and its issuance id.
@@ -67,34 +29,16 @@ async fn listed(table: &Arc<dyn Table>, quantity: u64, price: &str) -> (Listing,
     let owner = format!("ORG#org_{}", namespace());
     let project = approved(table, &owner).await;
     let id = format!("iss_{}", namespace());
-    Ledger::new(table.clone())
-        .issue(NewIssuance {
-            serial: serial::parse(Standard::Native, &format!("AMC-{id}-1-{quantity}")).unwrap(),
-            id: id.clone(),
-            project_id: project.id.clone(),
-            vintage: Vintage::Year(2023),
-            buffer: 0,
-            inventory_owner: owner.clone(),
-            issued_by: "user:usr_verifier".into(),
-            issued_at: Utc::now(),
-        })
-        .await
-        .unwrap();
-    let listing = Listings::new(table.clone())
-        .create(NewListing {
-            id: format!("lst_{}", namespace()),
-            project_id: project.id.clone(),
-            issuance_id: id.clone(),
-            seller: owner,
-            standard: Standard::Native,
-            vintage: Vintage::Year(2023),
-            quantity,
-            unit_price: Money::parse(price, "USD").unwrap(),
-            actor: "user:usr_dev".into(),
-            now: Utc::now(),
-        })
-        .await
-        .unwrap();
+    let price = Money::parse(price, "USD").unwrap();
+    let listing = fixtures::listed(
+        table,
+        &project,
+        &id,
+        &format!("lst_{}", namespace()),
+        quantity,
+        price,
+    )
+    .await;
     (listing, id)
 }
 

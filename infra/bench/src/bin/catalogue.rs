@@ -22,7 +22,7 @@ use amanar_core::table::{Condition, Table, WriteOp, items};
 use amanar_marketplace::catalogue::{Catalogue, Search};
 use amanar_marketplace::listings::{Listing, ListingStatus};
 use amanar_marketplace::money::Money;
-use amanar_marketplace::projects::{IssuanceType, Project, ProjectFields, Projects, Status};
+use amanar_marketplace::projects::{IssuanceType, Project, ProjectFields, Projects};
 use amanar_marketplace::serial::{Standard, Vintage};
 use chrono::Utc;
 use serde_json::json;
@@ -63,10 +63,10 @@ async fn fill(table: &Arc<dyn Table>, count: usize) {
             row.country.clone()
         };
         let id = format!("prj_bench_{i:06}");
-        let project = Project {
-            id: id.clone(),
-            owner: format!("ORG#org_bench_{}", i % 500),
-            fields: ProjectFields {
+        let project = Project::approved_elsewhere(
+            id.clone(),
+            format!("ORG#org_bench_{}", i % 500),
+            ProjectFields {
                 name: format!("{} {i}", row.name),
                 description: format!("Bench project after {} ({})", row.project, row.project_type),
                 category: row.category.clone(),
@@ -83,18 +83,9 @@ async fn fill(table: &Arc<dyn Table>, count: usize) {
                 registry_project_id: Some(row.project.clone()),
                 registry_url: None,
             },
-            status: Status::Approved,
-            reviewer: None,
-            version: 1,
-            created_by: "system:bench".into(),
-            created_at: now,
-            updated_at: now,
-            updated_by: None,
-            agency_ratings: Vec::new(),
-            history_seq: 0,
-            history_hash: String::new(),
-            approved_at: Some(now),
-        };
+            "system:bench".into(),
+            now,
+        );
         projects
             .import_approved(&project, "bench")
             .await

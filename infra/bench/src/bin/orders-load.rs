@@ -19,13 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amanar_journeys::{Api, Platform, vars};
-use amanar_marketplace::ledger::{Ledger, NewIssuance};
-use amanar_marketplace::listings::{Listings, NewListing};
+use amanar_marketplace::fixtures;
 use amanar_marketplace::money::Money;
-use amanar_marketplace::projects::{
-    IssuanceType, Mechanism, Project, ProjectFields, Projects, Status,
-};
-use amanar_marketplace::serial::{self, Standard, Vintage};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -34,81 +29,21 @@ const LISTINGS: usize = 8;
 const TONNES_PER_LISTING: u64 = 1_000_000;
 
 async fn seed(running: &amanar_local::Running) -> Vec<String> {
-    let ports = running.ports();
-    let table = ports.table.clone();
-    let now = Utc::now();
-    let owner = "ORG#org_bench_seller".to_owned();
-    let project = Project {
-        id: "prj_bench".into(),
-        owner: owner.clone(),
-        fields: ProjectFields {
-            name: "Bench forest".into(),
-            description: "Benchmark project".into(),
-            category: "forest".into(),
-            project_type: "avoided forest conversion".into(),
-            protocol: None,
-            standard: Standard::Native,
-            mechanism: Mechanism::Avoidance,
-            issuance_type: IssuanceType::ExPost,
-            country: "KE".into(),
-            location: None,
-            sdgs: vec![13],
-            labels: vec![],
-            permanence_years: Some(40),
-            registry_project_id: None,
-            registry_url: None,
-        },
-        status: Status::Approved,
-        reviewer: None,
-        version: 1,
-        created_by: "user:usr_bench".into(),
-        created_at: now,
-        updated_at: now,
-        updated_by: None,
-        agency_ratings: Vec::new(),
-        history_seq: 0,
-        history_hash: String::new(),
-        approved_at: Some(now),
-    };
-    Projects::new(table.clone())
-        .import_approved(&project, "bench")
-        .await
-        .expect("the bench project");
+    let table = running.ports().table.clone();
+    let fields = fixtures::forest("Bench forest", "KE");
+    let project = fixtures::approved(&table, "prj_bench", "ORG#org_bench_seller", fields).await;
     let mut listings = Vec::new();
     for n in 0..LISTINGS {
-        let issuance = format!("iss_bench_{n}");
-        Ledger::new(table.clone())
-            .issue(NewIssuance {
-                serial: serial::parse(
-                    Standard::Native,
-                    &format!("AMC-{issuance}-1-{TONNES_PER_LISTING}"),
-                )
-                .expect("a native serial block"),
-                id: issuance.clone(),
-                project_id: project.id.clone(),
-                vintage: Vintage::Year(2023),
-                buffer: 0,
-                inventory_owner: owner.clone(),
-                issued_by: "user:usr_bench".into(),
-                issued_at: now,
-            })
-            .await
-            .expect("the bench issuance");
-        let listing = Listings::new(table.clone())
-            .create(NewListing {
-                id: format!("lst_bench_{n}"),
-                project_id: project.id.clone(),
-                issuance_id: issuance,
-                seller: owner.clone(),
-                standard: Standard::Native,
-                vintage: Vintage::Year(2023),
-                quantity: TONNES_PER_LISTING,
-                unit_price: Money::parse("12.50", "USD").expect("a price"),
-                actor: "user:usr_bench".into(),
-                now,
-            })
-            .await
-            .expect("the bench listing");
+        let price = Money::parse("12.50", "USD").expect("a price");
+        let listing = fixtures::listed(
+            &table,
+            &project,
+            &format!("iss_bench_{n}"),
+            &format!("lst_bench_{n}"),
+            TONNES_PER_LISTING,
+            price,
+        )
+        .await;
         listings.push(listing.id);
     }
     listings
