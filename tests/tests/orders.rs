@@ -946,3 +946,136 @@ async fn an_organisations_key_retires_only_with_the_retirement_scope() {
     let accepted = retire(retiring_key, "k-2").await;
     assert_eq!(accepted.status, 202, "{}", accepted.body);
 }
+
+/// The runtime dies (dropped: every request, poller and worker aborted where it stands, with
+/// whatever the committer had not yet made durable) while twelve paid orders are between
+/// payment, allocation, retirement and notification. Restarted on the same data, every order
+/// completes once, every retirement retires its tonne once, the serials are twelve distinct
+/// ones, and each buyer notice arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_killed_mid_pipeline_finishes_every_order_once_after_a_restart() {
+    use amanar_orders::orders::{OrderStatus, Orders};
+    use amanar_orders::retirements::{RetirementStatus, Retirements};
+    const ORDERS: usize = 12;
+    let settings = [(vars::STRIPE_WEBHOOK_SECRET, WEBHOOK_SECRET)];
+    let (running, dir) = Platform::new().set_all(&settings).start().await;
+    let ports = running.ports();
+    amanar_marketplace::demo::seed(ports.table.clone(), &Default::default(), ports.clock.now())
+        .await
+        .expect("the demo catalogue");
+    let api = Api::new(&running);
+    let (_, buyer) = api.user("crash@orders.example", "individual").await;
+    let (listing, _) = offer(&api, ORDERS as u64).await;
+    let before = available(&api, &buyer, &listing).await;
+
+    let mut orders = Vec::new();
+    for n in 0..ORDERS {
+        let placed = place(
+            &api,
+            &buyer,
+            &format!("crash-{n}"),
+            json!({"listingId": listing, "quantity": 1, "retire": true, "beneficiary": format!("Bakery {n}")}),
+        )
+        .await;
+        assert_eq!(placed.status, 201, "{}", placed.body);
+        orders.push((
+            placed.body["orderId"].as_str().unwrap().to_owned(),
+            placed.body["payment"]["paymentId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
+    }
+    for (_, payment) in &orders {
+        let paid = api
+            .post(
+                &format!("/_local/payments/{payment}/confirm"),
+                As::Anonymous,
+                json!({}),
+            )
+            .await;
+        assert!(paid.status < 300, "{}", paid.body);
+    }
+    drop(api);
+    drop(running);
+
+    // What the kill left: some of the pipeline was still to run.
+    let unfinished = {
+        let store = amanar_embedded::EmbeddedStore::open(dir.path()).unwrap();
+        let table: std::sync::Arc<dyn amanar_core::table::Table> = std::sync::Arc::new(store.table);
+        let (orders_store, retirements) = (Orders::new(table.clone()), Retirements::new(table));
+        let mut unfinished = 0;
+        for (order, _) in &orders {
+            let order = orders_store.get(order).await.unwrap().unwrap();
+            let retired = match order.lines[0].retirement_id.as_deref() {
+                Some(id) if order.status == OrderStatus::Completed => retirements
+                    .get(id)
+                    .await
+                    .unwrap()
+                    .is_some_and(|r| r.status == RetirementStatus::Completed),
+                _ => false,
+            };
+            unfinished += usize::from(!retired);
+        }
+        unfinished
+    };
+    assert!(
+        unfinished > 0,
+        "the kill came after the pipeline had finished"
+    );
+
+    let (running, _dir) = Platform::new()
+        .set_all(&settings)
+        .reusing_data_dir(dir)
+        .start()
+        .await;
+    let api = Api::new(&running);
+    let buyer = api
+        .post(
+            "/v1/auth/login",
+            As::Anonymous,
+            json!({"email": "crash@orders.example", "password": amanar_journeys::PASSWORD}),
+        )
+        .await
+        .body["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut serials = std::collections::BTreeSet::new();
+    for (order, _) in &orders {
+        let completed = settled(&api, &buyer, order).await;
+        assert_eq!(completed["status"], "completed", "{completed:#}");
+        let retirement = completed["retirementId"].as_str().unwrap().to_owned();
+        let done = retired(&api, &buyer, &retirement).await;
+        assert_eq!(done["quantity"], 1, "{done:#}");
+        assert_eq!(done["serials"], completed["lines"][0]["serials"]);
+        assert!(serials.insert(done["serials"].to_string()), "{done:#}");
+        notified(&api, &buyer, "order_completed", order).await;
+        notified(&api, &buyer, "retirement_completed", &retirement).await;
+    }
+    assert_eq!(serials.len(), ORDERS);
+    assert_eq!(
+        available(&api, &buyer, &listing).await,
+        before - ORDERS as u64
+    );
+    let holdings = api.get("/v1/holdings?limit=100", As::Bearer(&buyer)).await;
+    let holdings = holdings.body["items"].as_array().unwrap();
+    assert_eq!(holdings.len(), ORDERS, "one holding per order");
+    assert!(
+        holdings.iter().all(|h| h["available"] == 0),
+        "{holdings:#?}"
+    );
+    let notices = api
+        .get("/v1/notifications?limit=100", As::Bearer(&buyer))
+        .await;
+    for kind in ["order_completed", "retirement_completed"] {
+        let count = notices.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["kind"] == kind)
+            .count();
+        assert_eq!(count, ORDERS, "one {kind} per order: {:#}", notices.body);
+    }
+    running.shutdown().await;
+}

@@ -82,6 +82,18 @@ impl QueueName {
         }
     }
 
+    /// How many messages of one batch its consumer handles at once. The pipeline's queues carry
+    /// small, independent, idempotent messages (one payment, retirement or notification each; two
+    /// copies of one event settle through conditional writes), so a batch runs concurrently and
+    /// its writes share commits. Jobs (imports, calculations) and upload checks are heavy in
+    /// memory and CPU: one at a time.
+    pub fn batch_concurrency(self) -> usize {
+        match self {
+            QueueName::Purchases | QueueName::Retirements | QueueName::Notifications => 10,
+            _ => 1,
+        }
+    }
+
     /// Deliveries after which a message is moved to the dead-letter queue (SQS `maxReceiveCount`).
     pub fn max_receive_count(self) -> u32 {
         5
@@ -236,31 +248,47 @@ pub async fn process_batch(
     backoff_base: Duration,
     completion: Completion,
 ) -> BatchOutcome {
-    let mut outcome = BatchOutcome::default();
-    for message in messages {
-        let span = tracing::info_span!("message", queue = %name, message_id = %message.id, receive_count = message.receive_count);
-        match handler.handle(&message).instrument(span).await {
-            Ok(()) if completion == Completion::ReportToLambda => {}
-            Ok(()) => {
-                if let Err(error) = queue.delete(name, &message.receipt).await {
-                    // Not deleting only means another (idempotent) delivery later.
-                    tracing::warn!(queue = %name, message_id = %message.id, %error, "could not delete a processed message");
-                }
+    use futures_util::StreamExt as _;
+    let failed = futures_util::stream::iter(messages)
+        .map(|message| process_one(queue, name, handler, message, backoff_base, completion))
+        .buffer_unordered(name.batch_concurrency().max(1))
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await;
+    BatchOutcome { failed }
+}
+
+/// One message of [`process_batch`]; returns its id if it failed.
+async fn process_one(
+    queue: &dyn Queue,
+    name: QueueName,
+    handler: &dyn JobHandler,
+    message: Received,
+    backoff_base: Duration,
+    completion: Completion,
+) -> Option<String> {
+    let span = tracing::info_span!("message", queue = %name, message_id = %message.id, receive_count = message.receive_count);
+    match handler.handle(&message).instrument(span).await {
+        Ok(()) if completion == Completion::ReportToLambda => None,
+        Ok(()) => {
+            if let Err(error) = queue.delete(name, &message.receipt).await {
+                // Not deleting only means another (idempotent) delivery later.
+                tracing::warn!(queue = %name, message_id = %message.id, %error, "could not delete a processed message");
             }
-            Err(error) => {
-                let delay = match &error {
-                    JobError::Retry(_) => retry_backoff(backoff_base, message.receive_count),
-                    JobError::Poison(_) => Duration::ZERO,
-                };
-                tracing::warn!(queue = %name, message_id = %message.id, receive_count = message.receive_count, %error, "message failed");
-                if let Err(error) = queue.change_visibility(name, &message.receipt, delay).await {
-                    tracing::warn!(queue = %name, message_id = %message.id, %error, "could not reschedule a failed message");
-                }
-                outcome.failed.push(message.id);
+            None
+        }
+        Err(error) => {
+            let delay = match &error {
+                JobError::Retry(_) => retry_backoff(backoff_base, message.receive_count),
+                JobError::Poison(_) => Duration::ZERO,
+            };
+            tracing::warn!(queue = %name, message_id = %message.id, receive_count = message.receive_count, %error, "message failed");
+            if let Err(error) = queue.change_visibility(name, &message.receipt, delay).await {
+                tracing::warn!(queue = %name, message_id = %message.id, %error, "could not reschedule a failed message");
             }
+            Some(message.id)
         }
     }
-    outcome
 }
 
 #[cfg(test)]
@@ -274,6 +302,142 @@ mod tests {
         assert_eq!(retry_backoff(base, 2), Duration::from_secs(4));
         assert_eq!(retry_backoff(base, 4), Duration::from_secs(16));
         assert_eq!(retry_backoff(base, 40), MAX_DELAY);
+    }
+
+    /// A queue that records what the batch did with each delivery.
+    #[derive(Default)]
+    struct Recorder {
+        deleted: std::sync::Mutex<Vec<String>>,
+        rescheduled: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Queue for Recorder {
+        async fn send(&self, _: QueueName, _: &str, _: Duration) -> Result<String, QueueError> {
+            unreachable!("a batch never sends")
+        }
+        async fn receive(
+            &self,
+            _: QueueName,
+            _: usize,
+            _: Duration,
+            _: Duration,
+        ) -> Result<Vec<Received>, QueueError> {
+            unreachable!("a batch never receives")
+        }
+        async fn delete(&self, _: QueueName, receipt: &str) -> Result<(), QueueError> {
+            self.deleted.lock().unwrap().push(receipt.into());
+            Ok(())
+        }
+        async fn change_visibility(
+            &self,
+            _: QueueName,
+            receipt: &str,
+            _: Duration,
+        ) -> Result<(), QueueError> {
+            self.rescheduled.lock().unwrap().push(receipt.into());
+            Ok(())
+        }
+    }
+
+    /// Every handler waits until all ten of the batch have started: handled one after the
+    /// other, the first would wait forever.
+    struct AllAtOnce(tokio::sync::Barrier);
+
+    #[async_trait]
+    impl JobHandler for AllAtOnce {
+        async fn handle(&self, message: &Received) -> Result<(), JobError> {
+            self.0.wait().await;
+            match message.body.as_str() {
+                "retry" => Err(JobError::Retry("later".into())),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    fn deliveries(bodies: &[&str]) -> Vec<Received> {
+        bodies
+            .iter()
+            .enumerate()
+            .map(|(n, body)| Received {
+                id: format!("m{n}"),
+                body: (*body).into(),
+                receipt: format!("r{n}"),
+                receive_count: 1,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_pipeline_batch_runs_concurrently_and_reports_exactly_its_failures() {
+        let name = QueueName::Purchases;
+        assert_eq!(name.batch_concurrency(), 10);
+        let queue = Recorder::default();
+        let handler = AllAtOnce(tokio::sync::Barrier::new(10));
+        let mut bodies = vec!["ok"; 10];
+        bodies[3] = "retry";
+        bodies[7] = "retry";
+        let run = process_batch(
+            &queue,
+            name,
+            &handler,
+            deliveries(&bodies),
+            Duration::from_secs(1),
+            Completion::Delete,
+        );
+        let outcome = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("the batch's messages ran one after the other");
+        let mut failed = outcome.failed;
+        failed.sort();
+        assert_eq!(failed, ["m3", "m7"]);
+        let mut deleted = queue.deleted.lock().unwrap().clone();
+        deleted.sort();
+        assert_eq!(deleted, ["r0", "r1", "r2", "r4", "r5", "r6", "r8", "r9"]);
+        let mut rescheduled = queue.rescheduled.lock().unwrap().clone();
+        rescheduled.sort();
+        assert_eq!(rescheduled, ["r3", "r7"]);
+    }
+
+    /// Counts the handlers running at once.
+    #[derive(Default)]
+    struct InFlight {
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl JobHandler for InFlight {
+        async fn handle(&self, _: &Received) -> Result<(), JobError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.now.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.now.fetch_sub(1, SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_batch_runs_one_message_at_a_time_and_lambda_deletes_it() {
+        let name = QueueName::Jobs;
+        let queue = Recorder::default();
+        let handler = InFlight::default();
+        let outcome = process_batch(
+            &queue,
+            name,
+            &handler,
+            deliveries(&["a", "b", "c", "d"]),
+            Duration::from_secs(1),
+            Completion::ReportToLambda,
+        )
+        .await;
+        assert!(outcome.failed.is_empty());
+        assert_eq!(handler.most.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(
+            queue.deleted.lock().unwrap().is_empty(),
+            "Lambda deletes, not the batch"
+        );
     }
 
     #[test]

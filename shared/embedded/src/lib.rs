@@ -2,6 +2,7 @@
 //! safe under concurrency, with no network and no AWS account.
 
 mod blobs;
+mod commit;
 pub mod private;
 mod queue;
 mod table;
@@ -54,9 +55,10 @@ impl EmbeddedStore {
                 other => break Arc::new(other?),
             }
         };
+        let committer = commit::Committer::start(db.clone())?;
         Ok(Self {
-            table: RedbTable::new(db.clone())?,
-            queue: RedbQueue::new(db)?,
+            table: RedbTable::new(db.clone(), committer.clone())?,
+            queue: RedbQueue::new(db, committer)?,
         })
     }
 }

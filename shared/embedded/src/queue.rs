@@ -5,6 +5,11 @@
 //! message by `queue 0x00 visible_at_ms(be u64) id`, so a receive reads the due messages in order.
 //! Receipts are `id.delivery`, so a receipt from an earlier delivery cannot delete a redelivered
 //! message.
+//!
+//! A restart redelivers at once what the previous process had received and not finished (it
+//! died, or was stopped, mid-message), instead of after the visibility timeout: the database is
+//! held by one process, so no consumer of those deliveries is left. A message a consumer
+//! rescheduled (`change_visibility`, the retry backoff) keeps its time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +21,21 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::StoreError;
+use crate::commit::{Committer, Staged, Uncommitted};
+
+impl From<Uncommitted> for QueueError {
+    fn from(e: Uncommitted) -> Self {
+        QueueError::Backend(e.0)
+    }
+}
+
+/// A queue write that can fail only in storage once it began: any error breaks its transaction.
+fn staged<T>(result: Result<T, QueueError>) -> Staged<T, QueueError> {
+    match result {
+        Ok(value) => Staged::Kept(Ok(value)),
+        Err(e) => Staged::Broken(e),
+    }
+}
 
 const MESSAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue_messages");
 const READY: TableDefinition<&[u8], ()> = TableDefinition::new("queue_ready");
@@ -26,12 +46,18 @@ struct StoredMessage {
     receive_count: u32,
     visible_at_ms: u64,
     sent_at_ms: u64,
+    /// Received and neither deleted nor rescheduled since: a consumer is working on it until
+    /// `visible_at_ms`. Only one process holds the database, so at open no such consumer is
+    /// alive and [`RedbQueue::new`] makes these messages visible at once.
+    #[serde(default)]
+    leased: bool,
 }
 
 /// The Queue port backed by redb.
 #[derive(Clone)]
 pub struct RedbQueue {
     db: Arc<Database>,
+    committer: Committer,
     /// Wakes long-polling receivers when a message is sent.
     sent: Arc<Notify>,
 }
@@ -115,14 +141,52 @@ fn unschedule(
     Ok(())
 }
 
+/// Makes every leased message visible now; returns how many there were.
+fn release_leases(tables: &mut Tables<'_>) -> Result<usize, QueueError> {
+    let mut leased = Vec::new();
+    for entry in tables.0.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let message: StoredMessage = serde_json::from_slice(value.value()).map_err(storage)?;
+        if message.leased {
+            leased.push((key.value().to_vec(), message));
+        }
+    }
+    let now = now_ms();
+    for (key, mut message) in leased.iter().cloned() {
+        let separator = key
+            .iter()
+            .position(|b| *b == 0)
+            .ok_or_else(|| storage("a message key without its queue"))?;
+        let queue = std::str::from_utf8(&key[..separator])
+            .ok()
+            .and_then(|name| QueueName::ALL.into_iter().find(|q| q.as_str() == name))
+            .ok_or_else(|| storage("a message key names no queue"))?;
+        let id = String::from_utf8_lossy(&key[separator + 1..]).into_owned();
+        unschedule(tables, queue, &id, &message)?;
+        message.visible_at_ms = now;
+        message.leased = false;
+        save(tables, queue, &id, &message)?;
+    }
+    Ok(leased.len())
+}
+
 impl RedbQueue {
-    pub(crate) fn new(db: Arc<Database>) -> Result<Self, StoreError> {
+    pub(crate) fn new(db: Arc<Database>, committer: Committer) -> Result<Self, StoreError> {
         let txn = db.begin_write()?;
-        txn.open_table(MESSAGES)?;
-        txn.open_table(READY)?;
+        {
+            let mut tables = (txn.open_table(MESSAGES)?, txn.open_table(READY)?);
+            let released = release_leases(&mut tables).map_err(|e| StoreError(e.to_string()))?;
+            if released > 0 {
+                tracing::info!(
+                    messages = released,
+                    "redelivering the messages the previous run had not finished"
+                );
+            }
+        }
         txn.commit()?;
         Ok(Self {
             db,
+            committer,
             sent: Arc::new(Notify::new()),
         })
     }
@@ -148,24 +212,30 @@ impl RedbQueue {
     ) -> Result<(), QueueError> {
         let (id, delivery) = parse_receipt(receipt)?;
         let id = id.to_owned();
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(storage)?;
-            {
-                let mut tables = (
-                    txn.open_table(MESSAGES).map_err(storage)?,
-                    txn.open_table(READY).map_err(storage)?,
-                );
-                let message =
-                    load(&tables.0, &message_key(queue, &id))?.ok_or(QueueError::StaleReceipt)?;
-                if message.receive_count != delivery {
-                    return Err(QueueError::StaleReceipt);
-                }
-                unschedule(&mut tables, queue, &id, &message)?;
-                change(&mut tables, &id, message)?;
-            }
-            txn.commit().map_err(storage)
-        })
-        .await
+        self.committer
+            .write(move |txn| {
+                let opened = || -> Result<_, QueueError> {
+                    Ok((
+                        txn.open_table(MESSAGES).map_err(storage)?,
+                        txn.open_table(READY).map_err(storage)?,
+                    ))
+                };
+                let mut tables = match opened() {
+                    Ok(tables) => tables,
+                    Err(e) => return Staged::Kept(Err(e)),
+                };
+                // Checked before anything changes: a stale receipt is refused, not broken.
+                let message = match load(&tables.0, &message_key(queue, &id)) {
+                    Ok(Some(message)) if message.receive_count == delivery => message,
+                    Ok(_) => return Staged::Kept(Err(QueueError::StaleReceipt)),
+                    Err(e) => return Staged::Kept(Err(e)),
+                };
+                staged(
+                    unschedule(&mut tables, queue, &id, &message)
+                        .and_then(|()| change(&mut tables, &id, message)),
+                )
+            })
+            .await
     }
 
     /// One receive attempt without waiting.
@@ -175,9 +245,8 @@ impl RedbQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<(Vec<Received>, Option<u64>), QueueError> {
-        self.blocking(move |db| {
+        self.committer.write(move |txn| staged((|| {
             let now = now_ms();
-            let txn = db.begin_write().map_err(storage)?;
             let mut received = Vec::new();
             let next_due;
             {
@@ -208,12 +277,14 @@ impl RedbQueue {
                         tables.0.remove(message_key(queue, &id).as_slice()).map_err(storage)?;
                         message.receive_count = 0;
                         message.visible_at_ms = now;
+                        message.leased = false;
                         save(&mut tables, dlq, &id, &message)?;
                         tracing::warn!(queue = %queue, message_id = %id, "message moved to the dead-letter queue");
                         continue;
                     }
                     message.receive_count += 1;
                     message.visible_at_ms = now + visibility.as_millis() as u64;
+                    message.leased = true;
                     save(&mut tables, queue, &id, &message)?;
                     received.push(Received {
                         receipt: format!("{id}.{}", message.receive_count),
@@ -223,9 +294,8 @@ impl RedbQueue {
                     });
                 }
             }
-            txn.commit().map_err(storage)?;
             Ok((received, next_due))
-        })
+        })()))
         .await
     }
 
@@ -267,20 +337,20 @@ impl Queue for RedbQueue {
             receive_count: 0,
             visible_at_ms: now + delay.as_millis() as u64,
             sent_at_ms: now,
+            leased: false,
         };
         let message_id = id.clone();
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(storage)?;
-            {
-                let mut tables = (
-                    txn.open_table(MESSAGES).map_err(storage)?,
-                    txn.open_table(READY).map_err(storage)?,
-                );
-                save(&mut tables, queue, &message_id, &message)?;
-            }
-            txn.commit().map_err(storage)
-        })
-        .await?;
+        self.committer
+            .write(move |txn| {
+                staged((|| {
+                    let mut tables = (
+                        txn.open_table(MESSAGES).map_err(storage)?,
+                        txn.open_table(READY).map_err(storage)?,
+                    );
+                    save(&mut tables, queue, &message_id, &message)
+                })())
+            })
+            .await?;
         self.sent.notify_waiters();
         Ok(id)
     }
@@ -337,6 +407,7 @@ impl Queue for RedbQueue {
         }
         self.with_delivery(queue, receipt, move |tables, id, mut message| {
             message.visible_at_ms = now_ms() + visibility.as_millis() as u64;
+            message.leased = false;
             save(tables, queue, id, &message)
         })
         .await?;

@@ -3,8 +3,9 @@
 //! Layout: one redb table holds the items, keyed by `pk 0x00 sk 0x00`; each GSI is a redb table keyed
 //! by `gpk 0x00 gsk 0x00 pk 0x00 sk 0x00` whose value is the item's base key. Byte order of these
 //! keys is the DynamoDB order of (partition, sort) for strings without NUL, which keys may not hold.
-//! A write runs in one redb write transaction (redb has a single writer), so conditions are checked
-//! and all operations applied atomically; the commit is durable before `write` returns.
+//! A write checks every condition before it changes anything, then applies all its operations, in
+//! the committer's transaction (`commit.rs`: concurrent writes share one transaction and one
+//! fsync); the commit is durable before `write` returns.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -14,9 +15,10 @@ use amanar_core::table::{
     TableError, WriteOp,
 };
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::StoreError;
+use crate::commit::{Committer, Staged, Uncommitted};
 
 const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
 const GSI1: TableDefinition<&[u8], &[u8]> = TableDefinition::new("gsi1");
@@ -34,21 +36,21 @@ fn definition(index: Index) -> TableDefinition<'static, &'static [u8], &'static 
 #[derive(Clone)]
 pub struct RedbTable {
     db: Arc<Database>,
+    committer: Committer,
 }
 
 impl RedbTable {
-    pub(crate) fn new(db: Arc<Database>) -> Result<Self, StoreError> {
+    pub(crate) fn new(db: Arc<Database>, committer: Committer) -> Result<Self, StoreError> {
         let txn = db.begin_write()?;
         for index in Index::ALL {
             txn.open_table(definition(index))?;
         }
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self { db, committer })
     }
 
-    /// Work that may block for long runs on Tokio's blocking pool, so it never stalls the async
-    /// workers: writes (each commit is fsynced) and query pages larger than
-    /// [`INLINE_QUERY_LIMIT`].
+    /// Reads that may take long run on Tokio's blocking pool, so they never stall the async
+    /// workers: query pages larger than [`INLINE_QUERY_LIMIT`].
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Database) -> Result<T, TableError> + Send + 'static,
@@ -189,6 +191,12 @@ fn query_range(query: &Query) -> Result<KeyRange, TableError> {
     })
 }
 
+impl From<Uncommitted> for TableError {
+    fn from(e: Uncommitted) -> Self {
+        TableError::Backend(e.0)
+    }
+}
+
 fn decode_item(bytes: &[u8]) -> Result<Item, TableError> {
     serde_json::from_slice(bytes)
         .map_err(|e| TableError::Backend(format!("stored item is corrupt: {e}")))
@@ -197,8 +205,6 @@ fn decode_item(bytes: &[u8]) -> Result<Item, TableError> {
 fn storage<E: std::fmt::Display>(error: E) -> TableError {
     TableError::Backend(error.to_string())
 }
-
-type ItemsTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 fn read_item(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
@@ -210,34 +216,82 @@ fn read_item(
     }
 }
 
-/// Replaces an item (or removes it with `None`), keeping both GSIs in step.
-fn store_item(
-    items: &mut ItemsTable<'_>,
-    gsis: &mut [ItemsTable<'_>; 2],
-    key: &Key,
-    old: Option<&Item>,
-    new: Option<&Item>,
-) -> Result<(), TableError> {
-    let base = base_key(key)?;
-    for (gsi, index) in gsis.iter_mut().zip([Index::Gsi1, Index::Gsi2]) {
+/// One operation's change to the stored bytes, worked out before anything is written: the base
+/// key, the GSI entries to remove and insert, and the item's new bytes (`None` removes it). Only
+/// storage can fail once a write applies its changes.
+struct Change {
+    base: Vec<u8>,
+    unindex: Vec<(usize, Vec<u8>)>,
+    index: Vec<(usize, Vec<u8>)>,
+    bytes: Option<Vec<u8>>,
+}
+
+fn change(key: &Key, old: Option<&Item>, new: Option<&Item>) -> Result<Change, TableError> {
+    let mut change = Change {
+        base: base_key(key)?,
+        unindex: Vec::new(),
+        index: Vec::new(),
+        bytes: new.map(serde_json::to_vec).transpose().map_err(storage)?,
+    };
+    for (n, index) in [Index::Gsi1, Index::Gsi2].into_iter().enumerate() {
         if let Some((p, s)) = old.and_then(|item| index.key_of(item)) {
-            gsi.remove(index_key(index, &p, &s, key)?.as_slice())
-                .map_err(storage)?;
+            change.unindex.push((n, index_key(index, &p, &s, key)?));
         }
         if let Some((p, s)) = new.and_then(|item| index.key_of(item)) {
-            gsi.insert(index_key(index, &p, &s, key)?.as_slice(), base.as_slice())
-                .map_err(storage)?;
+            change.index.push((n, index_key(index, &p, &s, key)?));
         }
     }
-    match new {
-        Some(item) => {
-            let bytes = serde_json::to_vec(item).map_err(storage)?;
-            items
-                .insert(base.as_slice(), bytes.as_slice())
+    Ok(change)
+}
+
+/// Checks every operation's conditions against the current items and works out its change;
+/// writes nothing.
+fn plan(txn: &WriteTransaction, ops: &[WriteOp], keys: &[Key]) -> Result<Vec<Change>, TableError> {
+    let items = txn.open_table(ITEMS).map_err(storage)?;
+    let mut changes = Vec::with_capacity(ops.len());
+    for (index, (op, key)) in ops.iter().zip(keys).enumerate() {
+        let current = read_item(&items, &base_key(key)?)?;
+        conditions_checked(index, key, op.conditions(), current.as_ref())?;
+        match op {
+            WriteOp::Put { item, .. } => changes.push(change(key, current.as_ref(), Some(item))?),
+            WriteOp::Update { update, .. } => {
+                let next = update.apply(key, current.clone())?;
+                changes.push(change(key, current.as_ref(), Some(&next))?);
+            }
+            WriteOp::Delete { .. } if current.is_some() => {
+                changes.push(change(key, current.as_ref(), None)?)
+            }
+            WriteOp::Delete { .. } | WriteOp::ConditionCheck { .. } => {}
+        }
+    }
+    Ok(changes)
+}
+
+/// Writes planned changes, keeping both GSIs in step with the items.
+fn apply(txn: &WriteTransaction, changes: &[Change]) -> Result<(), TableError> {
+    let mut items = txn.open_table(ITEMS).map_err(storage)?;
+    let mut gsis = [
+        txn.open_table(GSI1).map_err(storage)?,
+        txn.open_table(GSI2).map_err(storage)?,
+    ];
+    for change in changes {
+        for (n, entry) in &change.unindex {
+            gsis[*n].remove(entry.as_slice()).map_err(storage)?;
+        }
+        for (n, entry) in &change.index {
+            gsis[*n]
+                .insert(entry.as_slice(), change.base.as_slice())
                 .map_err(storage)?;
         }
-        None => {
-            items.remove(base.as_slice()).map_err(storage)?;
+        match &change.bytes {
+            Some(bytes) => {
+                items
+                    .insert(change.base.as_slice(), bytes.as_slice())
+                    .map_err(storage)?;
+            }
+            None => {
+                items.remove(change.base.as_slice()).map_err(storage)?;
+            }
         }
     }
     Ok(())
@@ -356,37 +410,15 @@ impl Table for RedbTable {
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
         let keys = table::validate_write(&ops)?;
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(storage)?;
-            {
-                let mut items = txn.open_table(ITEMS).map_err(storage)?;
-                let mut gsis = [
-                    txn.open_table(GSI1).map_err(storage)?,
-                    txn.open_table(GSI2).map_err(storage)?,
-                ];
-                for (index, (op, key)) in ops.iter().zip(&keys).enumerate() {
-                    let current = read_item(&items, &base_key(key)?)?;
-                    conditions_checked(index, key, op.conditions(), current.as_ref())?;
-                    match op {
-                        WriteOp::Put { item, .. } => {
-                            store_item(&mut items, &mut gsis, key, current.as_ref(), Some(item))?
-                        }
-                        WriteOp::Update { update, .. } => {
-                            let next = update.apply(key, current.clone())?;
-                            store_item(&mut items, &mut gsis, key, current.as_ref(), Some(&next))?;
-                        }
-                        WriteOp::Delete { .. } => {
-                            if current.is_some() {
-                                store_item(&mut items, &mut gsis, key, current.as_ref(), None)?;
-                            }
-                        }
-                        WriteOp::ConditionCheck { .. } => {}
-                    }
-                }
-            }
-            // Returning early above drops `txn`, which aborts it: nothing of a failed write lands.
-            txn.commit().map_err(storage)
-        })
-        .await
+        self.committer
+            .write(move |txn| match plan(txn, &ops, &keys) {
+                // Refused (or unreadable) before anything changed: the batch goes on.
+                Err(refused) => Staged::Kept(Err(refused)),
+                Ok(changes) => match apply(txn, &changes) {
+                    Ok(()) => Staged::Kept(Ok(())),
+                    Err(broken) => Staged::Broken(broken),
+                },
+            })
+            .await
     }
 }

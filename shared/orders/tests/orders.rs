@@ -579,10 +579,219 @@ async fn a_retirement_that_cannot_be_carried_out_fails_and_gives_its_tonnes_back
     );
 }
 
+/// A queue whose sends fail while it is `down`, as when a worker dies after its ledger write
+/// and before its messages (the rest of the handler never runs; a failed send ends it the same
+/// way, with the message redelivered).
+struct Severed {
+    inner: Arc<dyn amanar_core::Queue>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl amanar_core::Queue for Severed {
+    async fn send(
+        &self,
+        queue: amanar_core::QueueName,
+        body: &str,
+        delay: std::time::Duration,
+    ) -> Result<String, amanar_core::QueueError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(amanar_core::QueueError::Backend("severed".into()));
+        }
+        self.inner.send(queue, body, delay).await
+    }
+    async fn receive(
+        &self,
+        queue: amanar_core::QueueName,
+        max: usize,
+        visibility: std::time::Duration,
+        wait: std::time::Duration,
+    ) -> Result<Vec<amanar_core::Received>, amanar_core::QueueError> {
+        self.inner.receive(queue, max, visibility, wait).await
+    }
+    async fn delete(
+        &self,
+        queue: amanar_core::QueueName,
+        receipt: &str,
+    ) -> Result<(), amanar_core::QueueError> {
+        self.inner.delete(queue, receipt).await
+    }
+    async fn change_visibility(
+        &self,
+        queue: amanar_core::QueueName,
+        receipt: &str,
+        visibility: std::time::Duration,
+    ) -> Result<(), amanar_core::QueueError> {
+        self.inner
+            .change_visibility(queue, receipt, visibility)
+            .await
+    }
+}
+
+/// Every message waiting in `queue`, taken off it.
+async fn drain(queue: &dyn amanar_core::Queue, name: amanar_core::QueueName) -> Vec<String> {
+    let mut bodies = Vec::new();
+    loop {
+        let got = queue
+            .receive(
+                name,
+                10,
+                std::time::Duration::from_secs(60),
+                std::time::Duration::ZERO,
+            )
+            .await
+            .unwrap();
+        if got.is_empty() {
+            return bodies;
+        }
+        for m in got {
+            queue.delete(name, &m.receipt).await.unwrap();
+            bodies.push(m.body);
+        }
+    }
+}
+
+/// The purchase worker completes an order (ledger transfer and order in one write), then dies
+/// before its retirement and notification messages; the redelivered payment sends them, a third
+/// copy changes nothing in the ledger. The retirement worker then dies after retiring and
+/// certifying, before telling the buyer; its redelivery tells without retiring again. In the
+/// end: one holding, 3 t retired once with one certificate, the listing down by exactly 3 t,
+/// every block of the issuance contiguous and disjoint.
+async fn workers_that_die_between_their_ledger_write_and_their_messages_lose_and_duplicate_nothing(
+    table: Arc<dyn Table>,
+) {
+    use amanar_core::messages::{JobMessage, PaymentOutcome, PaymentResult};
+    use amanar_core::{JobError, QueueName, Received};
+    use amanar_orders::payments::LocalPayments;
+    use amanar_orders::retirements::{RetirementStatus, Retirements};
+    use amanar_orders::worker::{PURCHASES, PurchasesState};
+    use std::sync::atomic::Ordering;
+
+    let (listing, issuance) = listed(&table, 10, "12.50").await;
+    let settings = OrderSettings::default();
+    let orders = Orders::new(table.clone());
+    let mut new = order("USER#usr_faulty", &[(&listing.id, 3)]);
+    new.placed_by = "user:usr_faulty".into();
+    new.retire = true;
+    new.beneficiary = Some("Faulty Bakery".into());
+    let placed = orders.place(new, &settings).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut ports = worker_ports(&table, dir.path());
+    let queue = Arc::new(Severed {
+        inner: ports.queue.clone(),
+        down: true.into(),
+    });
+    ports.queue = queue.clone();
+    let state = PurchasesState {
+        payments: Arc::new(LocalPayments::new(
+            table.clone(),
+            ports.clock.clone(),
+            b"test",
+            amanar_orders::SigningSecrets::parse("whsec_test").unwrap(),
+        )),
+        ports: ports.clone(),
+        settings,
+    };
+    let delivery = |n: u32| Received {
+        id: "m1".into(),
+        receipt: format!("m1.{n}"),
+        receive_count: n,
+        body: PaymentOutcome {
+            event_id: format!("evt_{}", placed.order_id),
+            provider: "local".into(),
+            payment_id: "pi_faulty".into(),
+            order_id: placed.order_id.clone(),
+            outcome: PaymentResult::Succeeded,
+            amount_minor: placed.total.minor_units(),
+            currency: "usd".into(),
+            at: Utc::now(),
+        }
+        .to_body(),
+    };
+
+    // First delivery: the completion commits, the messages do not go.
+    let first = (PURCHASES.handle)(&state, &delivery(1)).await;
+    assert!(matches!(first, Err(JobError::Retry(_))), "{first:?}");
+    let completed = orders.get(&placed.order_id).await.unwrap().unwrap();
+    assert_eq!(completed.status, OrderStatus::Completed);
+    let retirement_id = completed.lines[0].retirement_id.clone().unwrap();
+    assert!(drain(&*queue, QueueName::Retirements).await.is_empty());
+    assert!(drain(&*queue, QueueName::Notifications).await.is_empty());
+
+    // The redelivery sends what the first one could not; a third copy only sends again.
+    queue.down.store(false, Ordering::SeqCst);
+    for n in [2, 3] {
+        (PURCHASES.handle)(&state, &delivery(n)).await.unwrap();
+    }
+    let sent = drain(&*queue, QueueName::Retirements).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|b| b.contains(&retirement_id)));
+    let told = drain(&*queue, QueueName::Notifications).await;
+    assert_eq!(
+        told.len(),
+        2,
+        "one notice per delivery, deduplicated by its event: {told:?}"
+    );
+    assert!(
+        told[0].contains(&format!("order-completed:{}", placed.order_id)),
+        "{told:?}"
+    );
+    assert_eq!(
+        orders.get(&placed.order_id).await.unwrap().unwrap().lines,
+        completed.lines,
+        "the copies changed nothing"
+    );
+
+    // The retirement worker retires and certifies, then cannot tell the buyer; retried, it
+    // tells without retiring again.
+    queue.down.store(true, Ordering::SeqCst);
+    let dead = amanar_orders::retirement_worker::carry_out(&ports, &retirement_id).await;
+    assert!(matches!(dead, Err(JobError::Retry(_))), "{dead:?}");
+    let store = Retirements::new(table.clone());
+    let retired = store.get(&retirement_id).await.unwrap().unwrap();
+    assert_eq!(retired.status, RetirementStatus::Completed);
+    queue.down.store(false, Ordering::SeqCst);
+    for _ in 0..2 {
+        amanar_orders::retirement_worker::carry_out(&ports, &retirement_id)
+            .await
+            .unwrap();
+    }
+    let again = store.get(&retirement_id).await.unwrap().unwrap();
+    assert_eq!(again.serials, retired.serials);
+    assert_eq!(again.certificate_key, retired.certificate_key);
+    assert_eq!(again.verification_hash, retired.verification_hash);
+    let told = drain(&*queue, QueueName::Notifications).await;
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(
+        told.iter()
+            .all(|b| b.contains(&format!("retirement-completed:{retirement_id}"))),
+        "{told:?}"
+    );
+
+    let ledger = Ledger::new(table.clone());
+    let blocks = ledger.blocks(&issuance).await.unwrap();
+    check_blocks(&ledger.issuance(&issuance).await.unwrap().unwrap(), &blocks).unwrap();
+    let retired_tonnes: u64 = blocks
+        .iter()
+        .filter(|b| matches!(b.account, Account::Retired(_)))
+        .map(|b| b.range.len())
+        .sum();
+    assert_eq!(retired_tonnes, 3, "{blocks:#?}");
+    assert_eq!(available(&table, &listing.id).await, 7);
+    let holding = Holdings::new(table.clone())
+        .get(completed.lines[0].holding_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(holding.unretired, 0);
+}
+
 both_faces!(
     an_order_reserves_every_line_or_nothing_and_completes_into_holdings_once,
     a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_listings_seller,
     concurrent_buyers_never_oversell,
     concurrent_retirements_never_exceed_a_holding_and_copies_retire_once,
     a_retirement_that_cannot_be_carried_out_fails_and_gives_its_tonnes_back,
+    workers_that_die_between_their_ledger_write_and_their_messages_lose_and_duplicate_nothing,
 );
