@@ -825,8 +825,8 @@ async fn work_jobs(stack: &Stack, expected: usize) -> Vec<String> {
 }
 
 /// Hands the `expected` messages waiting in `queue` on SQS to its worker `function` in one
-/// event, as the event source mapping does, and returns their bodies once the worker took them
-/// all.
+/// event, as the event source mapping does, then deletes them (as the mapping does for a batch
+/// without failures) and returns their bodies.
 async fn work_queue(
     stack: &Stack,
     queue: QueueName,
@@ -903,8 +903,8 @@ fn stripe_succeeded(event_id: &str, payment_id: &str, order_id: &str, amount_min
 /// The whole purchase pipeline on the AWS adapters, through the real binaries: an order placed
 /// in `api-orders` (a PaymentIntent on localstripe), Stripe's signed event through
 /// `api-stripe-webhook` twice, the purchases, retirements and notifications queues on SQS worked
-/// by their workers, the certificate in S3, and the public record, the holding and the
-/// notification read back through their functions.
+/// by their workers, the certificate in S3, and the public record and the notification read
+/// back through their functions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_to_retire_is_paid_allocated_retired_and_notified_on_dynamodb_s3_sqs_and_stripe() {
     let stack = stack().await;

@@ -82,11 +82,12 @@ impl QueueName {
         }
     }
 
-    /// How many messages of one batch its consumer handles at once. The pipeline's queues carry
-    /// small, independent, idempotent messages (one payment, retirement or notification each; two
-    /// copies of one event settle through conditional writes), so a batch runs concurrently and
-    /// its writes share commits. Jobs (imports, calculations) and upload checks are heavy in
-    /// memory and CPU: one at a time.
+    /// How many messages of one batch its consumer handles at once (at least 1). The pipeline's
+    /// queues carry small, independent, idempotent messages (one payment, retirement or
+    /// notification each; two copies of one event settle through conditional writes), so a batch
+    /// runs concurrently, which also lets the embedded store commit their writes together. Jobs
+    /// (canaries, imports, exports, reports) and upload checks are heavy in memory and CPU: one at
+    /// a time.
     pub fn batch_concurrency(self) -> usize {
         match self {
             QueueName::Purchases | QueueName::Retirements | QueueName::Notifications => 10,
@@ -236,10 +237,11 @@ pub enum Completion {
     ReportToLambda,
 }
 
-/// Processes a batch of deliveries: completes each message that succeeded, schedules the others for
-/// a retry with backoff, and sends poison messages towards the dead-letter queue by making them
-/// visible again at once until the queue's receive limit moves them. Used by both the Lambda SQS
-/// handler and the local poller, so retries behave the same on both faces.
+/// Processes a batch of deliveries, up to [`QueueName::batch_concurrency`] at once: completes each
+/// message that succeeded, schedules the others for a retry with backoff, and sends poison
+/// messages towards the dead-letter queue by making them visible again at once until the queue's
+/// receive limit moves them. Returns the failed messages' ids in the order they finished. Used by
+/// both the Lambda SQS handler and the local poller, so retries behave the same on both faces.
 pub async fn process_batch(
     queue: &dyn Queue,
     name: QueueName,
@@ -251,7 +253,7 @@ pub async fn process_batch(
     use futures_util::StreamExt as _;
     let failed = futures_util::stream::iter(messages)
         .map(|message| process_one(queue, name, handler, message, backoff_base, completion))
-        .buffer_unordered(name.batch_concurrency().max(1))
+        .buffer_unordered(name.batch_concurrency())
         .filter_map(|failed| async move { failed })
         .collect()
         .await;
@@ -419,7 +421,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_job_batch_runs_one_message_at_a_time_and_lambda_deletes_it() {
+    async fn a_job_batch_runs_one_message_at_a_time_and_leaves_deleting_to_lambda() {
         let name = QueueName::Jobs;
         let queue = Recorder::default();
         let handler = InFlight::default();

@@ -39,26 +39,61 @@ pub(crate) enum Staged<T, E> {
 pub(crate) struct Uncommitted(pub String);
 
 type Reply = Box<dyn FnOnce(Result<(), &str>) + Send>;
+/// [`Staged`] with its result type erased, as the committer thread sees a write: keep the
+/// transaction and answer after the commit, or abort it.
 enum Step {
     Kept(Reply),
     Broken(Reply),
 }
 type Job = Box<dyn FnOnce(&WriteTransaction) -> Step + Send>;
 
-/// The handle to the committer thread; clones share it. The thread ends once every handle is
-/// gone, and releases the database then.
+/// The handle to the committer thread; clones share it. When the last handle goes, the thread
+/// commits what is still waiting and ends, and the drop waits for it, so the database is closed
+/// cleanly (and free to open again) once the store is gone.
 #[derive(Clone)]
 pub(crate) struct Committer {
-    jobs: mpsc::Sender<Job>,
+    inner: Arc<Thread>,
+}
+
+struct Thread {
+    jobs: Option<mpsc::Sender<Job>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop once it has run every waiting write.
+        drop(self.jobs.take());
+        if let Some(handle) = self.handle.take() {
+            // A write's closure never holds a handle, but if one did, its last drop would run on
+            // the committer thread itself, which must not wait for itself.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
 }
 
 impl Committer {
     pub(crate) fn start(db: Arc<Database>) -> std::io::Result<Self> {
         let (jobs, waiting) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("redb-committer".into())
-            .spawn(move || run(&db, &waiting))?;
-        Ok(Self { jobs })
+            .spawn(move || {
+                // Writes that panic are caught one by one (`commit`); a panic here is redb's own
+                // (a commit or an abort failing on a damaged file). No write could commit any
+                // more while reads and requests went on, so the process stops instead.
+                if catch_unwind(AssertUnwindSafe(|| run(&db, &waiting))).is_err() {
+                    tracing::error!("the redb committer thread panicked; stopping the process");
+                    std::process::abort();
+                }
+            })?;
+        Ok(Self {
+            inner: Arc::new(Thread {
+                jobs: Some(jobs),
+                handle: Some(handle),
+            }),
+        })
     }
 
     /// Runs `work` in the next transaction and answers once it committed (or did not).
@@ -71,8 +106,12 @@ impl Committer {
         E: From<Uncommitted> + Send + 'static,
     {
         let (job, rx) = job(work);
-        self.jobs
-            .send(job)
+        let jobs = self
+            .inner
+            .jobs
+            .as_ref()
+            .expect("open until the last handle drops");
+        jobs.send(job)
             .map_err(|_| E::from(Uncommitted("the committer has stopped".into())))?;
         rx.await.map_err(|_| {
             E::from(Uncommitted(

@@ -43,8 +43,9 @@ impl EmbeddedStore {
         private::create_dir(data_dir)?;
         let path = data_dir.join("amanar.redb");
         private::ensure_file(&path)?;
-        // A store closed a moment ago in this process may still be released by a finishing blocking
-        // task; give it a moment before reporting the database as held by someone else.
+        // A store closed a moment ago in this process may still be released by a finishing task
+        // that holds a handle (an aborted request, a blocking read); give it a moment before
+        // reporting the database as held by someone else.
         let mut attempts = 0;
         let db = loop {
             match redb::Database::create(&path) {

@@ -146,13 +146,16 @@ fn release_leases(tables: &mut Tables<'_>) -> Result<usize, QueueError> {
     let mut leased = Vec::new();
     for entry in tables.0.iter().map_err(storage)? {
         let (key, value) = entry.map_err(storage)?;
-        let message: StoredMessage = serde_json::from_slice(value.value()).map_err(storage)?;
-        if message.leased {
-            leased.push((key.value().to_vec(), message));
+        match serde_json::from_slice::<StoredMessage>(value.value()) {
+            Ok(message) if message.leased => leased.push((key.value().to_vec(), message)),
+            Ok(_) => {}
+            // Left as it is: its receive refuses it, as before a restart.
+            Err(error) => tracing::warn!(%error, "a queued message does not decode"),
         }
     }
     let now = now_ms();
-    for (key, mut message) in leased.iter().cloned() {
+    let released = leased.len();
+    for (key, mut message) in leased {
         let separator = key
             .iter()
             .position(|b| *b == 0)
@@ -167,7 +170,108 @@ fn release_leases(tables: &mut Tables<'_>) -> Result<usize, QueueError> {
         message.leased = false;
         save(tables, queue, &id, &message)?;
     }
-    Ok(leased.len())
+    Ok(released)
+}
+
+/// The due messages of `queue` (at most `max`), read and decoded before anything changes (so a
+/// message that does not decode refuses this receive without spoiling the transaction it shares),
+/// then leased or moved to the dead-letter queue; and when the next one falls due.
+fn receive_in(
+    txn: &redb::WriteTransaction,
+    queue: QueueName,
+    max: usize,
+    visibility: Duration,
+) -> Staged<(Vec<Received>, Option<u64>), QueueError> {
+    let now = now_ms();
+    let mut tables = match open_tables(txn) {
+        Ok(tables) => tables,
+        Err(e) => return Staged::Kept(Err(e)),
+    };
+    let (due, next_due) = match due_messages(&tables, queue, max, now) {
+        Ok(planned) => planned,
+        Err(e) => return Staged::Kept(Err(e)),
+    };
+    let mut received = Vec::with_capacity(due.len());
+    for (id, mut message) in due {
+        let leased = unschedule(&mut tables, queue, &id, &message).and_then(|()| {
+            match queue
+                .dead_letter_queue()
+                .filter(|_| message.receive_count >= queue.max_receive_count())
+            {
+                Some(dlq) => {
+                    // Delivered too often: moves to the dead-letter queue instead of being delivered.
+                    tables
+                        .0
+                        .remove(message_key(queue, &id).as_slice())
+                        .map_err(storage)?;
+                    message.receive_count = 0;
+                    message.visible_at_ms = now;
+                    message.leased = false;
+                    save(&mut tables, dlq, &id, &message)?;
+                    tracing::warn!(queue = %queue, message_id = %id, "message moved to the dead-letter queue");
+                    Ok(None)
+                }
+                None => {
+                    message.receive_count += 1;
+                    message.visible_at_ms = now + visibility.as_millis() as u64;
+                    message.leased = true;
+                    save(&mut tables, queue, &id, &message)?;
+                    Ok(Some(message))
+                }
+            }
+        });
+        match leased {
+            Ok(Some(message)) => received.push(Received {
+                receipt: format!("{id}.{}", message.receive_count),
+                id,
+                body: message.body,
+                receive_count: message.receive_count,
+            }),
+            Ok(None) => {}
+            Err(e) => return Staged::Broken(e),
+        }
+    }
+    Staged::Kept(Ok((received, next_due)))
+}
+
+fn open_tables(txn: &redb::WriteTransaction) -> Result<Tables<'_>, QueueError> {
+    Ok((
+        txn.open_table(MESSAGES).map_err(storage)?,
+        txn.open_table(READY).map_err(storage)?,
+    ))
+}
+
+/// Reads, without changing anything, the messages of `queue` due at `now` (at most `max`, in
+/// order) and the time the next one falls due.
+#[allow(clippy::type_complexity)]
+fn due_messages(
+    tables: &Tables<'_>,
+    queue: QueueName,
+    max: usize,
+    now: u64,
+) -> Result<(Vec<(String, StoredMessage)>, Option<u64>), QueueError> {
+    let prefix = message_key(queue, "");
+    let mut due = Vec::new();
+    for entry in tables.1.range(prefix.as_slice()..).map_err(storage)? {
+        let (key, _) = entry.map_err(storage)?;
+        let key = key.value();
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        let rest = &key[prefix.len()..];
+        let (at, id) = rest
+            .split_first_chunk::<8>()
+            .ok_or_else(|| storage("a ready key without its time"))?;
+        let visible_at = u64::from_be_bytes(*at);
+        if visible_at > now || due.len() == max {
+            return Ok((due, Some(visible_at)));
+        }
+        let id = String::from_utf8_lossy(id).into_owned();
+        if let Some(message) = load(&tables.0, &message_key(queue, &id))? {
+            due.push((id, message));
+        }
+    }
+    Ok((due, None))
 }
 
 impl RedbQueue {
@@ -214,13 +318,7 @@ impl RedbQueue {
         let id = id.to_owned();
         self.committer
             .write(move |txn| {
-                let opened = || -> Result<_, QueueError> {
-                    Ok((
-                        txn.open_table(MESSAGES).map_err(storage)?,
-                        txn.open_table(READY).map_err(storage)?,
-                    ))
-                };
-                let mut tables = match opened() {
+                let mut tables = match open_tables(txn) {
                     Ok(tables) => tables,
                     Err(e) => return Staged::Kept(Err(e)),
                 };
@@ -245,58 +343,9 @@ impl RedbQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<(Vec<Received>, Option<u64>), QueueError> {
-        self.committer.write(move |txn| staged((|| {
-            let now = now_ms();
-            let mut received = Vec::new();
-            let next_due;
-            {
-                let mut tables = (txn.open_table(MESSAGES).map_err(storage)?, txn.open_table(READY).map_err(storage)?);
-                let prefix = message_key(queue, "");
-                let mut due = Vec::new();
-                let mut next = None;
-                for entry in tables.1.range(prefix.as_slice()..).map_err(storage)? {
-                    let (key, _) = entry.map_err(storage)?;
-                    let key = key.value();
-                    if !key.starts_with(&prefix) {
-                        break;
-                    }
-                    let rest = &key[prefix.len()..];
-                    let visible_at = u64::from_be_bytes(rest[..8].try_into().expect("ready keys hold a timestamp"));
-                    if visible_at > now || due.len() == max {
-                        next = Some(visible_at);
-                        break;
-                    }
-                    due.push((visible_at, String::from_utf8_lossy(&rest[8..]).into_owned()));
-                }
-                next_due = next;
-                for (_, id) in due {
-                    let Some(mut message) = load(&tables.0, &message_key(queue, &id))? else { continue };
-                    unschedule(&mut tables, queue, &id, &message)?;
-                    if let Some(dlq) = queue.dead_letter_queue().filter(|_| message.receive_count >= queue.max_receive_count()) {
-                        // Delivered too often: moves to the dead-letter queue instead of being delivered.
-                        tables.0.remove(message_key(queue, &id).as_slice()).map_err(storage)?;
-                        message.receive_count = 0;
-                        message.visible_at_ms = now;
-                        message.leased = false;
-                        save(&mut tables, dlq, &id, &message)?;
-                        tracing::warn!(queue = %queue, message_id = %id, "message moved to the dead-letter queue");
-                        continue;
-                    }
-                    message.receive_count += 1;
-                    message.visible_at_ms = now + visibility.as_millis() as u64;
-                    message.leased = true;
-                    save(&mut tables, queue, &id, &message)?;
-                    received.push(Received {
-                        receipt: format!("{id}.{}", message.receive_count),
-                        id,
-                        body: message.body,
-                        receive_count: message.receive_count,
-                    });
-                }
-            }
-            Ok((received, next_due))
-        })()))
-        .await
+        self.committer
+            .write(move |txn| receive_in(txn, queue, max, visibility))
+            .await
     }
 
     /// Number of messages in a queue, visible or not (operations and tests).
@@ -341,14 +390,9 @@ impl Queue for RedbQueue {
         };
         let message_id = id.clone();
         self.committer
-            .write(move |txn| {
-                staged((|| {
-                    let mut tables = (
-                        txn.open_table(MESSAGES).map_err(storage)?,
-                        txn.open_table(READY).map_err(storage)?,
-                    );
-                    save(&mut tables, queue, &message_id, &message)
-                })())
+            .write(move |txn| match open_tables(txn) {
+                Ok(mut tables) => staged(save(&mut tables, queue, &message_id, &message)),
+                Err(e) => Staged::Kept(Err(e)),
             })
             .await?;
         self.sent.notify_waiters();

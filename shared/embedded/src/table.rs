@@ -191,9 +191,11 @@ fn query_range(query: &Query) -> Result<KeyRange, TableError> {
     })
 }
 
+/// A write whose transaction did not commit wrote nothing: a neighbour in its batch broke the
+/// transaction, or storage failed. Either way it is worth another try (a 503, not a 500).
 impl From<Uncommitted> for TableError {
     fn from(e: Uncommitted) -> Self {
-        TableError::Backend(e.0)
+        TableError::Unavailable(e.0)
     }
 }
 

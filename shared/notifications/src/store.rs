@@ -15,8 +15,10 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EmailState {
-    /// To send (or sent, with the crash before this record said so: sent again).
+    /// To send.
     Pending,
+    /// One delivery of the message claimed it and is sending it (see [`Notification::email_claim`]).
+    Sending,
     Sent,
     /// The provider refused it (an unverified sender, a suppressed address); not retried.
     Refused,
@@ -42,6 +44,25 @@ pub struct Notification {
     /// Whether it shows in the app (the user's `inApp` preference when it arrived).
     pub in_app: bool,
     pub email: EmailState,
+    /// While `Sending`: which delivery sends the email and until when its claim holds
+    /// (`<queue message id> <RFC 3339 time>`), so that copies of the message arriving at once
+    /// send it once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_claim: Option<String>,
+}
+
+/// How long a delivery's claim on an email holds: well above a mail provider's timeout, and
+/// below the queues' visibility timeout, so the claiming message's own redelivery (which may
+/// always take its claim back) is the one to finish a claim whose delivery died.
+pub const EMAIL_CLAIM: chrono::Duration = chrono::Duration::seconds(60);
+
+/// What a delivery may do about a notification's email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailTurn {
+    /// Send it: this delivery holds the claim (`claim`), to hand back to [`Notifications::emailed`].
+    Send { claim: String },
+    /// Nothing to send: sent, refused, off, or being sent by another delivery of the message.
+    Done,
 }
 
 /// A notification as its user reads it.
@@ -74,6 +95,17 @@ impl From<Notification> for NotificationView {
             read_at: n.read_at,
         }
     }
+}
+
+/// Whether `delivery` may take over the email claim `claim` at `now`: its own, or lapsed. A
+/// claim that does not parse is treated as lapsed.
+fn claim_is_free(claim: &str, delivery: &str, now: DateTime<Utc>) -> bool {
+    let Some((by, until)) = claim.split_once(' ') else {
+        return true;
+    };
+    by == delivery
+        || DateTime::parse_from_rfc3339(until)
+            .map_or(true, |until| until.with_timezone(&Utc) <= now)
 }
 
 /// The id of the notification of `event` for `user_id`: the same for every copy of the message.
@@ -123,6 +155,7 @@ impl Notifications {
             } else {
                 EmailState::Off
             },
+            email_claim: None,
         };
         let key = keys::notification(&notification.notification_id);
         let mut item = items::with_key(&key, &notification)?;
@@ -144,18 +177,65 @@ impl Notifications {
         }
     }
 
-    /// Records what became of the email (only from `pending`, so a late copy never undoes it).
+    /// Claims the email of `notification` for the queue delivery `delivery` (a message id) at
+    /// `now`. A pending email is claimed; a claim is taken over by a redelivery of the message that
+    /// made it, or by anyone once it lapsed; another delivery's live claim means the email is that
+    /// delivery's to send. Each claim is a conditional write on the state read, so of copies
+    /// arriving at once exactly one sends.
+    pub async fn claim_email(
+        &self,
+        notification: &Notification,
+        delivery: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EmailTurn, TableError> {
+        let mut current = notification.clone();
+        // A lost race re-reads once: the winner's claim then decides.
+        for _ in 0..2 {
+            let condition = match (current.email, current.email_claim.as_deref()) {
+                (EmailState::Pending, _) => Condition::Equals("email".into(), "pending".into()),
+                (EmailState::Sending, Some(claim)) if claim_is_free(claim, delivery, now) => {
+                    Condition::Equals("emailClaim".into(), claim.into())
+                }
+                _ => return Ok(EmailTurn::Done),
+            };
+            let claim = format!("{delivery} {}", (now + EMAIL_CLAIM).to_rfc3339());
+            let write = WriteOp::update(
+                keys::notification(&current.notification_id),
+                Update::new()
+                    .set("email", "sending")
+                    .set("emailClaim", claim.as_str()),
+            )
+            .when(condition);
+            match self.table.write(vec![write]).await {
+                Ok(()) => return Ok(EmailTurn::Send { claim }),
+                Err(TableError::ConditionFailed { .. }) => {
+                    match self.get(&current.notification_id).await? {
+                        Some(again) => current = again,
+                        None => return Ok(EmailTurn::Done),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(EmailTurn::Done)
+    }
+
+    /// Records what became of the email sent under `claim` (only while that claim holds, so a
+    /// late copy never undoes it).
     pub async fn emailed(
         &self,
         notification_id: &str,
+        claim: &str,
         state: EmailState,
     ) -> Result<(), TableError> {
         let value = serde_json::to_value(state).map_err(|e| TableError::Backend(e.to_string()))?;
         let write = WriteOp::update(
             keys::notification(notification_id),
-            Update::new().set("email", value.as_str().unwrap_or_default()),
+            Update::new()
+                .set("email", value.as_str().unwrap_or_default())
+                .remove("emailClaim"),
         )
-        .when(Condition::Equals("email".into(), "pending".into()));
+        .when(Condition::Equals("emailClaim".into(), claim.into()));
         match self.table.write(vec![write]).await {
             Ok(()) | Err(TableError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(e),

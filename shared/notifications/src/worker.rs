@@ -2,10 +2,12 @@
 //! notification and one email, as that user's preferences say.
 //!
 //! Delivery is at least once and each step is idempotent: the notification's id is derived from
-//! the event and the user, so a copy of the message finds the record the first copy wrote; the
-//! email goes out while the record says `pending` and the record says `sent` after. A crash
-//! between the two sends the email again on the next delivery (the one duplicate left, as with
-//! any mail system without a provider-side idempotency key); it never loses one.
+//! the event and the user, so a copy of the message finds the record the first copy wrote. The
+//! email goes out under a claim: one delivery turns the record from `pending` to `sending` with a
+//! conditional write, sends, and records `sent`; copies arriving meanwhile (the pipeline's
+//! batches run concurrently) leave it to that delivery. A crash between the send and the record
+//! sends the email again when the claiming message is redelivered (the one duplicate left, as
+//! with any mail system without a provider-side idempotency key); it never loses one.
 
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use amanar_core::{
     Clock, DepsError, FromDeps, JobError, Need, Provide, QueueName, Received, Table,
 };
 
-use crate::store::{EmailState, Notifications};
+use crate::store::{EmailState, EmailTurn, Notifications};
 
 /// What the consumer uses: the store, the accounts' profiles and members, and the mailer.
 #[derive(Clone)]
@@ -74,9 +76,9 @@ pub const NOTIFICATIONS: Consumer<DeliveryState> = Consumer {
     handle: |state, message| Box::pin(handle(state, message)),
 };
 
-async fn handle(state: &DeliveryState, message: &Received) -> Result<(), JobError> {
-    let message = Notify::from_body(&message.body).map_err(JobError::Poison)?;
-    deliver(state, &message).await
+async fn handle(state: &DeliveryState, received: &Received) -> Result<(), JobError> {
+    let message = Notify::from_body(&received.body).map_err(JobError::Poison)?;
+    deliver(state, &message, &received.id).await
 }
 
 fn retry(e: impl std::fmt::Display) -> JobError {
@@ -107,12 +109,18 @@ async fn recipients(state: &DeliveryState, recipient: &Recipient) -> Result<Vec<
     }
 }
 
-/// Delivers a notification to each of its recipients. A failure for one (the mail provider
-/// down) retries the message; the others' deliveries are already recorded and not repeated.
-pub async fn deliver(state: &DeliveryState, message: &Notify) -> Result<(), JobError> {
+/// Delivers a notification to each of its recipients, as the queue delivery `delivery` (the
+/// message's id: its redeliveries share it, copies of the notice do not). A failure for one (the
+/// mail provider down) retries the message; the others' deliveries are already recorded and not
+/// repeated.
+pub async fn deliver(
+    state: &DeliveryState,
+    message: &Notify,
+    delivery: &str,
+) -> Result<(), JobError> {
     let mut failed = None;
     for user in recipients(state, &message.recipient).await? {
-        if let Err(e) = deliver_to(state, message, &user).await {
+        if let Err(e) = deliver_to(state, message, &user, delivery).await {
             tracing::warn!(event = %message.event, user = %user, error = %e, "notification not delivered; retried");
             failed = Some(e);
         }
@@ -123,7 +131,12 @@ pub async fn deliver(state: &DeliveryState, message: &Notify) -> Result<(), JobE
     }
 }
 
-async fn deliver_to(state: &DeliveryState, message: &Notify, user: &str) -> Result<(), JobError> {
+async fn deliver_to(
+    state: &DeliveryState,
+    message: &Notify,
+    user: &str,
+    delivery: &str,
+) -> Result<(), JobError> {
     let profile = match state.profiles.get(user).await {
         Ok(profile) => profile,
         // A deleted account: nobody to tell.
@@ -139,9 +152,15 @@ async fn deliver_to(state: &DeliveryState, message: &Notify, user: &str) -> Resu
         .record(message, user, wants.in_app, wants.email)
         .await
         .map_err(retry)?;
-    if notification.email != EmailState::Pending {
-        return Ok(());
-    }
+    let claim = match state
+        .notifications
+        .claim_email(&notification, delivery, chrono::Utc::now())
+        .await
+        .map_err(retry)?
+    {
+        EmailTurn::Send { claim } => claim,
+        EmailTurn::Done => return Ok(()),
+    };
     let mut text = message.body.clone();
     if let Some(link) = &message.link {
         let base = state
@@ -168,7 +187,7 @@ async fn deliver_to(state: &DeliveryState, message: &Notify, user: &str) -> Resu
     };
     state
         .notifications
-        .emailed(&notification.notification_id, outcome)
+        .emailed(&notification.notification_id, &claim, outcome)
         .await
         .map_err(retry)
 }

@@ -24,11 +24,17 @@ use chrono::Utc;
 struct Outbox {
     sent: Mutex<Vec<(String, String, String)>>,
     failing: Mutex<Option<MailError>>,
+    /// Each send takes this long (a provider's round trip), so copies can overlap.
+    slow: Mutex<Option<std::time::Duration>>,
 }
 
 #[async_trait::async_trait]
 impl Mailer for Outbox {
     async fn send(&self, to: &str, subject: &str, text: &str) -> Result<(), MailError> {
+        let slow = *self.slow.lock().unwrap();
+        if let Some(slow) = slow {
+            tokio::time::sleep(slow).await;
+        }
         if let Some(error) = self.failing.lock().unwrap().clone() {
             return Err(error);
         }
@@ -125,7 +131,7 @@ async fn each_event_is_one_notification_and_one_email_however_often_it_arrives(
         Recipient::User(alice.clone()),
     );
     for _ in 0..3 {
-        deliver(&state, &message).await.unwrap();
+        deliver(&state, &message, "msg-1").await.unwrap();
     }
     let (listed, _) = state.notifications.of_user(&alice, 10, None).await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
@@ -185,7 +191,7 @@ async fn each_users_preferences_choose_the_channels_and_kinds(table: Arc<dyn Tab
             NotificationKind::OrderExpired,
             Recipient::User(who.clone()),
         );
-        deliver(&state, &message).await.unwrap();
+        deliver(&state, &message, "msg-1").await.unwrap();
     }
     let listed = |user: String| {
         let notifications = state.notifications.clone();
@@ -211,7 +217,7 @@ async fn each_users_preferences_choose_the_channels_and_kinds(table: Arc<dyn Tab
         NotificationKind::OrderCompleted,
         Recipient::User(muted.clone()),
     );
-    deliver(&state, &message).await.unwrap();
+    deliver(&state, &message, "msg-1").await.unwrap();
     assert_eq!(listed(muted).await, 1);
     assert_eq!(outbox.to(&muted_email).len(), 1);
 }
@@ -226,7 +232,7 @@ async fn a_mail_outage_is_retried_and_a_refusal_is_not(table: Arc<dyn Table>) {
     );
     *outbox.failing.lock().unwrap() = Some(MailError::Unavailable("SES is down".into()));
     assert!(matches!(
-        deliver(&state, &message).await,
+        deliver(&state, &message, "msg-1").await,
         Err(JobError::Retry(_))
     ));
     // The in-app notification is there already; the email waits for the retry.
@@ -241,8 +247,8 @@ async fn a_mail_outage_is_retried_and_a_refusal_is_not(table: Arc<dyn Table>) {
         1
     );
     *outbox.failing.lock().unwrap() = None;
-    deliver(&state, &message).await.unwrap();
-    deliver(&state, &message).await.unwrap();
+    deliver(&state, &message, "msg-1").await.unwrap();
+    deliver(&state, &message, "msg-1").await.unwrap();
     assert_eq!(outbox.to(&email).len(), 1);
     assert_eq!(
         state
@@ -261,9 +267,9 @@ async fn a_mail_outage_is_retried_and_a_refusal_is_not(table: Arc<dyn Table>) {
         Recipient::User(alice.clone()),
     );
     *outbox.failing.lock().unwrap() = Some(MailError::Refused("suppressed".into()));
-    deliver(&state, &refused).await.unwrap();
+    deliver(&state, &refused, "msg-1").await.unwrap();
     *outbox.failing.lock().unwrap() = None;
-    deliver(&state, &refused).await.unwrap();
+    deliver(&state, &refused, "msg-1").await.unwrap();
     assert_eq!(
         outbox.to(&email).len(),
         1,
@@ -294,7 +300,7 @@ async fn an_organisations_owners_and_admins_are_told_and_nobody_else(table: Arc<
         NotificationKind::OrderCompleted,
         Recipient::OrgManagers(org),
     );
-    deliver(&state, &message).await.unwrap();
+    deliver(&state, &message, "msg-1").await.unwrap();
     let told: Vec<usize> = emails.iter().map(|e| outbox.to(e).len()).collect();
     assert_eq!(told, vec![1, 1, 0, 0]);
 }
@@ -306,11 +312,103 @@ async fn a_user_without_a_profile_or_account_is_skipped(table: Arc<dyn Table>) {
         NotificationKind::OrderCompleted,
         Recipient::User(format!("usr_{}", namespace())),
     );
-    deliver(&state, &message).await.unwrap();
+    deliver(&state, &message, "msg-1").await.unwrap();
     assert!(outbox.sent.lock().unwrap().is_empty());
 }
 
+/// Copies of one notice in one batch run at once: exactly one sends the email. A claim whose
+/// delivery died before recording the send is taken back by that message's redelivery, and by
+/// any copy once it lapsed.
+async fn copies_arriving_at_once_send_one_email_and_a_dead_claim_is_taken_over(
+    table: Arc<dyn Table>,
+) {
+    use amanar_notifications::store::{EMAIL_CLAIM, EmailState, EmailTurn, notification_id};
+    let (state, outbox) = state(table.clone()).await;
+    let (alice, email) = user(&table, |_| {}).await;
+    let event = format!("order-completed:{}", namespace());
+    let message = notice(
+        &event,
+        NotificationKind::OrderCompleted,
+        Recipient::User(alice.clone()),
+    );
+    *outbox.slow.lock().unwrap() = Some(std::time::Duration::from_millis(50));
+    let copies = tokio::join!(
+        deliver(&state, &message, "msg-a"),
+        deliver(&state, &message, "msg-b"),
+        deliver(&state, &message, "msg-c"),
+        deliver(&state, &message, "msg-d"),
+    );
+    for delivered in [copies.0, copies.1, copies.2, copies.3] {
+        delivered.unwrap();
+    }
+    assert_eq!(
+        outbox.to(&email).len(),
+        1,
+        "one email for four copies at once"
+    );
+    let id = notification_id(&event, &alice);
+    let stored = state.notifications.get(&id).await.unwrap().unwrap();
+    assert_eq!((stored.email, stored.email_claim), (EmailState::Sent, None));
+
+    // A delivery that claimed and died: another copy leaves it to it, its redelivery sends.
+    *outbox.slow.lock().unwrap() = None;
+    let event = format!("order-completed:{}", namespace());
+    let message = notice(
+        &event,
+        NotificationKind::OrderCompleted,
+        Recipient::User(alice.clone()),
+    );
+    let recorded = state
+        .notifications
+        .record(&message, &alice, true, true)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let turn = state
+        .notifications
+        .claim_email(&recorded, "msg-dead", now)
+        .await
+        .unwrap();
+    assert!(matches!(turn, EmailTurn::Send { .. }), "{turn:?}");
+    deliver(&state, &message, "msg-copy").await.unwrap();
+    assert_eq!(
+        outbox.to(&email).len(),
+        1,
+        "the live claim is the dead delivery's"
+    );
+    deliver(&state, &message, "msg-dead").await.unwrap();
+    assert_eq!(
+        outbox.to(&email).len(),
+        2,
+        "its redelivery takes its claim back"
+    );
+    deliver(&state, &message, "msg-copy").await.unwrap();
+    assert_eq!(outbox.to(&email).len(), 2);
+
+    // A lapsed claim is anyone's.
+    let event = format!("order-completed:{}", namespace());
+    let message = notice(
+        &event,
+        NotificationKind::OrderCompleted,
+        Recipient::User(alice.clone()),
+    );
+    let recorded = state
+        .notifications
+        .record(&message, &alice, true, true)
+        .await
+        .unwrap();
+    let long_ago = Utc::now() - EMAIL_CLAIM * 2;
+    state
+        .notifications
+        .claim_email(&recorded, "msg-lost", long_ago)
+        .await
+        .unwrap();
+    deliver(&state, &message, "msg-redriven").await.unwrap();
+    assert_eq!(outbox.to(&email).len(), 3);
+}
+
 both_faces!(
+    copies_arriving_at_once_send_one_email_and_a_dead_claim_is_taken_over,
     each_event_is_one_notification_and_one_email_however_often_it_arrives,
     each_users_preferences_choose_the_channels_and_kinds,
     a_mail_outage_is_retried_and_a_refusal_is_not,

@@ -62,17 +62,24 @@ pub async fn carry_out(ports: &Ports, retirement_id: &str) -> Result<(), JobErro
             | LedgerError::MovementReused(_)
             | LedgerError::Invalid(_)),
         )) => {
-            // Ended as failed, its tonnes given back to the holding: the owner may ask again.
-            tracing::error!(retirement = %retirement_id, error = %e, "retirement cannot be carried out; failed");
             let retirement = store
                 .get(retirement_id)
                 .await
                 .map_err(|e| JobError::Retry(e.to_string()))?
                 .ok_or_else(|| JobError::Poison("the retirement vanished".into()))?;
-            store
+            if retirement.status != RetirementStatus::Requested {
+                // A copy of this message retired it meanwhile (the credits it found gone were
+                // these): that copy carries it through.
+                return Ok(());
+            }
+            // Ended as failed, its tonnes given back to the holding: the owner may ask again.
+            let failed = store
                 .fail(&retirement, &e.to_string(), now)
                 .await
                 .map_err(|e| JobError::Retry(e.to_string()))?;
+            if failed {
+                tracing::error!(retirement = %retirement_id, error = %e, "retirement cannot be carried out; failed");
+            }
             return Ok(());
         }
         Err(e) => return Err(JobError::Retry(e.to_string())),
