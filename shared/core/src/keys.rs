@@ -627,6 +627,15 @@ pub fn retirement_of_owner(
 /// reads to send a lost message again.
 pub const OPEN_RETIREMENTS: &str = "RETIREMENTS#open";
 
+/// A message in the transactional outbox (`amanar_core::outbox`), until it is sent.
+pub fn outbox(outbox_id: &str) -> Key {
+    Key::new(format!("OUTBOX#{outbox_id}"), "OUTBOX")
+}
+
+/// GSI2 partition of the outbox's messages, by when they were written: what its sweeper reads
+/// to send those a sender left behind.
+pub const OPEN_OUTBOX: &str = "OUTBOX#open";
+
 pub fn notification(notification_id: &str) -> Key {
     Key::new(format!("NOTIFICATION#{notification_id}"), "NOTIFICATION")
 }

@@ -7,6 +7,7 @@ pub mod context;
 pub mod keys;
 pub mod mail;
 pub mod messages;
+pub mod outbox;
 pub mod queue;
 pub mod table;
 pub mod workflow;

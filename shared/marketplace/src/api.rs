@@ -84,15 +84,15 @@ impl ProjectsState {
         self.ports.clock.now()
     }
 
-    /// Tells a project's owner that a verifier moved it. The move is already recorded (history,
-    /// audit chain), so a queue that fails now is logged and the answer stands: the owner still
-    /// sees the status on the project.
-    async fn tell_owner(&self, project: &Project, notes: Option<&str>) {
-        let Some(notice) = status_notice(project, notes, self.now()) else {
-            return;
-        };
-        if let Err(error) = notice.send(&*self.ports.queue).await {
-            tracing::error!(project = %project.id, %error, "project status notification not sent");
+    /// Tells a project's owner that a verifier moved it: sends the notice the move wrote to the
+    /// outbox with it. A queue that fails now leaves it there for the outbox's sweeper, and the
+    /// answer stands.
+    async fn tell_owner(&self, project: &Project) {
+        let id = amanar_core::outbox::id(&crate::projects::status_event(project));
+        if let Err(error) =
+            amanar_core::outbox::send(&*self.ports.table, &*self.ports.queue, &id).await
+        {
+            tracing::warn!(project = %project.id, %error, "project status notification left to the outbox's sweeper");
         }
     }
 
@@ -835,51 +835,8 @@ pub async fn take_for_review(
     let project = state.readable(&principal, &id).await?;
     let reviewer = state.reviewer(&principal, &project).await?;
     let taken = state.projects().take(&id, &reviewer, state.now()).await?;
-    state.tell_owner(&taken, None).await;
+    state.tell_owner(&taken).await;
     Ok(Json(taken))
-}
-
-/// The notification of a project's move to its current status.
-fn status_notice(
-    project: &Project,
-    notes: Option<&str>,
-    at: DateTime<Utc>,
-) -> Option<amanar_core::messages::Notify> {
-    use amanar_core::messages::{NotificationKind, Notify, Recipient};
-    let name = &project.fields.name;
-    let (title, said) = match project.status {
-        Status::UnderReview => (
-            "Your project is under review",
-            format!("A verifier took {name} for review."),
-        ),
-        Status::ChangesRequested => (
-            "Changes requested on your project",
-            format!(
-                "The verifier asks for changes to {name} before approving it; edit it and submit it again."
-            ),
-        ),
-        Status::Approved => (
-            "Your project is approved",
-            format!(
-                "{name} is approved: credits may be issued for it, and it shows in the public catalogue."
-            ),
-        ),
-        Status::Rejected => ("Your project was rejected", format!("{name} was rejected.")),
-        _ => return None,
-    };
-    let body = match notes {
-        Some(notes) => format!("{said}\n\nThe verifier's notes: {notes}"),
-        None => said,
-    };
-    Some(Notify {
-        event: format!("project-status:{}:{}", project.id, project.history_seq),
-        kind: NotificationKind::ProjectStatusChanged,
-        recipient: Recipient::for_owner(&project.owner, None)?,
-        title: title.to_owned(),
-        body,
-        link: Some(format!("/v1/projects/{}", project.id)),
-        at,
-    })
 }
 
 /// Decides on a project under review.
@@ -920,7 +877,7 @@ pub async fn decide(
         .projects()
         .decide(&id, &reviewer, request.decision, notes.clone(), state.now())
         .await?;
-    state.tell_owner(&decided, notes.as_deref()).await;
+    state.tell_owner(&decided).await;
     Ok(Json(decided))
 }
 

@@ -733,7 +733,7 @@ impl Projects {
     }
 
     /// One move: the project as read, to `to`, conditioned on the version read, with its history
-    /// entry and the caller's checks in the same write.
+    /// entry, the caller's checks and the owner's notice (into the outbox) in the same write.
     #[allow(clippy::too_many_arguments)]
     async fn transition(
         &self,
@@ -749,7 +749,7 @@ impl Projects {
         let from = project.status;
         // The move's entry extends the chain whose head the project holds; the version condition
         // below makes two moves from one head impossible.
-        let history = self.history_op(&mut project, now, actor, Some(from), to, notes)?;
+        let history = self.history_op(&mut project, now, actor, Some(from), to, notes.clone())?;
         let mut update = Update::new()
             .set("status", to.as_str())
             .set("updatedAt", json!(now))
@@ -779,19 +779,28 @@ impl Projects {
             history,
         ];
         ops.extend(checks);
+        let moved = Project {
+            status: to,
+            reviewer: reviewer.map(str::to_owned),
+            version: project.version + 1,
+            updated_at: now,
+            approved_at: if to == Status::Approved {
+                Some(now)
+            } else {
+                project.approved_at
+            },
+            ..project.clone()
+        };
+        if let Some(notice) = status_notice(&moved, notes.as_deref(), now) {
+            ops.push(amanar_core::outbox::stage(
+                amanar_core::QueueName::Notifications,
+                &notice,
+                &notice.event,
+                now,
+            )?);
+        }
         match self.table.write(ops).await {
-            Ok(()) => Ok(Project {
-                status: to,
-                reviewer: reviewer.map(str::to_owned),
-                version: project.version + 1,
-                updated_at: now,
-                approved_at: if to == Status::Approved {
-                    Some(now)
-                } else {
-                    project.approved_at
-                },
-                ..project
-            }),
+            Ok(()) => Ok(moved),
             Err(TableError::ConditionFailed { index: 2.., .. }) => {
                 Err(ProjectError::NoDesignDocument)
             }
@@ -1052,6 +1061,55 @@ pub struct Document {
     /// Why the check refused the file.
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// The event of a project's move to its current status: the notice's deduplication key.
+pub fn status_event(project: &Project) -> String {
+    format!("project-status:{}:{}", project.id, project.history_seq)
+}
+
+/// The notification of a project's move to its current status (`None` for the moves its owner
+/// made, which nobody is told of).
+pub(crate) fn status_notice(
+    project: &Project,
+    notes: Option<&str>,
+    at: DateTime<Utc>,
+) -> Option<amanar_core::messages::Notify> {
+    use amanar_core::messages::{NotificationKind, Notify, Recipient};
+    let name = &project.fields.name;
+    let (title, said) = match project.status {
+        Status::UnderReview => (
+            "Your project is under review",
+            format!("A verifier took {name} for review."),
+        ),
+        Status::ChangesRequested => (
+            "Changes requested on your project",
+            format!(
+                "The verifier asks for changes to {name} before approving it; edit it and submit it again."
+            ),
+        ),
+        Status::Approved => (
+            "Your project is approved",
+            format!(
+                "{name} is approved: credits may be issued for it, and it shows in the public catalogue."
+            ),
+        ),
+        Status::Rejected => ("Your project was rejected", format!("{name} was rejected.")),
+        _ => return None,
+    };
+    let body = match notes {
+        Some(notes) => format!("{said}\n\nThe verifier's notes: {notes}"),
+        None => said,
+    };
+    Some(Notify {
+        event: status_event(project),
+        kind: NotificationKind::ProjectStatusChanged,
+        recipient: Recipient::for_owner(&project.owner, None)?,
+        title: title.to_owned(),
+        body,
+        link: Some(format!("/v1/projects/{}", project.id)),
+        at,
+    })
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ async fn accepted_design(projects: &Projects, id: &str) {
 }
 
 async fn a_project_goes_through_changes_to_approval_and_records_each_move(table: Arc<dyn Table>) {
-    let projects = Projects::new(table);
+    let projects = Projects::new(table.clone());
     let id = draft(&projects).await;
     assert_eq!(
         projects
@@ -185,6 +185,21 @@ async fn a_project_goes_through_changes_to_approval_and_records_each_move(table:
         .await
         .unwrap();
     assert_eq!(changes.status, Status::ChangesRequested);
+    // The owner's notice of the move went into the outbox in the move's own write, notes and all.
+    let staged = table
+        .get(&amanar_core::keys::outbox(&amanar_core::outbox::id(
+            &amanar_marketplace::projects::status_event(&changes),
+        )))
+        .await
+        .unwrap()
+        .expect("the notice of the move, in the outbox");
+    assert!(
+        staged["body"]
+            .as_str()
+            .unwrap()
+            .contains("Add the monitoring plan"),
+        "{staged:?}"
+    );
 
     let mut edited_fields = fields();
     edited_fields

@@ -740,6 +740,21 @@ impl Orders {
                 now,
             ));
             let order_op = guards.len() - 1;
+            // The buyer's notice, into the outbox in the same write (after the guards: it has
+            // no condition), so a crash after the release cannot lose it.
+            let released = Order {
+                status: to,
+                updated_at: now,
+                ..order.clone()
+            };
+            if let Some(notice) = crate::notices::of_order(&released, now) {
+                guards.push(amanar_core::outbox::stage(
+                    amanar_core::QueueName::Notifications,
+                    &notice,
+                    &notice.event,
+                    now,
+                )?);
+            }
             let outcome = if transfers.is_empty() {
                 match self.table.write(guards).await {
                     Ok(()) => Ok(()),

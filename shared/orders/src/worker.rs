@@ -156,19 +156,24 @@ fn queue_failed(error: QueueError) -> OrderError {
     OrderError::Table(TableError::Unavailable(error.to_string()))
 }
 
-/// Tells the buyer an order ended unpaid (declined, cancelled or expired).
+/// Tells the buyer an order ended unpaid (declined, cancelled or expired): sends the notice its
+/// release wrote to the outbox, if it is still there (a later call finds it sent).
 async fn tell_unpaid(
     state: &PurchasesState,
     orders: &Orders,
     order_id: &str,
 ) -> Result<(), OrderError> {
+    use amanar_core::outbox::{self, OutboxError};
     let order = orders.get(order_id).await?.ok_or(OrderError::NotFound)?;
-    notices::send(
-        &*state.ports.queue,
-        notices::of_order(&order, order.updated_at),
-    )
-    .await
-    .map_err(queue_failed)
+    let Some(notice) = notices::of_order(&order, order.updated_at) else {
+        return Ok(());
+    };
+    let ports = &state.ports;
+    match outbox::send(&*ports.table, &*ports.queue, &outbox::id(&notice.event)).await {
+        Ok(()) => Ok(()),
+        Err(OutboxError::Queue(e)) => Err(queue_failed(e)),
+        Err(OutboxError::Table(e)) => Err(e.into()),
+    }
 }
 
 /// Refunds a payment that succeeded after its order's credits went back.
@@ -358,20 +363,13 @@ async fn expire(state: &PurchasesState) -> Result<usize, String> {
                             .await
                             .map_err(unavailable)?;
                         // Told once released, never before: a release that loses to a payment
-                        // must not tell the buyer it expired. A queue that fails right after is
-                        // retried here; a crash in between loses this one notice (the order
-                        // has left the sweeper's index), the gap docs/notifications.md names.
-                        if released {
-                            let mut told = tell_unpaid(state, &orders, &order.order_id).await;
-                            for _ in 1..3 {
-                                if told.is_ok() {
-                                    break;
-                                }
-                                told = tell_unpaid(state, &orders, &order.order_id).await;
-                            }
-                            if let Err(error) = told {
-                                tracing::error!(order = %order.order_id, %error, "expiry notification not sent");
-                            }
+                        // must not tell the buyer it expired. The release wrote the notice to
+                        // the outbox; a queue that fails now (or a crash) leaves it to the
+                        // outbox's sweeper.
+                        if released
+                            && let Err(error) = tell_unpaid(state, &orders, &order.order_id).await
+                        {
+                            tracing::warn!(order = %order.order_id, %error, "expiry notification left to the outbox's sweeper");
                         }
                         Ok(if released {
                             Verdict::GaveUp

@@ -219,6 +219,17 @@ async fn a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_l
     assert_eq!(available(&table, &a.id).await, 10);
     let stored = orders.get(&first.order_id).await.unwrap().unwrap();
     assert_eq!(stored.status, OrderStatus::PaymentFailed);
+    // The buyer's notice went into the outbox in the release's own write.
+    let event = format!("order-payment-failed:{}", first.order_id);
+    let staged = table
+        .get(&amanar_core::keys::outbox(&amanar_core::outbox::id(&event)))
+        .await
+        .unwrap()
+        .expect("the notice of the release, in the outbox");
+    assert!(
+        staged["body"].as_str().unwrap().contains(&event),
+        "{staged:?}"
+    );
     // Paid after all: the credits are gone, so the payment is to be refunded.
     assert!(matches!(
         orders

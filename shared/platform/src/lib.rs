@@ -5,6 +5,7 @@
 
 pub mod canary;
 pub mod health;
+pub mod outbox;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -21,7 +22,8 @@ pub const TAG: Tag = Tag {
 };
 
 /// The platform's registration: the health function, the canary job, and the housekeeping that
-/// sends the canary and settles uploads whose check was never triggered.
+/// sends the canary, settles uploads whose check was never triggered, and sends the outbox's
+/// messages that their senders left behind.
 pub fn context<D>() -> Context<D>
 where
     D: Provide<Arc<dyn Table>> + Provide<Arc<dyn Clock>> + Provide<Ports> + Sync + 'static,
@@ -31,4 +33,5 @@ where
         .job(canary::JOB)
         .housekeeping(canary::SEND)
         .housekeeping(uploads::SWEEP)
+        .housekeeping(outbox::RESEND)
 }

@@ -1,0 +1,139 @@
+//! A transactional outbox, on the workflow mechanism: a message written in the same table write
+//! as the state change it announces, sent right after that write, and sent by a sweeper if the
+//! sender died (or its queue failed) in between. For producers that are not themselves driven by
+//! a redelivered message (an HTTP request, a scheduled sweep): a queue consumer needs none, since
+//! its own message comes back.
+//!
+//! Delivery is at least once: a sender that dies after sending and before deleting the item has
+//! it sent again by the sweeper, so consumers deduplicate, as every consumer here does.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::messages::JobMessage;
+use crate::table::{Table, TableError, WriteOp, items};
+use crate::workflow::{Flow, Status, SweepPolicy, Verdict};
+use crate::{Queue, QueueError, QueueName, keys};
+
+/// The outbox's flow: every item is unfinished until sent, and then gone.
+pub const FLOW: Flow = Flow {
+    name: "outbox message",
+    open: keys::OPEN_OUTBOX,
+};
+
+/// An item that has waited this long was left by a sender that did not finish.
+pub const STALE_AFTER: TimeDelta = TimeDelta::seconds(30);
+
+/// An outbox item's one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OutboxStatus {
+    Pending,
+}
+
+impl Status for OutboxStatus {
+    fn value(self) -> &'static str {
+        "pending"
+    }
+    fn is_final(self) -> bool {
+        false
+    }
+}
+
+/// A message waiting in the outbox, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Outgoing {
+    outbox_id: String,
+    queue: String,
+    body: String,
+    status: OutboxStatus,
+    created_at: DateTime<Utc>,
+}
+
+/// The id of the outbox item of the event `event` (the same for every attempt at the change).
+pub fn id(event: &str) -> String {
+    let digest = Sha256::digest(format!("outbox\0{event}"));
+    format!("obx_{}", &hex::encode(digest)[..26])
+}
+
+/// The write that puts `message` for `queue` in the outbox as `id(event)`: add it to the write
+/// of the change it announces, then [`send`] it once that write succeeded.
+pub fn stage<M: JobMessage>(
+    queue: QueueName,
+    message: &M,
+    event: &str,
+    now: DateTime<Utc>,
+) -> Result<WriteOp, TableError> {
+    let outgoing = Outgoing {
+        outbox_id: id(event),
+        queue: queue.as_str().to_owned(),
+        body: message.to_body(),
+        status: OutboxStatus::Pending,
+        created_at: now,
+    };
+    let mut item = items::with_key(&keys::outbox(&outgoing.outbox_id), &outgoing)?;
+    FLOW.start(&mut item, &outgoing.outbox_id, OutboxStatus::Pending, now);
+    Ok(WriteOp::put(item))
+}
+
+/// What sending an outbox item failed on.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Sends the outbox item `id` (if it is still there) and removes it.
+pub async fn send(table: &dyn Table, queue: &dyn Queue, id: &str) -> Result<(), OutboxError> {
+    match table.get(&keys::outbox(id)).await? {
+        Some(item) => deliver(table, queue, items::parse(item)?).await,
+        None => Ok(()),
+    }
+}
+
+async fn deliver(
+    table: &dyn Table,
+    queue: &dyn Queue,
+    outgoing: Outgoing,
+) -> Result<(), OutboxError> {
+    let name = QueueName::ALL
+        .into_iter()
+        .find(|q| q.as_str() == outgoing.queue)
+        .ok_or_else(|| {
+            TableError::Backend(format!(
+                "an outbox item for an unknown queue {}",
+                outgoing.queue
+            ))
+        })?;
+    queue
+        .send(name, &outgoing.body, std::time::Duration::ZERO)
+        .await?;
+    table
+        .write(vec![WriteOp::delete(keys::outbox(&outgoing.outbox_id))])
+        .await?;
+    Ok(())
+}
+
+/// Sends every item left in the outbox for [`STALE_AFTER`] or more; returns how many it sent.
+pub async fn sweep(
+    table: &dyn Table,
+    queue: &dyn Queue,
+    now: DateTime<Utc>,
+    policy: SweepPolicy,
+) -> Result<usize, TableError> {
+    let report = FLOW
+        .sweep(table, now, policy, |item| async move {
+            let outgoing: Outgoing = items::parse(item)?;
+            match deliver(table, queue, outgoing).await {
+                Ok(()) => Ok(Verdict::Nudged),
+                Err(OutboxError::Table(e)) => Err(e),
+                Err(OutboxError::Queue(e)) => Err(TableError::Unavailable(e.to_string())),
+            }
+        })
+        .await?;
+    Ok(report.moved())
+}
