@@ -115,7 +115,7 @@ async fn stack() -> Stack {
         ),
         // Stripe is localstripe here; the webhook secret is the test's own.
         ("AMANAR_STRIPE_SECRET_KEY", "sk_test_amanar".into()),
-        ("AMANAR_STRIPE_WEBHOOK_SECRET", "whsec_events_test".into()),
+        ("AMANAR_STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
         ("AMANAR_STRIPE_API_BASE", amanar_testkit::stripe_api_base()),
         ("AMANAR_MAIL_FROM", mail_from.clone()),
         ("RUST_LOG", "warn".into()),
@@ -313,12 +313,8 @@ async fn the_factor_and_estimate_functions_answer_from_the_compiled_library() {
     bad_unit["body"] = json!(
         r#"{"activityId": "electricity-grid", "region": "US-CAMX", "amount": "1", "unit": "kg"}"#
     );
-    let mut anonymous = estimate.clone();
-    anonymous["headers"]
-        .as_object_mut()
-        .unwrap()
-        .remove("authorization");
-    let estimates = invoke("api-estimates", &stack, vec![estimate, bad_unit, anonymous]).await;
+    let nobody = anonymous(estimate.clone());
+    let estimates = invoke("api-estimates", &stack, vec![estimate, bad_unit, nobody]).await;
     assert_eq!(response(&estimates[0])["statusCode"], json!(200));
     // eGRID 2024 CAMX: 226.49817481291 kg CO2e per MWh, × 2.5 MWh.
     assert_eq!(
@@ -376,12 +372,7 @@ async fn the_account_functions_register_log_in_and_serve_the_profile_on_cognito(
 
     let mut me = event("api-me.json");
     me["headers"]["authorization"] = json!(format!("Bearer {token}"));
-    let mut anonymous = event("api-me.json");
-    anonymous["headers"]
-        .as_object_mut()
-        .unwrap()
-        .remove("authorization");
-    let profile = invoke("api-me", &stack, vec![me, anonymous]).await;
+    let profile = invoke("api-me", &stack, vec![me, anonymous(event("api-me.json"))]).await;
     assert_eq!(response(&profile[0])["statusCode"], json!(200));
     let body = http_body(&profile[0]);
     assert_eq!(
@@ -473,7 +464,7 @@ async fn the_stripe_webhook_queues_a_signed_event_once_on_sqs() {
     signed["body"] = json!(payload);
     signed["headers"]["stripe-signature"] = json!(amanar_orders::signature::sign(
         payload.as_bytes(),
-        b"whsec_events_test",
+        WEBHOOK_SECRET.as_bytes(),
         now
     ));
     let outcomes = invoke(
@@ -871,6 +862,9 @@ async fn work_queue(
     waiting.into_iter().map(|m| m.body).collect()
 }
 
+/// The Stripe webhook secret the functions are configured with.
+const WEBHOOK_SECRET: &str = "whsec_events_test";
+
 /// `request` as anyone: no credentials at all.
 fn anonymous(mut request: Value) -> Value {
     request["headers"]
@@ -893,7 +887,7 @@ fn stripe_succeeded(event_id: &str, payment_id: &str, order_id: &str, amount_min
     let mut signed = event("api-stripe-webhook.json");
     signed["headers"]["stripe-signature"] = json!(amanar_orders::signature::sign(
         payload.as_bytes(),
-        b"whsec_events_test",
+        WEBHOOK_SECRET.as_bytes(),
         now
     ));
     signed["body"] = json!(payload);
@@ -980,6 +974,21 @@ async fn an_order_to_retire_is_paid_allocated_retired_and_notified_on_dynamodb_s
     assert_eq!(http_body(&hooked[0])["duplicate"], json!(false));
     assert_eq!(http_body(&hooked[1])["duplicate"], json!(true));
     work_queue(&stack, QueueName::Purchases, "worker-purchases", 1).await;
+    let more = stack
+        .ports
+        .queue
+        .receive(
+            QueueName::Purchases,
+            10,
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert!(
+        more.is_empty(),
+        "one payment message for two deliveries: {more:?}"
+    );
 
     let get = request(
         "api-orders.json",

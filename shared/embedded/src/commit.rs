@@ -17,6 +17,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use redb::{Database, WriteTransaction};
@@ -58,6 +59,8 @@ pub(crate) struct Committer {
 struct Thread {
     jobs: Option<mpsc::Sender<Job>>,
     handle: Option<std::thread::JoinHandle<()>>,
+    /// Transactions run so far (operations and tests: writes / commits is the batching).
+    transactions: Arc<AtomicU64>,
 }
 
 impl Drop for Thread {
@@ -77,13 +80,15 @@ impl Drop for Thread {
 impl Committer {
     pub(crate) fn start(db: Arc<Database>) -> std::io::Result<Self> {
         let (jobs, waiting) = mpsc::channel::<Job>();
+        let transactions = Arc::new(AtomicU64::new(0));
+        let counted = transactions.clone();
         let handle = std::thread::Builder::new()
             .name("redb-committer".into())
             .spawn(move || {
                 // Writes that panic are caught one by one (`commit`); a panic here is redb's own
                 // (a commit or an abort failing on a damaged file). No write could commit any
                 // more while reads and requests went on, so the process stops instead.
-                if catch_unwind(AssertUnwindSafe(|| run(&db, &waiting))).is_err() {
+                if catch_unwind(AssertUnwindSafe(|| run(&db, &waiting, &counted))).is_err() {
                     tracing::error!("the redb committer thread panicked; stopping the process");
                     std::process::abort();
                 }
@@ -92,8 +97,14 @@ impl Committer {
             inner: Arc::new(Thread {
                 jobs: Some(jobs),
                 handle: Some(handle),
+                transactions,
             }),
         })
+    }
+
+    /// How many transactions the committer has run.
+    pub(crate) fn transactions(&self) -> u64 {
+        self.inner.transactions.load(Ordering::Relaxed)
     }
 
     /// Runs `work` in the next transaction and answers once it committed (or did not).
@@ -145,7 +156,7 @@ where
     (job, rx)
 }
 
-fn run(db: &Database, waiting: &mpsc::Receiver<Job>) {
+fn run(db: &Database, waiting: &mpsc::Receiver<Job>, transactions: &AtomicU64) {
     let mut carried: Vec<Job> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut carried);
@@ -161,6 +172,8 @@ fn run(db: &Database, waiting: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        // Counted before its callers hear back, so whoever heard back sees it counted.
+        transactions.fetch_add(1, Ordering::Relaxed);
         carried = commit(db, batch);
     }
 }
@@ -297,6 +310,48 @@ mod tests {
         assert_eq!(refused_rx.try_recv().unwrap(), Err(E::Refused));
         assert_eq!(b_rx.try_recv().unwrap(), Ok(()));
         assert!(stored(&db, "a") && stored(&db, "b"));
+    }
+
+    /// While a transaction runs, the writes that arrive wait and then share the next one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_waiting_for_the_committer_share_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
+        let committer = Committer::start(db).unwrap();
+        let (release, held) = mpsc::channel::<()>();
+        let (running, started) = oneshot::channel::<()>();
+        let first = {
+            let committer = committer.clone();
+            tokio::spawn(async move {
+                committer
+                    .write(move |txn| {
+                        running.send(()).unwrap();
+                        held.recv().unwrap();
+                        put("first", None)(txn)
+                    })
+                    .await
+            })
+        };
+        started.await.unwrap();
+        // Fifty writes reach the committer's channel while the first holds the transaction.
+        let channel = committer.inner.jobs.as_ref().unwrap();
+        let waiting: Vec<_> = (0..50)
+            .map(|_| {
+                let (write, answer) = job(put("n", None));
+                channel.send(write).unwrap();
+                answer
+            })
+            .collect();
+        release.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        for answer in waiting {
+            answer.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            committer.transactions(),
+            2,
+            "the first alone, then the 50 together"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
