@@ -40,6 +40,12 @@ pub struct RedbTable {
 }
 
 impl RedbTable {
+    /// Write transactions the store's committer has run so far, for the table and the queues
+    /// together: durable writes over this is how well group commit batches (operations, benches).
+    pub fn transactions(&self) -> u64 {
+        self.committer.transactions()
+    }
+
     pub(crate) fn new(db: Arc<Database>, committer: Committer) -> Result<Self, StoreError> {
         let txn = db.begin_write()?;
         for index in Index::ALL {
