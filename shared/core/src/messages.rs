@@ -205,6 +205,25 @@ impl Notify {
             .await
             .map(|_| ())
     }
+
+    /// The write that puts it in the outbox (`crate::outbox`), keyed by its event: add it to the
+    /// write of the change it announces, then send it with [`Notify::send_staged`].
+    pub fn staged(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::table::WriteOp, crate::TableError> {
+        crate::outbox::stage(crate::QueueName::Notifications, self, &self.event, now)
+    }
+
+    /// Sends the outbox's copy of the notice of `event` (see [`Notify::staged`]), if it is still
+    /// there, and removes it.
+    pub async fn send_staged(
+        table: &dyn crate::Table,
+        queue: &dyn crate::Queue,
+        event: &str,
+    ) -> Result<(), crate::outbox::OutboxError> {
+        crate::outbox::send(table, queue, &crate::outbox::id(event)).await
+    }
 }
 
 /// Messages of the `uploads` queue: object-created events of the uploads bucket, in the local

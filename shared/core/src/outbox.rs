@@ -25,19 +25,24 @@ pub const FLOW: Flow = Flow {
 /// An item that has waited this long was left by a sender that did not finish.
 pub const STALE_AFTER: TimeDelta = TimeDelta::seconds(30);
 
-/// An outbox item's one status.
+/// An outbox item's status: waiting to be sent (deleted once sent), or given up because no
+/// queue would ever take it (kept, out of the sweeper's sight, with its reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum OutboxStatus {
     Pending,
+    Undeliverable,
 }
 
 impl Status for OutboxStatus {
     fn value(self) -> &'static str {
-        "pending"
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Undeliverable => "undeliverable",
+        }
     }
     fn is_final(self) -> bool {
-        false
+        self == OutboxStatus::Undeliverable
     }
 }
 
@@ -85,12 +90,21 @@ pub enum OutboxError {
     Table(#[from] TableError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// No queue will ever take it (a queue that no longer exists, a body the queue refuses).
+    #[error("undeliverable outbox message: {0}")]
+    Undeliverable(String),
 }
 
 /// Sends the outbox item `id` (if it is still there) and removes it.
 pub async fn send(table: &dyn Table, queue: &dyn Queue, id: &str) -> Result<(), OutboxError> {
     match table.get(&keys::outbox(id)).await? {
-        Some(item) => deliver(table, queue, items::parse(item)?).await,
+        Some(item) => {
+            let outgoing: Outgoing = items::parse(item)?;
+            match outgoing.status {
+                OutboxStatus::Pending => deliver(table, queue, outgoing).await,
+                OutboxStatus::Undeliverable => Ok(()),
+            }
+        }
         None => Ok(()),
     }
 }
@@ -103,15 +117,15 @@ async fn deliver(
     let name = QueueName::ALL
         .into_iter()
         .find(|q| q.as_str() == outgoing.queue)
-        .ok_or_else(|| {
-            TableError::Backend(format!(
-                "an outbox item for an unknown queue {}",
-                outgoing.queue
-            ))
-        })?;
-    queue
+        .ok_or_else(|| OutboxError::Undeliverable(format!("no queue {}", outgoing.queue)))?;
+    match queue
         .send(name, &outgoing.body, std::time::Duration::ZERO)
-        .await?;
+        .await
+    {
+        Ok(_) => {}
+        Err(QueueError::Invalid(why)) => return Err(OutboxError::Undeliverable(why)),
+        Err(e) => return Err(e.into()),
+    }
     table
         .write(vec![WriteOp::delete(keys::outbox(&outgoing.outbox_id))])
         .await?;
@@ -128,8 +142,26 @@ pub async fn sweep(
     let report = FLOW
         .sweep(table, now, policy, |item| async move {
             let outgoing: Outgoing = items::parse(item)?;
+            let (key, id) = (
+                keys::outbox(&outgoing.outbox_id),
+                outgoing.outbox_id.clone(),
+            );
             match deliver(table, queue, outgoing).await {
                 Ok(()) => Ok(Verdict::Nudged),
+                // Out of the way of the messages behind it, kept for an operator to look at.
+                Err(OutboxError::Undeliverable(why)) => {
+                    tracing::error!(outbox = %id, reason = %why, "outbox message given up");
+                    let op = FLOW.give_up(
+                        key,
+                        &id,
+                        OutboxStatus::Pending,
+                        OutboxStatus::Undeliverable,
+                        &why,
+                        now,
+                    );
+                    Flow::apply(table, op).await?;
+                    Ok(Verdict::GaveUp)
+                }
                 Err(OutboxError::Table(e)) => Err(e),
                 Err(OutboxError::Queue(e)) => Err(TableError::Unavailable(e.to_string())),
             }

@@ -88,10 +88,9 @@ impl ProjectsState {
     /// outbox with it. A queue that fails now leaves it there for the outbox's sweeper, and the
     /// answer stands.
     async fn tell_owner(&self, project: &Project) {
-        let id = amanar_core::outbox::id(&crate::projects::status_event(project));
-        if let Err(error) =
-            amanar_core::outbox::send(&*self.ports.table, &*self.ports.queue, &id).await
-        {
+        let event = crate::projects::status_event(project);
+        let (table, queue) = (&*self.ports.table, &*self.ports.queue);
+        if let Err(error) = amanar_core::messages::Notify::send_staged(table, queue, &event).await {
             tracing::warn!(project = %project.id, %error, "project status notification left to the outbox's sweeper");
         }
     }

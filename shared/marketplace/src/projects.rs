@@ -792,12 +792,7 @@ impl Projects {
             ..project.clone()
         };
         if let Some(notice) = status_notice(&moved, notes.as_deref(), now) {
-            ops.push(amanar_core::outbox::stage(
-                amanar_core::QueueName::Notifications,
-                &notice,
-                &notice.event,
-                now,
-            )?);
+            ops.push(notice.staged(now)?);
         }
         match self.table.write(ops).await {
             Ok(()) => Ok(moved),

@@ -51,9 +51,10 @@ pub struct Notification {
     pub email_claim: Option<String>,
 }
 
-/// How long a delivery's claim on an email holds: well above a mail provider's timeout, and
-/// below the queues' visibility timeout, so the claiming message's own redelivery (which may
-/// always take its claim back) is the one to finish a claim whose delivery died.
+/// How long a delivery's claim on an email holds: well above a mail provider's timeout, and at
+/// most the queues' visibility timeout (60 s locally, 180 s in AWS), so by the time the claiming
+/// message comes back after its delivery died (it may always take its own claim back), or a
+/// copy looks again, the claim has lapsed or is finished.
 pub const EMAIL_CLAIM: chrono::Duration = chrono::Duration::seconds(60);
 
 /// What a delivery may do about a notification's email.
@@ -61,8 +62,11 @@ pub const EMAIL_CLAIM: chrono::Duration = chrono::Duration::seconds(60);
 pub enum EmailTurn {
     /// Send it: this delivery holds the claim (`claim`), to hand back to [`Notifications::emailed`].
     Send { claim: String },
-    /// Nothing to send: sent, refused, off, or being sent by another delivery of the message.
+    /// Nothing to send: sent, refused or off.
     Done,
+    /// Another delivery holds a live claim: look again later (if that delivery died, its claim
+    /// lapses and this one takes it).
+    Elsewhere,
 }
 
 /// A notification as its user reads it.
@@ -179,8 +183,8 @@ impl Notifications {
 
     /// Claims the email of `notification` for the queue delivery `delivery` (a message id) at
     /// `now`. A pending email is claimed; a claim is taken over by a redelivery of the message that
-    /// made it, or by anyone once it lapsed; another delivery's live claim means the email is that
-    /// delivery's to send. Each claim is a conditional write on the state read, so of copies
+    /// made it, or by anyone once it lapsed; another delivery's live claim is
+    /// [`EmailTurn::Elsewhere`]. Each claim is a conditional write on the state read, so of copies
     /// arriving at once exactly one sends.
     pub async fn claim_email(
         &self,
@@ -196,6 +200,7 @@ impl Notifications {
                 (EmailState::Sending, Some(claim)) if claim_is_free(claim, delivery, now) => {
                     Condition::Equals("emailClaim".into(), claim.into())
                 }
+                (EmailState::Sending, _) => return Ok(EmailTurn::Elsewhere),
                 _ => return Ok(EmailTurn::Done),
             };
             let claim = format!("{delivery} {}", (now + EMAIL_CLAIM).to_rfc3339());
@@ -217,7 +222,7 @@ impl Notifications {
                 Err(e) => return Err(e),
             }
         }
-        Ok(EmailTurn::Done)
+        Ok(EmailTurn::Elsewhere)
     }
 
     /// Records what became of the email sent under `claim` (only while that claim holds, so a

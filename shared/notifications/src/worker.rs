@@ -4,8 +4,9 @@
 //! Delivery is at least once and each step is idempotent: the notification's id is derived from
 //! the event and the user, so a copy of the message finds the record the first copy wrote. The
 //! email goes out under a claim: one delivery turns the record from `pending` to `sending` with a
-//! conditional write, sends, and records `sent`; copies arriving meanwhile (the pipeline's
-//! batches run concurrently) leave it to that delivery. A crash between the send and the record
+//! conditional write, sends, and records `sent`; a copy arriving meanwhile (the pipeline's
+//! batches run concurrently) is retried later, and finds it sent (or, if that delivery died,
+//! its claim lapsed and takes it). A crash between the send and the record
 //! sends the email again when the claiming message is redelivered (the one duplicate left, as
 //! with any mail system without a provider-side idempotency key); it never loses one.
 
@@ -160,6 +161,12 @@ async fn deliver_to(
     {
         EmailTurn::Send { claim } => claim,
         EmailTurn::Done => return Ok(()),
+        EmailTurn::Elsewhere => {
+            return Err(JobError::Retry(format!(
+                "another delivery is sending the email of {}",
+                notification.notification_id
+            )));
+        }
     };
     let mut text = message.body.clone();
     if let Some(link) = &message.link {

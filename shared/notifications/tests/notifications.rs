@@ -338,8 +338,15 @@ async fn copies_arriving_at_once_send_one_email_and_a_dead_claim_is_taken_over(
         deliver(&state, &message, "msg-c"),
         deliver(&state, &message, "msg-d"),
     );
-    for delivered in [copies.0, copies.1, copies.2, copies.3] {
-        delivered.unwrap();
+    // The copies that met the claim are retried, and then find the email sent.
+    for (delivered, id) in [copies.0, copies.1, copies.2, copies.3]
+        .into_iter()
+        .zip(["msg-a", "msg-b", "msg-c", "msg-d"])
+    {
+        if let Err(error) = delivered {
+            assert!(matches!(error, JobError::Retry(_)), "{error}");
+            deliver(&state, &message, id).await.unwrap();
+        }
     }
     assert_eq!(
         outbox.to(&email).len(),
@@ -350,31 +357,42 @@ async fn copies_arriving_at_once_send_one_email_and_a_dead_claim_is_taken_over(
     let stored = state.notifications.get(&id).await.unwrap().unwrap();
     assert_eq!((stored.email, stored.email_claim), (EmailState::Sent, None));
 
+    // A new notice whose email the delivery `by` claimed at `at`, and died.
+    let claimed = |by: &'static str, at: chrono::DateTime<Utc>| {
+        let (state, alice) = (&state, &alice);
+        async move {
+            let event = format!("order-completed:{}", namespace());
+            let message = notice(
+                &event,
+                NotificationKind::OrderCompleted,
+                Recipient::User(alice.clone()),
+            );
+            let recorded = state
+                .notifications
+                .record(&message, alice, true, true)
+                .await
+                .unwrap();
+            let turn = state
+                .notifications
+                .claim_email(&recorded, by, at)
+                .await
+                .unwrap();
+            assert!(matches!(turn, EmailTurn::Send { .. }), "{turn:?}");
+            message
+        }
+    };
+
     // A delivery that claimed and died: another copy leaves it to it, its redelivery sends.
     *outbox.slow.lock().unwrap() = None;
-    let event = format!("order-completed:{}", namespace());
-    let message = notice(
-        &event,
-        NotificationKind::OrderCompleted,
-        Recipient::User(alice.clone()),
-    );
-    let recorded = state
-        .notifications
-        .record(&message, &alice, true, true)
-        .await
-        .unwrap();
-    let now = Utc::now();
-    let turn = state
-        .notifications
-        .claim_email(&recorded, "msg-dead", now)
-        .await
-        .unwrap();
-    assert!(matches!(turn, EmailTurn::Send { .. }), "{turn:?}");
-    deliver(&state, &message, "msg-copy").await.unwrap();
+    let message = claimed("msg-dead", Utc::now()).await;
+    assert!(matches!(
+        deliver(&state, &message, "msg-copy").await,
+        Err(JobError::Retry(_))
+    ));
     assert_eq!(
         outbox.to(&email).len(),
         1,
-        "the live claim is the dead delivery's"
+        "the live claim is the dead delivery's: the copy looks again later"
     );
     deliver(&state, &message, "msg-dead").await.unwrap();
     assert_eq!(
@@ -386,23 +404,7 @@ async fn copies_arriving_at_once_send_one_email_and_a_dead_claim_is_taken_over(
     assert_eq!(outbox.to(&email).len(), 2);
 
     // A lapsed claim is anyone's.
-    let event = format!("order-completed:{}", namespace());
-    let message = notice(
-        &event,
-        NotificationKind::OrderCompleted,
-        Recipient::User(alice.clone()),
-    );
-    let recorded = state
-        .notifications
-        .record(&message, &alice, true, true)
-        .await
-        .unwrap();
-    let long_ago = Utc::now() - EMAIL_CLAIM * 2;
-    state
-        .notifications
-        .claim_email(&recorded, "msg-lost", long_ago)
-        .await
-        .unwrap();
+    let message = claimed("msg-lost", Utc::now() - EMAIL_CLAIM * 2).await;
     deliver(&state, &message, "msg-redriven").await.unwrap();
     assert_eq!(outbox.to(&email).len(), 3);
 }

@@ -33,7 +33,7 @@ use utoipa_axum::routes;
 use crate::holdings::{HoldingView, Holdings};
 use crate::orders::{
     LineRequest, MAX_LINE_QUANTITY, MAX_LINES, NewOrder, Order, OrderError, OrderLine,
-    OrderSettings, OrderStatus, Orders, PaymentRef,
+    OrderSettings, OrderStatus, Orders, PaymentRef, Tell,
 };
 use crate::payments::{NewIntent, PaymentError, Payments};
 use crate::signature::{self, SigningSecrets};
@@ -509,6 +509,7 @@ impl OrdersState {
                         &order.order_id,
                         OrderStatus::PaymentFailed,
                         "the payment provider refused the payment",
+                        Tell::Nobody,
                         None,
                         self.now(),
                     )

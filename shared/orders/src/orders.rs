@@ -307,6 +307,15 @@ pub enum Completion {
     AlreadyRefunded(Order),
 }
 
+/// Whether releasing an order tells its buyer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tell {
+    /// By a notice (payment failed, order expired) through the outbox.
+    Buyer,
+    /// Not at all: the buyer is being answered already (a payment refused while placing).
+    Nobody,
+}
+
 /// Orders over the Table port.
 #[derive(Clone)]
 pub struct Orders {
@@ -687,12 +696,15 @@ impl Orders {
     /// Gives an unpaid order's credits back and moves it to `to` (`payment_failed` or
     /// `expired`) with `reason`. `false` when the order was no longer awaiting payment (paid or
     /// released first). `seen`, when given, is the version the caller decided on: an order that
-    /// moved since (a payment attached meanwhile) is left alone.
+    /// moved since (a payment attached meanwhile) is left alone. With [`Tell::Buyer`] the
+    /// buyer's notice goes into the outbox in the same write, for the caller to send.
+    #[allow(clippy::too_many_arguments)]
     pub async fn release(
         &self,
         order_id: &str,
         to: OrderStatus,
         reason: &str,
+        tell: Tell,
         seen: Option<u64>,
         now: DateTime<Utc>,
     ) -> Result<bool, OrderError> {
@@ -747,13 +759,10 @@ impl Orders {
                 updated_at: now,
                 ..order.clone()
             };
-            if let Some(notice) = crate::notices::of_order(&released, now) {
-                guards.push(amanar_core::outbox::stage(
-                    amanar_core::QueueName::Notifications,
-                    &notice,
-                    &notice.event,
-                    now,
-                )?);
+            if let Some(notice) = crate::notices::of_order(&released, now)
+                && tell == Tell::Buyer
+            {
+                guards.push(notice.staged(now)?);
             }
             let outcome = if transfers.is_empty() {
                 match self.table.write(guards).await {

@@ -26,7 +26,9 @@ use amanar_core::{
 };
 
 use crate::notices;
-use crate::orders::{Completion, FLOW, Order, OrderError, OrderSettings, OrderStatus, Orders};
+use crate::orders::{
+    Completion, FLOW, Order, OrderError, OrderSettings, OrderStatus, Orders, Tell,
+};
 use crate::payments::{IntentStatus, PaymentError, Payments};
 
 /// What the worker and the sweeper use.
@@ -163,16 +165,22 @@ async fn tell_unpaid(
     orders: &Orders,
     order_id: &str,
 ) -> Result<(), OrderError> {
-    use amanar_core::outbox::{self, OutboxError};
+    use amanar_core::messages::Notify;
+    use amanar_core::outbox::OutboxError;
     let order = orders.get(order_id).await?.ok_or(OrderError::NotFound)?;
     let Some(notice) = notices::of_order(&order, order.updated_at) else {
         return Ok(());
     };
     let ports = &state.ports;
-    match outbox::send(&*ports.table, &*ports.queue, &outbox::id(&notice.event)).await {
+    match Notify::send_staged(&*ports.table, &*ports.queue, &notice.event).await {
         Ok(()) => Ok(()),
         Err(OutboxError::Queue(e)) => Err(queue_failed(e)),
         Err(OutboxError::Table(e)) => Err(e.into()),
+        // Left to the outbox's sweeper, which gives it up with its reason.
+        Err(OutboxError::Undeliverable(why)) => {
+            tracing::error!(order = %order_id, %why, "the order's notice cannot be sent");
+            Ok(())
+        }
     }
 }
 
@@ -245,7 +253,7 @@ async fn unpaid(
                 _ => (OrderStatus::PaymentFailed, "the payment was cancelled"),
             };
             orders
-                .release(&order.order_id, to, reason, None, now)
+                .release(&order.order_id, to, reason, Tell::Buyer, None, now)
                 .await?;
             tell_unpaid(state, orders, &order.order_id).await
         }
@@ -357,6 +365,7 @@ async fn expire(state: &PurchasesState) -> Result<usize, String> {
                                 &order.order_id,
                                 OrderStatus::Expired,
                                 "not paid in time",
+                                Tell::Buyer,
                                 Some(order.version),
                                 now,
                             )

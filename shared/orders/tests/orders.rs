@@ -12,7 +12,7 @@ use amanar_marketplace::money::Money;
 use amanar_marketplace::projects::Project;
 use amanar_orders::holdings::Holdings;
 use amanar_orders::orders::{
-    Completion, LineRequest, NewOrder, OrderError, OrderSettings, OrderStatus, Orders,
+    Completion, LineRequest, NewOrder, OrderError, OrderSettings, OrderStatus, Orders, Tell,
 };
 use amanar_testkit::namespace;
 use chrono::Utc;
@@ -166,6 +166,7 @@ async fn an_order_reserves_every_line_or_nothing_and_completes_into_holdings_onc
                 &placed.order_id,
                 OrderStatus::PaymentFailed,
                 "declined",
+                Tell::Buyer,
                 None,
                 Utc::now()
             )
@@ -210,6 +211,7 @@ async fn a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_l
                 &first.order_id,
                 OrderStatus::PaymentFailed,
                 "declined",
+                Tell::Buyer,
                 None,
                 Utc::now()
             )
@@ -259,6 +261,7 @@ async fn a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_l
                 &second.order_id,
                 OrderStatus::Expired,
                 "not paid in time",
+                Tell::Buyer,
                 None,
                 Utc::now()
             )

@@ -2,31 +2,14 @@
 //! once right after it; one whose sender died before sending is sent by housekeeping once it is
 //! stale, and only then.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use amanar_core::messages::{JobMessage, NotificationKind, Notify, Recipient};
 use amanar_core::table::{Key, WriteOp};
-use amanar_core::{ManualClock, Ports, QueueName, outbox};
-use amanar_embedded::{EmbeddedStore, LocalBlobs};
-use chrono::Utc;
-
-fn ports() -> (Ports, Arc<ManualClock>) {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let store = EmbeddedStore::open(&dir).unwrap();
-    let clock = Arc::new(ManualClock::at(Utc::now()));
-    let ports = Ports {
-        table: Arc::new(store.table),
-        queue: Arc::new(store.queue),
-        blobs: Arc::new(LocalBlobs::new(
-            dir.join("blobs"),
-            "http://127.0.0.1:9",
-            vec![7; 32],
-        )),
-        clock: clock.clone(),
-    };
-    (ports, clock)
-}
+use amanar_core::{Ports, QueueName, outbox};
+use common::ports;
 
 fn notice(event: &str) -> Notify {
     Notify {
@@ -107,4 +90,42 @@ async fn a_message_written_with_its_change_is_sent_once_by_its_sender_or_by_the_
     assert_eq!(waiting(&ports).await, [notice("evt-2").to_body()]);
     assert_eq!(run(&ports).await, Ok(0), "and only once");
     assert!(waiting(&ports).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_message_no_queue_takes_is_given_up_and_does_not_hold_up_the_ones_behind_it() {
+    use amanar_core::table::Update;
+    let (ports, clock) = ports();
+    let run = amanar_platform::outbox::RESEND.run;
+    change_with_message(&ports, "CHANGE#gone", "evt-gone").await;
+    let gone = amanar_core::keys::outbox(&outbox::id("evt-gone"));
+    ports
+        .table
+        .write(vec![WriteOp::update(
+            gone.clone(),
+            Update::new().set("queue", "renamed-long-ago"),
+        )])
+        .await
+        .unwrap();
+    clock.advance(chrono::TimeDelta::seconds(1));
+    change_with_message(&ports, "CHANGE#next", "evt-next").await;
+    clock.advance(outbox::STALE_AFTER * 2);
+
+    assert_eq!(run(&ports).await, Ok(2), "one given up, one sent");
+    assert_eq!(waiting(&ports).await, [notice("evt-next").to_body()]);
+    let kept = ports
+        .table
+        .get(&gone)
+        .await
+        .unwrap()
+        .expect("kept for an operator");
+    assert_eq!(kept["status"], "undeliverable");
+    assert!(
+        kept["reason"]
+            .as_str()
+            .unwrap()
+            .contains("renamed-long-ago")
+    );
+    clock.advance(outbox::STALE_AFTER * 2);
+    assert_eq!(run(&ports).await, Ok(0), "out of the sweeper's sight");
 }

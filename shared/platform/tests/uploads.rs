@@ -1,28 +1,11 @@
 //! Checked uploads on the embedded adapters: a lost object-created event never leaves an upload
 //! pending forever, because housekeeping sweeps it.
 
-use std::sync::Arc;
+mod common;
 
-use amanar_core::{Bucket, ManualClock, Ports};
-use amanar_embedded::{EmbeddedStore, LocalBlobs};
+use amanar_core::Bucket;
 use amanar_platform::uploads::{self, NewUpload, UploadStatus};
-
-fn ports() -> (Ports, Arc<ManualClock>) {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let store = EmbeddedStore::open(&dir).unwrap();
-    let clock = Arc::new(ManualClock::at(chrono::Utc::now()));
-    let ports = Ports {
-        table: Arc::new(store.table),
-        queue: Arc::new(store.queue),
-        blobs: Arc::new(LocalBlobs::new(
-            dir.join("blobs"),
-            "http://127.0.0.1:9",
-            vec![7; 32],
-        )),
-        clock: clock.clone(),
-    };
-    (ports, clock)
-}
+use common::ports;
 
 fn declared(size: usize) -> NewUpload {
     NewUpload {
