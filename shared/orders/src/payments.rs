@@ -91,13 +91,14 @@ impl From<TableError> for PaymentError {
 }
 
 /// An amount in the minor units `provider` takes: ISO 4217's, except that Stripe writes ISK with
-/// two decimals (ISO gives it none).
+/// two decimals (ISO gives it none) and MGA with none (ISO gives it two; an amount with
+/// hundredths is truncated here, and the Stripe adapter refuses it before it gets this far).
 pub fn provider_minor_units(provider: &str, amount: &Money) -> i64 {
     let minor = amount.minor_units();
-    if provider == "stripe" && amount.currency() == "ISK" {
-        minor.saturating_mul(100)
-    } else {
-        minor
+    match (provider, amount.currency()) {
+        ("stripe", "ISK") => minor.saturating_mul(100),
+        ("stripe", "MGA") => minor / 100,
+        _ => minor,
     }
 }
 
@@ -401,6 +402,8 @@ mod tests {
         assert_eq!(provider_minor_units("stripe", &money("3.250", "KWD")), 3250);
         assert_eq!(provider_minor_units("stripe", &money("500", "ISK")), 50000);
         assert_eq!(provider_minor_units("local", &money("500", "ISK")), 500);
+        assert_eq!(provider_minor_units("stripe", &money("1500", "MGA")), 1500);
+        assert_eq!(provider_minor_units("local", &money("1500", "MGA")), 150000);
         let intent = Intent {
             id: "pi_1".into(),
             client_secret: "pi_1_secret_abc".into(),

@@ -114,6 +114,10 @@ fn key(text: &str) -> Result<RequestStrategy, PaymentError> {
     Ok(RequestStrategy::Idempotent(key))
 }
 
+/// The currencies Stripe charges with three decimals, whose amounts it takes only in tens of
+/// their minor unit (<https://docs.stripe.com/currencies#three-decimal>).
+const THREE_DECIMAL: [&str; 5] = ["BHD", "JOD", "KWD", "OMR", "TND"];
+
 #[async_trait]
 impl Payments for StripePayments {
     fn provider(&self) -> &'static str {
@@ -136,8 +140,26 @@ impl Payments for StripePayments {
     }
 
     async fn create_intent(&self, new: &NewIntent) -> Result<Intent, PaymentError> {
+        let amount = provider_minor_units("stripe", &new.amount);
+        // Stripe takes the three-decimal currencies only in whole tens of their minor unit (its
+        // card partners settle them so), and MGA in whole ariary: say so precisely instead of
+        // passing on its refusal (or truncating).
+        let currency = new.amount.currency();
+        let step = match currency {
+            c if THREE_DECIMAL.contains(&c) => Some(("0.010", 10)),
+            "MGA" => Some(("1", 100)),
+            _ => None,
+        };
+        if let Some((unit, minor)) = step
+            && new.amount.minor_units() % minor != 0
+        {
+            return Err(PaymentError::Refused(format!(
+                "Stripe takes {currency} amounts only in multiples of {unit}; this total is {}",
+                new.amount.amount()
+            )));
+        }
         let form = NewPaymentIntent {
-            amount: provider_minor_units("stripe", &new.amount),
+            amount,
             currency: new.amount.currency().to_ascii_lowercase(),
             customer: new.customer.as_deref(),
             payment_method_types: &new.methods,

@@ -132,3 +132,33 @@ async fn a_declined_intent_is_cancelled_and_unknown_ones_are_not_found() {
         Err(PaymentError::Unavailable(_))
     ));
 }
+
+/// Stripe takes BHD, JOD, KWD, OMR and TND in whole tens of fils: an amount that is not is
+/// refused before Stripe is asked, naming the rule; one that is goes through in minor units.
+#[tokio::test]
+async fn three_decimal_amounts_go_in_tens_of_the_minor_unit_or_are_refused_precisely() {
+    let stripe = stripe();
+    let refused = stripe
+        .create_intent(&new_intent(
+            &format!("ord_{}", namespace()),
+            "3.251",
+            "KWD",
+            None,
+        ))
+        .await
+        .unwrap_err();
+    match refused {
+        PaymentError::Refused(why) => assert!(why.contains("multiples of 0.010"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let made = stripe
+        .create_intent(&new_intent(
+            &format!("ord_{}", namespace()),
+            "3.250",
+            "KWD",
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!((made.amount_minor, made.currency.as_str()), (3250, "kwd"));
+}
