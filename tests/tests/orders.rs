@@ -1078,3 +1078,47 @@ async fn a_runtime_killed_mid_pipeline_finishes_every_order_once_after_a_restart
     }
     running.shutdown().await;
 }
+
+/// A buyer at the cap of orders awaiting payment gets a 409 that says so, with nothing
+/// reserved; paying one makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_at_the_cap_of_unpaid_orders_is_told_and_paying_makes_room() {
+    let (running, _dir) = Platform::new()
+        .set(vars::MAX_UNPAID_ORDERS, "1")
+        .set(vars::STRIPE_WEBHOOK_SECRET, WEBHOOK_SECRET)
+        .start()
+        .await;
+    let ports = running.ports();
+    amanar_marketplace::demo::seed(ports.table.clone(), &Default::default(), ports.clock.now())
+        .await
+        .expect("the demo catalogue");
+    let api = Api::new(&running);
+    let (_, buyer) = api.user("capped@orders.example", "individual").await;
+    let (listing, _) = offer(&api, 2).await;
+    let before = available(&api, &buyer, &listing).await;
+    let body = json!({"listingId": listing, "quantity": 1});
+    let first = place(&api, &buyer, "cap-1", body.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let refused = place(&api, &buyer, "cap-2", body.clone()).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(
+        refused.body["type"],
+        "https://docs.amanarcarbon.com/problems/too-many-unpaid-orders"
+    );
+    assert_eq!(available(&api, &buyer, &listing).await, before - 1);
+
+    let payment = first.body["payment"]["paymentId"].as_str().unwrap();
+    let paid = api
+        .post(
+            &format!("/_local/payments/{payment}/confirm"),
+            As::Anonymous,
+            json!({}),
+        )
+        .await;
+    assert!(paid.status < 300, "{}", paid.body);
+    let order = first.body["orderId"].as_str().unwrap();
+    assert_eq!(settled(&api, &buyer, order).await["status"], "completed");
+    let again = place(&api, &buyer, "cap-3", body).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    running.shutdown().await;
+}

@@ -215,6 +215,7 @@ pub mod vars {
     pub const STRIPE_API_BASE: &str = "AMANAR_STRIPE_API_BASE";
     /// How long an unpaid order holds its credits, in seconds (1800).
     pub const ORDER_TTL_SECS: &str = "AMANAR_ORDER_TTL_SECS";
+    pub const MAX_UNPAID_ORDERS: &str = "AMANAR_MAX_UNPAID_ORDERS";
     /// The platform fee in basis points of the credits' price (500 = 5 %).
     pub const PLATFORM_FEE_BPS: &str = "AMANAR_PLATFORM_FEE_BPS";
     /// Payment method types offered, comma-separated (`card`).
@@ -508,10 +509,15 @@ impl Config {
                 "lists payment method types such as card,sepa_debit",
             ));
         }
+        let max_unpaid = number(vars::MAX_UNPAID_ORDERS, 20)?;
+        if !(1..=100_000).contains(&max_unpaid) {
+            return Err(error(vars::MAX_UNPAID_ORDERS, "must be 1 to 100000 orders"));
+        }
         let orders = amanar_orders::OrderSettings {
             ttl: chrono::TimeDelta::seconds(ttl_secs as i64),
             fee_basis_points: fee_bps as u32,
             payment_methods,
+            max_unpaid: max_unpaid as u32,
         };
         Ok(Config {
             face,
@@ -575,6 +581,7 @@ mod tests {
         assert_eq!(local.orders.ttl, chrono::TimeDelta::minutes(30));
         for (name, value) in [
             (vars::ORDER_TTL_SECS, "0"),
+            (vars::MAX_UNPAID_ORDERS, "0"),
             (vars::ORDER_TTL_SECS, "86401"),
             (vars::PLATFORM_FEE_BPS, "5001"),
             (vars::PAYMENT_METHODS, "card,Card"),

@@ -627,6 +627,11 @@ pub fn retirement_of_owner(
 /// reads to send a lost message again.
 pub const OPEN_RETIREMENTS: &str = "RETIREMENTS#open";
 
+/// A buyer's count of orders awaiting payment (`owner` is `USER#<id>` or `ORG#<id>`).
+pub fn unpaid_orders(owner: &str) -> Key {
+    Key::new(format!("OWNER#{owner}#UNPAID"), "UNPAID")
+}
+
 /// A message in the transactional outbox (`amanar_core::outbox`), until it is sent.
 pub fn outbox(outbox_id: &str) -> Key {
     Key::new(format!("OUTBOX#{outbox_id}"), "OUTBOX")

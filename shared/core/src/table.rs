@@ -270,6 +270,9 @@ pub enum Condition {
     Equals(String, Value),
     /// The numeric attribute exists and is at least the given value (guards counters and stock).
     AtLeast(String, i64),
+    /// The numeric attribute is at most the given value, a missing one (or item) counting as 0
+    /// (caps counters that start from nothing).
+    AtMost(String, i64),
     /// The item's `version` attribute equals the value (optimistic concurrency);
     /// version 0 means the item does not exist yet.
     VersionIs(u64),
@@ -532,6 +535,10 @@ pub fn conditions_hold(conditions: &[Condition], item: Option<&Item>) -> bool {
             .and_then(|i| i.get(name))
             .and_then(Value::as_i64)
             .is_some_and(|v| v >= *min),
+        Condition::AtMost(name, max) => match item.and_then(|i| i.get(name)) {
+            None => 0 <= *max,
+            Some(v) => v.as_i64().is_some_and(|v| v <= *max),
+        },
         Condition::VersionIs(0) => item.is_none(),
         Condition::VersionIs(version) => item
             .and_then(|i| i.get(VERSION))

@@ -197,6 +197,15 @@ impl Expression {
                         self.value(AttributeValue::N(min.to_string()))
                     )
                 }
+                Condition::AtMost(attribute, max) => {
+                    let name = self.name(attribute);
+                    let value = self.value(AttributeValue::N(max.to_string()));
+                    if *max >= 0 {
+                        format!("(attribute_not_exists({name}) OR {name} <= {value})")
+                    } else {
+                        format!("{name} <= {value}")
+                    }
+                }
                 Condition::VersionIs(version) => {
                     format!(
                         "{} = {}",

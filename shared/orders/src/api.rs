@@ -592,6 +592,12 @@ impl From<OrderError> for ApiError {
             OrderError::TooLarge => {
                 ApiError::validation("lines", "the order's total is too large")
             }
+            OrderError::TooManyUnpaid(max) => ApiError::Conflict {
+                slug: "too-many-unpaid-orders",
+                detail: format!(
+                    "The buyer has {max} orders awaiting payment, the most at once: pay or cancel one first (an unpaid order is released when it expires). Nothing was reserved."
+                ),
+            },
             OrderError::KeyReused => ApiError::Conflict {
                 slug: "idempotency-key-reused",
                 detail: "This Idempotency-Key placed another order; use a new key for a new order.".into(),
@@ -668,7 +674,7 @@ fn fingerprint(buyer: &str, lines: &[LineRequest], body: &PlaceOrder) -> String 
     request_body = PlaceOrder,
     description = "Reserves every line's credits and the order in one write, then creates its payment. A line the listing cannot fill refuses the whole order (409 naming the listing and what it has); nothing is reserved. The price of each line is quantity x unit price rounded to the currency's minor unit; the platform fee is shown apart. Unpaid orders release their credits at `expiresAt`.",
     responses((status = 201, description = "The order, awaiting payment", body = OrderView),
-        (status = 409, description = "A listing cannot fill its line, is paused, or sells your own credits; or the key placed another order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A listing cannot fill its line, is paused, or sells your own credits; the buyer has the most orders awaiting payment at once; or the key placed another order", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request (the field is named)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The payment provider is unreachable; the credits stay reserved: retry with the same key", body = Problem, content_type = "application/problem+json")))]
 pub async fn place_order(

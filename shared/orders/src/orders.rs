@@ -229,6 +229,9 @@ pub struct OrderSettings {
     pub fee_basis_points: u32,
     /// Payment method types offered (`card` first).
     pub payment_methods: Vec<String>,
+    /// Most orders one buyer may have awaiting payment at once: unpaid orders hold credits
+    /// nobody else can buy, so one account cannot hold a listing's stock for the order lifetime.
+    pub max_unpaid: u32,
 }
 
 impl Default for OrderSettings {
@@ -237,6 +240,7 @@ impl Default for OrderSettings {
             ttl: TimeDelta::minutes(30),
             fee_basis_points: 500,
             payment_methods: vec!["card".into()],
+            max_unpaid: 20,
         }
     }
 }
@@ -272,6 +276,8 @@ pub enum OrderError {
     Mismatch(String),
     #[error("the credits kept moving under concurrent orders; nothing was written")]
     Contended,
+    #[error("the buyer has {0} orders awaiting payment, the most at once")]
+    TooManyUnpaid(u32),
     /// The payment is neither paid nor cancellable yet (processing).
     #[error("{0}")]
     Unsettled(String),
@@ -306,6 +312,20 @@ pub enum Completion {
     /// Refunded already.
     AlreadyRefunded(Order),
 }
+
+/// The write that counts a buyer's orders awaiting payment by `delta`, refused (as a failed
+/// condition) when it would pass `max`. Placing adds one; completing and releasing take it off
+/// in the order's own move, so the count is exact.
+fn unpaid_count(buyer: &str, delta: i64, max: Option<u32>) -> WriteOp {
+    let op = WriteOp::update(keys::unpaid_orders(buyer), Update::new().add(UNPAID, delta));
+    match max {
+        Some(max) => op.when(Condition::AtMost(UNPAID.into(), i64::from(max) - delta)),
+        None => op,
+    }
+}
+
+/// The attribute of a buyer's count of orders awaiting payment.
+const UNPAID: &str = "unpaid";
 
 /// Whether releasing an order tells its buyer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,11 +414,16 @@ impl Orders {
                 })
                 .collect();
             ops.push(WriteOp::put(order_item(&order)?).when(Condition::NotExists));
+            let cap = ops.len();
+            ops.push(unpaid_count(&new.buyer, 1, Some(settings.max_unpaid)));
             match self.table.write(ops).await {
                 Ok(()) => return Ok(order),
                 // A listing sold, changed price or closed since it was read: read again (the
                 // checks above then say why, or the line is priced at the new terms).
                 Err(TableError::ConditionFailed { index, .. }) if index < order.lines.len() => {}
+                Err(TableError::ConditionFailed { index, .. }) if index == cap => {
+                    return Err(OrderError::TooManyUnpaid(settings.max_unpaid));
+                }
                 // A concurrent request with the same key placed it first.
                 Err(TableError::ConditionFailed { .. }) => {
                     return same_request(self.load(&new.order_id).await?, &new);
@@ -673,6 +698,7 @@ impl Orders {
                     now,
                 ),
             );
+            guards.push(unpaid_count(&owner, -1, None));
             Ok(guards)
         };
         let order_op = if order.retire { 2 } else { 1 } * order.lines.len();
@@ -752,6 +778,7 @@ impl Orders {
                 now,
             ));
             let order_op = guards.len() - 1;
+            guards.push(unpaid_count(&order.buyer, -1, None));
             // The buyer's notice, into the outbox in the same write (after the guards: it has
             // no condition), so a crash after the release cannot lose it.
             let released = Order {

@@ -802,7 +802,81 @@ async fn workers_that_die_between_their_ledger_write_and_their_messages_lose_and
     assert_eq!(holding.unretired, 0);
 }
 
+/// A buyer may have only so many orders awaiting payment: one more is refused with nothing
+/// reserved; releasing or completing one makes room again.
+async fn a_buyer_has_at_most_its_cap_of_unpaid_orders(table: Arc<dyn Table>) {
+    let settings = OrderSettings {
+        max_unpaid: 2,
+        ..OrderSettings::default()
+    };
+    let orders = Orders::new(table.clone());
+    let (listing, _) = listed(&table, 10, "2").await;
+    let buyer = format!("USER#usr_{}", namespace());
+    let first = orders
+        .place(order(&buyer, &[(&listing.id, 1)]), &settings)
+        .await
+        .unwrap();
+    let second = orders
+        .place(order(&buyer, &[(&listing.id, 1)]), &settings)
+        .await
+        .unwrap();
+    assert!(matches!(
+        orders
+            .place(order(&buyer, &[(&listing.id, 1)]), &settings)
+            .await,
+        Err(OrderError::TooManyUnpaid(2))
+    ));
+    assert_eq!(available(&table, &listing.id).await, 8, "nothing reserved");
+    // Another buyer is not held up.
+    let other = format!("USER#usr_{}", namespace());
+    orders
+        .place(order(&other, &[(&listing.id, 1)]), &settings)
+        .await
+        .unwrap();
+
+    assert!(
+        orders
+            .release(
+                &first.order_id,
+                OrderStatus::Expired,
+                "not paid in time",
+                Tell::Nobody,
+                None,
+                Utc::now()
+            )
+            .await
+            .unwrap()
+    );
+    orders
+        .place(order(&buyer, &[(&listing.id, 1)]), &settings)
+        .await
+        .unwrap();
+    assert!(matches!(
+        orders
+            .complete(
+                &second.order_id,
+                "pi_cap",
+                second.total.minor_units(),
+                "USD",
+                Utc::now()
+            )
+            .await,
+        Ok(Completion::Completed(_))
+    ));
+    orders
+        .place(order(&buyer, &[(&listing.id, 1)]), &settings)
+        .await
+        .unwrap();
+    assert!(matches!(
+        orders
+            .place(order(&buyer, &[(&listing.id, 1)]), &settings)
+            .await,
+        Err(OrderError::TooManyUnpaid(2))
+    ));
+}
+
 both_faces!(
+    a_buyer_has_at_most_its_cap_of_unpaid_orders,
     an_order_reserves_every_line_or_nothing_and_completes_into_holdings_once,
     a_released_order_gives_its_credits_back_to_the_listing_or_to_a_closed_listings_seller,
     concurrent_buyers_never_oversell,

@@ -382,6 +382,20 @@ pub async fn conditions_guard_creation_equality_counters_and_versions(table: &dy
         Err(TableError::ConditionFailed { .. })
     ));
 
+    // A cap on a counter that starts from nothing: the missing item counts as 0.
+    let capped = Key::new(format!("{ns}#CAPPED"), "X");
+    let count = || {
+        WriteOp::update(capped.clone(), Update::new().add("n", 1))
+            .when(Condition::AtMost("n".into(), 1))
+    };
+    table.write(vec![count()]).await.unwrap();
+    table.write(vec![count()]).await.unwrap();
+    assert!(matches!(
+        table.write(vec![count()]).await,
+        Err(TableError::ConditionFailed { index: 0, .. })
+    ));
+    assert_eq!(table.get(&capped).await.unwrap().unwrap()["n"], json!(2));
+
     let bump = |v: u64| {
         WriteOp::update(key.clone(), Update::new().add("version", 1)).when(Condition::VersionIs(v))
     };

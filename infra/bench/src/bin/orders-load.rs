@@ -61,6 +61,7 @@ async fn main() {
     let seconds: u64 = args.next().map(|a| a.parse().unwrap()).unwrap_or(10);
     let (running, _dir) = Platform::new()
         .set(vars::RATE_LIMIT_USER, "1000000000")
+        .set(vars::MAX_UNPAID_ORDERS, "100000")
         .set("RUST_LOG", "warn")
         .start()
         .await;
