@@ -86,6 +86,17 @@ async fn place(api: &Api, token: &str, key: &str, body: Value) -> amanar_journey
     .await
 }
 
+/// The payment simulator confirms (`"confirm"`) or declines (`"fail"`) a payment, through the
+/// signed webhook.
+async fn simulate(api: &Api, payment: &str, outcome: &str) -> amanar_journeys::Answer {
+    api.post(
+        &format!("/_local/payments/{payment}/{outcome}"),
+        As::Anonymous,
+        json!({}),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buyer_orders_pays_and_holds_exact_serials_and_unpaid_orders_give_their_credits_back() {
     let (running, _dir) = platform().await;
@@ -192,13 +203,7 @@ async fn a_buyer_orders_pays_and_holds_exact_serials_and_unpaid_orders_give_thei
     );
 
     // The simulator pays through the webhook; the worker completes the order.
-    let paid = api
-        .post(
-            &format!("/_local/payments/{payment_id}/confirm"),
-            As::Anonymous,
-            json!({}),
-        )
-        .await;
+    let paid = simulate(&api, &payment_id, "confirm").await;
     assert_eq!(paid.status, 200, "{}", paid.body);
     assert_eq!(paid.body["webhookStatus"], 200, "{}", paid.body);
     let done = settled(&api, &buyer, &order).await;
@@ -289,13 +294,7 @@ async fn a_buyer_orders_pays_and_holds_exact_serials_and_unpaid_orders_give_thei
     );
 
     // The payment confirmed again (a redelivery): nothing moves twice.
-    let twice = api
-        .post(
-            &format!("/_local/payments/{payment_id}/confirm"),
-            As::Anonymous,
-            json!({}),
-        )
-        .await;
+    let twice = simulate(&api, &payment_id, "confirm").await;
     assert_eq!(twice.status, 200, "{}", twice.body);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let holdings = api.get("/v1/holdings", As::Bearer(&buyer)).await;
@@ -312,25 +311,13 @@ async fn a_buyer_orders_pays_and_holds_exact_serials_and_unpaid_orders_give_thei
     assert_eq!(declined.status, 201, "{}", declined.body);
     assert_eq!(available(&api, &buyer, &listing).await, before - 5);
     let declined_payment = declined.body["payment"]["paymentId"].as_str().unwrap();
-    let failed = api
-        .post(
-            &format!("/_local/payments/{declined_payment}/fail"),
-            As::Anonymous,
-            json!({}),
-        )
-        .await;
+    let failed = simulate(&api, declined_payment, "fail").await;
     assert_eq!(failed.status, 200, "{}", failed.body);
     let declined = settled(&api, &buyer, declined.body["orderId"].as_str().unwrap()).await;
     assert_eq!(declined["status"], "payment_failed", "{declined:#}");
     assert_eq!(available(&api, &buyer, &listing).await, before - 3);
     // The declined payment cannot be paid afterwards: it was cancelled.
-    let late = api
-        .post(
-            &format!("/_local/payments/{declined_payment}/confirm"),
-            As::Anonymous,
-            json!({}),
-        )
-        .await;
+    let late = simulate(&api, declined_payment, "confirm").await;
     assert_eq!(late.status, 409, "{}", late.body);
 
     // An order nobody pays expires and gives its credits back.
@@ -547,13 +534,7 @@ async fn an_order_placed_to_retire_ends_in_a_public_record_and_a_certificate_tha
         .as_str()
         .unwrap()
         .to_owned();
-    let paid = api
-        .post(
-            &format!("/_local/payments/{payment_id}/confirm"),
-            As::Anonymous,
-            json!({}),
-        )
-        .await;
+    let paid = simulate(&api, &payment_id, "confirm").await;
     assert!(paid.status < 300, "{}", paid.body);
     let completed = settled(&api, &buyer, &order).await;
     assert_eq!(completed["status"], "completed", "{completed:#}");
@@ -609,12 +590,7 @@ async fn an_order_placed_to_retire_ends_in_a_public_record_and_a_certificate_tha
         .unwrap()
         .to_owned();
     let plain_order = plain.body["orderId"].as_str().unwrap().to_owned();
-    api.post(
-        &format!("/_local/payments/{plain_payment}/confirm"),
-        As::Anonymous,
-        json!({}),
-    )
-    .await;
+    simulate(&api, &plain_payment, "confirm").await;
     let bought = settled(&api, &buyer, &plain_order).await;
     let plain_holding = bought["lines"][0]["holdingId"].as_str().unwrap().to_owned();
     let request = |key: &'static str, body: Value| {
@@ -892,12 +868,7 @@ async fn an_organisations_key_retires_only_with_the_retirement_scope() {
         .unwrap()
         .to_owned();
     let order = placed.body["orderId"].as_str().unwrap().to_owned();
-    api.post(
-        &format!("/_local/payments/{payment_id}/confirm"),
-        As::Anonymous,
-        json!({}),
-    )
-    .await;
+    simulate(&api, &payment_id, "confirm").await;
     let bought = settled(&api, &owner, &order).await;
     let holding = bought["lines"][0]["holdingId"].as_str().unwrap().to_owned();
     let key = |scopes: Value| {
@@ -988,13 +959,7 @@ async fn a_runtime_killed_mid_pipeline_finishes_every_order_once_after_a_restart
         ));
     }
     for (_, payment) in &orders {
-        let paid = api
-            .post(
-                &format!("/_local/payments/{payment}/confirm"),
-                As::Anonymous,
-                json!({}),
-            )
-            .await;
+        let paid = simulate(&api, payment, "confirm").await;
         assert!(paid.status < 300, "{}", paid.body);
     }
     // What the kill will leave: some of the pipeline still to run (read just before it).
@@ -1108,13 +1073,7 @@ async fn a_buyer_at_the_cap_of_unpaid_orders_is_told_and_paying_makes_room() {
     assert_eq!(available(&api, &buyer, &listing).await, before - 1);
 
     let payment = first.body["payment"]["paymentId"].as_str().unwrap();
-    let paid = api
-        .post(
-            &format!("/_local/payments/{payment}/confirm"),
-            As::Anonymous,
-            json!({}),
-        )
-        .await;
+    let paid = simulate(&api, payment, "confirm").await;
     assert!(paid.status < 300, "{}", paid.body);
     let order = first.body["orderId"].as_str().unwrap();
     assert_eq!(settled(&api, &buyer, order).await["status"], "completed");
