@@ -595,7 +595,7 @@ impl From<OrderError> for ApiError {
             OrderError::TooManyUnpaid(max) => ApiError::Conflict {
                 slug: "too-many-unpaid-orders",
                 detail: format!(
-                    "The buyer has {max} orders awaiting payment, the most at once: pay or cancel one first (an unpaid order is released when it expires). Nothing was reserved."
+                    "The buyer has {max} orders awaiting payment, the most at once: pay one first, or wait until an unpaid one expires and gives its credits back. Nothing was reserved."
                 ),
             },
             OrderError::KeyReused => ApiError::Conflict {

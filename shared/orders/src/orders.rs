@@ -179,6 +179,10 @@ pub struct Order {
     pub reason_closed: Option<String>,
     #[serde(default)]
     pub version: u64,
+    /// Whether placing it counted it among its buyer's orders awaiting payment (orders placed
+    /// before the cap were not, and their end must not take from the count).
+    #[serde(default)]
+    pub counted_unpaid: bool,
 }
 
 impl Order {
@@ -512,6 +516,7 @@ impl Orders {
             completed_at: None,
             reason_closed: None,
             version: 1,
+            counted_unpaid: true,
         })
     }
 
@@ -698,7 +703,9 @@ impl Orders {
                     now,
                 ),
             );
-            guards.push(unpaid_count(&owner, -1, None));
+            if order.counted_unpaid {
+                guards.push(unpaid_count(&owner, -1, None));
+            }
             Ok(guards)
         };
         let order_op = if order.retire { 2 } else { 1 } * order.lines.len();
@@ -778,7 +785,9 @@ impl Orders {
                 now,
             ));
             let order_op = guards.len() - 1;
-            guards.push(unpaid_count(&order.buyer, -1, None));
+            if order.counted_unpaid {
+                guards.push(unpaid_count(&order.buyer, -1, None));
+            }
             // The buyer's notice, into the outbox in the same write (after the guards: it has
             // no condition), so a crash after the release cannot lose it.
             let released = Order {

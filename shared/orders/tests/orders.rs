@@ -873,6 +873,52 @@ async fn a_buyer_has_at_most_its_cap_of_unpaid_orders(table: Arc<dyn Table>) {
             .await,
         Err(OrderError::TooManyUnpaid(2))
     ));
+
+    // An order placed before the cap existed was never counted: its end takes nothing off.
+    use amanar_core::table::{Update, WriteOp};
+    let early = format!("USER#usr_{}", namespace());
+    let legacy = orders
+        .place(order(&early, &[(&listing.id, 1)]), &settings)
+        .await
+        .unwrap();
+    table
+        .write(vec![
+            WriteOp::update(
+                amanar_core::keys::order(&legacy.order_id),
+                Update::new().remove("countedUnpaid"),
+            ),
+            WriteOp::update(
+                amanar_core::keys::unpaid_orders(&early),
+                Update::new().add("unpaid", -1),
+            ),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        orders
+            .release(
+                &legacy.order_id,
+                OrderStatus::Expired,
+                "not paid in time",
+                Tell::Nobody,
+                None,
+                Utc::now()
+            )
+            .await
+            .unwrap()
+    );
+    for _ in 0..2 {
+        orders
+            .place(order(&early, &[(&listing.id, 1)]), &settings)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        orders
+            .place(order(&early, &[(&listing.id, 1)]), &settings)
+            .await,
+        Err(OrderError::TooManyUnpaid(2))
+    ));
 }
 
 both_faces!(

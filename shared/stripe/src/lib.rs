@@ -13,7 +13,8 @@
 //!   out, so payment intents are read into [`IntentBody`], the few fields the port needs.
 //!
 //! Amounts: Stripe takes minor units, as ISO 4217 defines them, except ISK, which Stripe writes
-//! with two decimals (`payments::provider_minor_units`).
+//! with two decimals, and MGA, which it writes with none (`payments::provider_minor_units`); it
+//! takes BHD, JOD, KWD, OMR and TND only in tens of their minor unit.
 
 use std::collections::HashMap;
 
