@@ -14,9 +14,17 @@ const WEBHOOK_SECRET: &str = "whsec_journey_test";
 
 /// The local runtime with the demo catalogue, short-lived orders and a fast housekeeping tick.
 async fn platform() -> (amanar_local::Running, tempfile::TempDir) {
-    let (running, dir) = Platform::new()
-        .set(vars::ORDER_TTL_SECS, "2")
-        .set(vars::HOUSEKEEPING_SECS, "1")
+    seeded(
+        Platform::new()
+            .set(vars::ORDER_TTL_SECS, "2")
+            .set(vars::HOUSEKEEPING_SECS, "1"),
+    )
+    .await
+}
+
+/// `platform` started with the journeys' webhook secret, its demo catalogue seeded.
+async fn seeded(platform: Platform) -> (amanar_local::Running, tempfile::TempDir) {
+    let (running, dir) = platform
         .set(vars::STRIPE_WEBHOOK_SECRET, WEBHOOK_SECRET)
         .start()
         .await;
@@ -929,12 +937,7 @@ async fn a_runtime_killed_mid_pipeline_finishes_every_order_once_after_a_restart
     use amanar_orders::orders::{OrderStatus, Orders};
     use amanar_orders::retirements::{RetirementStatus, Retirements};
     const ORDERS: usize = 12;
-    let settings = [(vars::STRIPE_WEBHOOK_SECRET, WEBHOOK_SECRET)];
-    let (running, dir) = Platform::new().set_all(&settings).start().await;
-    let ports = running.ports();
-    amanar_marketplace::demo::seed(ports.table.clone(), &Default::default(), ports.clock.now())
-        .await
-        .expect("the demo catalogue");
+    let (running, dir) = seeded(Platform::new()).await;
     let api = Api::new(&running);
     let (_, buyer) = api.user("crash@orders.example", "individual").await;
     let (listing, _) = offer(&api, ORDERS as u64).await;
@@ -989,7 +992,7 @@ async fn a_runtime_killed_mid_pipeline_finishes_every_order_once_after_a_restart
     );
 
     let (running, _dir) = Platform::new()
-        .set_all(&settings)
+        .set(vars::STRIPE_WEBHOOK_SECRET, WEBHOOK_SECRET)
         .reusing_data_dir(dir)
         .start()
         .await;
@@ -1048,15 +1051,7 @@ async fn a_runtime_killed_mid_pipeline_finishes_every_order_once_after_a_restart
 /// reserved; paying one makes room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buyer_at_the_cap_of_unpaid_orders_is_told_and_paying_makes_room() {
-    let (running, _dir) = Platform::new()
-        .set(vars::MAX_UNPAID_ORDERS, "1")
-        .set(vars::STRIPE_WEBHOOK_SECRET, WEBHOOK_SECRET)
-        .start()
-        .await;
-    let ports = running.ports();
-    amanar_marketplace::demo::seed(ports.table.clone(), &Default::default(), ports.clock.now())
-        .await
-        .expect("the demo catalogue");
+    let (running, _dir) = seeded(Platform::new().set(vars::MAX_UNPAID_ORDERS, "1")).await;
     let api = Api::new(&running);
     let (_, buyer) = api.user("capped@orders.example", "individual").await;
     let (listing, _) = offer(&api, 2).await;

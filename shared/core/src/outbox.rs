@@ -114,9 +114,7 @@ async fn deliver(
     queue: &dyn Queue,
     outgoing: Outgoing,
 ) -> Result<(), OutboxError> {
-    let name = QueueName::ALL
-        .into_iter()
-        .find(|q| q.as_str() == outgoing.queue)
+    let name = QueueName::named(&outgoing.queue)
         .ok_or_else(|| OutboxError::Undeliverable(format!("no queue {}", outgoing.queue)))?;
     match queue
         .send(name, &outgoing.body, std::time::Duration::ZERO)

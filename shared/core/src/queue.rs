@@ -51,6 +51,11 @@ impl QueueName {
         QueueName::NotificationsDlq,
     ];
 
+    /// The queue whose [`QueueName::as_str`] is `name`, if any.
+    pub fn named(name: &str) -> Option<QueueName> {
+        QueueName::ALL.into_iter().find(|q| q.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             QueueName::Jobs => "jobs",

@@ -162,7 +162,7 @@ fn release_leases(tables: &mut Tables<'_>) -> Result<usize, QueueError> {
             .ok_or_else(|| storage("a message key without its queue"))?;
         let queue = std::str::from_utf8(&key[..separator])
             .ok()
-            .and_then(|name| QueueName::ALL.into_iter().find(|q| q.as_str() == name))
+            .and_then(QueueName::named)
             .ok_or_else(|| storage("a message key names no queue"))?;
         let id = String::from_utf8_lossy(&key[separator + 1..]).into_owned();
         unschedule(tables, queue, &id, &message)?;

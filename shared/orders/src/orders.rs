@@ -317,15 +317,23 @@ pub enum Completion {
     AlreadyRefunded(Order),
 }
 
-/// The write that counts a buyer's orders awaiting payment by `delta`, refused (as a failed
-/// condition) when it would pass `max`. Placing adds one; completing and releasing take it off
-/// in the order's own move, so the count is exact.
-fn unpaid_count(buyer: &str, delta: i64, max: Option<u32>) -> WriteOp {
-    let op = WriteOp::update(keys::unpaid_orders(buyer), Update::new().add(UNPAID, delta));
-    match max {
-        Some(max) => op.when(Condition::AtMost(UNPAID.into(), i64::from(max) - delta)),
-        None => op,
-    }
+/// The write that counts one more order awaiting payment for `buyer`, refused (as a failed
+/// condition) when the buyer already has `max`. Completing and releasing take it off again in
+/// the order's own move ([`uncounted`]), so the count is exact.
+fn counted(buyer: &str, max: u32) -> WriteOp {
+    WriteOp::update(keys::unpaid_orders(buyer), Update::new().add(UNPAID, 1))
+        .when(Condition::AtMost(UNPAID.into(), i64::from(max) - 1))
+}
+
+/// The write that takes `order` off its buyer's count as it stops awaiting payment; none for an
+/// order placed before the count existed.
+fn uncounted(order: &Order) -> Option<WriteOp> {
+    order.counted_unpaid.then(|| {
+        WriteOp::update(
+            keys::unpaid_orders(&order.buyer),
+            Update::new().add(UNPAID, -1),
+        )
+    })
 }
 
 /// The attribute of a buyer's count of orders awaiting payment.
@@ -419,7 +427,7 @@ impl Orders {
                 .collect();
             ops.push(WriteOp::put(order_item(&order)?).when(Condition::NotExists));
             let cap = ops.len();
-            ops.push(unpaid_count(&new.buyer, 1, Some(settings.max_unpaid)));
+            ops.push(counted(&new.buyer, settings.max_unpaid));
             match self.table.write(ops).await {
                 Ok(()) => return Ok(order),
                 // A listing sold, changed price or closed since it was read: read again (the
@@ -703,9 +711,7 @@ impl Orders {
                     now,
                 ),
             );
-            if order.counted_unpaid {
-                guards.push(unpaid_count(&owner, -1, None));
-            }
+            guards.extend(uncounted(&order));
             Ok(guards)
         };
         let order_op = if order.retire { 2 } else { 1 } * order.lines.len();
@@ -785,9 +791,7 @@ impl Orders {
                 now,
             ));
             let order_op = guards.len() - 1;
-            if order.counted_unpaid {
-                guards.push(unpaid_count(&order.buyer, -1, None));
-            }
+            guards.extend(uncounted(&order));
             // The buyer's notice, into the outbox in the same write (after the guards: it has
             // no condition), so a crash after the release cannot lose it.
             let released = Order {
@@ -795,8 +799,8 @@ impl Orders {
                 updated_at: now,
                 ..order.clone()
             };
-            if let Some(notice) = crate::notices::of_order(&released, now)
-                && tell == Tell::Buyer
+            if tell == Tell::Buyer
+                && let Some(notice) = crate::notices::of_order(&released, now)
             {
                 guards.push(notice.staged(now)?);
             }

@@ -811,46 +811,37 @@ async fn a_buyer_has_at_most_its_cap_of_unpaid_orders(table: Arc<dyn Table>) {
     };
     let orders = Orders::new(table.clone());
     let (listing, _) = listed(&table, 10, "2").await;
+    // One 1 t order of `buyer`, and the release of an order as expired.
+    let place = |buyer: &str| orders.place(order(buyer, &[(&listing.id, 1)]), &settings);
+    let expire = |order_id: String| {
+        let orders = &orders;
+        async move {
+            orders
+                .release(
+                    &order_id,
+                    OrderStatus::Expired,
+                    "not paid in time",
+                    Tell::Nobody,
+                    None,
+                    Utc::now(),
+                )
+                .await
+        }
+    };
     let buyer = format!("USER#usr_{}", namespace());
-    let first = orders
-        .place(order(&buyer, &[(&listing.id, 1)]), &settings)
-        .await
-        .unwrap();
-    let second = orders
-        .place(order(&buyer, &[(&listing.id, 1)]), &settings)
-        .await
-        .unwrap();
+    let first = place(&buyer).await.unwrap();
+    let second = place(&buyer).await.unwrap();
     assert!(matches!(
-        orders
-            .place(order(&buyer, &[(&listing.id, 1)]), &settings)
-            .await,
+        place(&buyer).await,
         Err(OrderError::TooManyUnpaid(2))
     ));
     assert_eq!(available(&table, &listing.id).await, 8, "nothing reserved");
     // Another buyer is not held up.
     let other = format!("USER#usr_{}", namespace());
-    orders
-        .place(order(&other, &[(&listing.id, 1)]), &settings)
-        .await
-        .unwrap();
+    place(&other).await.unwrap();
 
-    assert!(
-        orders
-            .release(
-                &first.order_id,
-                OrderStatus::Expired,
-                "not paid in time",
-                Tell::Nobody,
-                None,
-                Utc::now()
-            )
-            .await
-            .unwrap()
-    );
-    orders
-        .place(order(&buyer, &[(&listing.id, 1)]), &settings)
-        .await
-        .unwrap();
+    assert!(expire(first.order_id.clone()).await.unwrap());
+    place(&buyer).await.unwrap();
     assert!(matches!(
         orders
             .complete(
@@ -863,24 +854,16 @@ async fn a_buyer_has_at_most_its_cap_of_unpaid_orders(table: Arc<dyn Table>) {
             .await,
         Ok(Completion::Completed(_))
     ));
-    orders
-        .place(order(&buyer, &[(&listing.id, 1)]), &settings)
-        .await
-        .unwrap();
+    place(&buyer).await.unwrap();
     assert!(matches!(
-        orders
-            .place(order(&buyer, &[(&listing.id, 1)]), &settings)
-            .await,
+        place(&buyer).await,
         Err(OrderError::TooManyUnpaid(2))
     ));
 
     // An order placed before the cap existed was never counted: its end takes nothing off.
     use amanar_core::table::{Update, WriteOp};
     let early = format!("USER#usr_{}", namespace());
-    let legacy = orders
-        .place(order(&early, &[(&listing.id, 1)]), &settings)
-        .await
-        .unwrap();
+    let legacy = place(&early).await.unwrap();
     table
         .write(vec![
             WriteOp::update(
@@ -894,29 +877,12 @@ async fn a_buyer_has_at_most_its_cap_of_unpaid_orders(table: Arc<dyn Table>) {
         ])
         .await
         .unwrap();
-    assert!(
-        orders
-            .release(
-                &legacy.order_id,
-                OrderStatus::Expired,
-                "not paid in time",
-                Tell::Nobody,
-                None,
-                Utc::now()
-            )
-            .await
-            .unwrap()
-    );
+    assert!(expire(legacy.order_id.clone()).await.unwrap());
     for _ in 0..2 {
-        orders
-            .place(order(&early, &[(&listing.id, 1)]), &settings)
-            .await
-            .unwrap();
+        place(&early).await.unwrap();
     }
     assert!(matches!(
-        orders
-            .place(order(&early, &[(&listing.id, 1)]), &settings)
-            .await,
+        place(&early).await,
         Err(OrderError::TooManyUnpaid(2))
     ));
 }
